@@ -1,0 +1,654 @@
+// kbx-trace: the LD_PRELOAD file-access tracer.
+//
+// Loaded into every process of a recipe line that kbx records (a cache miss).
+// It wraps libc's path-taking calls and appends one event per call to the file
+// named by KBX_TRACE_LOG, in the format of docs/PROTOCOL.md section 3. The
+// daemon turns the events into the line's inputs (its cache key) and outputs.
+//
+// Rules every wrapper follows:
+//   - without KBX_TRACE_LOG the library only forwards (log_fd stays -1);
+//   - the real call's result and errno reach the caller unchanged;
+//   - no malloc and no global state changes: wrappers may run in a vfork child
+//     (gcc runs its passes with vfork + execvp), which shares our memory with
+//     its suspended parent;
+//   - one write(2) per event line, so with O_APPEND the lines of concurrent
+//     processes never interleave.
+// This is a hot path (every open of every compiler process comes through
+// here), so lines are built by hand in a stack buffer.
+//
+// The first traced process also exports KBX_TRACE_STDIN (its fd 0's identity)
+// so that descendants can tell the line's own pipes from outside input.
+//
+// Calls glibc makes internally (fopen's own open, execvp's own execve, ...)
+// never reach these wrappers, which is why the stdio and exec* forms are
+// wrapped one by one. Static programs are not traced at all; their parent's
+// `e` event still names them.
+
+#undef _FORTIFY_SOURCE
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <link.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+// libc entry points that current headers no longer declare (fortify helpers,
+// the pre-2.33 stat ABI used by old binaries, the getc/getc_unlocked slow path).
+int __open_2(const char *path, int flags);
+int __open64_2(const char *path, int flags);
+int __openat_2(int dirfd, const char *path, int flags);
+int __openat64_2(int dirfd, const char *path, int flags);
+int __xstat(int ver, const char *path, struct stat *st);
+int __xstat64(int ver, const char *path, struct stat64 *st);
+int __lxstat(int ver, const char *path, struct stat *st);
+int __lxstat64(int ver, const char *path, struct stat64 *st);
+int __fxstatat(int ver, int dirfd, const char *path, struct stat *st, int flags);
+int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *st, int flags);
+int _IO_getc(FILE *stream);
+int __uflow(FILE *stream);
+
+// ---------------------------------------------------------------------------
+// The real functions. REAL(name) is the next definition of `name` (libc's),
+// looked up on first use; the constructor looks all of them up at once so
+// that a vfork child never has to run dlsym.
+
+#define WRAPPED(X)                                                             \
+    X(open) X(open64) X(openat) X(openat64) X(__open_2) X(__open64_2)          \
+    X(__openat_2) X(__openat64_2) X(creat) X(creat64)                          \
+    X(fopen) X(fopen64) X(freopen) X(freopen64) X(opendir)                     \
+    X(stat) X(stat64) X(lstat) X(lstat64) X(fstatat) X(fstatat64) X(statx)     \
+    X(access) X(faccessat) X(__xstat) X(__xstat64) X(__lxstat) X(__lxstat64)   \
+    X(__fxstatat) X(__fxstatat64)                                              \
+    X(execve) X(execv) X(execvp) X(execvpe) X(posix_spawn) X(posix_spawnp)     \
+    X(rename) X(renameat) X(renameat2) X(link) X(linkat) X(unlink)             \
+    X(unlinkat) X(remove) X(rmdir) X(mkdir) X(mkdirat) X(symlink)              \
+    X(symlinkat) X(truncate) X(truncate64) X(chmod) X(fchmodat)                \
+    X(read) X(fread) X(fread_unlocked) X(fgets) X(fgets_unlocked) X(getline)   \
+    X(getdelim) X(__getdelim) X(fgetc) X(fgetc_unlocked) X(getc)               \
+    X(getc_unlocked) X(_IO_getc) X(__uflow) X(getchar) X(getchar_unlocked)
+
+#define DECLARE_REAL(fn)                                                       \
+    static __typeof__(&fn) real_##fn;                                          \
+    static inline __typeof__(&fn) next_##fn(void)                              \
+    {                                                                          \
+        if (!real_##fn) real_##fn = (__typeof__(&fn))dlsym(RTLD_NEXT, #fn);    \
+        return real_##fn;                                                      \
+    }
+WRAPPED(DECLARE_REAL)
+#define REAL(fn) (next_##fn())
+
+// ---------------------------------------------------------------------------
+// The log: opened once by the constructor and kept at a high descriptor.
+
+// libc declares most path arguments nonnull, so after inlining gcc would drop
+// our NULL checks; a buggy program's NULL must still get EFAULT, not a crash.
+#define FORGET_NONNULL(p) __asm__("" : "+r"(p))
+
+#define LOG_FD_MIN 800
+#define LINE_CAP (PATH_MAX + 64)
+#define LOG_FLAGS (O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC)
+
+static int log_fd = -1;             // -1: not tracing, every wrapper forwards
+static char log_path[PATH_MAX];
+
+// Standard input of the first traced process, "<dev>:<ino>", inherited by
+// the others through KBX_TRACE_STDIN: reading that is reading from outside
+// the line (event `i`); reading a pipe the line made itself is not.
+static dev_t outer_stdin_dev;
+static ino_t outer_stdin_ino;
+static int outer_stdin_known;
+static dev_t last_stdin_dev;        // what fd 0 was at the last reported read
+static ino_t last_stdin_ino;
+static int stdin_reported;
+
+static void write_line(const char *buf, size_t len)
+{
+    ssize_t n;
+    while ((n = write(log_fd, buf, len)) < 0 && errno == EINTR) {}
+    if (n >= 0 || errno != EBADF) return;
+    // The program closed our descriptor: reopen the log under the same number,
+    // so that log_fd (shared with a vfork parent) stays right.
+    int fd = REAL(open)(log_path, LOG_FLAGS, 0666);
+    if (fd < 0) return;
+    if (fd != log_fd) {
+        dup3(fd, log_fd, O_CLOEXEC);
+        close(fd);
+    }
+    while (write(log_fd, buf, len) < 0 && errno == EINTR) {}
+}
+
+// ---------------------------------------------------------------------------
+// Building one event line: "<op> [<ino> <size> <mtime_ns> ]<absolute path>\n".
+
+// Appends the absolute form of `path` (relative to `dirfd`) at buf[*n]; returns
+// NULL or why it could not.
+static const char *append_path(char *buf, size_t *n, size_t cap, int dirfd, const char *path)
+{
+    size_t start = *n;
+    if (path[0] != '/') {
+        if (dirfd == AT_FDCWD) {
+            if (!getcwd(buf + *n, cap - *n)) return "working directory unknown";
+            *n += strlen(buf + *n);
+        } else {
+            char link[40];
+            snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
+            ssize_t k = readlink(link, buf + *n, cap - *n);
+            if (k <= 0 || (size_t)k >= cap - *n) return "directory of dirfd unknown";
+            *n += (size_t)k;
+        }
+        if (buf[*n - 1] != '/') buf[(*n)++] = '/';
+    }
+    size_t len = strlen(path);
+    if (len >= cap - *n) return "path too long";
+    memcpy(buf + *n, path, len);
+    *n += len;
+    if (memchr(buf + start, '\n', *n - start)) return "path contains a newline";
+    return NULL;
+}
+
+// Logs one event for a path; `st` is used by m and n only (NULL: did not exist).
+static void log_event(char op, const struct stat *st, int dirfd, const char *path)
+{
+    FORGET_NONNULL(path);
+    if (log_fd < 0 || !path || !path[0]) return;    // "" is AT_EMPTY_PATH: an fd
+    int saved = errno;
+    char buf[LINE_CAP];
+    size_t n = 0;
+    buf[n++] = op;
+    buf[n++] = ' ';
+    if (op == 'm' || op == 'n') {
+        long long mtime = 0;
+        if (st) mtime = (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+        n += (size_t)snprintf(buf + n, 80, "%llu %lld %lld ",
+                              st ? (unsigned long long)st->st_ino : 0ULL,
+                              st ? (long long)st->st_size : 0LL, mtime);
+    }
+    const char *why = append_path(buf, &n, sizeof buf - 1, dirfd, path);
+    if (why) n = (size_t)snprintf(buf, sizeof buf, "! %s (event %c)", why, op);
+    buf[n++] = '\n';
+    write_line(buf, n);
+    errno = saved;
+}
+
+// ---------------------------------------------------------------------------
+// Event helpers shared by the wrappers.
+
+static int absent(int err) { return err == ENOENT || err == ENOTDIR; }
+
+// The state of a path before a call that changes it (events m and n).
+struct before { int exists; struct stat st; };
+
+static void take_before(struct before *b, char op, int dirfd, const char *path)
+{
+    b->exists = 0;
+    FORGET_NONNULL(path);
+    if (log_fd < 0 || !path || (op != 'm' && op != 'n')) return;
+    int saved = errno;
+    int flags = op == 'n' ? AT_SYMLINK_NOFOLLOW : 0;   // rename moves the link itself
+    b->exists = REAL(fstatat)(dirfd, path, &b->st, flags) == 0;
+    errno = saved;
+}
+
+// After a call on a path: `op` if it succeeded (0: log nothing), `a` if it failed
+// because the path (or a directory on it) is absent, `s` if it failed because
+// the path exists (O_EXCL, mkdir, link, symlink), nothing for other failures.
+static void log_outcome(char op, const struct before *b, int dirfd, const char *path, int ok)
+{
+    if (log_fd < 0) return;
+    int err = errno;
+    if (ok && op) log_event(op, b && b->exists ? &b->st : NULL, dirfd, path);
+    else if (!ok && absent(err)) log_event('a', NULL, dirfd, path);
+    else if (!ok && err == EEXIST) log_event('s', NULL, dirfd, path);
+    errno = err;
+}
+
+// Runs `call` between take_before and log_outcome and returns its result;
+// `failed` is the value it returns on failure.
+#define TRACE_AS(type, failed, op, dirfd, path, call)                          \
+    do {                                                                       \
+        char op_ = (op);                                                       \
+        struct before b_;                                                      \
+        take_before(&b_, op_, (dirfd), (path));                                \
+        type r_ = (call);                                                      \
+        log_outcome(op_, &b_, (dirfd), (path), r_ != (failed));                \
+        return r_;                                                             \
+    } while (0)
+#define TRACE(op, dirfd, path, call) TRACE_AS(int, -1, op, dirfd, path, call)
+
+// What an open with these flags does to its path.
+static char open_op(int flags)
+{
+    if (flags & O_PATH) return 's';                 // no data read: a probe
+    if ((flags & O_TMPFILE) == O_TMPFILE) return 0;  // an unnamed file in a dir
+    int acc = flags & O_ACCMODE;
+    if (acc == O_RDONLY && !(flags & (O_CREAT | O_TRUNC))) return 'r';
+    if ((flags & O_TRUNC) || (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) return 'w';
+    return 'm';
+}
+
+// fopen's mode string as open flags ("r" r, "w"/"w+"/"wx" w, "a"/"a+"/"r+" m).
+static int fopen_flags(const char *mode)
+{
+    int plus = 0, excl = 0;
+    for (const char *c = mode + 1; *c && *c != ','; c++) {
+        if (*c == '+') plus = 1;
+        if (*c == 'x') excl = O_EXCL;
+    }
+    int acc = plus ? O_RDWR : O_WRONLY;
+    switch (mode[0]) {
+    case 'w': return acc | O_CREAT | O_TRUNC | excl;
+    case 'a': return acc | O_CREAT | O_APPEND | excl;
+    default: return plus ? O_RDWR : O_RDONLY;       // 'r' (others fail EINVAL)
+    }
+}
+
+// execvp/posix_spawnp: logs what glibc's PATH search for `file` will try: `a`
+// for each absent candidate, `s` for one that exists but cannot be run, and
+// `e` for the one that will be executed.
+static void log_path_search(const char *file)
+{
+    if (log_fd < 0 || !file || !file[0]) return;
+    if (strchr(file, '/')) { log_event('e', NULL, AT_FDCWD, file); return; }
+    int saved = errno;
+    const char *dirs = getenv("PATH");
+    if (!dirs) dirs = "/bin:/usr/bin";
+    size_t flen = strlen(file);
+    for (const char *p = dirs;; p++) {
+        const char *end = strchrnul(p, ':');
+        size_t dlen = (size_t)(end - p);
+        char cand[PATH_MAX];
+        if (dlen + flen + 2 <= sizeof cand) {
+            memcpy(cand, p, dlen);                  // "" means the working directory
+            size_t n = dlen;
+            if (n) cand[n++] = '/';
+            memcpy(cand + n, file, flen + 1);
+            struct stat st;
+            if (REAL(stat)(cand, &st) == 0) {
+                if (S_ISREG(st.st_mode) && REAL(faccessat)(AT_FDCWD, cand, X_OK, AT_EACCESS) == 0) {
+                    log_event('e', NULL, AT_FDCWD, cand);
+                    break;
+                }
+                log_event('s', NULL, AT_FDCWD, cand);
+            } else if (absent(errno)) {
+                log_event('a', NULL, AT_FDCWD, cand);
+            }
+        }
+        if (!*end) break;
+        p = end;
+    }
+    errno = saved;
+}
+
+// A read from fd 0 is about to happen. A regular file there is an ordinary
+// input (`r` of its path), /dev/null is nothing, a pipe made inside the line is
+// nothing; anything else is the outside world's standard input (`i`, once).
+static void stdin_read(void)
+{
+    if (log_fd < 0) return;
+    int saved = errno;
+    struct stat st;
+    if (fstat(0, &st) == 0 && (st.st_dev != last_stdin_dev || st.st_ino != last_stdin_ino)) {
+        last_stdin_dev = st.st_dev;
+        last_stdin_ino = st.st_ino;
+        int outer = !outer_stdin_known ||
+                    (st.st_dev == outer_stdin_dev && st.st_ino == outer_stdin_ino);
+        if (S_ISREG(st.st_mode)) {
+            char path[PATH_MAX];
+            ssize_t k = readlink("/proc/self/fd/0", path, sizeof path - 1);
+            if (k > 0 && path[0] == '/') {
+                path[k] = '\0';
+                log_event('r', NULL, AT_FDCWD, path);
+            } else if (!stdin_reported) {
+                stdin_reported = 1;
+                write_line("i\n", 2);
+            }
+        } else if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
+            // /dev/null: reads nothing, always
+        } else if (outer && !stdin_reported) {
+            stdin_reported = 1;
+            write_line("i\n", 2);
+        }
+    }
+    errno = saved;
+}
+
+static int is_stdin(FILE *stream)
+{
+    return log_fd >= 0 && stream && fileno_unlocked(stream) == 0;
+}
+
+// ---------------------------------------------------------------------------
+// Constructor: open the log, record the program and its shared objects (`x`).
+
+static int log_object(struct dl_phdr_info *info, size_t size, void *self)
+{
+    (void)size;
+    const char *name = info->dlpi_name;
+    // The main program has an empty name, the vdso a bare one; skip ourselves.
+    if (name && name[0] == '/' && strcmp(name, (const char *)self) != 0)
+        log_event('x', NULL, AT_FDCWD, name);
+    return 0;
+}
+
+static void note_outer_stdin(void)
+{
+    const char *v = getenv("KBX_TRACE_STDIN");
+    if (v) {                    // "none": the line started without a stdin
+        unsigned long long dev, ino;
+        if (sscanf(v, "%llu:%llu", &dev, &ino) == 2) {
+            outer_stdin_dev = (dev_t)dev;
+            outer_stdin_ino = (ino_t)ino;
+        }
+        outer_stdin_known = 1;
+        return;
+    }
+    // First traced process: what it has as fd 0 is the line's standard input.
+    struct stat st;
+    char val[48] = "none";
+    if (fstat(0, &st) == 0) {
+        outer_stdin_dev = st.st_dev;
+        outer_stdin_ino = st.st_ino;
+        snprintf(val, sizeof val, "%llu:%llu",
+                 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+    }
+    outer_stdin_known = 1;
+    setenv("KBX_TRACE_STDIN", val, 1);
+}
+
+__attribute__((constructor)) static void kbx_trace_init(void)
+{
+    int saved = errno;
+#define RESOLVE(fn) (void)REAL(fn);
+    WRAPPED(RESOLVE)
+    const char *path = getenv("KBX_TRACE_LOG");
+    if (!path || !path[0] || strlen(path) >= sizeof log_path) { errno = saved; return; }
+    strcpy(log_path, path);
+    int fd = REAL(open)(log_path, LOG_FLAGS, 0666);
+    if (fd < 0) { errno = saved; return; }
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, LOG_FD_MIN);
+    if (high >= 0) {
+        close(fd);
+        fd = high;
+    }
+    log_fd = fd;
+    note_outer_stdin();
+
+    char exe[PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k > 0) {
+        exe[k] = '\0';
+        log_event('x', NULL, AT_FDCWD, exe);
+    }
+    Dl_info self = {0};
+    dladdr((void *)kbx_trace_init, &self);
+    dl_iterate_phdr(log_object, (void *)(self.dli_fname ? self.dli_fname : ""));
+    errno = saved;
+}
+
+// ---------------------------------------------------------------------------
+// open and friends: r, w, m (with the stat before), s for O_PATH, a if absent.
+// The mode argument exists only with O_CREAT or O_TMPFILE.
+
+#define OPEN_MODE(flags, last)                                                 \
+    mode_t mode = 0;                                                           \
+    if (__OPEN_NEEDS_MODE(flags)) {                                            \
+        va_list ap;                                                            \
+        va_start(ap, last);                                                    \
+        mode = (mode_t)va_arg(ap, int);                                        \
+        va_end(ap);                                                            \
+    }
+
+#define TRACE_OPEN(dirfd, path, flags, call) TRACE(open_op(flags), dirfd, path, call)
+
+int open(const char *path, int flags, ...)
+{ OPEN_MODE(flags, flags); TRACE_OPEN(AT_FDCWD, path, flags, REAL(open)(path, flags, mode)); }
+int open64(const char *path, int flags, ...)
+{ OPEN_MODE(flags, flags); TRACE_OPEN(AT_FDCWD, path, flags, REAL(open64)(path, flags, mode)); }
+int openat(int dirfd, const char *path, int flags, ...)
+{ OPEN_MODE(flags, flags); TRACE_OPEN(dirfd, path, flags, REAL(openat)(dirfd, path, flags, mode)); }
+int openat64(int dirfd, const char *path, int flags, ...)
+{ OPEN_MODE(flags, flags); TRACE_OPEN(dirfd, path, flags, REAL(openat64)(dirfd, path, flags, mode)); }
+int __open_2(const char *path, int flags)
+{ TRACE_OPEN(AT_FDCWD, path, flags, REAL(__open_2)(path, flags)); }
+int __open64_2(const char *path, int flags)
+{ TRACE_OPEN(AT_FDCWD, path, flags, REAL(__open64_2)(path, flags)); }
+int __openat_2(int dirfd, const char *path, int flags)
+{ TRACE_OPEN(dirfd, path, flags, REAL(__openat_2)(dirfd, path, flags)); }
+int __openat64_2(int dirfd, const char *path, int flags)
+{ TRACE_OPEN(dirfd, path, flags, REAL(__openat64_2)(dirfd, path, flags)); }
+int creat(const char *path, mode_t mode)
+{ TRACE('w', AT_FDCWD, path, REAL(creat)(path, mode)); }
+int creat64(const char *path, mode_t mode)
+{ TRACE('w', AT_FDCWD, path, REAL(creat64)(path, mode)); }
+
+// ---------------------------------------------------------------------------
+// stdio opens and opendir: classified like open.
+
+static char fopen_op(const char *path, const char *mode)
+{
+    return path && mode ? open_op(fopen_flags(mode)) : 0;  // freopen(NULL,...): same file
+}
+
+FILE *fopen(const char *path, const char *mode)
+{ TRACE_AS(FILE *, NULL, fopen_op(path, mode), AT_FDCWD, path, REAL(fopen)(path, mode)); }
+FILE *fopen64(const char *path, const char *mode)
+{ TRACE_AS(FILE *, NULL, fopen_op(path, mode), AT_FDCWD, path, REAL(fopen64)(path, mode)); }
+FILE *freopen(const char *path, const char *mode, FILE *f)
+{ TRACE_AS(FILE *, NULL, fopen_op(path, mode), AT_FDCWD, path, REAL(freopen)(path, mode, f)); }
+FILE *freopen64(const char *path, const char *mode, FILE *f)
+{ TRACE_AS(FILE *, NULL, fopen_op(path, mode), AT_FDCWD, path, REAL(freopen64)(path, mode, f)); }
+DIR *opendir(const char *path)
+{ TRACE_AS(DIR *, NULL, 'r', AT_FDCWD, path, REAL(opendir)(path)); }
+
+// ---------------------------------------------------------------------------
+// Existence probes: s if the call succeeded, a if the path is absent.
+
+int stat(const char *path, struct stat *st)
+{ TRACE('s', AT_FDCWD, path, REAL(stat)(path, st)); }
+int stat64(const char *path, struct stat64 *st)
+{ TRACE('s', AT_FDCWD, path, REAL(stat64)(path, st)); }
+int lstat(const char *path, struct stat *st)
+{ TRACE('s', AT_FDCWD, path, REAL(lstat)(path, st)); }
+int lstat64(const char *path, struct stat64 *st)
+{ TRACE('s', AT_FDCWD, path, REAL(lstat64)(path, st)); }
+int fstatat(int dirfd, const char *path, struct stat *st, int flags)
+{ TRACE('s', dirfd, path, REAL(fstatat)(dirfd, path, st, flags)); }
+int fstatat64(int dirfd, const char *path, struct stat64 *st, int flags)
+{ TRACE('s', dirfd, path, REAL(fstatat64)(dirfd, path, st, flags)); }
+int statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *st)
+{ TRACE('s', dirfd, path, REAL(statx)(dirfd, path, flags, mask, st)); }
+int access(const char *path, int how)
+{ TRACE('s', AT_FDCWD, path, REAL(access)(path, how)); }
+int faccessat(int dirfd, const char *path, int how, int flags)
+{ TRACE('s', dirfd, path, REAL(faccessat)(dirfd, path, how, flags)); }
+int __xstat(int ver, const char *path, struct stat *st)
+{ TRACE('s', AT_FDCWD, path, REAL(__xstat)(ver, path, st)); }
+int __xstat64(int ver, const char *path, struct stat64 *st)
+{ TRACE('s', AT_FDCWD, path, REAL(__xstat64)(ver, path, st)); }
+int __lxstat(int ver, const char *path, struct stat *st)
+{ TRACE('s', AT_FDCWD, path, REAL(__lxstat)(ver, path, st)); }
+int __lxstat64(int ver, const char *path, struct stat64 *st)
+{ TRACE('s', AT_FDCWD, path, REAL(__lxstat64)(ver, path, st)); }
+int __fxstatat(int ver, int dirfd, const char *path, struct stat *st, int flags)
+{ TRACE('s', dirfd, path, REAL(__fxstatat)(ver, dirfd, path, st, flags)); }
+int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *st, int flags)
+{ TRACE('s', dirfd, path, REAL(__fxstatat64)(ver, dirfd, path, st, flags)); }
+
+// ---------------------------------------------------------------------------
+// Programs run: e before the call (exec does not return), a if absent after.
+// The l-forms build an argv on the stack and go through the v-forms.
+
+int execve(const char *path, char *const argv[], char *const envp[])
+{ log_event('e', NULL, AT_FDCWD, path); TRACE(0, AT_FDCWD, path, REAL(execve)(path, argv, envp)); }
+int execv(const char *path, char *const argv[])
+{ log_event('e', NULL, AT_FDCWD, path); TRACE(0, AT_FDCWD, path, REAL(execv)(path, argv)); }
+int execvp(const char *file, char *const argv[])
+{ log_path_search(file); return REAL(execvp)(file, argv); }
+int execvpe(const char *file, char *const argv[], char *const envp[])
+{ log_path_search(file); return REAL(execvpe)(file, argv, envp); }
+
+// Declares `argv` on the stack holding `arg` and the variadic arguments up to
+// and including the NULL; leaves `ap` open just after the NULL (execle's envp).
+#define COLLECT_ARGS(argv, arg, ap)                                            \
+    size_t argc_ = 1;                                                          \
+    va_start(ap, arg);                                                         \
+    while (va_arg(ap, const char *)) argc_++;                                  \
+    va_end(ap);                                                                \
+    char *argv[argc_ + 1];                                                     \
+    argv[0] = (char *)arg;                                                     \
+    va_start(ap, arg);                                                         \
+    for (size_t i_ = 1; i_ <= argc_; i_++) argv[i_] = va_arg(ap, char *);
+
+int execl(const char *path, const char *arg, ...)
+{ va_list ap; COLLECT_ARGS(argv, arg, ap); va_end(ap); return execv(path, argv); }
+int execlp(const char *file, const char *arg, ...)
+{ va_list ap; COLLECT_ARGS(argv, arg, ap); va_end(ap); return execvp(file, argv); }
+int execle(const char *path, const char *arg, ...)
+{
+    va_list ap;
+    COLLECT_ARGS(argv, arg, ap);
+    char *const *envp = va_arg(ap, char *const *);
+    va_end(ap);
+    return execve(path, argv, envp);
+}
+
+int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *acts,
+                const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    log_event('e', NULL, AT_FDCWD, path);
+    int err = REAL(posix_spawn)(pid, path, acts, attr, argv, envp);
+    if (log_fd >= 0 && absent(err)) log_event('a', NULL, AT_FDCWD, path);
+    return err;
+}
+
+int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *acts,
+                 const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    log_path_search(file);
+    return REAL(posix_spawnp)(pid, file, acts, attr, argv, envp);
+}
+
+// ---------------------------------------------------------------------------
+// Changes to the tree: n/N for renames, N for links (the source is read),
+// d for removals, k for mkdir, l for symlinks, m for truncate and chmod.
+
+static int traced_rename(int olddir, const char *old, int newdir, const char *new,
+                         unsigned flags, int ret_of_call, const struct before *bo,
+                         const struct before *bn)
+{
+    if (log_fd < 0) return ret_of_call;
+    int err = errno;
+    if (ret_of_call == 0) {
+        log_event('n', bo->exists ? &bo->st : NULL, olddir, old);
+        log_event('N', NULL, newdir, new);
+        if (flags & RENAME_EXCHANGE) {
+            log_event('n', bn->exists ? &bn->st : NULL, newdir, new);
+            log_event('N', NULL, olddir, old);
+        }
+    } else if (absent(err)) {
+        // Either the source is missing or the destination's directory is.
+        log_event('a', NULL, bo->exists ? newdir : olddir, bo->exists ? new : old);
+    } else if (err == EEXIST) {
+        log_event('s', NULL, newdir, new);          // RENAME_NOREPLACE
+    }
+    errno = err;
+    return ret_of_call;
+}
+
+#define TRACE_RENAME(olddir, old, newdir, new, flags, call)                    \
+    do {                                                                       \
+        struct before bo_, bn_;                                                \
+        take_before(&bo_, 'n', olddir, old);                                   \
+        take_before(&bn_, (flags) & RENAME_EXCHANGE ? 'n' : 0, newdir, new);   \
+        return traced_rename(olddir, old, newdir, new, flags, (call), &bo_, &bn_); \
+    } while (0)
+
+int rename(const char *old, const char *new)
+{ TRACE_RENAME(AT_FDCWD, old, AT_FDCWD, new, 0, REAL(rename)(old, new)); }
+int renameat(int olddir, const char *old, int newdir, const char *new)
+{ TRACE_RENAME(olddir, old, newdir, new, 0, REAL(renameat)(olddir, old, newdir, new)); }
+int renameat2(int olddir, const char *old, int newdir, const char *new, unsigned flags)
+{ TRACE_RENAME(olddir, old, newdir, new, flags, REAL(renameat2)(olddir, old, newdir, new, flags)); }
+
+static int traced_link(int olddir, const char *old, int newdir, const char *new, int ret)
+{
+    if (log_fd < 0) return ret;
+    int err = errno;
+    if (ret == 0) log_event('r', NULL, olddir, old);   // new has old's content
+    log_outcome('N', NULL, newdir, new, ret == 0);
+    errno = err;
+    return ret;
+}
+
+int link(const char *old, const char *new)
+{ return traced_link(AT_FDCWD, old, AT_FDCWD, new, REAL(link)(old, new)); }
+int linkat(int olddir, const char *old, int newdir, const char *new, int flags)
+{ return traced_link(olddir, old, newdir, new, REAL(linkat)(olddir, old, newdir, new, flags)); }
+
+int unlink(const char *path)
+{ TRACE('d', AT_FDCWD, path, REAL(unlink)(path)); }
+int unlinkat(int dirfd, const char *path, int flags)
+{ TRACE('d', dirfd, path, REAL(unlinkat)(dirfd, path, flags)); }
+int remove(const char *path)
+{ TRACE('d', AT_FDCWD, path, REAL(remove)(path)); }
+int rmdir(const char *path)
+{ TRACE('d', AT_FDCWD, path, REAL(rmdir)(path)); }
+int mkdir(const char *path, mode_t mode)
+{ TRACE('k', AT_FDCWD, path, REAL(mkdir)(path, mode)); }
+int mkdirat(int dirfd, const char *path, mode_t mode)
+{ TRACE('k', dirfd, path, REAL(mkdirat)(dirfd, path, mode)); }
+int symlink(const char *target, const char *path)
+{ TRACE('l', AT_FDCWD, path, REAL(symlink)(target, path)); }
+int symlinkat(const char *target, int dirfd, const char *path)
+{ TRACE('l', dirfd, path, REAL(symlinkat)(target, dirfd, path)); }
+int truncate(const char *path, off_t len)
+{ TRACE('m', AT_FDCWD, path, REAL(truncate)(path, len)); }
+int truncate64(const char *path, off64_t len)
+{ TRACE('m', AT_FDCWD, path, REAL(truncate64)(path, len)); }
+int chmod(const char *path, mode_t mode)
+{ TRACE('m', AT_FDCWD, path, REAL(chmod)(path, mode)); }
+int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
+{ TRACE('m', dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags)); }
+
+// ---------------------------------------------------------------------------
+// Reading standard input (event i, see stdin_read). getc_unlocked and friends
+// are inline in glibc's headers and reach libc through __uflow; (fn) keeps
+// such macros from expanding.
+
+#define STDIN_READER(type, fn, params, args, stream)                           \
+    type(fn) params                                                            \
+    {                                                                          \
+        if (is_stdin(stream)) stdin_read();                                    \
+        return REAL(fn) args;                                                  \
+    }
+
+ssize_t read(int fd, void *buf, size_t len)
+{
+    if (fd == 0) stdin_read();
+    return REAL(read)(fd, buf, len);
+}
+
+STDIN_READER(size_t, fread, (void *p, size_t size, size_t n, FILE *f), (p, size, n, f), f)
+STDIN_READER(size_t, fread_unlocked, (void *p, size_t size, size_t n, FILE *f), (p, size, n, f), f)
+STDIN_READER(char *, fgets, (char *s, int n, FILE *f), (s, n, f), f)
+STDIN_READER(char *, fgets_unlocked, (char *s, int n, FILE *f), (s, n, f), f)
+STDIN_READER(ssize_t, getline, (char **line, size_t *n, FILE *f), (line, n, f), f)
+STDIN_READER(ssize_t, getdelim, (char **line, size_t *n, int delim, FILE *f), (line, n, delim, f), f)
+STDIN_READER(ssize_t, __getdelim, (char **line, size_t *n, int delim, FILE *f), (line, n, delim, f), f)
+STDIN_READER(int, fgetc, (FILE *f), (f), f)
+STDIN_READER(int, fgetc_unlocked, (FILE *f), (f), f)
+STDIN_READER(int, getc, (FILE *f), (f), f)
+STDIN_READER(int, getc_unlocked, (FILE *f), (f), f)
+STDIN_READER(int, _IO_getc, (FILE *f), (f), f)
+STDIN_READER(int, __uflow, (FILE *f), (f), f)
+STDIN_READER(int, getchar, (void), (), stdin)
+STDIN_READER(int, getchar_unlocked, (void), (), stdin)

@@ -1,0 +1,123 @@
+// kbx's command line. Every user-facing error is a KbxError with a code and a
+// hint; anything else is a bug and is printed with its stack.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { describeConfig, loadConfig } from '../config/config.js';
+import { control, daemonStatus } from '../daemon/client.js';
+import { socketPath } from '../daemon/paths.js';
+import { LocalStore } from '../store/local/local-store.js';
+import { KbxError } from '../util/errors.js';
+import { kbxMake } from './make.js';
+import { formatStats } from './stats.js';
+
+const program = new Command();
+program
+  .name('kbx')
+  .description('Build accelerator for the Linux kernel and GNU make projects: caches whole recipe lines.')
+  .version('0.1.0')
+  .exitOverride()
+  .showHelpAfterError()
+  .enablePositionalOptions();
+
+program
+  .command('make')
+  .description('run GNU make with kbx caching every recipe line (all arguments go to make)')
+  .helpOption(false)
+  .allowUnknownOption()
+  .allowExcessArguments()
+  .passThroughOptions()
+  .argument('[make-args...]')
+  .action(async (args: string[]) => {
+    process.exitCode = await kbxMake(args, loadConfig());
+  });
+
+program
+  .command('stats')
+  .description('show the cache counters and the store size')
+  .option('--json', 'print machine-readable JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const cfg = loadConfig();
+    const st = await control<Record<string, unknown>>(socketPath(cfg.dir), { cmd: 'stats' }).catch(() => undefined);
+    const data = st ?? offlineStats(cfg.dir);
+    process.stdout.write(opts.json ? JSON.stringify(data, null, 2) + '\n' : formatStats(data));
+  });
+
+program
+  .command('clear')
+  .description('remove every stored entry and reset the counters')
+  .action(async () => {
+    const cfg = loadConfig();
+    const ok = await control(socketPath(cfg.dir), { cmd: 'clear' }).then(
+      () => true,
+      () => false,
+    );
+    if (!ok) new LocalStore(cfg.dir, cfg.maxSize, cfg.compressionLevel).clear();
+    process.stdout.write(`kbx: cleared ${cfg.dir}\n`);
+  });
+
+program
+  .command('config')
+  .description('show every setting, its value and where the value came from')
+  .action(() => {
+    process.stdout.write(describeConfig(loadConfig()) + '\n');
+  });
+
+const daemon = program.command('daemon').description('inspect or stop the background daemon');
+daemon
+  .command('status')
+  .description("show the daemon's pid, memory and store")
+  .action(async () => {
+    const cfg = loadConfig();
+    const st = await daemonStatus(cfg);
+    if (!st) {
+      process.stdout.write(`kbx daemon: not running (socket ${socketPath(cfg.dir)})\n`);
+      process.exitCode = 1;
+      return;
+    }
+    process.stdout.write(
+      `kbx daemon: running, pid ${st.pid}, up ${st.uptimeSec} s, ${(st.rssBytes / 2 ** 20).toFixed(0)} MiB resident, ` +
+        `${st.knownFiles} files known, store ${(st.storeBytes / 2 ** 20).toFixed(1)} MiB in ${st.dir}\n`,
+    );
+  });
+daemon
+  .command('stop')
+  .description('stop the daemon (it is started again by the next kbx make)')
+  .action(async () => {
+    const cfg = loadConfig();
+    const ok = await control(socketPath(cfg.dir), { cmd: 'stop' }).then(
+      () => true,
+      () => false,
+    );
+    process.stdout.write(ok ? 'kbx daemon: stopped\n' : 'kbx daemon: not running\n');
+  });
+
+function offlineStats(dir: string): Record<string, unknown> {
+  const cfg = loadConfig();
+  const store = new LocalStore(dir, cfg.maxSize, cfg.compressionLevel);
+  let counts = {};
+  try {
+    counts = (JSON.parse(readStats(dir)) as { counts: object }).counts;
+  } catch {
+    /* never used */
+  }
+  return { counts, storeBytes: store.sizes.current(), maxSize: cfg.maxSize };
+}
+
+function readStats(dir: string): string {
+  return readFileSync(join(dir, 'stats.json'), 'utf8');
+}
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+    return;
+  }
+  if (err instanceof KbxError) {
+    process.stderr.write(err.format() + '\n');
+    process.exitCode = 2;
+    return;
+  }
+  process.stderr.write(`kbx: internal error: ${(err as Error).stack ?? String(err)}\n`);
+  process.exitCode = 70;
+});

@@ -1,0 +1,145 @@
+// `kbx make ARGS…`: run GNU make with every recipe line going through kbx's
+// shim, then print one summary line. Returns make's exit status. If kbx itself
+// cannot start (no daemon, no compiler for the shim), make runs plainly: kbx
+// never stands between a developer and a build.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Config } from '../config/config.js';
+import { control, ensureDaemon } from '../daemon/client.js';
+import { buildNative, shimPath, tracerPath } from '../native/build.js';
+import { KbxError } from '../util/errors.js';
+import { formatSummary, type BuildSummary } from './summary.js';
+
+// Slots of the counters file (docs/PROTOCOL.md, section 4).
+const SLOTS = ['trivial', 'passthrough_recursive', 'passthrough_daemon', 'fallback', 'hit', 'miss', 'passthrough_config'];
+
+export interface MakeInvocation {
+  /** Directory make runs in (after -C). */
+  dir: string;
+  /** Absolute directories the build may write: the make directory and O=. */
+  roots: string[];
+  goals: string[];
+}
+
+const OPTS_WITH_VALUE = new Set(['-C', '-f', '-I', '-o', '-W', '-l', '--file', '--directory', '--include-dir', '--old-file', '--what-if']);
+
+/** Reads the parts of make's command line that kbx needs; everything is passed to make unchanged. */
+export function parseMakeArgs(args: string[], cwd: string, env: NodeJS.ProcessEnv): MakeInvocation {
+  let dir = cwd;
+  const goals: string[] = [];
+  let out: string | undefined = env.KBUILD_OUTPUT;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '-C' || a === '--directory') dir = resolve(dir, args[++i] ?? '.');
+    else if (a.startsWith('--directory=')) dir = resolve(dir, a.slice(12));
+    else if (a.startsWith('-C') && a.length > 2) dir = resolve(dir, a.slice(2));
+    else if (OPTS_WITH_VALUE.has(a)) i++;
+    else if (a === '-j' && /^\d+$/.test(args[i + 1] ?? '')) i++;
+    else if (a.startsWith('O=')) out = a.slice(2);
+    else if (a.startsWith('KBUILD_OUTPUT=')) out = a.slice(14);
+    else if (!a.startsWith('-') && !a.includes('=')) goals.push(a);
+  }
+  const roots = [dir];
+  if (out) roots.push(resolve(dir, out));
+  return { dir, roots, goals };
+}
+
+/** Kernel configuration targets talk to the terminal; kbx steps aside for them. */
+export function isConfigGoal(goal: string): boolean {
+  return /config$/.test(goal);
+}
+
+export function checkMake(make: string): void {
+  let text: string;
+  try {
+    text = execFileSync(make, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    throw new KbxError('KBX_NO_MAKE', `could not run '${make} --version'`, 'install GNU make 4.0 or newer (apt-get install make)');
+  }
+  const m = /GNU Make (\d+)\.(\d+)/.exec(text);
+  if (!m || Number(m[1]) < 4)
+    throw new KbxError(
+      'KBX_UNSUPPORTED_MAKE',
+      `'${make}' is ${text.split('\n')[0] || 'not GNU make'}; kbx needs GNU make 4.0 or newer`,
+      'install GNU make 4.x and put it first on PATH',
+    );
+}
+
+function readCounters(file: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  try {
+    const buf = readFileSync(file);
+    SLOTS.forEach((name, i) => {
+      if (buf.length >= (i + 1) * 8) out[name] = Number(buf.readBigUInt64LE(i * 8));
+    });
+  } catch {
+    /* no counters: a build that never ran a line */
+  }
+  return out;
+}
+
+function runMake(make: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((resolvePromise) => {
+    const child = spawn(make, args, { stdio: 'inherit', env });
+    // make and its jobs share our terminal's process group and get ^C themselves.
+    const ignore = () => {};
+    process.on('SIGINT', ignore);
+    process.on('SIGTERM', () => child.kill('SIGTERM'));
+    child.on('error', () => resolvePromise(127));
+    child.on('exit', (code, signal) => {
+      process.off('SIGINT', ignore);
+      resolvePromise(code ?? (signal ? 128 + (signal === 'SIGINT' ? 2 : 15) : 1));
+    });
+  });
+}
+
+export async function kbxMake(args: string[], cfg: Config, opts: { make?: string } = {}): Promise<number> {
+  const make = opts.make ?? 'make';
+  checkMake(make);
+  const inv = parseMakeArgs(args, process.cwd(), process.env);
+  let sock: string;
+  try {
+    buildNative();
+    sock = await ensureDaemon(cfg);
+  } catch (err) {
+    const msg = err instanceof KbxError ? err.format() : `kbx: ${(err as Error).message}`;
+    process.stderr.write(`${msg}\nkbx: running make without the cache\n`);
+    return runMake(make, args, process.env);
+  }
+
+  const buildId = `${Date.now().toString(36)}-${process.pid}`;
+  const buildsDir = join(cfg.dir, 'builds');
+  mkdirSync(buildsDir, { recursive: true });
+  const countersFile = join(buildsDir, `${buildId}.counters`);
+  writeFileSync(countersFile, Buffer.alloc(16 * 8));
+  await control(sock, { cmd: 'build-start', build: buildId }).catch(() => {});
+
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    KBX_SOCKET: sock,
+    KBX_TRACER: tracerPath,
+    KBX_REAL_SHELL: cfg.realShell,
+    KBX_COUNTERS: countersFile,
+    KBX_BUILD_ID: buildId,
+    KBX_ROOTS: inv.roots.join(':'),
+    KBX_TIMEOUT_MS: String(cfg.shimTimeoutMs),
+    KBX_MAKE: make.slice(make.lastIndexOf('/') + 1),
+  };
+  if (inv.goals.some(isConfigGoal)) env.KBX_PASSTHROUGH = '1';
+
+  const started = Date.now();
+  const status = await runMake(make, [...args, `SHELL=${shimPath}`], env);
+  const elapsedMs = Date.now() - started;
+
+  const shim = readCounters(countersFile);
+  rmSync(countersFile, { force: true });
+  let daemon: BuildSummary['daemon'];
+  try {
+    daemon = await control(sock, { cmd: 'build-end', build: buildId });
+  } catch {
+    daemon = undefined;
+  }
+  process.stderr.write(formatSummary({ shim, daemon, elapsedMs }) + '\n');
+  return status;
+}

@@ -1,0 +1,27 @@
+// The one line `kbx make` prints at the end of a build.
+
+export interface BuildSummary {
+  /** Counters the shims kept in the counters file. */
+  shim: Record<string, number>;
+  /** Counters the daemon kept for this build (undefined if it did not answer). */
+  daemon?: { counts: Record<string, number>; savedUs: number; rssBytes: number };
+  elapsedMs: number;
+}
+
+const n = (v: number | undefined) => v ?? 0;
+
+export function formatSummary(s: BuildSummary): string {
+  const c = s.shim;
+  const passthrough = n(c.passthrough_recursive) + n(c.passthrough_daemon) + n(c.passthrough_config);
+  const total = n(c.trivial) + passthrough + n(c.fallback) + n(c.hit) + n(c.miss);
+  const parts = [
+    `${n(c.trivial)} trivial`,
+    `${passthrough} pass-through`,
+    `${n(c.hit)} hits`,
+    `${n(c.miss)} misses`,
+  ];
+  if (n(c.fallback)) parts.push(`${n(c.fallback)} ran without the cache`);
+  const stored = n(s.daemon?.counts.stored);
+  const saved = s.daemon ? `; saved ${(s.daemon.savedUs / 1e6).toFixed(1)} s of recipe time` : '';
+  return `kbx: ${total} lines in ${(s.elapsedMs / 1000).toFixed(1)} s: ${parts.join(', ')} (${stored} stored)${saved}`;
+}

@@ -1,0 +1,155 @@
+// One registry of every setting: name, type, default, environment variable and
+// documentation. Values come from (lowest to highest) the default, the file
+// $KBX_DIR/kbx.conf (`key = value` lines), and KBX_<KEY> variables.
+// `kbx config` shows each value and where it came from.
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { KbxError } from '../util/errors.js';
+
+type Kind = 'size' | 'int' | 'list' | 'bool' | 'string';
+
+interface KeyDef {
+  kind: Kind;
+  default: string;
+  doc: string;
+}
+
+export const CONFIG_KEYS = {
+  max_size: { kind: 'size', default: '5G', doc: 'Size limit of the local store; least recently used entries are evicted beyond it (suffixes K, M, G).' },
+  idle_timeout: { kind: 'int', default: '900', doc: 'Seconds the daemon stays up with no build talking to it.' },
+  shim_timeout_ms: { kind: 'int', default: '60000', doc: 'How long a recipe line waits for the daemon before running without the cache.' },
+  compression_level: { kind: 'int', default: '1', doc: 'zlib level (0-9) for stored blobs; 1 is fast and already halves object files.' },
+  ignore_paths: { kind: 'list', default: '', doc: 'Extra path prefixes whose reads and writes are not part of any key (ccache and distcc directories are always ignored).' },
+  env_ignore: { kind: 'list', default: '', doc: 'Extra environment variable names left out of the key.' },
+  uncacheable_programs: { kind: 'list', default: 'date', doc: 'Programs (basenames) whose output depends on more than their inputs; a line that runs one is never cached.' },
+  path_sets_per_command: { kind: 'int', default: '16', doc: 'How many different input sets to remember for one command line.' },
+  real_shell: { kind: 'string', default: '/bin/sh', doc: 'The shell that runs recipe lines.' },
+} satisfies Record<string, KeyDef>;
+
+export type ConfigKey = keyof typeof CONFIG_KEYS;
+
+export interface ConfigValue {
+  raw: string;
+  origin: 'default' | 'file' | 'environment';
+}
+
+export interface Config {
+  dir: string;
+  values: Record<ConfigKey, ConfigValue>;
+  maxSize: number;
+  idleTimeoutSec: number;
+  shimTimeoutMs: number;
+  compressionLevel: number;
+  ignorePaths: string[];
+  envIgnore: string[];
+  uncacheablePrograms: string[];
+  pathSetsPerCommand: number;
+  realShell: string;
+}
+
+export function kbxDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.KBX_DIR) return resolve(env.KBX_DIR);
+  const cacheHome = env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(cacheHome, 'kbx');
+}
+
+function envName(key: string): string {
+  return `KBX_${key.toUpperCase()}`;
+}
+
+export function parseSize(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*$/i.exec(text);
+  if (!m) return undefined;
+  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[m[2]!.toUpperCase()]!;
+  return Math.floor(Number(m[1]) * mult);
+}
+
+function validate(key: ConfigKey, v: ConfigValue, where: string): void {
+  const def: KeyDef = CONFIG_KEYS[key];
+  const bad = (what: string) =>
+    new KbxError('KBX_BAD_CONFIG', `${where}: ${key} = '${v.raw}' is not ${what}`, `fix or remove it; 'kbx config' lists every key`);
+  if (def.kind === 'size' && parseSize(v.raw) === undefined) throw bad('a size such as 500M or 5G');
+  if (def.kind === 'int' && !/^\d+$/.test(v.raw.trim())) throw bad('a whole number');
+  if (def.kind === 'bool' && !/^(true|false|1|0|yes|no)$/i.test(v.raw.trim())) throw bad('true or false');
+}
+
+function splitList(raw: string): string[] {
+  return raw
+    .split(/[\s,:]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** Parses a kbx.conf text; throws KbxError naming the file and line for anything malformed. */
+export function parseConfigFile(text: string, file: string): Map<ConfigKey, string> {
+  const out = new Map<ConfigKey, string>();
+  text.split('\n').forEach((line, i) => {
+    const t = line.trim();
+    if (!t || t.startsWith('#')) return;
+    const m = /^([a-z_]+)\s*=\s*(.*)$/.exec(t);
+    if (!m) throw new KbxError('KBX_BAD_CONFIG', `${file}:${i + 1}: expected 'key = value', got '${t}'`);
+    if (!(m[1]! in CONFIG_KEYS))
+      throw new KbxError('KBX_BAD_CONFIG', `${file}:${i + 1}: unknown key '${m[1]}'`, `known keys: ${Object.keys(CONFIG_KEYS).join(', ')}`);
+    out.set(m[1] as ConfigKey, m[2]!);
+  });
+  return out;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const dir = kbxDir(env);
+  const file = join(dir, 'kbx.conf');
+  let fromFile = new Map<ConfigKey, string>();
+  try {
+    fromFile = parseConfigFile(readFileSync(file, 'utf8'), file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const values = {} as Record<ConfigKey, ConfigValue>;
+  for (const key of Object.keys(CONFIG_KEYS) as ConfigKey[]) {
+    const e = env[envName(key)];
+    let v: ConfigValue;
+    let where: string;
+    if (e !== undefined) {
+      v = { raw: e, origin: 'environment' };
+      where = envName(key);
+    } else if (fromFile.has(key)) {
+      v = { raw: fromFile.get(key)!, origin: 'file' };
+      where = file;
+    } else {
+      v = { raw: CONFIG_KEYS[key].default, origin: 'default' };
+      where = 'default';
+    }
+    validate(key, v, where);
+    values[key] = v;
+  }
+  const int = (k: ConfigKey) => Number(values[k].raw.trim());
+  const home = env.HOME || homedir();
+  return {
+    dir,
+    values,
+    maxSize: parseSize(values.max_size.raw)!,
+    idleTimeoutSec: int('idle_timeout'),
+    shimTimeoutMs: int('shim_timeout_ms'),
+    compressionLevel: Math.min(9, int('compression_level')),
+    ignorePaths: [
+      ...splitList(values.ignore_paths.raw),
+      env.CCACHE_DIR ?? join(home, '.cache', 'ccache'),
+      join(home, '.ccache'),
+      env.DISTCC_DIR ?? join(home, '.distcc'),
+    ].map((p) => resolve(p)),
+    envIgnore: splitList(values.env_ignore.raw),
+    uncacheablePrograms: splitList(values.uncacheable_programs.raw),
+    pathSetsPerCommand: Math.max(1, int('path_sets_per_command')),
+    realShell: values.real_shell.raw.trim(),
+  };
+}
+
+export function describeConfig(cfg: Config): string {
+  const lines = [`dir = ${cfg.dir}  (${process.env.KBX_DIR ? 'KBX_DIR' : 'default'})`];
+  for (const key of Object.keys(CONFIG_KEYS) as ConfigKey[]) {
+    const v = cfg.values[key];
+    lines.push(`${key} = ${v.raw}  (${v.origin === 'environment' ? envName(key) : v.origin})`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,223 @@
+// The heart of kbx: for one recipe line, find a stored run whose observed
+// inputs all still hold (hit: restore its outputs), or let the shim run it
+// under the tracer and store what it did (miss).
+import { lstatSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Config } from '../config/config.js';
+import { FileState } from '../fingerprint/file-state.js';
+import { firstMismatch, strongFingerprint, weakFingerprint, type LineRequest, type PathEntry } from '../fingerprint/key.js';
+import { classifyAccesses, type InputSpec } from '../observe/accesses.js';
+import { isStaticElf } from '../observe/static-binary.js';
+import { parseTraceLog } from '../observe/trace-log.js';
+import type { Entry, PathSets, Store, StoredOutput } from '../store/store.js';
+import { sha256 } from '../util/hash.js';
+import { restoreEntry } from './restore.js';
+
+export type LookupResult =
+  | { kind: 'hit'; exit: number; stdout: Buffer; stderr: Buffer; savedUs: number }
+  | { kind: 'miss'; action: PendingAction }
+  | { kind: 'pass'; reason: string };
+
+export interface PendingAction {
+  id: string;
+  weak: string;
+  req: LineRequest;
+  roots: string[];
+  traceLog: string;
+  startedMs: number;
+}
+
+export interface DoneReport {
+  status: string;
+  stdout: Buffer;
+  stderr: Buffer;
+  elapsedUs: number;
+}
+
+/** The outcome of a miss, for counting: 'stored', or why nothing was stored. */
+export interface RecordResult {
+  outcome: 'stored' | 'not-stored' | 'uncacheable';
+  reason?: string;
+  /** Work left after the shim may go on: compressing and writing blobs. */
+  persist: Promise<void>;
+}
+
+// Reasons found by a single run that hold for every later run of the same command.
+const LASTING = /^(writes-outside-tree|reads-stdin|uses-terminal|reads-\/|runs-|static-binary|untraceable|modifies-input|nondeterministic)/;
+
+function insideAny(p: string, roots: string[]): boolean {
+  const abs = resolve(p);
+  return roots.some((r) => abs === r || abs.startsWith(r.endsWith('/') ? r : r + '/'));
+}
+
+function sameEntries(a: PathEntry[], b: PathEntry[]): boolean {
+  return a.length === b.length && a.every((e, i) => e.k === b[i]!.k && e.p === b[i]!.p && e.v === b[i]!.v);
+}
+
+export class LineCache {
+  readonly state = new FileState();
+  private nextId = 0;
+  private staticCache = new Map<string, boolean>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly cfg: Config,
+    private readonly tmpDir: string,
+  ) {}
+
+  lookup(req: LineRequest, roots: string[]): LookupResult {
+    const weak = weakFingerprint(req, this.cfg.envIgnore);
+    const rec = this.store.getPathSets(weak);
+    if (rec?.uncacheable) return { kind: 'pass', reason: rec.uncacheable.split(':')[0]! };
+    for (const set of rec?.sets ?? []) {
+      if (firstMismatch(this.state, set)) continue;
+      const entry = this.store.getEntry(strongFingerprint(weak, set));
+      if (!entry) continue;
+      const restored = restoreEntry(this.store, this.state, entry);
+      if (!restored) continue; // a blob was evicted or corrupt: run the line
+      return { kind: 'hit', exit: entry.exit, stdout: restored.stdout, stderr: restored.stderr, savedUs: entry.durationUs };
+    }
+    const id = `${process.pid}-${++this.nextId}`;
+    return {
+      kind: 'miss',
+      action: { id, weak, req, roots, traceLog: `${this.tmpDir}/trace-${id}.log`, startedMs: Date.now() },
+    };
+  }
+
+  private inputValue(spec: InputSpec): string | undefined {
+    if (spec.kind === 'e') {
+      if (spec.startAbsent) return 'absent';
+      const now = this.state.existence(spec.path);
+      return now === 'absent' ? 'file' : now; // it existed when probed; the line removed it since
+    }
+    if (spec.pre) return this.state.contentBefore(spec.path, spec.pre);
+    return this.state.content(spec.path);
+  }
+
+  private isStatic(path: string): boolean {
+    let v = this.staticCache.get(path);
+    if (v === undefined) {
+      v = isStaticElf(path);
+      this.staticCache.set(path, v);
+    }
+    return v;
+  }
+
+  private learnUncacheable(action: PendingAction, reason: string): void {
+    const rec: PathSets = { command: action.req.command, cwd: action.req.cwd, uncacheable: reason, sets: [] };
+    this.store.putPathSets(action.weak, rec);
+  }
+
+  /**
+   * Called when the shim reports the line finished. Reads everything the entry
+   * needs before returning (the next recipe line may change these files); the
+   * blob writes continue in `persist`.
+   */
+  record(action: PendingAction, done: DoneReport): RecordResult {
+    const none = Promise.resolve();
+    let log: Buffer;
+    try {
+      log = readFileSync(action.traceLog);
+    } catch {
+      return { outcome: 'not-stored', reason: 'no-trace', persist: none };
+    } finally {
+      rmSync(action.traceLog, { force: true });
+    }
+    if (!/^\d+$/.test(done.status)) return { outcome: 'not-stored', reason: done.status.startsWith('sig') ? 'killed' : 'output-too-big', persist: none };
+    const { events, bad } = parseTraceLog(log);
+    const acc = classifyAccesses(events, bad, {
+      ignorePrefixes: [...this.cfg.ignorePaths, this.cfg.dir],
+      uncacheablePrograms: this.cfg.uncacheablePrograms,
+    });
+    if (!acc.uncacheable) {
+      const stat = acc.execed.find((p) => this.isStatic(p));
+      if (stat) acc.uncacheable = `static-binary: ${stat}`;
+    }
+    if (acc.uncacheable) {
+      if (LASTING.test(acc.uncacheable)) {
+        this.learnUncacheable(action, acc.uncacheable);
+        return { outcome: 'uncacheable', reason: acc.uncacheable, persist: none };
+      }
+      return { outcome: 'not-stored', reason: acc.uncacheable, persist: none };
+    }
+
+    const entries: PathEntry[] = [];
+    // A file outside the tree that the line itself removed is a temporary
+    // (made by mkstemp inside libc, where the tracer cannot see it created).
+    const removedOutside = new Set(acc.deleted.filter((p) => !insideAny(p, action.roots)));
+    for (const spec of acc.inputs) {
+      if (removedOutside.has(spec.path)) continue;
+      const v = this.inputValue(spec);
+      if (v === undefined) return { outcome: 'not-stored', reason: 'unknown-prior-content', persist: none };
+      entries.push({ k: spec.kind, p: spec.path, v });
+    }
+
+    const outputs: StoredOutput[] = [];
+    const blobs = new Map<string, Buffer>();
+    for (const p of acc.written) {
+      let st;
+      try {
+        st = lstatSync(p);
+      } catch {
+        continue; // written and removed again: a temporary
+      }
+      if (!insideAny(p, action.roots)) {
+        const reason = `writes-outside-tree: ${p}`;
+        this.learnUncacheable(action, reason);
+        return { outcome: 'uncacheable', reason, persist: none };
+      }
+      if (st.isSymbolicLink()) outputs.push({ kind: 'link', path: p, target: readlinkSync(p) });
+      else if (st.isDirectory()) outputs.push({ kind: 'dir', path: p });
+      else if (st.isFile()) {
+        const data = readFileSync(p);
+        const digest = sha256(data);
+        blobs.set(digest, data);
+        outputs.push({ kind: 'file', path: p, digest, mode: st.mode & 0o7777, size: data.length });
+        this.state.noteContent(p, digest);
+      }
+    }
+    // Directories first so that restoring creates them before the files inside.
+    outputs.sort((a, b) => (a.kind === 'dir' ? 0 : 1) - (b.kind === 'dir' ? 0 : 1));
+    const deleted = acc.deleted.filter((p) => insideAny(p, action.roots) && !outputs.some((o) => o.path === p));
+
+    const stdoutDigest = done.stdout.length ? sha256(done.stdout) : '';
+    const stderrDigest = done.stderr.length ? sha256(done.stderr) : '';
+    if (stdoutDigest) blobs.set(stdoutDigest, done.stdout);
+    if (stderrDigest) blobs.set(stderrDigest, done.stderr);
+
+    const entry: Entry = {
+      outputs,
+      deleted,
+      stdout: stdoutDigest,
+      stderr: stderrDigest,
+      exit: Number(done.status),
+      durationUs: done.elapsedUs,
+      createdMs: Date.now(),
+      buildId: action.req.env.find((e) => e.startsWith('KBX_BUILD_ID='))?.slice(13) ?? '',
+    };
+    const strong = strongFingerprint(action.weak, entries);
+
+    // Same inputs, different outputs: the line depends on something kbx cannot see.
+    const previous = this.store.getEntry(strong);
+    if (previous && !sameOutputs(previous, entry)) {
+      this.learnUncacheable(action, 'nondeterministic');
+      return { outcome: 'uncacheable', reason: 'nondeterministic', persist: none };
+    }
+
+    const persist = (async () => {
+      for (const [digest, data] of blobs) await this.store.putBlob(digest, data);
+      this.store.putEntry(strong, entry);
+      const rec = this.store.getPathSets(action.weak) ?? { command: action.req.command, cwd: action.req.cwd, sets: [] };
+      if (rec.uncacheable) return;
+      rec.sets = [entries, ...rec.sets.filter((s) => !sameEntries(s, entries))].slice(0, this.cfg.pathSetsPerCommand);
+      this.store.putPathSets(action.weak, rec);
+    })();
+    return { outcome: 'stored', persist };
+  }
+}
+
+function sameOutputs(a: Entry, b: Entry): boolean {
+  const key = (e: Entry) =>
+    JSON.stringify([e.exit, e.stdout, e.stderr, e.deleted, e.outputs.map((o) => (o.kind === 'file' ? [o.path, o.digest, o.mode] : o))]);
+  return key(a) === key(b);
+}

@@ -1,0 +1,134 @@
+// The kbx daemon: long-lived, one per store directory. Started by the CLI
+// (detached, output to $KBX_DIR/daemon.log); exits after `idle_timeout`
+// seconds without a connection, or on `kbx daemon stop`.
+import { connect } from 'node:net';
+import { mkdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../config/config.js';
+import { LocalStore } from '../store/local/local-store.js';
+import { LineCache } from './line-cache.js';
+import { DaemonServer } from './server.js';
+import { PersistentCounters } from './stats.js';
+import { codeId, daemonLogPath, socketPath } from './paths.js';
+
+function alive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+async function main(): Promise<void> {
+  const cfg = loadConfig();
+  mkdirSync(cfg.dir, { recursive: true });
+  const tmpDir = join(cfg.dir, 'tmp');
+  rmSync(tmpDir, { recursive: true, force: true });
+  mkdirSync(tmpDir, { recursive: true });
+  const sock = socketPath(cfg.dir);
+  const global = new PersistentCounters(join(cfg.dir, 'stats.json'));
+  let server: DaemonServer;
+  const store = new LocalStore(cfg.dir, cfg.maxSize, cfg.compressionLevel, {
+    onCorrupt: (path, why) => {
+      global.add('corrupt-entry');
+      server?.log(`removed corrupt store file ${path}: ${why}`);
+    },
+    onWriteError: (path, err) => {
+      global.add('store-write-error');
+      server?.log(`could not write ${path}: ${err.message}`);
+    },
+  });
+  const cache = new LineCache(store, cfg, tmpDir);
+  const id = codeId();
+  const started = Date.now();
+
+  let sockIno = -1;
+  const shutdown = async (code: number) => {
+    // Remove the socket first, and only if it is still ours: a new daemon may
+    // already listen at the same path.
+    try {
+      if (statSync(sock).ino === sockIno) unlinkSync(sock);
+    } catch {
+      /* already gone */
+    }
+    await server.close().catch(() => {});
+    await server.drain();
+    global.flush();
+    process.exit(code);
+  };
+
+  server = new DaemonServer(cache, cfg, global, daemonLogPath(cfg.dir), (req) => {
+    switch (req.cmd) {
+      case 'status':
+        return {
+          pid: process.pid,
+          codeId: id,
+          dir: cfg.dir,
+          socket: sock,
+          uptimeSec: Math.round((Date.now() - started) / 1000),
+          rssBytes: process.memoryUsage().rss,
+          knownFiles: cache.state.size,
+          storeBytes: store.sizes.current(),
+        };
+      case 'build-start':
+        cache.state.newGeneration();
+        server.buildCounters(String(req.build));
+        return { ok: true };
+      case 'build-end': {
+        const c = server.endBuild(String(req.build));
+        return server.drain().then(() => {
+          global.flush();
+          return { counts: c.counts, savedUs: c.savedUs, rssBytes: process.memoryUsage().rss };
+        });
+      }
+      case 'stats':
+        return server.drain().then(() => ({
+          counts: global.counts,
+          savedUs: global.savedUs,
+          storeBytes: store.sizes.current(),
+          maxSize: cfg.maxSize,
+          evictedFiles: store.sizes.evictedFiles,
+        }));
+      case 'clear':
+        return server.drain().then(() => {
+          store.clear();
+          global.reset();
+          return { ok: true };
+        });
+      case 'stop':
+        setImmediate(() => void shutdown(0));
+        return { ok: true };
+      default:
+        return { error: `unknown command '${req.cmd}'` };
+    }
+  });
+
+  try {
+    await server.listen(sock);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    if (await alive(sock)) process.exit(0); // another daemon serves this store already
+    unlinkSync(sock);
+    await server.listen(sock);
+  }
+  sockIno = statSync(sock).ino;
+  server.log(`daemon ${process.pid} listening on ${sock} (code ${id})`);
+
+  setInterval(() => {
+    global.flush();
+    if (server.idleMs() > cfg.idleTimeoutSec * 1000) {
+      server.log('idle timeout; exiting');
+      void shutdown(0);
+    }
+  }, Math.min(2000, cfg.idleTimeoutSec * 1000)).unref();
+  process.on('SIGTERM', () => void shutdown(0));
+  process.on('SIGINT', () => void shutdown(0));
+}
+
+main().catch((err) => {
+  process.stderr.write(`kbx daemon: ${(err as Error).stack}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,210 @@
+// The daemon's socket: one connection per recipe line (LOOKUP, then HIT/PASS,
+// or MISS … DONE → ACK), plus JSON control requests from the CLI.
+// Any exception while serving a line answers PASS (or ACK), so the shim runs
+// the line itself: kbx never fails a build.
+import { createServer, type Server, type Socket } from 'node:net';
+import { appendFileSync } from 'node:fs';
+import type { Config } from '../config/config.js';
+import { FrameReader, MsgType, PROTOCOL_VERSION, encodeFrame, type Frame } from './protocol.js';
+import type { LineCache, PendingAction } from './line-cache.js';
+import { Counters, PersistentCounters } from './stats.js';
+
+export const CONTROL_REQUEST = 16;
+export const CONTROL_REPLY = 17;
+
+export interface ControlHandler {
+  (req: { cmd: string; [k: string]: unknown }): unknown;
+}
+
+export class DaemonServer {
+  private server: Server;
+  private builds = new Map<string, Counters>();
+  private lastActivity = Date.now();
+  private active = 0;
+  private pendingPersist = new Set<Promise<void>>();
+
+  constructor(
+    private readonly cache: LineCache,
+    readonly cfg: Config,
+    readonly global: PersistentCounters,
+    private readonly logFile: string,
+    private readonly control: ControlHandler,
+  ) {
+    this.server = createServer((sock) => this.serve(sock));
+  }
+
+  listen(path: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(path, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  idleMs(): number {
+    return this.active > 0 ? 0 : Date.now() - this.lastActivity;
+  }
+
+  log(msg: string): void {
+    try {
+      appendFileSync(this.logFile, `${new Date().toISOString()} ${msg}\n`);
+    } catch {
+      /* logging must never break serving */
+    }
+  }
+
+  buildCounters(id: string): Counters {
+    let c = this.builds.get(id);
+    if (!c) {
+      c = new Counters();
+      this.builds.set(id, c);
+    }
+    return c;
+  }
+
+  endBuild(id: string): Counters {
+    const c = this.buildCounters(id);
+    this.builds.delete(id);
+    return c;
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all([...this.pendingPersist]);
+  }
+
+  private count(buildId: string, name: string): void {
+    this.global.add(name);
+    this.buildCounters(buildId).add(name);
+  }
+
+  private serve(sock: Socket): void {
+    this.active++;
+    this.lastActivity = Date.now();
+    const reader = new FrameReader();
+    let pending: { action: PendingAction; buildId: string } | undefined;
+    const send = (type: number, fields: Array<Buffer | string>) => {
+      if (!sock.destroyed) sock.write(encodeFrame(type, fields));
+    };
+    sock.on('data', (chunk) => {
+      let frames: Frame[];
+      try {
+        frames = reader.push(chunk);
+      } catch (err) {
+        this.log(`bad frame from shim: ${(err as Error).message}`);
+        sock.destroy();
+        return;
+      }
+      for (const f of frames) {
+        if (f.type === MsgType.Lookup) pending = this.onLookup(f, send);
+        else if (f.type === MsgType.Done && pending) {
+          this.onDone(pending, f, send);
+          pending = undefined;
+        } else if (f.type === CONTROL_REQUEST) this.onControl(f, sock);
+        else {
+          this.log(`unexpected message type ${f.type}`);
+          sock.destroy();
+        }
+      }
+    });
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      this.active--;
+      this.lastActivity = Date.now();
+      if (pending) {
+        // The shim went away between MISS and DONE (killed, timed out).
+        this.count(pending.buildId, 'not-stored:shim-gone');
+      }
+    });
+  }
+
+  private onLookup(f: Frame, send: (t: number, fields: Array<Buffer | string>) => void) {
+    const [version, buildIdB, cwdB, cmdB, ttyB, ...envB] = f.fields;
+    const buildId = buildIdB?.toString() ?? '';
+    if (version?.toString() !== PROTOCOL_VERSION || !cwdB || !cmdB || !ttyB) {
+      send(MsgType.Pass, ['protocol-mismatch']);
+      this.count(buildId, 'pass:protocol-mismatch');
+      return undefined;
+    }
+    const env = envB.map((b) => b.toString());
+    const rootsVar = env.find((e) => e.startsWith('KBX_ROOTS='));
+    const roots = rootsVar ? rootsVar.slice(10).split(':').filter(Boolean) : [cwdB.toString()];
+    try {
+      const res = this.cache.lookup({ cwd: cwdB.toString(), command: cmdB.toString(), tty: ttyB.toString(), env }, roots);
+      if (res.kind === 'hit') {
+        send(MsgType.Hit, [String(res.exit), res.stdout, res.stderr]);
+        this.count(buildId, 'hit');
+        this.global.savedUs += res.savedUs;
+        this.buildCounters(buildId).savedUs += res.savedUs;
+        return undefined;
+      }
+      if (res.kind === 'pass') {
+        send(MsgType.Pass, [res.reason]);
+        this.count(buildId, `pass:${res.reason}`);
+        return undefined;
+      }
+      send(MsgType.Miss, [res.action.id, res.action.traceLog]);
+      this.count(buildId, 'miss');
+      return { action: res.action, buildId };
+    } catch (err) {
+      this.log(`lookup failed for '${cmdB.toString().slice(0, 200)}' in ${cwdB.toString()}: ${(err as Error).stack}`);
+      send(MsgType.Pass, ['internal-error']);
+      this.count(buildId, 'pass:internal-error');
+      return undefined;
+    }
+  }
+
+  private onDone(
+    pending: { action: PendingAction; buildId: string },
+    f: Frame,
+    send: (t: number, fields: Array<Buffer | string>) => void,
+  ): void {
+    const [id, status, stdout, stderr, elapsed] = f.fields;
+    const { action, buildId } = pending;
+    if (id?.toString() !== action.id || !status || !stdout || !stderr || !elapsed) {
+      send(MsgType.Ack, []);
+      this.count(buildId, 'not-stored:protocol-mismatch');
+      return;
+    }
+    try {
+      const res = this.cache.record(action, {
+        status: status.toString(),
+        stdout: Buffer.from(stdout),
+        stderr: Buffer.from(stderr),
+        elapsedUs: Number(elapsed.toString()),
+      });
+      send(MsgType.Ack, []);
+      this.count(buildId, res.outcome === 'stored' ? 'stored' : `${res.outcome}:${res.reason?.split(':')[0]}`);
+      if (res.outcome === 'uncacheable') this.log(`uncacheable (${res.reason}): ${action.req.command.slice(0, 300)}`);
+      const p = res.persist.catch((err) => {
+        this.log(`storing failed: ${(err as Error).stack}`);
+        this.count(buildId, 'store-error');
+      });
+      this.pendingPersist.add(p);
+      void p.finally(() => this.pendingPersist.delete(p));
+    } catch (err) {
+      send(MsgType.Ack, []);
+      this.log(`record failed for '${action.req.command.slice(0, 200)}': ${(err as Error).stack}`);
+      this.count(buildId, 'not-stored:internal-error');
+    }
+  }
+
+  private onControl(f: Frame, sock: Socket): void {
+    let reply: unknown;
+    try {
+      const req = JSON.parse(f.fields[0]?.toString() ?? '{}') as { cmd: string };
+      reply = this.control(req);
+    } catch (err) {
+      reply = { error: (err as Error).message };
+    }
+    Promise.resolve(reply).then(
+      (r) => sock.end(encodeFrame(CONTROL_REPLY, [JSON.stringify(r ?? {})])),
+      (err: Error) => sock.end(encodeFrame(CONTROL_REPLY, [JSON.stringify({ error: err.message })])),
+    );
+  }
+}

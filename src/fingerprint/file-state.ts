@@ -1,0 +1,150 @@
+// What a path holds now, as the value a path set compares: a content digest,
+// a directory listing digest, or an existence type. Hot path of every cache
+// lookup, so results are kept in a stat cache and a file is re-hashed only
+// when its stat changed.
+import { readFileSync, readdirSync, statSync, type BigIntStats } from 'node:fs';
+import { sha256 } from '../util/hash.js';
+import type { PreStat } from '../observe/trace-log.js';
+
+export const ABSENT = 'absent';
+
+export type Existence = 'file' | 'dir' | 'absent' | 'other';
+
+interface Known {
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  digest: string;
+  hashedAtNs: bigint;
+  /** Build generation in which a system path was last checked (see isSystemPath). */
+  checkedGen: number;
+}
+
+// A file modified within this window after we hashed it could keep the same
+// mtime on a coarse-clock filesystem ("racy git"): such an entry is re-hashed.
+const RACY_NS = 100_000_000n;
+
+// Paths the build does not write: checked once per build, not once per lookup.
+const SYSTEM_PREFIXES = ['/usr/', '/lib/', '/lib64/', '/bin/', '/sbin/', '/etc/', '/opt/'];
+
+export function isSystemPath(p: string): boolean {
+  return SYSTEM_PREFIXES.some((pre) => p.startsWith(pre));
+}
+
+function nowNs(): bigint {
+  return process.hrtime.bigint() - hrtimeOffset;
+}
+// hrtime is monotonic; align it with the wall clock once so it compares with mtimes.
+const hrtimeOffset = process.hrtime.bigint() - BigInt(Date.now()) * 1_000_000n;
+
+function stat(p: string): BigIntStats | undefined {
+  try {
+    return statSync(p, { bigint: true, throwIfNoEntry: false });
+  } catch {
+    return undefined; // ENOTDIR, EACCES: treat as absent, as open() would fail too
+  }
+}
+
+export class FileState {
+  private known = new Map<string, Known>();
+  private gen = 0;
+  hashedBytes = 0;
+
+  /** Starts a new build generation: system paths are checked again once. */
+  newGeneration(): void {
+    this.gen++;
+  }
+
+  get size(): number {
+    return this.known.size;
+  }
+
+  existence(p: string): Existence {
+    const st = stat(p);
+    if (!st) return 'absent';
+    return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
+  }
+
+  /** Digest of the content now: sha256 of a file, `dir:` + digest of a listing, or ABSENT. */
+  content(p: string): string {
+    const k = this.known.get(p);
+    if (k && k.checkedGen === this.gen && isSystemPath(p)) return k.digest;
+    const st = stat(p);
+    if (!st) {
+      this.known.delete(p);
+      return ABSENT;
+    }
+    if (
+      k &&
+      k.ino === st.ino &&
+      k.size === st.size &&
+      k.mtimeNs === st.mtimeNs &&
+      k.ctimeNs === st.ctimeNs &&
+      k.hashedAtNs - (st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs) > RACY_NS
+    ) {
+      k.checkedGen = this.gen;
+      return k.digest;
+    }
+    return this.hashNow(p, st);
+  }
+
+  private hashNow(p: string, st: BigIntStats): string {
+    let digest: string;
+    if (st.isDirectory()) {
+      let names: string[];
+      try {
+        names = readdirSync(p).sort();
+      } catch {
+        return ABSENT;
+      }
+      digest = `dir:${sha256(names.join('\0'))}`;
+    } else if (st.isFile()) {
+      let data: Buffer;
+      try {
+        data = readFileSync(p);
+      } catch {
+        return ABSENT;
+      }
+      this.hashedBytes += data.length;
+      digest = sha256(data);
+    } else {
+      return `other:${st.mode}`;
+    }
+    this.remember(p, st, digest);
+    return digest;
+  }
+
+  private remember(p: string, st: BigIntStats, digest: string): void {
+    this.known.set(p, {
+      ino: st.ino,
+      size: st.size,
+      mtimeNs: st.mtimeNs,
+      ctimeNs: st.ctimeNs,
+      digest,
+      hashedAtNs: nowNs(),
+      checkedGen: this.gen,
+    });
+  }
+
+  /** Records the digest of a file kbx itself just wrote or read whole. */
+  noteContent(p: string, digest: string): void {
+    const st = stat(p);
+    if (st?.isFile()) this.remember(p, st, digest);
+  }
+
+  /**
+   * The digest a file had before a recipe line changed it in place, known only
+   * if kbx saw that exact version (same inode, size and mtime) earlier.
+   */
+  contentBefore(p: string, pre: PreStat): string | undefined {
+    if (pre.ino === 0n && pre.size === 0n && pre.mtimeNs === 0n) return ABSENT;
+    const k = this.known.get(p);
+    if (k && k.ino === pre.ino && k.size === pre.size && k.mtimeNs === pre.mtimeNs) return k.digest;
+    return undefined;
+  }
+
+  forget(p: string): void {
+    this.known.delete(p);
+  }
+}

@@ -1,0 +1,87 @@
+// The cache key (DESIGN.md, "Cache keys: observed inputs"). Every field that
+// enters a key is listed here; KEY_FORMAT changes whenever one does.
+//
+//   weak   = H(KEY_FORMAT, cwd, command text, tty flags, environment that matters)
+//   path set = sorted [kind, path, value] for every input the line observed
+//   strong = H(weak, path set)
+import { hashFields } from '../util/hash.js';
+import { ABSENT, type FileState } from './file-state.js';
+import type { InputKind } from '../observe/accesses.js';
+
+export const KEY_FORMAT = 'kbx-key-1';
+
+// Environment that differs between two runs of the same build without
+// changing what a recipe line produces. KBX_* are kbx's own.
+const VOLATILE_ENV = new Set([
+  'MAKE_TERMOUT', 'MAKE_TERMERR', 'OLDPWD', 'PWD', 'SHLVL', '_', 'TERM', 'COLORTERM',
+  'DISPLAY', 'WINDOWID', 'LS_COLORS', 'MAIL', 'TMUX', 'TMUX_PANE', 'STY', 'HISTFILE',
+  'SSH_AUTH_SOCK', 'SSH_AGENT_PID', 'SSH_CLIENT', 'SSH_CONNECTION', 'SSH_TTY', 'DBUS_SESSION_BUS_ADDRESS',
+  'XDG_SESSION_ID', 'XDG_RUNTIME_DIR', 'XDG_SESSION_TYPE', 'XDG_SESSION_CLASS', 'XDG_VTNR', 'XDG_SEAT',
+  'GPG_AGENT_INFO', 'WINDOW', 'COLUMNS', 'LINES', 'LD_PRELOAD',
+]);
+
+/** MAKEFLAGS without the jobserver and -j, which change from run to run but not what a line makes. */
+export function normalizeMakeflags(v: string): string {
+  return v
+    .split(' ')
+    .filter((w) => !/^--jobserver-(auth|fds)=/.test(w) && !/^-j\d*$/.test(w))
+    // The first word gathers single-letter flags ("rRj" with a bare -j).
+    .map((w, i) => (i === 0 && /^[A-Za-z]+$/.test(w) ? w.replace(/j/g, '') : w))
+    .join(' ');
+}
+
+export interface LineRequest {
+  cwd: string;
+  command: string;
+  tty: string;
+  env: string[];
+}
+
+export function keyEnvironment(env: string[], extraIgnore: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const entry of env) {
+    const eq = entry.indexOf('=');
+    const name = eq < 0 ? entry : entry.slice(0, eq);
+    if (name.startsWith('KBX_') || VOLATILE_ENV.has(name) || extraIgnore.includes(name)) continue;
+    if (name === 'MAKEFLAGS' || name === 'MFLAGS') out.push(`${name}=${normalizeMakeflags(entry.slice(eq + 1))}`);
+    else out.push(entry);
+  }
+  return out.sort();
+}
+
+export function weakFingerprint(req: LineRequest, envIgnore: readonly string[]): string {
+  return hashFields([KEY_FORMAT, req.cwd, req.command, req.tty, ...keyEnvironment(req.env, envIgnore)]);
+}
+
+export interface PathEntry {
+  k: InputKind;
+  p: string;
+  v: string;
+}
+
+export function strongFingerprint(weak: string, entries: readonly PathEntry[]): string {
+  const fields: string[] = [weak];
+  for (const e of entries) fields.push(e.k, e.p, e.v);
+  return hashFields(fields);
+}
+
+/** The value a path set entry has now. */
+export function currentValue(state: FileState, kind: InputKind, path: string): string {
+  return kind === 'c' ? state.content(path) : state.existence(path);
+}
+
+export interface Mismatch {
+  entry: PathEntry;
+  now: string;
+}
+
+/** Compares a path set with the file system; stops at the first difference (most sets fail early). */
+export function firstMismatch(state: FileState, entries: readonly PathEntry[]): Mismatch | undefined {
+  for (const e of entries) {
+    const now = currentValue(state, e.k, e.p);
+    if (now !== e.v) return { entry: e, now };
+  }
+  return undefined;
+}
+
+export { ABSENT };

@@ -1,0 +1,123 @@
+// Turns a recipe line's trace events into what the cache needs: the inputs it
+// depended on (read before written), the outputs it left, the files it
+// deleted, or the reason it cannot be cached. Pure: no file system access.
+import { resolve } from 'node:path';
+import type { PreStat, TraceEvent } from './trace-log.js';
+
+/** c: the content matters; e: only whether it exists (and as what). */
+export type InputKind = 'c' | 'e';
+
+export interface InputSpec {
+  kind: InputKind;
+  path: string;
+  /** Set when the line changed the file in place: its stat before the change. */
+  pre?: PreStat;
+  /** The line's first access found the path absent. */
+  startAbsent?: true;
+}
+
+export interface Accesses {
+  inputs: InputSpec[];
+  /** Paths the line wrote (files, directories, symlinks); the daemon keeps those that exist at the end. */
+  written: string[];
+  /** Paths whose last access removed or renamed them away. */
+  deleted: string[];
+  /** Programs handed to exec*: checked for static binaries, which the tracer cannot see into. */
+  execed: string[];
+  /** Why this line must not be cached; undefined when it may be. */
+  uncacheable?: string;
+}
+
+export interface ClassifyOptions {
+  /** Prefixes whose accesses are no part of any key (ccache's own cache, for example). */
+  ignorePrefixes: string[];
+  uncacheablePrograms: string[];
+}
+
+const READS = new Set(['r', 'x', 'm', 'n']);
+const PROBES = new Set(['s', 'a']);
+const WRITES = new Set(['w', 'm', 'N', 'k', 'l']);
+
+// Kernel-provided files every process may touch without making its output depend on the machine.
+const HARMLESS = [
+  /^\/dev\/(null|zero|u?random|full|fd\/.*|std(in|out|err))$/,
+  /^\/proc\/(self|thread-self|\d+)\//,
+  /^\/sys\/devices\/system\/cpu\/(online|possible|present)$/,
+  /^\/proc\/sys\/(kernel\/(ngroups_max|random\/.*)|vm\/overcommit_memory)$/,
+  /^\/proc\/filesystems$/,
+];
+
+type Verdict = 'ignore' | 'track' | string;
+
+function judgePath(p: string, opts: ClassifyOptions): Verdict {
+  if (opts.ignorePrefixes.some((pre) => p === pre || p.startsWith(pre.endsWith('/') ? pre : pre + '/'))) return 'ignore';
+  if (p.startsWith('/dev/') || p.startsWith('/proc/') || p.startsWith('/sys/')) {
+    if (HARMLESS.some((re) => re.test(p))) return 'ignore';
+    return p === '/dev/tty' ? 'uses-terminal' : `reads-${p}`;
+  }
+  return 'track';
+}
+
+interface PathHistory {
+  first: TraceEvent;
+  /** The stat carried by the first change to the path: the version the line had read. */
+  pre?: PreStat;
+  readBeforeWrite: boolean;
+  wrote: boolean;
+  changedAfterRead: boolean;
+  lastOp: string;
+}
+
+export function classifyAccesses(events: TraceEvent[], bad: string[], opts: ClassifyOptions): Accesses {
+  const result: Accesses = { inputs: [], written: [], deleted: [], execed: [] };
+  if (bad.length) return { ...result, uncacheable: 'trace-corrupt' };
+  const paths = new Map<string, PathHistory>();
+  const execed = new Set<string>();
+
+  for (const ev of events) {
+    if (ev.op === 'i') return { ...result, uncacheable: 'reads-stdin' };
+    if (ev.op === '!') return { ...result, uncacheable: `untraceable: ${ev.path}` };
+    const p = ev.path;
+    const verdict = judgePath(resolve(p), opts);
+    if (verdict === 'ignore') continue;
+    if (verdict !== 'track') return { ...result, uncacheable: verdict };
+    if (ev.op === 'e') {
+      execed.add(p);
+      continue;
+    }
+    if (ev.op === 'x') {
+      const base = p.slice(p.lastIndexOf('/') + 1);
+      if (opts.uncacheablePrograms.includes(base)) return { ...result, uncacheable: `runs-${base}` };
+    }
+    let h = paths.get(p);
+    if (!h) {
+      h = { first: ev, readBeforeWrite: false, wrote: false, changedAfterRead: false, lastOp: ev.op };
+      paths.set(p, h);
+    }
+    if (READS.has(ev.op) && !h.wrote) h.readBeforeWrite = true;
+    if ((WRITES.has(ev.op) || ev.op === 'd' || ev.op === 'n') && !h.wrote && !h.changedAfterRead && h.pre === undefined) {
+      // The first change to a file the line had read: the content it depended
+      // on is gone, and is known only through the stat the event carries.
+      if (ev.pre) h.pre = ev.pre;
+      else if (h.readBeforeWrite) h.changedAfterRead = true;
+    }
+    if (WRITES.has(ev.op)) h.wrote = true;
+    h.lastOp = ev.op;
+  }
+
+  for (const [p, h] of paths) {
+    const firstOp = h.first.op;
+    if (h.readBeforeWrite || PROBES.has(firstOp)) {
+      if (h.changedAfterRead) return { ...result, uncacheable: `modifies-input: ${p}` };
+      const spec: InputSpec = { kind: h.readBeforeWrite ? 'c' : 'e', path: p };
+      if (h.pre) spec.pre = h.pre;
+      if (firstOp === 'a') spec.startAbsent = true;
+      result.inputs.push(spec);
+    }
+    if (h.wrote) result.written.push(p);
+    if (h.lastOp === 'd' || h.lastOp === 'n') result.deleted.push(p);
+  }
+  result.execed = [...execed];
+  result.inputs.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return result;
+}

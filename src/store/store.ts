@@ -1,0 +1,40 @@
+// What every store holds (DESIGN.md, "Cache keys"): path sets under a weak
+// fingerprint, entries under a strong fingerprint, blobs under their SHA-256.
+import type { PathEntry } from '../fingerprint/key.js';
+
+export type StoredOutput =
+  | { kind: 'file'; path: string; digest: string; mode: number; size: number }
+  | { kind: 'link'; path: string; target: string }
+  | { kind: 'dir'; path: string };
+
+/** What one run of a recipe line left behind. */
+export interface Entry {
+  outputs: StoredOutput[];
+  deleted: string[];
+  /** Digests of the stdout and stderr blobs ('' when empty). */
+  stdout: string;
+  stderr: string;
+  exit: number;
+  durationUs: number;
+  createdMs: number;
+  buildId: string;
+}
+
+/** Everything known about one weak fingerprint: its command, and the input sets seen for it, newest first. */
+export interface PathSets {
+  command: string;
+  cwd: string;
+  /** Set once a run showed this command cannot be cached; the reason is a stable word. */
+  uncacheable?: string;
+  sets: PathEntry[][];
+}
+
+export interface Store {
+  getPathSets(weak: string): PathSets | undefined;
+  putPathSets(weak: string, record: PathSets): void;
+  getEntry(strong: string): Entry | undefined;
+  putEntry(strong: string, entry: Entry): void;
+  /** The blob's bytes, verified against its digest; undefined if missing or corrupt. */
+  getBlob(digest: string): Buffer | undefined;
+  putBlob(digest: string, data: Buffer): Promise<void>;
+}

@@ -1,0 +1,162 @@
+// Stories about the whole-recipe cache on a small real project built by real
+// make and gcc: what hits, what misses, and that a cached build is byte for
+// byte the build plain make gives.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFileSync, copyFileSync, cpSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Kbx, plainMake, repoRoot, snapshot, summary, tempDir } from './support/kbx.js';
+
+const fixture = join(repoRoot, 'test', 'fixtures', 'pipeline');
+
+function copyFixture(name: string): string {
+  const dir = join(tempDir(name), 'proj');
+  cpSync(fixture, dir, { recursive: true });
+  return dir;
+}
+
+function assertSameTree(actual: string, expected: string): void {
+  const a = snapshot(actual);
+  const e = snapshot(expected);
+  assert.deepEqual([...a.keys()].sort(), [...e.keys()].sort());
+  for (const [p, data] of e) assert.ok(a.get(p)!.equals(data), `${p} differs from the plain build`);
+}
+
+describe('the pipeline fixture', () => {
+  const kbx = new Kbx('pipeline');
+  let reference: string;
+
+  before(() => {
+    reference = copyFixture('reference');
+    assert.equal(plainMake(reference).status, 0);
+  });
+  after(() => kbx.stop());
+
+  test('a cold build runs every line once and equals the plain build', () => {
+    const proj = copyFixture('cold');
+    const r = kbx.make(proj);
+    assert.equal(r.status, 0, r.stderr);
+    const s = summary(r.stderr);
+    assert.equal(s.hits, 0);
+    assert.ok(s.misses >= 11, `expected the 11 cacheable lines to miss: ${r.stderr}`);
+    assert.equal(s.stored, s.misses, r.stderr);
+    assertSameTree(proj, reference);
+  });
+
+  test('after make clean, every line is a hit and the tree is byte-identical', () => {
+    const proj = copyFixture('warm');
+    assert.equal(kbx.make(proj).status, 0);
+    assert.equal(plainMake(proj, ['clean']).status, 0);
+    const r = kbx.make(proj);
+    assert.equal(r.status, 0, r.stderr);
+    const s = summary(r.stderr);
+    assert.equal(s.misses, 0, r.stderr);
+    assert.ok(s.hits >= 11, r.stderr);
+    assert.match(r.stdout, /linked prog/);
+    assertSameTree(proj, reference);
+  });
+
+  test('editing a header misses exactly the lines that read it, then what depends on their output', () => {
+    const proj = copyFixture('header');
+    assert.equal(kbx.make(proj).status, 0);
+    plainMake(proj, ['clean']);
+    writeFileSync(join(proj, 'include', 'config.h'), '#define GREETING "bonjour"\n');
+    const r = kbx.make(proj);
+    assert.equal(r.status, 0, r.stderr);
+    const s = summary(r.stderr);
+    // main.c's chain (5 lines) and the link miss; util.c's chain (5 lines) and the echo hit.
+    assert.equal(s.misses, 6, r.stderr);
+    assert.equal(s.hits, 6, r.stderr);
+  });
+
+  test('a header that shadows another earlier on the include path is a miss', () => {
+    const proj = copyFixture('shadow');
+    assert.equal(kbx.make(proj).status, 0);
+    plainMake(proj, ['clean']);
+    // include/ comes before include2/: the compiler probed include/util.h and found it absent.
+    writeFileSync(join(proj, 'include', 'util.h'), '#ifndef UTIL_H\n#define UTIL_H\nint twice(int x); /* shadow */\n#endif\n');
+    const r = kbx.make(proj);
+    assert.equal(r.status, 0, r.stderr);
+    // Both compiles include util.h; their .s outputs do not change, so the chains after them hit.
+    assert.equal(summary(r.stderr).misses, 2, r.stderr);
+  });
+
+  test('changing a -D flag misses the compiles, and only them when the code is the same', () => {
+    const proj = copyFixture('flag');
+    assert.equal(kbx.make(proj).status, 0);
+    plainMake(proj, ['clean']);
+    const mk = join(proj, 'Makefile');
+    writeFileSync(mk, readFileSync(mk, 'utf8').replace('CFLAGS ?= -O2', 'CFLAGS ?= -O2 -DUNUSED_FLAG=1'));
+    const r = kbx.make(proj);
+    assert.equal(r.status, 0, r.stderr);
+    const s = summary(r.stderr);
+    assert.equal(s.misses, 2, r.stderr);
+    assert.equal(s.hits, 10, r.stderr);
+  });
+
+  test('changing an environment variable a tool reads is a miss; the same value again is a hit', () => {
+    const proj = copyFixture('env');
+    assert.equal(kbx.make(proj, ['variant.txt'], { FIXTURE_VARIANT: 'a' }).status, 0);
+    plainMake(proj, ['clean']);
+    let r = kbx.make(proj, ['variant.txt'], { FIXTURE_VARIANT: 'b' });
+    assert.equal(summary(r.stderr).misses, 1, r.stderr);
+    plainMake(proj, ['clean']);
+    r = kbx.make(proj, ['variant.txt'], { FIXTURE_VARIANT: 'a' });
+    assert.equal(summary(r.stderr).hits, 1, r.stderr);
+    assert.equal(snapshot(proj).get('variant.txt')?.toString(), 'variant=a\n');
+  });
+
+  test('replacing the assembler binary misses every line that ran it', () => {
+    const proj = copyFixture('assembler');
+    const as = join(proj, 'tools', 'as');
+    mkdirSync(join(proj, 'tools'));
+    copyFileSync('/usr/bin/as', as);
+    assert.equal(kbx.make(proj, [`AS=${as}`]).status, 0);
+    plainMake(proj, ['clean']);
+    // Install a new binary the way a package upgrade does: a new file renamed over the old.
+    copyFileSync('/usr/bin/as', `${as}.new`);
+    appendFileSync(`${as}.new`, Buffer.from('trailing bytes make a different binary that runs the same'));
+    renameSync(`${as}.new`, as);
+    const r = kbx.make(proj, [`AS=${as}`]);
+    assert.equal(r.status, 0, r.stderr);
+    const s = summary(r.stderr);
+    assert.equal(s.misses, 2, r.stderr);
+    assert.equal(s.hits, 10, r.stderr);
+  });
+
+  test('stdout, stderr and a failing status are replayed on a hit exactly as the first time', () => {
+    const proj = copyFixture('failing');
+    const plain = plainMake(proj, ['failing']);
+    const first = kbx.make(proj, ['failing']);
+    const second = kbx.make(proj, ['failing']);
+    assert.equal(summary(second.stderr).hits, 1, second.stderr);
+    for (const r of [first, second]) {
+      assert.equal(r.status, plain.status);
+      assert.equal(r.stdout, plain.stdout);
+      assert.equal(r.stderr.replace(/^kbx: .*\n/m, ''), plain.stderr);
+    }
+    assert.match(second.stdout, /bin\0ary/);
+  });
+});
+
+describe('recursive make and parallel jobs', () => {
+  const kbx = new Kbx('recursive');
+  after(() => kbx.stop());
+
+  test('a sub-make runs through the shim with its jobserver, and its lines are cached', () => {
+    const top = tempDir('recursive');
+    const sub = join(top, 'sub');
+    cpSync(fixture, sub, { recursive: true });
+    writeFileSync(join(top, 'Makefile'), 'all:\n\t$(MAKE) -C sub all\nclean:\n\t$(MAKE) -C sub clean\n');
+    let r = kbx.make(top, ['-j4']);
+    assert.equal(r.status, 0, r.stderr);
+    let s = summary(r.stderr);
+    assert.ok(s.passthrough >= 1, r.stderr);
+    plainMake(top, ['clean']);
+    r = kbx.make(top, ['-j4']);
+    assert.equal(r.status, 0, r.stderr);
+    s = summary(r.stderr);
+    assert.equal(s.misses, 0, r.stderr);
+    assert.ok(s.hits >= 11, r.stderr);
+  });
+});

@@ -1,0 +1,119 @@
+// Runs the real kbx CLI against throwaway projects: each test gets its own
+// store directory (and so its own daemon), stopped when the test ends.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const kbxMain = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+
+export interface RunResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `kbx-${prefix}-`));
+}
+
+/** Writes a tree of files (path → content) under dir. */
+export function writeTree(dir: string, files: Record<string, string>): void {
+  for (const [p, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, p)), { recursive: true });
+    writeFileSync(join(dir, p), content);
+  }
+}
+
+export class Kbx {
+  readonly dir: string;
+
+  constructor(
+    name: string,
+    private readonly extraEnv: Record<string, string> = {},
+  ) {
+    this.dir = tempDir(`store-${name}`);
+  }
+
+  env(more: Record<string, string> = {}): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = { ...process.env, KBX_DIR: this.dir, KBX_IDLE_TIMEOUT: '120', ...this.extraEnv, ...more };
+    for (const k of Object.keys(env)) if (k.startsWith('MAKE') || k === 'MFLAGS') delete env[k];
+    return env;
+  }
+
+  run(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): RunResult {
+    const r = spawnSync(process.execPath, [kbxMain, ...args], {
+      cwd: opts.cwd,
+      env: this.env(opts.env),
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  make(cwd: string, args: string[] = [], env: Record<string, string> = {}): RunResult {
+    return this.run(['make', ...args], { cwd, env });
+  }
+
+  stats(): Record<string, number> {
+    const r = this.run(['stats', '--json']);
+    return (JSON.parse(r.stdout) as { counts: Record<string, number> }).counts;
+  }
+
+  stop(): void {
+    this.run(['daemon', 'stop']);
+  }
+}
+
+/** Runs plain make (no kbx) for the reference build. */
+export function plainMake(cwd: string, args: string[] = [], env: Record<string, string> = {}): RunResult {
+  const e: NodeJS.ProcessEnv = { ...process.env, ...env };
+  for (const k of Object.keys(e)) if (k.startsWith('MAKE') || k === 'MFLAGS') delete e[k];
+  const r = spawnSync('make', args, { cwd, env: e, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Every regular file under dir (relative path → content), for comparing two builds. */
+export function snapshot(dir: string, skip: RegExp = /^$/): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      const rel = relative(dir, p);
+      if (skip.test(rel)) continue;
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (st.isFile()) out.set(rel, readFileSync(p));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** Parses the `kbx: N lines …` summary line into counts. */
+export interface Summary {
+  lines: number;
+  trivial: number;
+  passthrough: number;
+  hits: number;
+  misses: number;
+  fallback: number;
+  stored: number;
+}
+
+export function summary(stderr: string): Summary {
+  const line = stderr.split('\n').find((l) => /^kbx: \d+ lines/.test(l));
+  if (!line) throw new Error(`no kbx summary line in:\n${stderr}`);
+  const get = (re: RegExp) => Number(re.exec(line)?.[1] ?? 0);
+  return {
+    lines: get(/(\d+) lines/),
+    trivial: get(/(\d+) trivial/),
+    passthrough: get(/(\d+) pass-through/),
+    hits: get(/(\d+) hits/),
+    misses: get(/(\d+) misses/),
+    fallback: get(/(\d+) ran without the cache/),
+    stored: get(/\((\d+) stored\)/),
+  };
+}

@@ -1,0 +1,351 @@
+// The LD_PRELOAD tracer (native/tracer/kbx-trace.c) under real programs: the
+// shell, coreutils, gcc, make, and a small probe program for the libc calls
+// those do not make. Each test reads the trace log back with a strict local
+// parser for docs/PROTOCOL.md section 3, so a malformed line fails the test.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildNative, tracerPath } from '../src/native/build.js';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const probeSource = join(repoRoot, 'test', 'fixtures', 'tracer', 'probe.c');
+
+interface TraceEvent {
+  op: string;
+  path: string; // for `!`, the reason; for `i`, empty
+  ino?: bigint;
+  size?: bigint;
+  mtimeNs?: bigint;
+}
+
+/** Parses a whole trace log; throws on any line that is not a well-formed event. */
+function parseTrace(text: string): TraceEvent[] {
+  if (text !== '' && !text.endsWith('\n')) throw new Error('trace log does not end with a newline');
+  const events: TraceEvent[] = [];
+  for (const line of text.split('\n').slice(0, -1)) {
+    let m: RegExpExecArray | null;
+    if ((m = /^([mn]) (\d+) (\d+) (-?\d+) (\/.*)$/.exec(line))) {
+      events.push({ op: m[1]!, ino: BigInt(m[2]!), size: BigInt(m[3]!), mtimeNs: BigInt(m[4]!), path: m[5]! });
+    } else if ((m = /^([rwsaxedNkl]) (\/.*)$/.exec(line))) {
+      events.push({ op: m[1]!, path: m[2]! });
+    } else if (line === 'i') {
+      events.push({ op: 'i', path: '' });
+    } else if ((m = /^! (.+)$/.exec(line))) {
+      events.push({ op: '!', path: m[1]! });
+    } else {
+      throw new Error(`malformed trace line: ${JSON.stringify(line)}`);
+    }
+  }
+  return events;
+}
+
+let root: string;
+let probe: string;
+let n = 0;
+
+/** A fresh directory per test (real path: the tracer reports what getcwd says). */
+function scratch(): string {
+  const d = join(root, `t${n++}`);
+  mkdirSync(d);
+  return realpathSync(d);
+}
+
+/** The test's environment without anything from an enclosing kbx, make or tracer. */
+function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined || k.startsWith('KBX_') || /^(MAKEFLAGS|MFLAGS|MAKELEVEL|MAKEFILES|LD_PRELOAD)$/.test(k)) continue;
+    env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  log: string;
+  events: TraceEvent[];
+}
+
+/**
+ * Runs a program under the tracer. `input` feeds standard input through a pipe
+ * from outside (as make's own stdin would be); without it stdin is /dev/null.
+ * `trace: false` preloads the library without KBX_TRACE_LOG.
+ */
+function run(
+  cwd: string,
+  file: string,
+  args: string[],
+  opts: { env?: Record<string, string>; input?: string; trace?: boolean; preload?: boolean } = {},
+): Run {
+  const log = join(root, `log${n++}`);
+  const env = cleanEnv(opts.env);
+  if (opts.preload !== false) env.LD_PRELOAD = tracerPath;
+  if (opts.trace !== false && opts.preload !== false) env.KBX_TRACE_LOG = log;
+  const r = spawnSync(file, args, {
+    cwd,
+    env,
+    encoding: 'utf8',
+    input: opts.input,
+    stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  });
+  if (r.error) throw r.error;
+  const text = existsSync(log) ? readFileSync(log, 'utf8') : '';
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, log: text, events: parseTrace(text) };
+}
+
+function sh(cwd: string, script: string, opts: Parameters<typeof run>[3] = {}): Run {
+  return run(cwd, '/bin/sh', ['-c', script], opts);
+}
+
+function has(r: Run, op: string, path: string): boolean {
+  return r.events.some((e) => e.op === op && e.path === path);
+}
+
+function expectEvent(r: Run, op: string, path: string): TraceEvent {
+  const e = r.events.find((ev) => ev.op === op && ev.path === path);
+  assert.ok(e, `expected "${op} ${path}" in the trace:\n${r.log}`);
+  return e;
+}
+
+function expectNoEvent(r: Run, op: string, path: string): void {
+  assert.ok(!has(r, op, path), `did not expect "${op} ${path}" in the trace:\n${r.log}`);
+}
+
+before(() => {
+  buildNative({ force: true });
+  root = mkdtempSync(join(tmpdir(), 'kbx-tracer-test-'));
+  probe = join(realpathSync(root), 'probe');
+  execFileSync('cc', ['-O2', '-o', probe, probeSource]);
+});
+after(() => rmSync(root, { recursive: true, force: true }));
+
+test('a shell redirect: cat reads a, the shell writes b, and both programs are recorded', () => {
+  const d = scratch();
+  writeFileSync(join(d, 'a'), 'hello\n');
+  const r = sh(d, 'cat a > b');
+  assert.equal(r.status, 0);
+  assert.equal(readFileSync(join(d, 'b'), 'utf8'), 'hello\n');
+  expectEvent(r, 'r', join(d, 'a'));
+  expectEvent(r, 'w', join(d, 'b'));
+  const cat = r.events.find((e) => e.op === 'e' && basename(e.path) === 'cat');
+  assert.ok(cat, `no exec of cat:\n${r.log}`);
+  expectEvent(r, 'x', realpathSync(cat.path));
+  expectEvent(r, 'x', realpathSync('/bin/sh'));
+  assert.ok(r.events.some((e) => e.op === 'x' && /\/libc\.so\.6$/.test(e.path)), 'libc is recorded');
+  assert.ok(!r.events.some((e) => e.op === 'x' && e.path === tracerPath), 'the tracer leaves itself out');
+  assert.ok(r.events.every((e) => e.op === 'i' || e.op === '!' || e.path.startsWith('/')));
+});
+
+test('a compile: header read, absent include dir and header probed, cc1 and as run, object written, temporaries deleted', () => {
+  const d = scratch();
+  mkdirSync(join(d, 'inc'));
+  mkdirSync(join(d, 'tmp'));
+  writeFileSync(join(d, 'inc', 'foo.h'), '#define FOO 3\n');
+  writeFileSync(join(d, 'foo.c'), '#include "foo.h"\nint f(void) { return FOO; }\n');
+  const r = run(d, 'gcc', ['-Imissing', '-Iinc', '-c', 'foo.c', '-o', 'foo.o'], { env: { TMPDIR: join(d, 'tmp') } });
+  assert.equal(r.status, 0, r.stderr);
+  expectEvent(r, 'r', join(d, 'foo.c'));
+  expectEvent(r, 'r', join(d, 'inc', 'foo.h'));
+  expectEvent(r, 'a', join(d, 'missing')); // cpp drops an absent -I dir at startup
+  expectEvent(r, 'a', join(d, 'foo.h')); // "foo.h" is looked for next to foo.c first
+  expectEvent(r, 'w', join(d, 'foo.o'));
+  assert.ok(r.events.some((e) => e.op === 'x' && basename(e.path) === 'cc1'), `cc1 ran:\n${r.log}`);
+  assert.ok(r.events.some((e) => e.op === 'e' && basename(e.path) === 'as'), `as was executed:\n${r.log}`);
+  assert.ok(r.events.some((e) => e.op === 'x' && /(^|-)as$/.test(basename(e.path))), `as ran:\n${r.log}`);
+  const temps = r.events.filter((e) => e.op === 'w' && e.path.startsWith(join(d, 'tmp') + '/'));
+  assert.ok(temps.length > 0, `a temporary was written:\n${r.log}`);
+  for (const t of temps) expectEvent(r, 'd', t.path);
+});
+
+test('mv, ln -s, mkdir and rm report rename (with the old stat), symlink, mkdir and delete', () => {
+  const d = scratch();
+  writeFileSync(join(d, 'f'), 'content');
+  const st = statSync(join(d, 'f'), { bigint: true });
+  const r = sh(d, 'mv f g && ln -s g l && mkdir sub && rm l');
+  assert.equal(r.status, 0, r.stderr);
+  const moved = expectEvent(r, 'n', join(d, 'f'));
+  assert.equal(moved.ino, st.ino);
+  assert.equal(moved.size, 7n);
+  assert.equal(moved.mtimeNs, st.mtimeNs);
+  const i = r.events.indexOf(moved);
+  assert.deepEqual(r.events[i + 1], { op: 'N', path: join(d, 'g') }, 'n is followed by N');
+  expectEvent(r, 'l', join(d, 'l'));
+  expectEvent(r, 'k', join(d, 'sub'));
+  expectEvent(r, 'd', join(d, 'l'));
+});
+
+test('appending modifies in place: m with the size and mtime before, 0 0 0 for a new file', () => {
+  const d = scratch();
+  writeFileSync(join(d, 'f'), 'hello');
+  const st = statSync(join(d, 'f'), { bigint: true });
+  const r = sh(d, 'printf x >> f; printf y >> new');
+  assert.equal(readFileSync(join(d, 'f'), 'utf8'), 'hellox');
+  const m = expectEvent(r, 'm', join(d, 'f'));
+  assert.deepEqual([m.ino, m.size, m.mtimeNs], [st.ino, 5n, st.mtimeNs]);
+  const fresh = expectEvent(r, 'm', join(d, 'new'));
+  assert.deepEqual([fresh.ino, fresh.size, fresh.mtimeNs], [0n, 0n, 0n]);
+});
+
+test('relative paths follow cd; *at calls on a directory fd resolve it through /proc/self/fd', () => {
+  const d = scratch();
+  mkdirSync(join(d, 'sub', 'tree', 'a'), { recursive: true });
+  writeFileSync(join(d, 'sub', 'rel.txt'), 'x');
+  writeFileSync(join(d, 'sub', 'tree', 'a', 'file'), 'x');
+  const r = sh(d, 'cd sub && cat rel.txt && rm -r tree');
+  assert.equal(r.status, 0, r.stderr);
+  expectEvent(r, 'r', join(d, 'sub', 'rel.txt'));
+  expectEvent(r, 'd', join(d, 'sub', 'tree', 'a', 'file'));
+  expectEvent(r, 'd', join(d, 'sub', 'tree', 'a'));
+  expectEvent(r, 'd', join(d, 'sub', 'tree'));
+
+  const p = run(d, probe, ['openat', 'sub', 'rel.txt', '--', 'openat', 'sub', 'nope']);
+  assert.equal(p.stdout, 'openat ok\nopenat No such file or directory\n');
+  expectEvent(p, 'r', join(d, 'sub', 'rel.txt'));
+  expectEvent(p, 'a', join(d, 'sub', 'nope'));
+});
+
+test('fopen modes: r reads, w/w+/wx write, a/a+/r+ modify; a missing file is absent', () => {
+  const d = scratch();
+  for (const f of ['r', 'a', 'aplus', 'rplus', 'w', 'wplus']) writeFileSync(join(d, f), 'old');
+  const steps = [
+    ['r', 'r'], ['w', 'w'], ['w+', 'wplus'], ['wx', 'wx'], ['a', 'a'], ['a+', 'aplus'], ['r+', 'rplus'], ['r', 'missing'],
+  ];
+  const r = run(d, probe, steps.flatMap(([mode, f], i) => [...(i ? ['--'] : []), 'fopen', mode!, f!]));
+  assert.equal(r.status, 0, r.stderr);
+  expectEvent(r, 'r', join(d, 'r'));
+  for (const f of ['w', 'wplus', 'wx']) expectEvent(r, 'w', join(d, f));
+  for (const f of ['a', 'aplus', 'rplus']) assert.equal(expectEvent(r, 'm', join(d, f)).size, 3n);
+  expectEvent(r, 'a', join(d, 'missing'));
+  expectNoEvent(r, 'r', join(d, 'missing'));
+});
+
+test('renameat2 RENAME_EXCHANGE reports both directions; O_TMPFILE names nothing', () => {
+  const d = scratch();
+  writeFileSync(join(d, 'x'), '1');
+  writeFileSync(join(d, 'y'), '22');
+  const r = run(d, probe, ['exchange', 'x', 'y', '--', 'tmpfile', '.']);
+  assert.match(r.stdout, /^exchange ok\n/);
+  assert.equal(expectEvent(r, 'n', join(d, 'x')).size, 1n);
+  assert.equal(expectEvent(r, 'n', join(d, 'y')).size, 2n);
+  expectEvent(r, 'N', join(d, 'x'));
+  expectEvent(r, 'N', join(d, 'y'));
+  assert.ok(!r.events.some((e) => e.op === 'w' || e.op === 'm'), r.log);
+});
+
+test('execvp and posix_spawnp: absent PATH candidates before the program found, then the program', () => {
+  const d = scratch();
+  for (const b of ['bin0', 'bin1', 'bin2']) mkdirSync(join(d, b));
+  writeFileSync(join(d, 'bin0', 'tool'), 'not executable');
+  writeFileSync(join(d, 'bin2', 'tool'), '#!/bin/sh\necho tool ran\n');
+  chmodSync(join(d, 'bin2', 'tool'), 0o755);
+  const env = { PATH: `${d}/bin0:${d}/bin1:${d}/bin2:/usr/bin:/bin` };
+  const r = run(d, probe, ['spawnp', 'tool', '--', 'execvp', 'tool'], { env });
+  assert.equal(r.stdout, 'tool ran\nspawnp ok\ntool ran\n');
+  const search = r.events.filter((e) => e.path.endsWith('/tool') && 'sae'.includes(e.op)).map((e) => `${e.op} ${e.path}`);
+  const once = [`s ${d}/bin0/tool`, `a ${d}/bin1/tool`, `e ${d}/bin2/tool`];
+  assert.deepEqual(search, [...once, ...once]);
+
+  const missing = run(d, probe, ['execvp', 'nosuch'], { env });
+  assert.equal(missing.stdout, 'execvp No such file or directory\n');
+  for (const b of ['bin0', 'bin1', 'bin2']) expectEvent(missing, 'a', join(d, b, 'nosuch'));
+  expectNoEvent(missing, 'e', join(d, 'bin2', 'nosuch'));
+
+  const l = run(d, probe, ['execl', join(d, 'bin2', 'tool')]);
+  assert.equal(l.stdout, 'tool ran\n');
+  expectEvent(l, 'e', join(d, 'bin2', 'tool'));
+});
+
+test('standard input: i only for reads of what came from outside the line', () => {
+  const d = scratch();
+  writeFileSync(join(d, 'f'), 'file\n');
+  const outer = sh(d, 'cat', { input: 'hi\n' });
+  assert.equal(outer.stdout, 'hi\n');
+  assert.ok(has(outer, 'i', ''), outer.log);
+  assert.equal(outer.events.filter((e) => e.op === 'i').length, 1, 'once per process');
+
+  const getchar = run(d, probe, ['getchar'], { input: 'A' });
+  assert.equal(getchar.stdout, 'getchar 65\n');
+  assert.ok(has(getchar, 'i', ''), getchar.log);
+
+  const inner = sh(d, 'echo x | cat', { input: 'unused\n' });
+  assert.equal(inner.stdout, 'x\n');
+  assert.ok(!has(inner, 'i', ''), `a pipe made by the line is not stdin:\n${inner.log}`);
+
+  const file = sh(d, 'cat < f', { input: 'unused\n' });
+  assert.equal(file.stdout, 'file\n');
+  assert.ok(!has(file, 'i', ''), file.log);
+  expectEvent(file, 'r', join(d, 'f'));
+
+  const devnull = sh(d, 'cat');
+  assert.ok(!has(devnull, 'i', ''), devnull.log);
+});
+
+test('a path with a newline is reported as ! instead of a broken line', () => {
+  const d = scratch();
+  writeFileSync(join(d, 'two\nlines'), 'x');
+  const r = sh(d, 'cat "$F"', { env: { F: 'two\nlines' } });
+  assert.equal(r.stdout, 'x');
+  assert.ok(r.events.some((e) => e.op === '!' && /newline/.test(e.path)), r.log);
+});
+
+test('the log sits at a high descriptor and is reopened if a program closes it', () => {
+  const d = scratch();
+  const r = run(d, '/bin/ls', ['/proc/self/fd']);
+  assert.ok(r.stdout.split('\n').some((fd) => Number(fd) >= 800), r.stdout);
+  const closed = run(d, '/bin/bash', ['-c', 'exec 800>&-; echo > after']);
+  assert.equal(closed.status, 0, closed.stderr);
+  expectEvent(closed, 'w', join(d, 'after'));
+});
+
+test('a static program is named by the exec that starts it but records nothing itself', () => {
+  const d = scratch();
+  writeFileSync(join(d, 's.c'), 'int main(void) { return 0; }\n');
+  execFileSync('cc', ['-static', '-o', join(d, 'static'), join(d, 's.c')]);
+  const r = sh(d, './static');
+  assert.equal(r.status, 0);
+  expectEvent(r, 'e', `${d}/./static`);
+  expectNoEvent(r, 'x', join(d, 'static'));
+});
+
+test('make -j4: lines of concurrent processes are never mixed', () => {
+  const d = scratch();
+  const targets = Array.from({ length: 24 }, (_, i) => `out${i}`);
+  writeFileSync(join(d, 'src'), 'x\n'.repeat(100));
+  writeFileSync(
+    join(d, 'Makefile'),
+    `all: ${targets.join(' ')}\n` +
+      `out%:\n\t@for i in 1 2 3 4 5 6 7 8; do cat src; ls $(CURDIR) > /dev/null; done > $@\n`,
+  );
+  const r = run(d, 'make', ['-j4', '-s'], { env: { MAKEFLAGS: '' } });
+  assert.equal(r.status, 0, r.stderr);
+  // parseTrace has already rejected any malformed line.
+  assert.ok(r.events.length > 24 * 8 * 4, `${r.events.length} events`);
+  for (const t of targets) expectEvent(r, 'w', join(d, t));
+  assert.equal(r.events.filter((e) => e.op === 'r' && e.path === join(d, 'src')).length, 24 * 8);
+});
+
+test('without KBX_TRACE_LOG the library changes nothing, and tracing changes no output', () => {
+  const d = scratch();
+  writeFileSync(join(d, 'bad.c'), 'int f(void) { return undeclared; }\n');
+  writeFileSync(join(d, 'f'), 'data\n');
+  const script =
+    'ls -la . | sed "s/  */ /g"; cat f missing; echo "status $?"; ls nonexist; ' +
+    `${probe} stat nonexist -- stat f -- fopen r nonexist -- fopen wx f; ` +
+    'gcc -c bad.c -o bad.o; echo "gcc $?"; printf "a\\nb\\n" | sort -r; cat';
+  const plain = sh(d, script, { preload: false, input: 'stdin text\n' });
+  const off = sh(d, script, { trace: false, input: 'stdin text\n' });
+  const on = sh(d, script, { input: 'stdin text\n' });
+  assert.match(plain.stdout, /stat -1 No such file or directory/);
+  assert.match(plain.stdout, /stdin text/);
+  for (const r of [off, on]) {
+    assert.deepEqual([r.status, r.stdout, r.stderr], [plain.status, plain.stdout, plain.stderr]);
+  }
+  assert.equal(off.log, '', 'no log without KBX_TRACE_LOG');
+  assert.ok(on.events.length > 0);
+});
