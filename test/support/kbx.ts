@@ -1,6 +1,6 @@
 // Runs the real kbx CLI against throwaway projects: each test gets its own
 // store directory (and so its own daemon), stopped when the test ends.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -55,6 +55,22 @@ export class Kbx {
 
   make(cwd: string, args: string[] = [], env: Record<string, string> = {}): RunResult {
     return this.run(['make', ...args], { cwd, env });
+  }
+
+  /** Starts `kbx make` without waiting, for builds that run side by side or get disturbed. */
+  makeAsync(cwd: string, args: string[] = []): Promise<RunResult> {
+    return new Promise((resolvePromise) => {
+      const child = spawn(process.execPath, [kbxMain, 'make', ...args], {
+        cwd,
+        env: this.env(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('close', (code) => resolvePromise({ status: code ?? -1, stdout, stderr }));
+    });
   }
 
   stats(): Record<string, number> {
