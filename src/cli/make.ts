@@ -12,7 +12,9 @@ import { KbxError } from '../util/errors.js';
 import { formatSummary, type BuildSummary } from './summary.js';
 
 // Slots of the counters file (docs/PROTOCOL.md, section 4).
-const SLOTS = ['trivial', 'passthrough_recursive', 'passthrough_daemon', 'fallback', 'hit', 'miss', 'passthrough_config'];
+const SLOTS = [
+  'trivial', 'passthrough_recursive', 'passthrough_daemon', 'fallback', 'hit', 'miss', 'passthrough_config', 'passthrough_flags',
+];
 
 export interface MakeInvocation {
   /** Directory make runs in (after -C). */

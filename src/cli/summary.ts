@@ -12,7 +12,7 @@ const n = (v: number | undefined) => v ?? 0;
 
 export function formatSummary(s: BuildSummary): string {
   const c = s.shim;
-  const passthrough = n(c.passthrough_recursive) + n(c.passthrough_daemon) + n(c.passthrough_config);
+  const passthrough = n(c.passthrough_recursive) + n(c.passthrough_daemon) + n(c.passthrough_config) + n(c.passthrough_flags);
   const total = n(c.trivial) + passthrough + n(c.fallback) + n(c.hit) + n(c.miss);
   const parts = [
     `${n(c.trivial)} trivial`,

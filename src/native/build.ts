@@ -24,7 +24,8 @@ const targets: NativeTarget[] = [
   {
     source: join(packageRoot, 'native', 'shim', 'kbx-shim.c'),
     output: shimPath,
-    args: ['-O2', '-Wall', '-Wextra', '-std=gnu11'],
+    // Static: no dynamic loader at start-up halves the cost of a trivial line.
+    args: ['-O2', '-Wall', '-Wextra', '-std=gnu11', '-static'],
     libs: [],
   },
   {
