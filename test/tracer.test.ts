@@ -28,9 +28,9 @@ function parseTrace(text: string): TraceEvent[] {
   const events: TraceEvent[] = [];
   for (const line of text.split('\n').slice(0, -1)) {
     let m: RegExpExecArray | null;
-    if ((m = /^([mn]) (\d+) (\d+) (-?\d+) (\/.*)$/.exec(line))) {
+    if ((m = /^([mnNwd]) (\d+) (\d+) (-?\d+) (\/.*)$/.exec(line))) {
       events.push({ op: m[1]!, ino: BigInt(m[2]!), size: BigInt(m[3]!), mtimeNs: BigInt(m[4]!), path: m[5]! });
-    } else if ((m = /^([rwsaxedNkl]) (\/.*)$/.exec(line))) {
+    } else if ((m = /^([rsaxekl]) (\/.*)$/.exec(line))) {
       events.push({ op: m[1]!, path: m[2]! });
     } else if (line === 'i') {
       events.push({ op: 'i', path: '' });
@@ -113,6 +113,12 @@ function expectEvent(r: Run, op: string, path: string): TraceEvent {
   return e;
 }
 
+/** Asserts that the event carries this stat (`null`: the path did not exist, 0 0 0). */
+function assertStat(e: TraceEvent, st: { ino: bigint; size: bigint; mtimeNs: bigint } | null): void {
+  const want = st ? [st.ino, st.size, st.mtimeNs] : [0n, 0n, 0n];
+  assert.deepEqual([e.ino, e.size, e.mtimeNs], want, `stat of "${e.op} ${e.path}"`);
+}
+
 function expectNoEvent(r: Run, op: string, path: string): void {
   assert.ok(!has(r, op, path), `did not expect "${op} ${path}" in the trace:\n${r.log}`);
 }
@@ -174,10 +180,11 @@ test('mv, ln -s, mkdir and rm report rename (with the old stat), symlink, mkdir 
   assert.equal(moved.size, 7n);
   assert.equal(moved.mtimeNs, st.mtimeNs);
   const i = r.events.indexOf(moved);
-  assert.deepEqual(r.events[i + 1], { op: 'N', path: join(d, 'g') }, 'n is followed by N');
+  assert.deepEqual(r.events[i + 1], { op: 'N', path: join(d, 'g'), ino: 0n, size: 0n, mtimeNs: 0n }, 'n is followed by N');
   expectEvent(r, 'l', join(d, 'l'));
   expectEvent(r, 'k', join(d, 'sub'));
-  expectEvent(r, 'd', join(d, 'l'));
+  const rmLink = expectEvent(r, 'd', join(d, 'l'));
+  assert.ok(rmLink.ino! > 0n && rmLink.size === 1n, `d has the symlink's own stat (lstat):\n${r.log}`);
 });
 
 test('appending modifies in place: m with the size and mtime before, 0 0 0 for a new file', () => {
@@ -190,6 +197,84 @@ test('appending modifies in place: m with the size and mtime before, 0 0 0 for a
   assert.deepEqual([m.ino, m.size, m.mtimeNs], [st.ino, 5n, st.mtimeNs]);
   const fresh = expectEvent(r, 'm', join(d, 'new'));
   assert.deepEqual([fresh.ino, fresh.size, fresh.mtimeNs], [0n, 0n, 0n]);
+});
+
+test('objcopy in place: foo.o is read, then replaced by a change that carries its stat from before', () => {
+  const d = scratch();
+  writeFileSync(join(d, 'foo.c'), 'int x;\n');
+  writeFileSync(join(d, 'f'), 'section data\n');
+  execFileSync('gcc', ['-c', 'foo.c', '-o', 'foo.o'], { cwd: d });
+  const st = statSync(join(d, 'foo.o'), { bigint: true });
+  const r = run(d, 'objcopy', ['--add-section', '.x=f', 'foo.o']);
+  assert.equal(r.status, 0, r.stderr);
+  const foo = join(d, 'foo.o');
+  const read = r.events.indexOf(expectEvent(r, 'r', foo));
+  // Older binutils rename their temporary over foo.o (N); 2.36 and later copy
+  // it back into foo.o with a truncating open (w). Either carries the stat.
+  const change = r.events.findIndex((e) => (e.op === 'N' || e.op === 'w') && e.path === foo);
+  assert.ok(change > read, `foo.o is read, then replaced:\n${r.log}`);
+  assertStat(r.events[change]!, st);
+  // The temporary comes from mkstemp inside libc: new (0 0 0), gone at the end.
+  const temp = r.events.find((e) => e.op === 'w' && dirname(e.path) === d && e.path !== foo);
+  assert.ok(temp, `the temporary is logged:\n${r.log}`);
+  assertStat(temp, null);
+  assert.ok(has(r, 'd', temp.path) || has(r, 'n', temp.path), `the temporary is removed or renamed:\n${r.log}`);
+  assert.ok(!existsSync(temp.path));
+});
+
+test('sed -i: the mkstemp temporary is written, then renamed over the file with its old stat', () => {
+  const d = scratch();
+  writeFileSync(join(d, 'f'), 'aaa\n');
+  const st = statSync(join(d, 'f'), { bigint: true });
+  const r = run(d, 'sed', ['-i', 's/a/b/', 'f']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(readFileSync(join(d, 'f'), 'utf8'), 'baa\n');
+  const f = join(d, 'f');
+  const read = r.events.indexOf(expectEvent(r, 'r', f));
+  const temp = r.events.findIndex((e) => e.op === 'w' && e.path.startsWith(d + '/') && e.path !== f);
+  assert.ok(temp > read, `sed's temporary is logged as w:\n${r.log}`);
+  const tempPath = r.events[temp]!.path;
+  assertStat(r.events[temp]!, null);
+  const renamed = r.events.findIndex((e) => e.op === 'n' && e.path === tempPath);
+  assert.ok(renamed > temp, r.log);
+  assert.equal(r.events[renamed]!.size, 4n, 'n has the temporary as written');
+  assert.equal(r.events[renamed + 1]!.op, 'N');
+  assert.equal(r.events[renamed + 1]!.path, f);
+  assertStat(r.events[renamed + 1]!, st);
+});
+
+test('truncating, replacing and removing an existing file carry its old stat; new files 0 0 0', () => {
+  const d = scratch();
+  for (const f of ['t', 'm', 'rm']) writeFileSync(join(d, f), `old ${f}\n`);
+  const st = Object.fromEntries(['t', 'm', 'rm'].map((f) => [f, statSync(join(d, f), { bigint: true })]));
+  const r = sh(d, ': > t; : > fresh; echo new > src; mv src m; ln m hard; rm rm');
+  assert.equal(r.status, 0, r.stderr);
+  assertStat(expectEvent(r, 'w', join(d, 't')), st.t!);
+  assertStat(expectEvent(r, 'w', join(d, 'fresh')), null);
+  assertStat(expectEvent(r, 'N', join(d, 'm')), st.m!);
+  assertStat(expectEvent(r, 'N', join(d, 'hard')), null);
+  assertStat(expectEvent(r, 'd', join(d, 'rm')), st.rm!);
+  expectNoEvent(r, 'a', join(d, 'rm'));
+});
+
+test('mktemp and the mk*temp* family: the file made is w 0 0 0, the directory k; names made absolute', () => {
+  const d = scratch();
+  mkdirSync(join(d, 'tmp'));
+  const r = sh(d, 'mktemp; mktemp -d', { env: { TMPDIR: join(d, 'tmp') } });
+  assert.equal(r.status, 0, r.stderr);
+  const [file, dir] = r.stdout.trim().split('\n');
+  assertStat(expectEvent(r, 'w', file!), null);
+  expectEvent(r, 'k', dir!);
+
+  mkdirSync(join(d, 'sub'));
+  const p = run(d, probe, ['mktemps', 'sub']);
+  const made = p.stdout.trim().split(' ');
+  assert.equal(made.slice(0, 2).join(' '), 'mktemps ok', p.stdout);
+  const names = made.slice(2).map((t) => join(d, t));
+  assert.match(names[2]!, /\/t2\w{6}\.s$/);
+  for (const t of names.slice(0, 5)) assertStat(expectEvent(p, 'w', t), null);
+  expectEvent(p, 'k', names[5]!);
+  assert.equal(p.events.filter((e) => e.op === 'w' || e.op === 'k').length, 6, p.log);
 });
 
 test('relative paths follow cd; *at calls on a directory fd resolve it through /proc/self/fd', () => {
@@ -229,12 +314,13 @@ test('renameat2 RENAME_EXCHANGE reports both directions; O_TMPFILE names nothing
   const d = scratch();
   writeFileSync(join(d, 'x'), '1');
   writeFileSync(join(d, 'y'), '22');
+  const sx = statSync(join(d, 'x'), { bigint: true });
+  const sy = statSync(join(d, 'y'), { bigint: true });
   const r = run(d, probe, ['exchange', 'x', 'y', '--', 'tmpfile', '.']);
   assert.match(r.stdout, /^exchange ok\n/);
-  assert.equal(expectEvent(r, 'n', join(d, 'x')).size, 1n);
-  assert.equal(expectEvent(r, 'n', join(d, 'y')).size, 2n);
-  expectEvent(r, 'N', join(d, 'x'));
-  expectEvent(r, 'N', join(d, 'y'));
+  const moves = r.events.filter((e) => 'nN'.includes(e.op));
+  const ev = (op: string, f: string, st: typeof sx) => ({ op, path: join(d, f), ino: st.ino, size: st.size, mtimeNs: st.mtimeNs });
+  assert.deepEqual(moves, [ev('n', 'x', sx), ev('N', 'y', sy), ev('n', 'y', sy), ev('N', 'x', sx)]);
   assert.ok(!r.events.some((e) => e.op === 'w' || e.op === 'm'), r.log);
 });
 

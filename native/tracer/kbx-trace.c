@@ -19,9 +19,9 @@
 // The first traced process also exports KBX_TRACE_STDIN (its fd 0's identity)
 // so that descendants can tell the line's own pipes from outside input.
 //
-// Calls glibc makes internally (fopen's own open, execvp's own execve, ...)
-// never reach these wrappers, which is why the stdio and exec* forms are
-// wrapped one by one. Static programs are not traced at all; their parent's
+// Calls glibc makes internally (fopen's and mkstemp's own open, execvp's own
+// execve, ...) never reach these wrappers, which is why the stdio, mk*temp*
+// and exec* forms are wrapped one by one. Static programs are not traced at all; their parent's
 // `e` event still names them.
 
 #undef _FORTIFY_SOURCE
@@ -74,7 +74,9 @@ int __uflow(FILE *stream);
     X(symlinkat) X(truncate) X(truncate64) X(chmod) X(fchmodat)                \
     X(read) X(fread) X(fread_unlocked) X(fgets) X(fgets_unlocked) X(getline)   \
     X(getdelim) X(__getdelim) X(fgetc) X(fgetc_unlocked) X(getc)               \
-    X(getc_unlocked) X(_IO_getc) X(__uflow) X(getchar) X(getchar_unlocked)
+    X(getc_unlocked) X(_IO_getc) X(__uflow) X(getchar) X(getchar_unlocked)    \
+    X(mkstemp) X(mkstemp64) X(mkostemp) X(mkostemp64) X(mkstemps)              \
+    X(mkstemps64) X(mkostemps) X(mkostemps64) X(mkdtemp)
 
 #define DECLARE_REAL(fn)                                                       \
     static __typeof__(&fn) real_##fn;                                          \
@@ -155,7 +157,15 @@ static const char *append_path(char *buf, size_t *n, size_t cap, int dirfd, cons
     return NULL;
 }
 
-// Logs one event for a path; `st` is used by m and n only (NULL: did not exist).
+// The events that change a path carry its stat from before the change, so that
+// the daemon knows which version of the file the line started from.
+static int has_stat(char op)
+{
+    return op == 'm' || op == 'n' || op == 'N' || op == 'w' || op == 'd';
+}
+
+// Logs one event for a path; `st` is used by has_stat ops only (NULL: the
+// path did not exist, logged as "0 0 0").
 static void log_event(char op, const struct stat *st, int dirfd, const char *path)
 {
     FORGET_NONNULL(path);
@@ -165,7 +175,7 @@ static void log_event(char op, const struct stat *st, int dirfd, const char *pat
     size_t n = 0;
     buf[n++] = op;
     buf[n++] = ' ';
-    if (op == 'm' || op == 'n') {
+    if (has_stat(op)) {
         long long mtime = 0;
         if (st) mtime = (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
         n += (size_t)snprintf(buf + n, 80, "%llu %lld %lld ",
@@ -184,18 +194,26 @@ static void log_event(char op, const struct stat *st, int dirfd, const char *pat
 
 static int absent(int err) { return err == ENOENT || err == ENOTDIR; }
 
-// The state of a path before a call that changes it (events m and n).
+// The state of a path before a call that changes it (the has_stat events).
 struct before { int exists; struct stat st; };
 
+// Stats `path` for event `op` before the real call runs. Opens (m, w) follow a
+// final symlink as the open will; renames, links and removals (n, N, d) act on
+// the link itself. Other ops take nothing. errno is left as it was.
 static void take_before(struct before *b, char op, int dirfd, const char *path)
 {
     b->exists = 0;
     FORGET_NONNULL(path);
-    if (log_fd < 0 || !path || (op != 'm' && op != 'n')) return;
+    if (log_fd < 0 || !path || !path[0] || !has_stat(op)) return;
     int saved = errno;
-    int flags = op == 'n' ? AT_SYMLINK_NOFOLLOW : 0;   // rename moves the link itself
+    int flags = op == 'm' || op == 'w' ? 0 : AT_SYMLINK_NOFOLLOW;
     b->exists = REAL(fstatat)(dirfd, path, &b->st, flags) == 0;
     errno = saved;
+}
+
+static const struct stat *before_stat(const struct before *b)
+{
+    return b->exists ? &b->st : NULL;
 }
 
 // After a call on a path: `op` if it succeeded (0: log nothing), `a` if it failed
@@ -205,7 +223,7 @@ static void log_outcome(char op, const struct before *b, int dirfd, const char *
 {
     if (log_fd < 0) return;
     int err = errno;
-    if (ok && op) log_event(op, b && b->exists ? &b->st : NULL, dirfd, path);
+    if (ok && op) log_event(op, b ? before_stat(b) : NULL, dirfd, path);
     else if (!ok && absent(err)) log_event('a', NULL, dirfd, path);
     else if (!ok && err == EEXIST) log_event('s', NULL, dirfd, path);
     errno = err;
@@ -395,7 +413,7 @@ __attribute__((constructor)) static void kbx_trace_init(void)
 }
 
 // ---------------------------------------------------------------------------
-// open and friends: r, w, m (with the stat before), s for O_PATH, a if absent.
+// open and friends: r; w and m (with the stat before); s for O_PATH; a if absent.
 // The mode argument exists only with O_CREAT or O_TMPFILE.
 
 #define OPEN_MODE(flags, last)                                                 \
@@ -539,7 +557,8 @@ int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t 
 
 // ---------------------------------------------------------------------------
 // Changes to the tree: n/N for renames, N for links (the source is read),
-// d for removals, k for mkdir, l for symlinks, m for truncate and chmod.
+// d for removals, k for mkdir, l for symlinks, m for truncate and chmod. Each
+// n, N, d and m carries the stat its path had before the call.
 
 static int traced_rename(int olddir, const char *old, int newdir, const char *new,
                          unsigned flags, int ret_of_call, const struct before *bo,
@@ -548,11 +567,11 @@ static int traced_rename(int olddir, const char *old, int newdir, const char *ne
     if (log_fd < 0) return ret_of_call;
     int err = errno;
     if (ret_of_call == 0) {
-        log_event('n', bo->exists ? &bo->st : NULL, olddir, old);
-        log_event('N', NULL, newdir, new);
+        log_event('n', before_stat(bo), olddir, old);
+        log_event('N', before_stat(bn), newdir, new);  // what the rename replaced
         if (flags & RENAME_EXCHANGE) {
-            log_event('n', bn->exists ? &bn->st : NULL, newdir, new);
-            log_event('N', NULL, olddir, old);
+            log_event('n', before_stat(bn), newdir, new);
+            log_event('N', before_stat(bo), olddir, old);
         }
     } else if (absent(err)) {
         // Either the source is missing or the destination's directory is.
@@ -568,7 +587,7 @@ static int traced_rename(int olddir, const char *old, int newdir, const char *ne
     do {                                                                       \
         struct before bo_, bn_;                                                \
         take_before(&bo_, 'n', olddir, old);                                   \
-        take_before(&bn_, (flags) & RENAME_EXCHANGE ? 'n' : 0, newdir, new);   \
+        take_before(&bn_, 'N', newdir, new);                                   \
         return traced_rename(olddir, old, newdir, new, flags, (call), &bo_, &bn_); \
     } while (0)
 
@@ -584,7 +603,7 @@ static int traced_link(int olddir, const char *old, int newdir, const char *new,
     if (log_fd < 0) return ret;
     int err = errno;
     if (ret == 0) log_event('r', NULL, olddir, old);   // new has old's content
-    log_outcome('N', NULL, newdir, new, ret == 0);
+    log_outcome('N', NULL, newdir, new, ret == 0);     // 0 0 0: a link never replaces
     errno = err;
     return ret;
 }
@@ -618,6 +637,43 @@ int chmod(const char *path, mode_t mode)
 { TRACE('m', AT_FDCWD, path, REAL(chmod)(path, mode)); }
 int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
 { TRACE('m', dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags)); }
+
+// ---------------------------------------------------------------------------
+// Temporary files that libc creates with its internal open, which never comes
+// through the wrappers above: on success the template holds the name made.
+// The mkstemp family opens with O_CREAT|O_EXCL, so the file is new (w, 0 0 0);
+// mkdtemp makes a directory (k). tmpfile names nothing and needs no wrapper.
+
+#define TRACE_MKSTEMP(template, call)                                          \
+    do {                                                                       \
+        int fd_ = (call);                                                      \
+        if (fd_ >= 0) log_event('w', NULL, AT_FDCWD, template);                \
+        return fd_;                                                            \
+    } while (0)
+
+int mkstemp(char *template)
+{ TRACE_MKSTEMP(template, REAL(mkstemp)(template)); }
+int mkstemp64(char *template)
+{ TRACE_MKSTEMP(template, REAL(mkstemp64)(template)); }
+int mkostemp(char *template, int flags)
+{ TRACE_MKSTEMP(template, REAL(mkostemp)(template, flags)); }
+int mkostemp64(char *template, int flags)
+{ TRACE_MKSTEMP(template, REAL(mkostemp64)(template, flags)); }
+int mkstemps(char *template, int suffixlen)
+{ TRACE_MKSTEMP(template, REAL(mkstemps)(template, suffixlen)); }
+int mkstemps64(char *template, int suffixlen)
+{ TRACE_MKSTEMP(template, REAL(mkstemps64)(template, suffixlen)); }
+int mkostemps(char *template, int suffixlen, int flags)
+{ TRACE_MKSTEMP(template, REAL(mkostemps)(template, suffixlen, flags)); }
+int mkostemps64(char *template, int suffixlen, int flags)
+{ TRACE_MKSTEMP(template, REAL(mkostemps64)(template, suffixlen, flags)); }
+
+char *mkdtemp(char *template)
+{
+    char *dir = REAL(mkdtemp)(template);
+    if (dir) log_event('k', NULL, AT_FDCWD, dir);
+    return dir;
+}
 
 // ---------------------------------------------------------------------------
 // Reading standard input (event i, see stdin_read). getc_unlocked and friends

@@ -10,7 +10,10 @@ export type InputKind = 'c' | 'e';
 export interface InputSpec {
   kind: InputKind;
   path: string;
-  /** Set when the line changed the file in place: its stat before the change. */
+  /**
+   * Set when the line changed, replaced or removed the file after reading it:
+   * its stat before that first change (the version whose content the line read).
+   */
   pre?: PreStat;
   /** The line's first access found the path absent. */
   startAbsent?: true;
@@ -96,8 +99,10 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
     }
     if (READS.has(ev.op) && !h.wrote) h.readBeforeWrite = true;
     if ((WRITES.has(ev.op) || ev.op === 'd' || ev.op === 'n') && !h.wrote && !h.changedAfterRead && h.pre === undefined) {
-      // The first change to a file the line had read: the content it depended
-      // on is gone, and is known only through the stat the event carries.
+      // The first change to the path (m n N w d carry a stat; k and l, which
+      // only succeed on an absent path, do not). If the line had read the file,
+      // the content it depended on is gone and is known only through this stat.
+      // The stat alone makes no input: a path first written is an output only.
       if (ev.pre) h.pre = ev.pre;
       else if (h.readBeforeWrite) h.changedAfterRead = true;
     }
@@ -110,7 +115,7 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
     if (h.readBeforeWrite || PROBES.has(firstOp)) {
       if (h.changedAfterRead) return { ...result, uncacheable: `modifies-input: ${p}` };
       const spec: InputSpec = { kind: h.readBeforeWrite ? 'c' : 'e', path: p };
-      if (h.pre) spec.pre = h.pre;
+      if (h.pre && h.readBeforeWrite) spec.pre = h.pre; // a probe's key is existence only
       if (firstOp === 'a') spec.startAbsent = true;
       result.inputs.push(spec);
     }

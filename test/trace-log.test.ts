@@ -1,0 +1,246 @@
+// Golden bytes for the trace log (docs/PROTOCOL.md section 3): literal log
+// text through parseTraceLog (src/observe/trace-log.ts) and classifyAccesses
+// (src/observe/accesses.ts), with the exact result expected. The tracer's side
+// of the same format is tested against real programs in tracer.test.ts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { classifyAccesses, type Accesses } from '../src/observe/accesses.js';
+import { parseTraceLog, type PreStat } from '../src/observe/trace-log.js';
+
+const opts = { ignorePrefixes: ['/cache'], uncacheablePrograms: ['date'] };
+
+function pre(ino: bigint, size: bigint, mtimeNs: bigint): PreStat {
+  return { ino, size, mtimeNs };
+}
+
+const ZERO = pre(0n, 0n, 0n);
+
+/** Parses and classifies; the log must parse cleanly. */
+function classify(log: string): Accesses {
+  const { events, bad } = parseTraceLog(log);
+  assert.deepEqual(bad, [], 'the log parses');
+  return classifyAccesses(events, bad, opts);
+}
+
+function uncacheable(reason: string): Accesses {
+  return { inputs: [], written: [], deleted: [], execed: [], uncacheable: reason };
+}
+
+test('every op in its exact form', () => {
+  const log =
+    'r /b/a.c\n' +
+    'w 0 0 0 /b/a.o\n' +
+    'w 12 345 1700000000123456789 /b/old.o\n' +
+    'm 7 5 -1000000000 /b/ancient\n' +
+    's /usr/include\n' +
+    'a /b/missing.h\n' +
+    'x /usr/lib/x86_64-linux-gnu/libc.so.6\n' +
+    'e /usr/bin/as\n' +
+    'd 18446744073709551615 0 1 /b/tmp\n' +
+    'n 3 4 5 /b/t\n' +
+    'N 0 0 0 /b/u\n' +
+    'k /b/dir\n' +
+    'l /b/link\n' +
+    'i\n' +
+    '! path contains a newline (event r)\n';
+  assert.deepEqual(parseTraceLog(log), {
+    events: [
+      { op: 'r', path: '/b/a.c' },
+      { op: 'w', path: '/b/a.o', pre: ZERO },
+      { op: 'w', path: '/b/old.o', pre: pre(12n, 345n, 1700000000123456789n) },
+      { op: 'm', path: '/b/ancient', pre: pre(7n, 5n, -1000000000n) },
+      { op: 's', path: '/usr/include' },
+      { op: 'a', path: '/b/missing.h' },
+      { op: 'x', path: '/usr/lib/x86_64-linux-gnu/libc.so.6' },
+      { op: 'e', path: '/usr/bin/as' },
+      { op: 'd', path: '/b/tmp', pre: pre(18446744073709551615n, 0n, 1n) },
+      { op: 'n', path: '/b/t', pre: pre(3n, 4n, 5n) },
+      { op: 'N', path: '/b/u', pre: ZERO },
+      { op: 'k', path: '/b/dir' },
+      { op: 'l', path: '/b/link' },
+      { op: 'i', path: '' },
+      { op: '!', path: 'path contains a newline (event r)' },
+    ],
+    bad: [],
+  });
+  assert.deepEqual(parseTraceLog(''), { events: [], bad: [] });
+});
+
+test('hostile paths are kept byte for byte and never taken for stat numbers', () => {
+  const log =
+    'r /a b/ c \n' + // spaces, a trailing one too
+    'w 1 2 3 /1 2 3 /x\n' + // digits after the stat belong to the path
+    'r /1 2 3 /y\n' + // looks like a stat but r has none: a path
+    'd 1 2 3 /b/\r\n' + // carriage return
+    'r /b/../../etc/passwd\n' + // no normalisation
+    'r /b/\uFFFD/ünïcödé\n'; // valid UTF-8, U+FFFD included
+  assert.deepEqual(parseTraceLog(Buffer.from(log, 'utf8')), {
+    events: [
+      { op: 'r', path: '/a b/ c ' },
+      { op: 'w', path: '/1 2 3 /x', pre: pre(1n, 2n, 3n) },
+      { op: 'r', path: '/1 2 3 /y' },
+      { op: 'd', path: '/b/\r', pre: pre(1n, 2n, 3n) },
+      { op: 'r', path: '/b/../../etc/passwd' },
+      { op: 'r', path: '/b/\uFFFD/ünïcödé' },
+    ],
+    bad: [],
+  });
+});
+
+test('malformed lines are bad, and any bad line makes the recipe line uncacheable', () => {
+  const lines = [
+    'z /b/x', // unknown op
+    'w /b/x', // missing stat
+    'N /b/x',
+    'd /b/x',
+    'm 1 2 /b/x', // two numbers
+    'n 1 2 3 b/x', // relative path
+    'r 1 2 3', // no path at all
+    'r b/x', // relative path
+    'r', // no path
+    'r/b/x', // no space
+    'w  1 2 3 /b/x', // two spaces
+    'm -1 2 3 /b/x', // negative ino
+    'd 1 -2 3 /b/x', // negative size
+    'w 0x1 2 3 /b/x', // not decimal
+    '', // empty line
+    'i ', // i takes nothing
+    'i /b/x',
+    'r /b/nul\0byte',
+    '!', // ! needs a space
+  ];
+  const parsed = parseTraceLog(lines.map((l) => l + '\n').join('') + 'r /b/ok\n');
+  assert.deepEqual(parsed, { events: [{ op: 'r', path: '/b/ok' }], bad: lines });
+  assert.deepEqual(classifyAccesses(parsed.events, parsed.bad, opts), uncacheable('trace-corrupt'));
+});
+
+test('a log cut short: the unterminated last line is bad', () => {
+  const parsed = parseTraceLog('r /b/a.c\nw 0 0 0 /b/a');
+  assert.deepEqual(parsed, { events: [{ op: 'r', path: '/b/a.c' }], bad: ['w 0 0 0 /b/a'] });
+  assert.deepEqual(classifyAccesses(parsed.events, parsed.bad, opts), uncacheable('trace-corrupt'));
+  // Cut inside a multi-byte character.
+  const cut = Buffer.from('r /b/a\nr /b/é\n', 'utf8').subarray(0, -2);
+  assert.deepEqual(parseTraceLog(cut), { events: [{ op: 'r', path: '/b/a' }], bad: ['r /b/\uFFFD'] });
+});
+
+test('bytes that are not UTF-8 make a line bad: decoding would merge different paths', () => {
+  const log = Buffer.concat([
+    Buffer.from('r /b/ok\nr /b/'),
+    Buffer.from([0xff]),
+    Buffer.from('\nr /b/\uFFFD\n', 'utf8'),
+  ]);
+  assert.deepEqual(parseTraceLog(log), {
+    events: [{ op: 'r', path: '/b/ok' }, { op: 'r', path: '/b/\uFFFD' }],
+    bad: ['r /b/\uFFFD'],
+  });
+});
+
+test('objcopy in place (rename): foo.o is an input known by its stat before the rename, and an output', () => {
+  const foo = pre(1234n, 832n, 1700000000000000001n);
+  const log =
+    'x /usr/bin/objcopy\n' +
+    'r /b/foo.o\n' +
+    'w 0 0 0 /b/stT17HF5\n' +
+    'n 99 904 1700000000500000000 /b/stT17HF5\n' +
+    'N 1234 832 1700000000000000001 /b/foo.o\n';
+  assert.deepEqual(classify(log), {
+    inputs: [
+      { kind: 'c', path: '/b/foo.o', pre: foo },
+      { kind: 'c', path: '/usr/bin/objcopy' },
+    ],
+    written: ['/b/foo.o', '/b/stT17HF5'],
+    deleted: ['/b/stT17HF5'],
+    execed: [],
+  });
+});
+
+test('objcopy in place (copy back, binutils >= 2.36): the truncating open carries the stat', () => {
+  const log =
+    'r /b/foo.o\n' +
+    'w 0 0 0 /b/stT17HF5\n' +
+    'w 1234 832 1700000000000000001 /b/foo.o\n' +
+    'd 99 904 1700000000500000000 /b/stT17HF5\n';
+  assert.deepEqual(classify(log), {
+    inputs: [{ kind: 'c', path: '/b/foo.o', pre: pre(1234n, 832n, 1700000000000000001n) }],
+    written: ['/b/foo.o', '/b/stT17HF5'],
+    deleted: ['/b/stT17HF5'],
+    execed: [],
+  });
+});
+
+test('sed -i: the mkstemp temporary is written, renamed over f; f is an input with its old stat', () => {
+  const log =
+    'r /b/f\n' +
+    'w 0 0 0 /b/./sedtVc1XU\n' +
+    'n 5 4 6 /b/./sedtVc1XU\n' +
+    'N 7 4 8 /b/f\n';
+  assert.deepEqual(classify(log), {
+    inputs: [{ kind: 'c', path: '/b/f', pre: pre(7n, 4n, 8n) }],
+    written: ['/b/f', '/b/./sedtVc1XU'],
+    deleted: ['/b/./sedtVc1XU'],
+    execed: [],
+  });
+});
+
+test('a stat on a first write or removal makes no input', () => {
+  // `: > existing`, `mv new existing`, `rm existing`, `mktemp -d`.
+  const log =
+    'w 1 10 100 /b/existing\n' +
+    'N 2 20 200 /b/replaced\n' +
+    'd 3 30 300 /b/removed\n' +
+    'w 0 0 0 /tmp/tmp.V5s8RAaTLq\n' +
+    'k /tmp/tmp.3vtG3mZ02J\n';
+  assert.deepEqual(classify(log), {
+    inputs: [],
+    written: ['/b/existing', '/b/replaced', '/tmp/tmp.V5s8RAaTLq', '/tmp/tmp.3vtG3mZ02J'],
+    deleted: ['/b/removed'],
+    execed: [],
+  });
+});
+
+test('read then removed or truncated: an input with the stat before; probes keep existence only', () => {
+  const log =
+    'r /b/gone\n' +
+    'd 3 30 300 /b/gone\n' +
+    'r /b/trunc\n' +
+    'w 4 40 400 /b/trunc\n' +
+    'm 5 50 500 /b/appended\n' +
+    'm 0 0 0 /b/new\n' +
+    's /b/probed\n' +
+    'w 6 60 600 /b/probed\n' +
+    'a /b/absent\n' +
+    'w 0 0 0 /b/absent\n' +
+    'r /b/twice\n' +
+    'n 7 70 700 /b/twice\n' +
+    'N 0 0 0 /b/moved\n' +
+    'w 0 0 0 /b/twice\n' +
+    'd 8 0 800 /b/twice\n';
+  assert.deepEqual(classify(log), {
+    inputs: [
+      { kind: 'e', path: '/b/absent', startAbsent: true },
+      { kind: 'c', path: '/b/appended', pre: pre(5n, 50n, 500n) },
+      { kind: 'c', path: '/b/gone', pre: pre(3n, 30n, 300n) },
+      { kind: 'c', path: '/b/new', pre: ZERO },
+      { kind: 'e', path: '/b/probed' },
+      { kind: 'c', path: '/b/trunc', pre: pre(4n, 40n, 400n) },
+      { kind: 'c', path: '/b/twice', pre: pre(7n, 70n, 700n) }, // the first change decides
+    ],
+    written: ['/b/trunc', '/b/appended', '/b/new', '/b/probed', '/b/absent', '/b/twice', '/b/moved'],
+    deleted: ['/b/gone', '/b/twice'],
+    execed: [],
+  });
+});
+
+test('stdin, untraceable events, terminals and uncacheable programs', () => {
+  assert.deepEqual(classify('r /b/a\ni\n'), uncacheable('reads-stdin'));
+  assert.deepEqual(classify('! path too long (event w)\n'), uncacheable('untraceable: path too long (event w)'));
+  assert.deepEqual(classify('w 0 0 0 /dev/tty\n'), uncacheable('uses-terminal'));
+  assert.deepEqual(classify('x /usr/bin/date\n'), uncacheable('runs-date'));
+  assert.deepEqual(classify('r /proc/cpuinfo\n'), uncacheable('reads-/proc/cpuinfo'));
+  assert.deepEqual(classify('w 0 0 0 /dev/null\nr /proc/self/maps\nw 0 0 0 /cache/x\ne /usr/bin/cc\n'), {
+    inputs: [],
+    written: [],
+    deleted: [],
+    execed: ['/usr/bin/cc'],
+  });
+});
