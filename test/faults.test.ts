@@ -73,7 +73,7 @@ describe('faults', () => {
     const proj = copy('pipeline', 'corrupt');
     assert.equal(kbx.make(proj).status, 0);
     kbx.stats(); // waits until every blob is written
-    const blobs = allFiles(join(kbx.dir, 'store', 'v1', 'cas'));
+    const blobs = allFiles(join(kbx.dir, 'store', 'v2', 'cas'));
     assert.ok(blobs.length > 5);
     for (const b of blobs) {
       const data = readFileSync(b);

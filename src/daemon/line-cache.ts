@@ -5,7 +5,7 @@ import { lstatSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { FileState } from '../fingerprint/file-state.js';
-import { firstMismatch, strongFingerprint, weakFingerprint, type LineRequest, type PathEntry } from '../fingerprint/key.js';
+import { firstMismatch, strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
 import { classifyAccesses, type InputSpec } from '../observe/accesses.js';
 import { isStaticElf } from '../observe/static-binary.js';
 import { parseTraceLog } from '../observe/trace-log.js';
@@ -15,7 +15,7 @@ import { restoreEntry } from './restore.js';
 
 export type LookupResult =
   | { kind: 'hit'; exit: number; stdout: Buffer; stderr: Buffer; savedUs: number }
-  | { kind: 'miss'; action: PendingAction }
+  | { kind: 'miss'; action: PendingAction; why: string }
   | { kind: 'pass'; reason: string };
 
 export interface PendingAction {
@@ -42,6 +42,10 @@ export interface RecordResult {
   persist: Promise<void>;
 }
 
+// Bumped whenever the rules that find a line uncacheable change, so that a
+// line judged by older rules gets another chance.
+export const RULES_VERSION = 2;
+
 // Reasons found by a single run that hold for every later run of the same command.
 const LASTING = /^(writes-outside-tree|reads-stdin|uses-terminal|reads-\/|runs-|static-binary|untraceable|modifies-input|nondeterministic)/;
 
@@ -50,9 +54,6 @@ function insideAny(p: string, roots: string[]): boolean {
   return roots.some((r) => abs === r || abs.startsWith(r.endsWith('/') ? r : r + '/'));
 }
 
-function sameEntries(a: PathEntry[], b: PathEntry[]): boolean {
-  return a.length === b.length && a.every((e, i) => e.k === b[i]!.k && e.p === b[i]!.p && e.v === b[i]!.v);
-}
 
 export class LineCache {
   readonly state = new FileState();
@@ -68,10 +69,18 @@ export class LineCache {
   lookup(req: LineRequest, roots: string[]): LookupResult {
     const weak = weakFingerprint(req, this.cfg.envIgnore);
     const rec = this.store.getPathSets(weak);
-    if (rec?.uncacheable) return { kind: 'pass', reason: rec.uncacheable.split(':')[0]! };
+    if (rec?.uncacheable && rec.rules === RULES_VERSION) {
+      this.ranUnseen();
+      return { kind: 'pass', reason: rec.uncacheable.split(':')[0]! };
+    }
+    let firstDiff: Mismatch | undefined;
     for (const set of rec?.sets ?? []) {
-      if (firstMismatch(this.state, set)) continue;
-      const entry = this.store.getEntry(strongFingerprint(weak, set));
+      const diff = firstMismatch(this.state, set.entries);
+      if (diff) {
+        firstDiff ??= diff;
+        continue;
+      }
+      const entry = this.store.getEntry(set.strong);
       if (!entry) continue;
       const restored = restoreEntry(this.store, this.state, entry);
       if (!restored) continue; // a blob was evicted or corrupt: run the line
@@ -81,6 +90,7 @@ export class LineCache {
     return {
       kind: 'miss',
       action: { id, weak, req, roots, traceLog: `${this.tmpDir}/trace-${id}.log`, startedMs: Date.now() },
+      why: firstDiff ? `${firstDiff.entry.p} was ${firstDiff.entry.v.slice(0, 16)}, now ${firstDiff.now.slice(0, 16)}` : rec ? 'stored outputs unavailable' : 'new command',
     };
   }
 
@@ -104,7 +114,7 @@ export class LineCache {
   }
 
   private learnUncacheable(action: PendingAction, reason: string): void {
-    const rec: PathSets = { command: action.req.command, cwd: action.req.cwd, uncacheable: reason, sets: [] };
+    const rec: PathSets = { command: action.req.command, cwd: action.req.cwd, uncacheable: reason, rules: RULES_VERSION, sets: [] };
     this.store.putPathSets(action.weak, rec);
   }
 
@@ -113,7 +123,18 @@ export class LineCache {
    * needs before returning (the next recipe line may change these files); the
    * blob writes continue in `persist`.
    */
+  /** A line ran without kbx seeing what it wrote: stop trusting anything checked before. */
+  ranUnseen(): void {
+    this.state.newGeneration();
+  }
+
   record(action: PendingAction, done: DoneReport): RecordResult {
+    const res = this.recordTrace(action, done);
+    if (res.outcome !== 'stored') this.ranUnseen();
+    return res;
+  }
+
+  private recordTrace(action: PendingAction, done: DoneReport): RecordResult {
     const none = Promise.resolve();
     let log: Buffer;
     try {
@@ -142,16 +163,14 @@ export class LineCache {
     }
 
     const entries: PathEntry[] = [];
-    // A file outside the tree that the line itself removed is a temporary
-    // (made by mkstemp inside libc, where the tracer cannot see it created).
-    const removedOutside = new Set(acc.deleted.filter((p) => !insideAny(p, action.roots)));
     for (const spec of acc.inputs) {
-      if (removedOutside.has(spec.path)) continue;
       const v = this.inputValue(spec);
       if (v === undefined) return { outcome: 'not-stored', reason: 'unknown-prior-content', persist: none };
       entries.push({ k: spec.kind, p: spec.path, v });
     }
 
+    // Inputs are valued; now drop what kbx knew of the paths the line changed.
+    for (const p of [...acc.written, ...acc.deleted]) this.state.forget(p);
     const outputs: StoredOutput[] = [];
     const blobs = new Map<string, Buffer>();
     for (const p of acc.written) {
@@ -207,9 +226,9 @@ export class LineCache {
     const persist = (async () => {
       for (const [digest, data] of blobs) await this.store.putBlob(digest, data);
       this.store.putEntry(strong, entry);
-      const rec = this.store.getPathSets(action.weak) ?? { command: action.req.command, cwd: action.req.cwd, sets: [] };
-      if (rec.uncacheable) return;
-      rec.sets = [entries, ...rec.sets.filter((s) => !sameEntries(s, entries))].slice(0, this.cfg.pathSetsPerCommand);
+      const old = this.store.getPathSets(action.weak);
+      const rec: PathSets = old && !old.uncacheable ? old : { command: action.req.command, cwd: action.req.cwd, sets: [] };
+      rec.sets = [{ strong, entries }, ...rec.sets.filter((s) => s.strong !== strong)].slice(0, this.cfg.pathSetsPerCommand);
       this.store.putPathSets(action.weak, rec);
     })();
     return { outcome: 'stored', persist };

@@ -119,6 +119,7 @@ export class DaemonServer {
       if (pending) {
         // The shim went away between MISS and DONE (killed, timed out).
         this.count(pending.buildId, 'not-stored:shim-gone');
+        this.cache.ranUnseen();
       }
     });
   }
@@ -150,6 +151,7 @@ export class DaemonServer {
       }
       send(MsgType.Miss, [res.action.id, res.action.traceLog]);
       this.count(buildId, 'miss');
+      if (res.why !== 'new command') this.log(`miss (${res.why}): ${res.action.req.command.slice(0, 200)}`);
       return { action: res.action, buildId };
     } catch (err) {
       this.log(`lookup failed for '${cmdB.toString().slice(0, 200)}' in ${cwdB.toString()}: ${(err as Error).stack}`);

@@ -17,8 +17,15 @@ interface Known {
   ctimeNs: bigint;
   digest: string;
   hashedAtNs: bigint;
-  /** Build generation in which a system path was last checked (see isSystemPath). */
+  /** Build generation in which the entry was last checked against the file system. */
   checkedGen: number;
+  checkedAtMs: number;
+}
+
+interface KnownExistence {
+  value: Existence;
+  checkedGen: number;
+  checkedAtMs: number;
 }
 
 // A file modified within this window after we hashed it could keep the same
@@ -31,6 +38,13 @@ const SYSTEM_PREFIXES = ['/usr/', '/lib/', '/lib64/', '/bin/', '/sbin/', '/etc/'
 export function isSystemPath(p: string): boolean {
   return SYSTEM_PREFIXES.some((pre) => p.startsWith(pre));
 }
+
+// Within a build, a check younger than this is trusted without a new stat: a
+// kernel build looks the same few hundred headers up for every object. Files
+// kbx writes or restores update their entry at once, and a line kbx cannot
+// see into starts a new generation, so the window only widens make's own
+// race with a developer editing a file during the build, by at most this.
+const TRUST_MS = 1000;
 
 function nowNs(): bigint {
   return process.hrtime.bigint() - hrtimeOffset;
@@ -48,10 +62,11 @@ function stat(p: string): BigIntStats | undefined {
 
 export class FileState {
   private known = new Map<string, Known>();
+  private existences = new Map<string, KnownExistence>();
   private gen = 0;
   hashedBytes = 0;
 
-  /** Starts a new build generation: system paths are checked again once. */
+  /** Starts a new generation: every path is checked again. At each build start, and whenever a line ran unseen. */
   newGeneration(): void {
     this.gen++;
   }
@@ -60,16 +75,25 @@ export class FileState {
     return this.known.size;
   }
 
+  private trusted(p: string, checkedGen: number, checkedAtMs: number, now: number): boolean {
+    return checkedGen === this.gen && (now - checkedAtMs < TRUST_MS || isSystemPath(p));
+  }
+
   existence(p: string): Existence {
+    const now = Date.now();
+    const e = this.existences.get(p);
+    if (e && this.trusted(p, e.checkedGen, e.checkedAtMs, now)) return e.value;
     const st = stat(p);
-    if (!st) return 'absent';
-    return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
+    const value: Existence = !st ? 'absent' : st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
+    this.existences.set(p, { value, checkedGen: this.gen, checkedAtMs: now });
+    return value;
   }
 
   /** Digest of the content now: sha256 of a file, `dir:` + digest of a listing, or ABSENT. */
   content(p: string): string {
     const k = this.known.get(p);
-    if (k && k.checkedGen === this.gen && isSystemPath(p)) return k.digest;
+    const now = Date.now();
+    if (k && this.trusted(p, k.checkedGen, k.checkedAtMs, now)) return k.digest;
     const st = stat(p);
     if (!st) {
       this.known.delete(p);
@@ -84,6 +108,7 @@ export class FileState {
       k.hashedAtNs - (st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs) > RACY_NS
     ) {
       k.checkedGen = this.gen;
+      k.checkedAtMs = now;
       return k.digest;
     }
     return this.hashNow(p, st);
@@ -124,7 +149,9 @@ export class FileState {
       digest,
       hashedAtNs: nowNs(),
       checkedGen: this.gen,
+      checkedAtMs: Date.now(),
     });
+    this.existences.delete(p);
   }
 
   /** Records the digest of a file kbx itself just wrote or read whole. */
@@ -144,7 +171,9 @@ export class FileState {
     return undefined;
   }
 
+  /** A recipe line removed or replaced the path in a way kbx did not hash. */
   forget(p: string): void {
     this.known.delete(p);
+    this.existences.delete(p);
   }
 }

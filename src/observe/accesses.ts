@@ -52,10 +52,13 @@ const HARMLESS = [
 
 type Verdict = 'ignore' | 'track' | string;
 
-function judgePath(p: string, opts: ClassifyOptions): Verdict {
+function judgePath(p: string, op: string, opts: ClassifyOptions): Verdict {
   if (opts.ignorePrefixes.some((pre) => p === pre || p.startsWith(pre.endsWith('/') ? pre : pre + '/'))) return 'ignore';
   if (p.startsWith('/dev/') || p.startsWith('/proc/') || p.startsWith('/sys/')) {
     if (HARMLESS.some((re) => re.test(p))) return 'ignore';
+    // Probing whether such a path exists (gcc looks for /dev/null.gch) is an
+    // ordinary existence input; reading or writing one is not.
+    if (PROBES.has(op)) return 'track';
     return p === '/dev/tty' ? 'uses-terminal' : `reads-${p}`;
   }
   return 'track';
@@ -81,7 +84,7 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
     if (ev.op === 'i') return { ...result, uncacheable: 'reads-stdin' };
     if (ev.op === '!') return { ...result, uncacheable: `untraceable: ${ev.path}` };
     const p = ev.path;
-    const verdict = judgePath(resolve(p), opts);
+    const verdict = judgePath(resolve(p), ev.op, opts);
     if (verdict === 'ignore') continue;
     if (verdict !== 'track') return { ...result, uncacheable: verdict };
     if (ev.op === 'e') {

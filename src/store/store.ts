@@ -26,7 +26,15 @@ export interface PathSets {
   cwd: string;
   /** Set once a run showed this command cannot be cached; the reason is a stable word. */
   uncacheable?: string;
-  sets: PathEntry[][];
+  /** RULES_VERSION of the kbx that judged it uncacheable; a judgement by other rules is ignored. */
+  rules?: number;
+  sets: PathSet[];
+}
+
+/** The inputs one run observed, and the strong fingerprint they make with the weak one. */
+export interface PathSet {
+  strong: string;
+  entries: PathEntry[];
 }
 
 export interface Store {

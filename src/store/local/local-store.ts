@@ -37,7 +37,7 @@ export class LocalStore implements Store {
     private readonly compressionLevel: number,
     private readonly events: LocalStoreEvents = {},
   ) {
-    this.root = join(dir, 'store', 'v1');
+    this.root = join(dir, 'store', 'v2');
     mkdirSync(this.root, { recursive: true });
     this.sizes = new SizeTracker(this.root, maxSize);
   }
