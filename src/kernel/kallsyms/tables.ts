@@ -1,0 +1,236 @@
+// The kallsyms tables as bytes for a target word size and byte order: what
+// Linux 6.1 kallsyms.c write_src() emits as assembly, computed directly.
+// Tables in .rodata order, each aligned to the word size:
+//   kallsyms_offsets (u32 each, --base-relative) or kallsyms_addresses (words)
+//   kallsyms_relative_base (word, --base-relative only)
+//   kallsyms_num_syms (u32)
+//   kallsyms_names (per symbol: ULEB128 length, 1-2 bytes, then token codes)
+//   kallsyms_markers (u32 offset into names of every 256th symbol)
+//   kallsyms_seqs_of_names (3 bytes big-endian per symbol, symbols sorted by name)
+//   kallsyms_token_table (256 NUL-terminated token strings)
+//   kallsyms_token_index (u16 offset of each token in the token table)
+
+import { expandTokens, optimizeTokenTable, packSymbols } from './compress.js';
+import { KallsymsError, splitBigInt, toBigInt, type KallsymsOptions, type Selection, type SymEntry } from './symbols.js';
+
+export interface Target {
+  wordSize: 4 | 8;
+  endian: 'little' | 'big';
+}
+
+export interface KallsymsTables {
+  target: Target;
+  baseRelative: boolean;
+  absolutePercpu: boolean;
+  /** Address of _text in the input; the C tool writes addresses as _text ± n. */
+  text: bigint;
+  numSyms: number;
+  /** Symbol addresses in table order (what addresses/offsets encode). */
+  addrs: bigint[];
+  /** Per symbol: written as an absolute value (percpu under --absolute-percpu). */
+  percpuAbsolute: boolean[];
+  addresses?: Uint8Array;
+  offsets?: Uint8Array;
+  relativeBase: bigint;
+  names: Uint8Array;
+  markers: Uint8Array;
+  seqsOfNames: Uint8Array;
+  tokenTable: Uint8Array;
+  tokenIndex: Uint8Array;
+}
+
+const U32 = 0x1_0000_0000;
+const INT_MAX = 0x7fffffff;
+
+class Writer {
+  readonly bytes: Buffer;
+  constructor(
+    size: number,
+    private readonly le: boolean,
+  ) {
+    this.bytes = Buffer.alloc(size);
+  }
+  u16(at: number, v: number): void {
+    if (this.le) this.bytes.writeUInt16LE(v & 0xffff, at);
+    else this.bytes.writeUInt16BE(v & 0xffff, at);
+  }
+  u32(at: number, v: number): void {
+    if (this.le) this.bytes.writeUInt32LE(v >>> 0, at);
+    else this.bytes.writeUInt32BE(v >>> 0, at);
+  }
+  word(at: number, v: bigint, size: 4 | 8): void {
+    const m = BigInt.asUintN(size * 8, v);
+    if (size === 4) this.u32(at, Number(m));
+    else if (this.le) this.bytes.writeBigUInt64LE(m, at);
+    else this.bytes.writeBigUInt64BE(m, at);
+  }
+}
+
+/** One u32 per symbol, with the C tool's range checks. */
+function encodeOffsets(syms: readonly SymEntry[], sel: Selection, opts: KallsymsOptions, w: Writer): void {
+  const rb = splitBigInt(sel.relativeBase);
+  for (let i = 0; i < syms.length; i++) {
+    const s = syms[i]!;
+    // Exact for |difference| < 2^53; anything larger is out of range anyway.
+    const diff = (s.hi - rb.hi) * U32 + (s.lo - rb.lo);
+    let offset: number;
+    let overflow: boolean;
+    if (!opts.absolutePercpu) {
+      offset = diff;
+      overflow = offset < 0 || offset > 0xffffffff;
+    } else if (s.percpuAbsolute) {
+      offset = s.hi * U32 + s.lo;
+      overflow = s.hi !== 0 || s.lo > INT_MAX;
+    } else {
+      offset = -diff - 1;
+      overflow = offset < -0x80000000 || offset >= 0;
+    }
+    if (overflow) {
+      throw new KallsymsError(
+        'KALLSYMS_OUT_OF_RANGE',
+        `kallsyms failure: ${s.percpuAbsolute ? 'absolute' : 'relative'} symbol value 0x${toBigInt(s.hi, s.lo).toString(16)} out of range in relative mode`,
+      );
+    }
+    w.u32(i * 4, offset);
+  }
+}
+
+/** compare_names(): name (cut at ".llvm." for --lto-clang), then address, then table order. */
+function nameOrder(syms: readonly SymEntry[], ltoClang: boolean): Int32Array {
+  const keys = syms.map((s) => {
+    const cut = ltoClang ? s.name.indexOf('.llvm.') : -1;
+    return cut >= 0 ? s.name.slice(0, cut) : s.name;
+  });
+  const order = Array.from({ length: syms.length }, (_, i) => i);
+  order.sort((a, b) => {
+    const ka = keys[a]!;
+    const kb = keys[b]!;
+    if (ka !== kb) return ka < kb ? -1 : 1;
+    const sa = syms[a]!;
+    const sb = syms[b]!;
+    return sa.hi - sb.hi || sa.lo - sb.lo || a - b;
+  });
+  return Int32Array.from(order);
+}
+
+export function buildTables(sel: Selection, opts: KallsymsOptions, target: Target): KallsymsTables {
+  const syms = sel.symbols;
+  const n = syms.length;
+  const le = target.endian === 'little';
+  const packed = packSymbols(syms);
+  const table = optimizeTokenTable(packed);
+  const addrs = syms.map((s) => toBigInt(s.hi, s.lo));
+
+  let addresses: Uint8Array | undefined;
+  let offsets: Uint8Array | undefined;
+  if (opts.baseRelative) {
+    const w = new Writer(n * 4, le);
+    encodeOffsets(syms, sel, opts, w);
+    offsets = w.bytes;
+  } else {
+    const w = new Writer(n * target.wordSize, le);
+    for (let i = 0; i < n; i++) w.word(i * target.wordSize, addrs[i]!, target.wordSize);
+    addresses = w.bytes;
+  }
+
+  // Names, and a marker every 256 symbols.
+  let namesSize = 0;
+  for (let i = 0; i < n; i++) {
+    const l = packed.len[i]!;
+    if (l > 0x3fff) throw new KallsymsError('KALLSYMS_BAD_LENGTH', 'kallsyms failure: unexpected huge symbol length');
+    namesSize += l + (l <= 0x7f ? 1 : 2);
+  }
+  const names = Buffer.alloc(namesSize);
+  const markers = new Writer(((n + 255) >> 8) * 4, le);
+  let off = 0;
+  for (let i = 0; i < n; i++) {
+    if ((i & 0xff) === 0) markers.u32((i >> 8) * 4, off);
+    const l = packed.len[i]!;
+    if (l <= 0x7f) names[off++] = l;
+    else {
+      names[off++] = (l & 0x7f) | 0x80;
+      names[off++] = (l >> 7) & 0x7f;
+    }
+    const s = packed.start[i]!;
+    names.set(packed.data.subarray(s, s + l), off);
+    off += l;
+  }
+
+  const order = nameOrder(syms, !!opts.ltoClang);
+  const seqs = Buffer.alloc(n * 3);
+  for (let k = 0; k < n; k++) {
+    const seq = order[k]!;
+    seqs[k * 3] = (seq >> 16) & 0xff;
+    seqs[k * 3 + 1] = (seq >> 8) & 0xff;
+    seqs[k * 3 + 2] = seq & 0xff;
+  }
+
+  const tokens = expandTokens(table);
+  const tokenTable = Buffer.alloc(tokens.reduce((sum, t) => sum + t.length + 1, 0));
+  const tokenIndex = new Writer(256 * 2, le);
+  off = 0;
+  for (let c = 0; c < 256; c++) {
+    tokenIndex.u16(c * 2, off); // .short: truncated to 16 bits like gas does
+    tokenTable.set(tokens[c]!, off);
+    off += tokens[c]!.length + 1;
+  }
+
+  return {
+    target,
+    baseRelative: !!opts.baseRelative,
+    absolutePercpu: !!opts.absolutePercpu,
+    text: sel.text,
+    numSyms: n,
+    addrs,
+    percpuAbsolute: syms.map((s) => s.percpuAbsolute),
+    addresses,
+    offsets,
+    relativeBase: sel.relativeBase,
+    names,
+    markers: markers.bytes,
+    seqsOfNames: seqs,
+    tokenTable,
+    tokenIndex: tokenIndex.bytes,
+  };
+}
+
+export interface LaidOutTable {
+  name: string;
+  offset: number;
+  size: number;
+}
+
+/**
+ * The tables placed one after another as the C tool's assembly places them
+ * in a fresh .rodata section (each label after `.balign wordSize`, zero
+ * padding), with relative_base written as its absolute value.
+ */
+export function layoutTables(t: KallsymsTables): { image: Buffer; tables: LaidOutTable[] } {
+  const w = t.target.wordSize;
+  const le = t.target.endian === 'little';
+  const word = new Writer(w, le);
+  word.word(0, t.relativeBase, w);
+  const num = new Writer(4, le);
+  num.u32(0, t.numSyms);
+  const parts: [string, Uint8Array][] = [];
+  if (t.baseRelative) parts.push(['kallsyms_offsets', t.offsets!], ['kallsyms_relative_base', word.bytes]);
+  else parts.push(['kallsyms_addresses', t.addresses!]);
+  parts.push(
+    ['kallsyms_num_syms', num.bytes],
+    ['kallsyms_names', t.names],
+    ['kallsyms_markers', t.markers],
+    ['kallsyms_seqs_of_names', t.seqsOfNames],
+    ['kallsyms_token_table', t.tokenTable],
+    ['kallsyms_token_index', t.tokenIndex],
+  );
+  const tables: LaidOutTable[] = [];
+  let off = 0;
+  for (const [name, bytes] of parts) {
+    off = Math.ceil(off / w) * w;
+    tables.push({ name, offset: off, size: bytes.length });
+    off += bytes.length;
+  }
+  const image = Buffer.alloc(off);
+  parts.forEach(([, bytes], i) => image.set(bytes, tables[i]!.offset));
+  return { image, tables };
+}

@@ -1,0 +1,226 @@
+// kallsyms in TypeScript against the C tool of the 6.1 tree: for the same
+// symbol map and options, the C tool's assembled .rodata and our laid-out
+// tables must be the same bytes, and both must decode to the same symbols.
+
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { ElfFile } from '../src/elf/elf-file.js';
+import { applyPatches, planSymbolWrite } from '../src/elf/patch.js';
+import {
+  decodeTables,
+  elfTableSource,
+  elfTarget,
+  emitKallsyms,
+  imageSource,
+  kallsyms,
+  KallsymsError,
+  layoutTables,
+  type KallsymsOptions,
+} from '../src/kernel/kallsyms/index.js';
+import { readMap, selectSymbols } from '../src/kernel/kallsyms/symbols.js';
+import { cKallsyms, kernelTree } from './support/kernel-tree.js';
+import { syntheticMap } from './support/kallsyms-synthetic.js';
+import {
+  assemble,
+  optionCombinations,
+  optionName,
+  runCKallsyms,
+  TARGETS,
+  type AsmTarget,
+} from './support/kallsyms-oracle.js';
+
+const FIXTURES = fileURLToPath(new URL('../../test/fixtures/kallsyms/', import.meta.url));
+const tree = kernelTree();
+const tool = tree ? cKallsyms(tree) : undefined;
+const work = mkdtempSync(join(tmpdir(), 'kbx-kallsyms-test-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+function params(t: AsmTarget, o: KallsymsOptions) {
+  return { wordSize: t.wordSize, endian: t.endian, baseRelative: !!o.baseRelative, absolutePercpu: !!o.absolutePercpu, ltoClang: !!o.ltoClang };
+}
+
+let runs = 0;
+
+/**
+ * Runs both tools on `mapPath` and compares bytes and decoded symbols; or,
+ * when the C tool refuses the input, checks that we refuse it the same way.
+ */
+function compareWithC(mapPath: string, o: KallsymsOptions, target: AsmTarget): 'same-tables' | 'both-refused' {
+  const input = readFileSync(mapPath);
+  const c = runCKallsyms(tool!, mapPath, o);
+  let mine;
+  try {
+    mine = kallsyms(input, o, target);
+  } catch (e) {
+    assert.ok(e instanceof KallsymsError, String(e));
+    assert.notEqual(c.status, 0, `C tool succeeded where we failed: ${e.message}`);
+    assert.ok(c.stderr.includes(e.message), `C says ${c.stderr}, we say ${e.message}`);
+    return 'both-refused';
+  }
+  assert.equal(c.status, 0, `C tool failed: ${c.stderr}`);
+  assert.equal(mine.diagnostics.map((d) => `${d}\n`).join(''), c.stderr);
+
+  const text = mine.tables.text;
+  const base = `run${runs++}`;
+  const cObj = ElfFile.parse(assemble(work, `${base}-c`, c.asm, target, text));
+  const cRodata = cObj.sectionData(cObj.section('.rodata')!);
+  const { image, tables } = layoutTables(mine.tables);
+  assert.equal(Buffer.compare(Buffer.from(cRodata), image), 0, '.rodata differs from the C tool');
+
+  const p = params(target, o);
+  const fromC = decodeTables(elfTableSource(cObj), p);
+  const fromUs = decodeTables(imageSource(image, tables), p);
+  assert.equal(fromUs.symbols.length, fromC.symbols.length);
+  assert.deepEqual(fromUs.symbols, fromC.symbols);
+  assert.deepEqual(fromUs.tokens, fromC.tokens);
+
+  // Our .S wrapper around the blob assembles to the same section, symbols and values.
+  const blobPath = join(work, `${base}.bin`);
+  const emitted = emitKallsyms(mine.tables, { blobPath });
+  writeFileSync(blobPath, emitted.blob);
+  const ourObj = ElfFile.parse(assemble(work, `${base}-ours`, emitted.asm, target, text));
+  assert.equal(Buffer.compare(Buffer.from(ourObj.sectionData(ourObj.section('.rodata')!)), Buffer.from(cRodata)), 0);
+  for (const t of tables) {
+    const ours = ourObj.symbol(t.name);
+    const theirs = cObj.symbol(t.name);
+    assert.ok(ours && theirs, t.name);
+    assert.equal(ours.value, theirs.value, t.name);
+    assert.equal(ours.bind, theirs.bind, t.name);
+  }
+  return 'same-tables';
+}
+
+describe('kallsyms matches the 6.1 C tool', { skip: !tool && 'no linux-source-6.1 tree' }, () => {
+  const fixture = join(FIXTURES, 'vmlinux-i386-tinyconfig.nm');
+  const synthetic = join(work, 'synthetic.map');
+  writeFileSync(synthetic, syntheticMap(3000));
+
+  // Without SMP the i386 percpu range is empty at 0xc114d000: under
+  // --absolute-percpu the symbols there are "absolute" and too big for the
+  // 31 bits base-relative tables give them, so both tools refuse.
+  const refusedI386 = (o: KallsymsOptions) => !!(o.absolutePercpu && o.baseRelative && o.allSymbols);
+  for (const o of optionCombinations()) {
+    test(`real i386 tinyconfig vmlinux, ${optionName(o)}`, () => {
+      assert.equal(compareWithC(fixture, o, TARGETS.le32), refusedI386(o) ? 'both-refused' : 'same-tables');
+    });
+  }
+  // x86_64-like percpu symbols sit at 0: base-relative tables can only hold
+  // them with --absolute-percpu.
+  const refused64 = (o: KallsymsOptions) => !!(o.allSymbols && o.baseRelative && !o.absolutePercpu);
+  for (const o of optionCombinations()) {
+    test(`synthetic 64-bit map, ${optionName(o)}`, () => {
+      assert.equal(compareWithC(synthetic, o, TARGETS.le64), refused64(o) ? 'both-refused' : 'same-tables');
+    });
+  }
+  const fixture64 = join(FIXTURES, 'vmlinux-x86_64-tinyconfig-smp.nm');
+  for (const o of optionCombinations()) {
+    test(`real x86_64 SMP tinyconfig vmlinux, ${optionName(o)}`, () => {
+      assert.equal(compareWithC(fixture64, o, TARGETS.le64), refused64(o) ? 'both-refused' : 'same-tables');
+    });
+  }
+  test('synthetic map with --lto-clang (names sorted without ".llvm.<hash>")', () => {
+    assert.equal(compareWithC(synthetic, { allSymbols: true, absolutePercpu: true, baseRelative: true, ltoClang: true }, TARGETS.le64), 'same-tables');
+  });
+
+  const be32 = TARGETS.be32;
+  const be64 = TARGETS.be64;
+  test('big-endian 32-bit (powerpc) tables', { skip: !be32.available() && 'no powerpc-linux-gnu-as' }, () => {
+    assert.equal(compareWithC(fixture, { baseRelative: true }, be32), 'same-tables');
+    assert.equal(compareWithC(fixture, { allSymbols: true }, be32), 'same-tables');
+  });
+  test('big-endian 64-bit (mips64) tables', { skip: !be64.available() && 'no mips-linux-gnu-as' }, () => {
+    assert.equal(compareWithC(synthetic, { allSymbols: true, absolutePercpu: true, baseRelative: true }, be64), 'same-tables');
+    assert.equal(compareWithC(synthetic, { allSymbols: true }, be64), 'same-tables');
+  });
+
+  test('more than 65536 symbols (three-byte name sequence numbers)', () => {
+    const big = join(work, 'big.map');
+    writeFileSync(big, syntheticMap(70000, 7));
+    assert.equal(compareWithC(big, { allSymbols: true, absolutePercpu: true, baseRelative: true }, TARGETS.le64), 'same-tables');
+  });
+});
+
+describe('kallsyms symbol selection', () => {
+  const map = readMap(syntheticMap(3000));
+  const names = new Set(map.symbols.map((s) => s.name));
+
+  test('ignored names, prefixes, suffixes, types and absolutes are dropped while reading', () => {
+    for (const n of ['kallsyms_names', '_SDA_BASE_', '__efistub_foo', 'thing_veneer', 'a.long_branch.b', 'debug_thing', 'undefined_with_address', 'ignored_absolute', 'printk']) {
+      assert.ok(!names.has(n), n);
+    }
+    assert.ok(names.has('__gp'), 'absolute __gp is kept');
+  });
+
+  test('names of 512 bytes or more are reported and dropped', () => {
+    assert.ok(names.has('max_' + 'y'.repeat(506)));
+    assert.ok(!names.has('reported_' + 'y'.repeat(503)));
+    assert.ok(map.diagnostics.some((d) => d.startsWith(`Symbol reported_yyy`) && d.includes('(512 >= 512)')));
+    assert.ok(!names.has('toolong_' + 'z'.repeat(520)));
+    assert.ok(map.diagnostics.some((d) => d.startsWith('Symbol toolong_')));
+  });
+
+  test('the rest of a name longer than the scan buffer is read as the next record', () => {
+    assert.ok(names.has('leftover_symbol'));
+    assert.equal(map.symbols.find((s) => s.name === 'leftover_symbol')?.lo, 0xabc);
+  });
+
+  test('without --all-symbols only text and init text remain, minus symbols at _etext/_einittext', () => {
+    const sel = selectSymbols(map, {});
+    const kept = new Set(sel.symbols.map((s) => s.name));
+    assert.ok(kept.has('_etext') && kept.has('_einittext') && kept.has('_stext'));
+    assert.ok(!kept.has('at_etext_dropped') && !kept.has('at_einittext_dropped'));
+    assert.ok(!kept.has('__per_cpu_start') && !kept.has('__bss_stop'));
+  });
+
+  test('ties at one address: non-weak, then not linker-provided, then fewer underscores, then input order', () => {
+    const same = readMap(Buffer.from('10 W weak_tie\n10 T __start_tie\n10 T ___tie\n10 T tie\n10 T b\n10 T a\n'));
+    assert.deepEqual(
+      selectSymbols(same, { allSymbols: true }).symbols.map((s) => s.name),
+      ['tie', 'b', 'a', '___tie', '__start_tie', 'weak_tie'],
+    );
+  });
+
+  test('--absolute-percpu marks percpu symbols absolute and retypes them A', () => {
+    const sel = selectSymbols(map, { allSymbols: true, absolutePercpu: true, baseRelative: true });
+    const pc = sel.symbols.find((s) => s.name === 'fixed_percpu_data')!;
+    assert.equal(pc.percpuAbsolute, true);
+    assert.equal(String.fromCharCode(pc.type), 'A');
+    assert.equal(sel.symbols.find((s) => s.name === '__gp')?.percpuAbsolute, true, '__gp at 0x30 is inside the percpu range');
+    assert.equal(sel.relativeBase, 0xffffffff81000000n, 'the first non-percpu symbol is the base');
+  });
+
+  test('an empty selection is the C tool\'s "No valid symbol."', () => {
+    assert.throws(() => selectSymbols(readMap(Buffer.from('10 D data\n')), {}), { code: 'KALLSYMS_NO_SYMBOLS' });
+  });
+});
+
+// Kernels built as in test/fixtures/kallsyms/README.md, when present.
+const BUILT_TREES = (process.env.KBX_KALLSYMS_BUILDS ?? '/var/tmp/kbx-kallsyms-work:/var/tmp/kbx-kallsyms-work64')
+  .split(':')
+  .filter((d) => existsSync(join(d, 'vmlinux')) && existsSync(join(d, '.tmp_vmlinux.kallsyms2.syms')));
+
+describe('a linked vmlinux', { skip: BUILT_TREES.length === 0 && 'no built kernel tree' }, () => {
+  for (const dir of BUILT_TREES) {
+    test(`${dir}: its tables are ours for its final symbol map, and patching them in changes no byte`, () => {
+      const config = readFileSync(join(dir, '.config'), 'utf8');
+      const on = (k: string): boolean => new RegExp(`^CONFIG_${k}=y$`, 'm').test(config);
+      const o: KallsymsOptions = { allSymbols: on('KALLSYMS_ALL'), absolutePercpu: on('KALLSYMS_ABSOLUTE_PERCPU'), baseRelative: on('KALLSYMS_BASE_RELATIVE') };
+      const vmlinux = readFileSync(join(dir, 'vmlinux'));
+      const elf = ElfFile.parse(vmlinux);
+      const target = elfTarget(elf);
+      // link-vmlinux.sh links the tables made from this map into the final image.
+      const mine = kallsyms(readFileSync(join(dir, '.tmp_vmlinux.kallsyms2.syms')), o, target);
+      const { image, tables } = layoutTables(mine.tables);
+      const p = { ...target, baseRelative: !!o.baseRelative, absolutePercpu: !!o.absolutePercpu };
+      assert.deepEqual(decodeTables(imageSource(image, tables), p).symbols, decodeTables(elfTableSource(elf), p).symbols);
+
+      const copy = Buffer.from(vmlinux);
+      applyPatches(copy, tables.map((t) => planSymbolWrite(elf, t.name, image.subarray(t.offset, t.offset + t.size))));
+      assert.equal(Buffer.compare(copy, vmlinux), 0);
+    });
+  }
+});
