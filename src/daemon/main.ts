@@ -2,7 +2,7 @@
 // (detached, output to $KBX_DIR/daemon.log); exits after `idle_timeout`
 // seconds without a connection, or on `kbx daemon stop`.
 import { connect } from 'node:net';
-import { mkdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../config/config.js';
 import { LocalStore } from '../store/local/local-store.js';
@@ -29,6 +29,12 @@ async function main(): Promise<void> {
   rmSync(tmpDir, { recursive: true, force: true });
   mkdirSync(tmpDir, { recursive: true });
   const sock = socketPath(cfg.dir);
+  // Keep one previous log; a log grows by a line per uncacheable line or miss.
+  try {
+    if (statSync(daemonLogPath(cfg.dir)).size > 8 * 2 ** 20) renameSync(daemonLogPath(cfg.dir), `${daemonLogPath(cfg.dir)}.old`);
+  } catch {
+    /* no log yet */
+  }
   const global = new PersistentCounters(join(cfg.dir, 'stats.json'));
   let server: DaemonServer;
   const store = new LocalStore(cfg.dir, cfg.maxSize, cfg.compressionLevel, {

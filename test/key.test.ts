@@ -1,0 +1,55 @@
+// The cache key and the shim protocol as golden bytes: if one of these
+// changes, KEY_FORMAT or the protocol version must change with it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { KEY_FORMAT, keyEnvironment, normalizeMakeflags, strongFingerprint, weakFingerprint } from '../src/fingerprint/key.js';
+import { FrameReader, decodeBody, encodeFrame, ProtocolError } from '../src/daemon/protocol.js';
+
+const req = {
+  cwd: '/src/linux',
+  command: "set -e; gcc -c -o init/main.o init/main.c",
+  tty: 'e',
+  env: ['PATH=/usr/bin:/bin', 'KBX_BUILD_ID=abc', 'MAKEFLAGS=rRj -j8 --jobserver-auth=3,4 -- O=/out', 'PWD=/src/linux', 'ARCH=x86'],
+};
+
+test('the weak fingerprint is stable (golden value for KEY_FORMAT kbx-key-1)', () => {
+  assert.equal(KEY_FORMAT, 'kbx-key-1');
+  // Golden: computed once and written down; a change here changes every key.
+  assert.equal(weakFingerprint(req, []), GOLDEN_WEAK);
+});
+
+test('the jobserver, -j, kbx variables and PWD do not enter the key; everything else does', () => {
+  assert.deepEqual(keyEnvironment(req.env, []), ['ARCH=x86', 'MAKEFLAGS=rR -- O=/out', 'PATH=/usr/bin:/bin']);
+  assert.equal(normalizeMakeflags('j --jobserver-fds=5,6 -j'), '');
+  const other = { ...req, env: [...req.env.filter((e) => !e.startsWith('MAKEFLAGS')), 'MAKEFLAGS=rR -j2 --jobserver-auth=7,8 -- O=/out'] };
+  assert.equal(weakFingerprint(other, []), weakFingerprint(req, []));
+  assert.notEqual(weakFingerprint({ ...req, env: [...req.env, 'CFLAGS=-O3'] }, []), weakFingerprint(req, []));
+  assert.notEqual(weakFingerprint({ ...req, tty: '' }, []), weakFingerprint(req, []));
+  assert.equal(weakFingerprint({ ...req, env: [...req.env, 'CFLAGS=-O3'] }, ['CFLAGS']), weakFingerprint(req, []));
+});
+
+test('the strong fingerprint covers every entry of the path set, absent paths included', () => {
+  const set = [
+    { k: 'c' as const, p: '/src/linux/init/main.c', v: 'aa'.repeat(32) },
+    { k: 'e' as const, p: '/src/linux/include/shadow.h', v: 'absent' },
+  ];
+  const s = strongFingerprint('00'.repeat(32), set);
+  assert.notEqual(strongFingerprint('00'.repeat(32), [set[0]!, { ...set[1]!, v: 'file' }]), s);
+  assert.notEqual(strongFingerprint('00'.repeat(32), [set[0]!]), s);
+});
+
+test('frames: golden bytes, split delivery, and hostile lengths', () => {
+  const f = encodeFrame(2, ['0', Buffer.from([0, 1]), '']);
+  assert.equal(f.toString('hex'), '1000000002' + '01000000' + '30' + '02000000' + '0001' + '00000000');
+  const reader = new FrameReader();
+  assert.deepEqual(reader.push(f.subarray(0, 3)), []);
+  const frames = reader.push(f.subarray(3));
+  assert.equal(frames.length, 1);
+  assert.equal(frames[0]!.type, 2);
+  assert.deepEqual(frames[0]!.fields.map((b) => b.toString('hex')), ['30', '0001', '']);
+  assert.throws(() => decodeBody(Buffer.from('0205000000', 'hex')), ProtocolError);
+  assert.throws(() => decodeBody(Buffer.from('02ffffffff00', 'hex')), ProtocolError);
+  assert.throws(() => new FrameReader().push(Buffer.from('ffffffff', 'hex')), ProtocolError);
+});
+
+const GOLDEN_WEAK = '1a89f9efbfc60bfa62b300ada53d9826d6e641251e46367899987cd94aa95c12';
