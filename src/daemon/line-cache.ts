@@ -20,6 +20,7 @@ export type LookupResult =
 
 export interface PendingAction {
   id: string;
+  buildId: string;
   weak: string;
   req: LineRequest;
   roots: string[];
@@ -66,8 +67,8 @@ export class LineCache {
     private readonly tmpDir: string,
   ) {}
 
-  lookup(req: LineRequest, roots: string[]): LookupResult {
-    const weak = weakFingerprint(req, this.cfg.envIgnore);
+  lookup(req: LineRequest, roots: string[], buildId: string): LookupResult {
+    const weak = weakFingerprint(req);
     const rec = this.store.getPathSets(weak);
     if (rec?.uncacheable && rec.rules === RULES_VERSION) {
       this.ranUnseen();
@@ -89,7 +90,7 @@ export class LineCache {
     const id = `${process.pid}-${++this.nextId}`;
     return {
       kind: 'miss',
-      action: { id, weak, req, roots, traceLog: `${this.tmpDir}/trace-${id}.log`, startedMs: Date.now() },
+      action: { id, buildId, weak, req, roots, traceLog: `${this.tmpDir}/trace-${id}.log`, startedMs: Date.now() },
       why: firstDiff ? `${firstDiff.entry.p} was ${firstDiff.entry.v.slice(0, 16)}, now ${firstDiff.now.slice(0, 16)}` : rec ? 'stored outputs unavailable' : 'new command',
     };
   }
@@ -212,7 +213,7 @@ export class LineCache {
       exit: Number(done.status),
       durationUs: done.elapsedUs,
       createdMs: Date.now(),
-      buildId: action.req.env.find((e) => e.startsWith('KBX_BUILD_ID='))?.slice(13) ?? '',
+      buildId: action.buildId,
     };
     const strong = strongFingerprint(action.weak, entries);
 

@@ -7,7 +7,10 @@ import { appendFileSync } from 'node:fs';
 import type { Config } from '../config/config.js';
 import { FrameReader, MsgType, PROTOCOL_VERSION, encodeFrame, type Frame } from './protocol.js';
 import type { LineCache, PendingAction } from './line-cache.js';
+import { EnvDigests } from '../fingerprint/key.js';
 import { Counters, PersistentCounters } from './stats.js';
+
+const ROOTS_PREFIX = Buffer.from('KBX_ROOTS=');
 
 export const CONTROL_REQUEST = 16;
 export const CONTROL_REPLY = 17;
@@ -22,6 +25,7 @@ export class DaemonServer {
   private lastActivity = Date.now();
   private active = 0;
   private pendingPersist = new Set<Promise<void>>();
+  private envDigests: EnvDigests;
 
   constructor(
     private readonly cache: LineCache,
@@ -31,6 +35,7 @@ export class DaemonServer {
     private readonly control: ControlHandler,
   ) {
     this.server = createServer((sock) => this.serve(sock));
+    this.envDigests = new EnvDigests(cfg.envIgnore);
   }
 
   listen(path: string): Promise<void> {
@@ -132,11 +137,11 @@ export class DaemonServer {
       this.count(buildId, 'pass:protocol-mismatch');
       return undefined;
     }
-    const env = envB.map((b) => b.toString());
-    const rootsVar = env.find((e) => e.startsWith('KBX_ROOTS='));
-    const roots = rootsVar ? rootsVar.slice(10).split(':').filter(Boolean) : [cwdB.toString()];
+    const rootsVar = envB.find((b) => b.subarray(0, ROOTS_PREFIX.length).equals(ROOTS_PREFIX));
+    const roots = rootsVar ? rootsVar.subarray(ROOTS_PREFIX.length).toString().split(':').filter(Boolean) : [cwdB.toString()];
     try {
-      const res = this.cache.lookup({ cwd: cwdB.toString(), command: cmdB.toString(), tty: ttyB.toString(), env }, roots);
+      const req = { cwd: cwdB.toString(), command: cmdB.toString(), tty: ttyB.toString(), envDigest: this.envDigests.of(envB) };
+      const res = this.cache.lookup(req, roots, buildId);
       if (res.kind === 'hit') {
         send(MsgType.Hit, [String(res.exit), res.stdout, res.stderr]);
         this.count(buildId, 'hit');

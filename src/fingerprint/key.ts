@@ -1,14 +1,14 @@
 // The cache key (DESIGN.md, "Cache keys: observed inputs"). Every field that
 // enters a key is listed here; KEY_FORMAT changes whenever one does.
 //
-//   weak   = H(KEY_FORMAT, cwd, command text, tty flags, environment that matters)
+//   weak   = H(KEY_FORMAT, cwd, command text, tty flags, H(environment that matters))
 //   path set = sorted [kind, path, value] for every input the line observed
 //   strong = H(weak, path set)
 import { hashFields } from '../util/hash.js';
 import { ABSENT, type FileState } from './file-state.js';
 import type { InputKind } from '../observe/accesses.js';
 
-export const KEY_FORMAT = 'kbx-key-1';
+export const KEY_FORMAT = 'kbx-key-2';
 
 // Environment that differs between two runs of the same build without
 // changing what a recipe line produces. KBX_* are kbx's own.
@@ -34,10 +34,11 @@ export interface LineRequest {
   cwd: string;
   command: string;
   tty: string;
-  env: string[];
+  /** Digest of the environment that matters (envDigest). */
+  envDigest: string;
 }
 
-export function keyEnvironment(env: string[], extraIgnore: readonly string[]): string[] {
+export function keyEnvironment(env: readonly string[], extraIgnore: readonly string[]): string[] {
   const out: string[] = [];
   for (const entry of env) {
     const eq = entry.indexOf('=');
@@ -49,8 +50,34 @@ export function keyEnvironment(env: string[], extraIgnore: readonly string[]): s
   return out.sort();
 }
 
-export function weakFingerprint(req: LineRequest, envIgnore: readonly string[]): string {
-  return hashFields([KEY_FORMAT, req.cwd, req.command, req.tty, ...keyEnvironment(req.env, envIgnore)]);
+export function envDigest(env: readonly string[], extraIgnore: readonly string[]): string {
+  return hashFields(keyEnvironment(env, extraIgnore));
+}
+
+/**
+ * envDigest for the daemon's hot path: thousands of lines of one build share
+ * a handful of environments, so the normalised digest is remembered by a
+ * digest of the raw bytes.
+ */
+export class EnvDigests {
+  private memo = new Map<string, string>();
+
+  constructor(private readonly extraIgnore: readonly string[]) {}
+
+  of(raw: readonly Buffer[]): string {
+    const rawKey = hashFields(raw);
+    let d = this.memo.get(rawKey);
+    if (d === undefined) {
+      d = envDigest(raw.map((b) => b.toString()), this.extraIgnore);
+      if (this.memo.size >= 4096) this.memo.clear();
+      this.memo.set(rawKey, d);
+    }
+    return d;
+  }
+}
+
+export function weakFingerprint(req: LineRequest): string {
+  return hashFields([KEY_FORMAT, req.cwd, req.command, req.tty, req.envDigest]);
 }
 
 export interface PathEntry {
