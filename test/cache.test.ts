@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, copyFileSync, cpSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { Kbx, plainMake, repoRoot, snapshot, summary, tempDir } from './support/kbx.js';
 
 const fixture = join(repoRoot, 'test', 'fixtures', 'pipeline');
@@ -159,4 +160,30 @@ describe('recursive make and parallel jobs', () => {
     assert.equal(s.misses, 0, r.stderr);
     assert.ok(s.hits >= 11, r.stderr);
   });
+});
+
+describe('compiler wrappers', () => {
+  const kbx = new Kbx('wrappers');
+  after(() => kbx.stop());
+
+  for (const wrapper of ['ccache', 'distcc']) {
+    test(`CC="${wrapper} gcc": the wrapper's own cache and state stay out of the key, and a clean rebuild hits`, (t) => {
+      if (spawnSync('sh', ['-c', `command -v ${wrapper}`]).status !== 0) {
+        t.skip(`${wrapper} is not installed`);
+        return;
+      }
+      const proj = copyFixture(wrapper);
+      const ref = copyFixture(`${wrapper}-ref`);
+      const env = { CCACHE_DIR: join(tempDir('ccache'), 'c'), DISTCC_HOSTS: '' };
+      assert.equal(plainMake(ref, ['CC=gcc']).status, 0);
+      let r = kbx.make(proj, [`CC=${wrapper} gcc`], env);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(summary(r.stderr).stored, 12, r.stderr);
+      plainMake(proj, ['clean']);
+      r = kbx.make(proj, [`CC=${wrapper} gcc`], env);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(summary(r.stderr).hits, 12, r.stderr);
+      assertSameTree(proj, ref);
+    });
+  }
 });

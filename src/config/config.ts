@@ -124,7 +124,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     values[key] = v;
   }
   const int = (k: ConfigKey) => Number(values[k].raw.trim());
-  const home = env.HOME || homedir();
   return {
     dir,
     values,
@@ -132,17 +131,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     idleTimeoutSec: int('idle_timeout'),
     shimTimeoutMs: int('shim_timeout_ms'),
     compressionLevel: Math.min(9, int('compression_level')),
-    ignorePaths: [
-      ...splitList(values.ignore_paths.raw),
-      env.CCACHE_DIR ?? join(home, '.cache', 'ccache'),
-      join(home, '.ccache'),
-      env.DISTCC_DIR ?? join(home, '.distcc'),
-    ].map((p) => resolve(p)),
+    ignorePaths: splitList(values.ignore_paths.raw).map((p) => resolve(p)),
     envIgnore: splitList(values.env_ignore.raw),
     uncacheablePrograms: splitList(values.uncacheable_programs.raw),
     pathSetsPerCommand: Math.max(1, int('path_sets_per_command')),
     realShell: values.real_shell.raw.trim(),
   };
+}
+
+/**
+ * Where ccache and distcc keep their own state, for the environment a recipe
+ * line runs in: their reads and writes there are bookkeeping, not inputs or
+ * outputs of the line (the compiler's real inputs are traced as usual).
+ */
+export function wrapperStateDirs(getenv: (name: string) => string | undefined): string[] {
+  const home = getenv('HOME') || homedir();
+  return [
+    getenv('CCACHE_DIR') || join(home, '.cache', 'ccache'),
+    join(home, '.ccache'),
+    getenv('DISTCC_DIR') || join(home, '.distcc'),
+  ].map((p) => resolve(p));
 }
 
 export function describeConfig(cfg: Config): string {

@@ -20,6 +20,8 @@ export type LookupResult =
 
 export interface PendingAction {
   id: string;
+  /** Path prefixes this line's tools keep private state under (ccache, distcc). */
+  ignore: string[];
   buildId: string;
   weak: string;
   req: LineRequest;
@@ -90,7 +92,7 @@ export class LineCache {
     const id = `${process.pid}-${++this.nextId}`;
     return {
       kind: 'miss',
-      action: { id, buildId, weak, req, roots, traceLog: `${this.tmpDir}/trace-${id}.log`, startedMs: Date.now() },
+      action: { id, buildId, ignore: [], weak, req, roots, traceLog: `${this.tmpDir}/trace-${id}.log`, startedMs: Date.now() },
       why: firstDiff ? `${firstDiff.entry.p} was ${firstDiff.entry.v.slice(0, 16)}, now ${firstDiff.now.slice(0, 16)}` : rec ? 'stored outputs unavailable' : 'new command',
     };
   }
@@ -148,7 +150,7 @@ export class LineCache {
     if (!/^\d+$/.test(done.status)) return { outcome: 'not-stored', reason: done.status.startsWith('sig') ? 'killed' : 'output-too-big', persist: none };
     const { events, bad } = parseTraceLog(log);
     const acc = classifyAccesses(events, bad, {
-      ignorePrefixes: [...this.cfg.ignorePaths, this.cfg.dir],
+      ignorePrefixes: [...this.cfg.ignorePaths, this.cfg.dir, ...action.ignore],
       uncacheablePrograms: this.cfg.uncacheablePrograms,
     });
     if (!acc.uncacheable) {

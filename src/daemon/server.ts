@@ -8,9 +8,8 @@ import type { Config } from '../config/config.js';
 import { FrameReader, MsgType, PROTOCOL_VERSION, encodeFrame, type Frame } from './protocol.js';
 import type { LineCache, PendingAction } from './line-cache.js';
 import { EnvDigests } from '../fingerprint/key.js';
+import { wrapperStateDirs } from '../config/config.js';
 import { Counters, PersistentCounters } from './stats.js';
-
-const ROOTS_PREFIX = Buffer.from('KBX_ROOTS=');
 
 export const CONTROL_REQUEST = 16;
 export const CONTROL_REPLY = 17;
@@ -137,8 +136,11 @@ export class DaemonServer {
       this.count(buildId, 'pass:protocol-mismatch');
       return undefined;
     }
-    const rootsVar = envB.find((b) => b.subarray(0, ROOTS_PREFIX.length).equals(ROOTS_PREFIX));
-    const roots = rootsVar ? rootsVar.subarray(ROOTS_PREFIX.length).toString().split(':').filter(Boolean) : [cwdB.toString()];
+    const getenv = (name: string) => {
+      const prefix = Buffer.from(`${name}=`);
+      return envB.find((b) => b.subarray(0, prefix.length).equals(prefix))?.subarray(prefix.length).toString();
+    };
+    const roots = getenv('KBX_ROOTS')?.split(':').filter(Boolean) ?? [cwdB.toString()];
     try {
       const req = { cwd: cwdB.toString(), command: cmdB.toString(), tty: ttyB.toString(), envDigest: this.envDigests.of(envB) };
       const res = this.cache.lookup(req, roots, buildId);
@@ -154,6 +156,7 @@ export class DaemonServer {
         this.count(buildId, `pass:${res.reason}`);
         return undefined;
       }
+      res.action.ignore = wrapperStateDirs(getenv);
       send(MsgType.Miss, [res.action.id, res.action.traceLog]);
       this.count(buildId, 'miss');
       if (res.why !== 'new command') this.log(`miss (${res.why}): ${res.action.req.command.slice(0, 200)}`);
