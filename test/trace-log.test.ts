@@ -244,3 +244,13 @@ test('stdin, untraceable events, terminals and uncacheable programs', () => {
     execed: ['/usr/bin/cc'],
   });
 });
+
+test('reading /dev/urandom makes a line uncacheable; writing /dev/null does not', () => {
+  const opts = { ignorePrefixes: [], uncacheablePrograms: [] };
+  const rand = parseTraceLog('x /usr/bin/od\nr /dev/urandom\nw 0 0 0 /b/seed.h\n');
+  assert.equal(classifyAccesses(rand.events, rand.bad, opts).uncacheable, 'reads-/dev/urandom');
+  const nul = parseTraceLog('x /usr/bin/gcc\nw 0 0 0 /dev/null\na /dev/null.gch\n');
+  const acc = classifyAccesses(nul.events, nul.bad, opts);
+  assert.equal(acc.uncacheable, undefined);
+  assert.deepEqual(acc.inputs.map((i) => [i.kind, i.path]), [['e', '/dev/null.gch'], ['c', '/usr/bin/gcc']]);
+});
