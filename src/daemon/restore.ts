@@ -4,7 +4,7 @@
 // name and renamed: a reader never sees half an object, and restored files are
 // new inodes with a fresh mtime (never hard links: later lines modify outputs
 // in place).
-import { chmodSync, closeSync, mkdirSync, openSync, renameSync, rmSync, rmdirSync, symlinkSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, mkdirSync, openSync, renameSync, rmSync, rmdirSync, symlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Entry, Store } from '../store/store.js';
 import type { FileState } from '../fingerprint/file-state.js';
@@ -18,16 +18,34 @@ function blobOrEmpty(store: Store, digest: string): Buffer | undefined {
   return digest === '' ? Buffer.alloc(0) : store.getBlob(digest);
 }
 
+// Directories known to exist: a warm build restores thousands of files into
+// a few hundred directories; one mkdir each is enough.
+const madeDirs = new Set<string>();
+
+function ensureDir(dir: string): void {
+  if (madeDirs.has(dir)) return;
+  mkdirSync(dir, { recursive: true });
+  if (madeDirs.size > 100_000) madeDirs.clear();
+  madeDirs.add(dir);
+}
+
 function writeFileAtomic(path: string, data: Buffer, mode: number): void {
   const tmp = `${path}.kbx-tmp.${process.pid}`;
-  mkdirSync(dirname(path), { recursive: true });
-  const fd = openSync(tmp, 'w', mode & 0o7777);
+  let fd: number;
+  try {
+    fd = openSync(tmp, 'w', mode & 0o7777);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    madeDirs.delete(dirname(path)); // removed since (make clean): make it again
+    ensureDir(dirname(path));
+    fd = openSync(tmp, 'w', mode & 0o7777);
+  }
   try {
     writeSync(fd, data);
+    fchmodSync(fd, mode & 0o7777); // open's mode is filtered by the umask
   } finally {
     closeSync(fd);
   }
-  chmodSync(tmp, mode & 0o7777); // open's mode is filtered by the umask
   renameSync(tmp, path);
 }
 
@@ -54,9 +72,10 @@ export function restoreEntry(store: Store, state: FileState, entry: Entry): Rest
   for (const o of entry.outputs) {
     if (o.kind === 'dir') {
       mkdirSync(o.path, { recursive: true });
+      madeDirs.add(o.path);
     } else if (o.kind === 'link') {
       const tmp = `${o.path}.kbx-tmp.${process.pid}`;
-      mkdirSync(dirname(o.path), { recursive: true });
+      ensureDir(dirname(o.path));
       rmSync(tmp, { force: true });
       symlinkSync(o.target, tmp);
       renameSync(tmp, o.path);
