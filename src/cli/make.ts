@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { control, ensureDaemon } from '../daemon/client.js';
+import { daemonLogPath } from '../daemon/paths.js';
 import { buildNative, shimPath, tracerPath } from '../native/build.js';
 import { KbxError } from '../util/errors.js';
 import { formatSummary, type BuildSummary } from './summary.js';
@@ -142,6 +143,6 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
   } catch {
     daemon = undefined;
   }
-  process.stderr.write(formatSummary({ shim, daemon, elapsedMs }) + '\n');
+  process.stderr.write(formatSummary({ shim, daemon, elapsedMs, logFile: daemonLogPath(cfg.dir) }) + '\n');
   return status;
 }

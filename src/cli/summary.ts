@@ -6,6 +6,7 @@ export interface BuildSummary {
   /** Counters the daemon kept for this build (undefined if it did not answer). */
   daemon?: { counts: Record<string, number>; savedUs: number; rssBytes: number };
   elapsedMs: number;
+  logFile?: string;
 }
 
 const n = (v: number | undefined) => v ?? 0;
@@ -21,6 +22,10 @@ export function formatSummary(s: BuildSummary): string {
     `${n(c.miss)} misses`,
   ];
   if (n(c.fallback)) parts.push(`${n(c.fallback)} ran without the cache`);
+  const internal = Object.entries(s.daemon?.counts ?? {})
+    .filter(([k]) => k.endsWith(':internal-error') || k === 'store-error')
+    .reduce((sum, [, v]) => sum + v, 0);
+  if (internal) parts.push(`${internal} internal kbx errors (the lines ran as without kbx; see ${s.logFile ?? 'the daemon log'})`);
   const stored = n(s.daemon?.counts.stored);
   const saved = s.daemon ? `; saved ${(s.daemon.savedUs / 1e6).toFixed(1)} s of recipe time` : '';
   return `kbx: ${total} lines in ${(s.elapsedMs / 1000).toFixed(1)} s: ${parts.join(', ')} (${stored} stored)${saved}`;
