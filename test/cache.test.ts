@@ -3,10 +3,10 @@
 // byte the build plain make gives.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, copyFileSync, cpSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, cpSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Kbx, plainMake, repoRoot, snapshot, summary, tempDir } from './support/kbx.js';
+import { Kbx, plainMake, repoRoot, snapshot, summary, tempDir, writeTree } from './support/kbx.js';
 
 const fixture = join(repoRoot, 'test', 'fixtures', 'pipeline');
 
@@ -186,4 +186,34 @@ describe('compiler wrappers', () => {
       assertSameTree(proj, ref);
     });
   }
+});
+
+describe('directory listings', () => {
+  const kbx = new Kbx('listings');
+  after(() => kbx.stop());
+
+  test('a find over a tree misses when a file is added to a subdirectory, and hits again after', () => {
+    const proj = join(tempDir('listings'), 'proj');
+    writeTree(proj, {
+      Makefile: "list.txt:\n\tfind src -name '*.gen.S' | sort > list.txt\n",
+      'src/a.gen.S': '',
+      'src/a.c': '',
+      'src/sub/b.gen.S': '',
+    });
+    const build = (): { misses: number; hits: number; list: string } => {
+      rmSync(join(proj, 'list.txt'), { force: true });
+      const r = kbx.make(proj);
+      assert.equal(r.status, 0, r.stderr);
+      const s = summary(r.stderr);
+      return { misses: s.misses, hits: s.hits, list: readFileSync(join(proj, 'list.txt'), 'utf8') };
+    };
+    assert.deepEqual(build(), { misses: 1, hits: 0, list: 'src/a.gen.S\nsrc/sub/b.gen.S\n' });
+    assert.deepEqual(build(), { misses: 0, hits: 1, list: 'src/a.gen.S\nsrc/sub/b.gen.S\n' });
+    writeFileSync(join(proj, 'src', 'sub', 'new.gen.S'), '');
+    assert.deepEqual(build(), { misses: 1, hits: 0, list: 'src/a.gen.S\nsrc/sub/b.gen.S\nsrc/sub/new.gen.S\n' });
+    assert.deepEqual(build(), { misses: 0, hits: 1, list: 'src/a.gen.S\nsrc/sub/b.gen.S\nsrc/sub/new.gen.S\n' });
+    // Files added beside the tree (the build directory itself) are no part of the key.
+    writeFileSync(join(proj, 'unrelated.txt'), '');
+    assert.deepEqual(build(), { misses: 0, hits: 1, list: 'src/a.gen.S\nsrc/sub/b.gen.S\nsrc/sub/new.gen.S\n' });
+  });
 });

@@ -324,6 +324,70 @@ test('renameat2 RENAME_EXCHANGE reports both directions; O_TMPFILE names nothing
   assert.ok(!r.events.some((e) => e.op === 'w' || e.op === 'm'), r.log);
 });
 
+test('find lists DIR and each subdirectory (r); its dirfd opens and saved cwd are probes (s)', () => {
+  const d = scratch();
+  mkdirSync(join(d, 'src', 'sub', 'deep'), { recursive: true });
+  writeFileSync(join(d, 'src', 'a.x'), '');
+  writeFileSync(join(d, 'src', 'sub', 'deep', 'b.x'), '');
+  const r = run(d, 'find', ['src', '-name', '*.x']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(r.stdout.split('\n').sort(), ['', 'src/a.x', 'src/sub/deep/b.x']);
+  for (const dir of ['src', 'src/sub', 'src/sub/deep']) expectEvent(r, 'r', join(d, dir));
+  // find opens "." only to come back to it: the cwd's listing is no input.
+  assert.ok(!r.events.some((e) => e.op === 'r' && (e.path === d || e.path === `${d}/.`)), r.log);
+});
+
+test('mkdir -p and cat of a directory open directories without reading a listing: s, not r', () => {
+  const d = scratch();
+  const r = sh(d, 'mkdir -p . a/b && mkdir -p a/b/c; cat a 2>/dev/null; echo $?');
+  assert.equal(r.stdout, '1\n');
+  expectEvent(r, 'k', join(d, 'a', 'b', 'c'));
+  assert.ok(!r.events.some((e) => e.op === 'r' && e.path.startsWith(d)), `no listing read:\n${r.log}`);
+  expectEvent(r, 's', join(d, 'a'));
+});
+
+test('the shell glob, opendir, fdopendir, scandir, fts, nftw, ftw and glob() log the listings they read', () => {
+  const d = scratch();
+  mkdirSync(join(d, 'src', 'sub'), { recursive: true });
+  writeFileSync(join(d, 'src', 'a.c'), '');
+  writeFileSync(join(d, 'src', 'sub', 'b.c'), '');
+  const tree = ['src', 'src/a.c', 'src/sub', 'src/sub/b.c'].join(' ');
+  const dirs = [join(d, 'src'), join(d, 'src', 'sub')];
+
+  const glob = sh(join(d, 'src'), 'echo *.c');
+  assert.equal(glob.stdout, 'a.c\n');
+  expectEvent(glob, 'r', `${join(d, 'src')}/.`); // dash lists "." with opendir
+
+  const py = run(d, 'python3', ['-c', 'import os; print(sorted(os.listdir("src")), sorted(e.name for e in os.scandir(os.open("src/sub", os.O_RDONLY))))']);
+  assert.equal(py.status, 0, py.stderr);
+  expectEvent(py, 'r', join(d, 'src')); // opendir
+  expectEvent(py, 'r', join(d, 'src', 'sub')); // fdopendir
+
+  const steps: [string[], string, string[]][] = [
+    [['fdopendir', 'src'], 'fdopendir . .. a.c sub', [dirs[0]!]],
+    [['scandir', 'src'], 'scandir . .. a.c sub', [dirs[0]!]],
+    [['fts', 'src'], `fts ${tree}`, dirs],
+    [['fts-nochdir', 'src'], `fts-nochdir ${tree}`, dirs],
+    [['nftw', 'src'], `nftw ${tree}`, dirs],
+    [['nftw-chdir', 'src'], `nftw-chdir ${tree}`, dirs],
+    [['ftw', 'src'], `ftw ${tree}`, dirs],
+    [['glob', 'src/*/*.c'], 'glob src/sub/b.c', dirs],
+  ];
+  for (const [args, out, listed] of steps) {
+    const plain = run(d, probe, args, { preload: false });
+    const p = run(d, probe, args);
+    assert.equal(plain.stdout, `${out}\n`);
+    assert.equal(p.stdout, plain.stdout, 'tracing changes nothing');
+    const reads = p.events.filter((e) => e.op === 'r' && e.path.startsWith(d)).map((e) => e.path);
+    assert.deepEqual([...new Set(reads)].sort(), listed, `${args.join(' ')}:\n${p.log}`);
+  }
+
+  const missing = run(d, probe, ['nftw', 'nope', '--', 'scandir', 'nope', '--', 'glob', 'nope/*']);
+  assert.equal(missing.stdout, 'No such file or directory\nNo such file or directory\nglob nomatch\n');
+  assert.ok(!missing.events.some((e) => e.op === 'r' && e.path.startsWith(d)), missing.log);
+  expectEvent(missing, 'a', join(d, 'nope'));
+});
+
 test('execvp and posix_spawnp: absent PATH candidates before the program found, then the program', () => {
   const d = scratch();
   for (const b of ['bin0', 'bin1', 'bin2']) mkdirSync(join(d, b));

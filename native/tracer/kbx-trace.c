@@ -22,7 +22,9 @@
 // Calls glibc makes internally (fopen's and mkstemp's own open, execvp's own
 // execve, ...) never reach these wrappers, which is why the stdio, mk*temp*
 // and exec* forms are wrapped one by one. Static programs are not traced at all; their parent's
-// `e` event still names them.
+// `e` event still names them. Likewise the directory walkers (fts, nftw/ftw,
+// scandir, glob) list directories with libc's internal opendir: they are
+// wrapped to log the listings they read (`r` of the directory).
 
 #undef _FORTIFY_SOURCE
 #define _GNU_SOURCE
@@ -30,6 +32,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fts.h>
+#include <ftw.h>
+#include <glob.h>
 #include <limits.h>
 #include <link.h>
 #include <spawn.h>
@@ -76,7 +81,10 @@ int __uflow(FILE *stream);
     X(getdelim) X(__getdelim) X(fgetc) X(fgetc_unlocked) X(getc)               \
     X(getc_unlocked) X(_IO_getc) X(__uflow) X(getchar) X(getchar_unlocked)    \
     X(mkstemp) X(mkstemp64) X(mkostemp) X(mkostemp64) X(mkstemps)              \
-    X(mkstemps64) X(mkostemps) X(mkostemps64) X(mkdtemp)
+    X(mkstemps64) X(mkostemps) X(mkostemps64) X(mkdtemp)                       \
+    X(fdopendir) X(scandir) X(scandir64) X(scandirat) X(scandirat64)           \
+    X(fts_read) X(fts64_read) X(nftw) X(nftw64) X(ftw) X(ftw64)               \
+    X(glob) X(glob64)
 
 #define DECLARE_REAL(fn)                                                       \
     static __typeof__(&fn) real_##fn;                                          \
@@ -242,13 +250,16 @@ static void log_outcome(char op, const struct before *b, int dirfd, const char *
     } while (0)
 #define TRACE(op, dirfd, path, call) TRACE_AS(int, -1, op, dirfd, path, call)
 
-// What an open with these flags does to its path.
+// What an open with these flags does to its path. A directory opened without
+// O_DIRECTORY is logged `s` too, by TRACE_OPEN: a listing is read only through
+// opendir, fdopendir and the walkers below, which log their own `r`.
 static char open_op(int flags)
 {
     if (flags & O_PATH) return 's';                 // no data read: a probe
     if ((flags & O_TMPFILE) == O_TMPFILE) return 0;  // an unnamed file in a dir
     int acc = flags & O_ACCMODE;
-    if (acc == O_RDONLY && !(flags & (O_CREAT | O_TRUNC))) return 'r';
+    if (acc == O_RDONLY && !(flags & (O_CREAT | O_TRUNC)))
+        return flags & O_DIRECTORY ? 's' : 'r';     // a dirfd or a saved cwd: s
     if ((flags & O_TRUNC) || (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) return 'w';
     return 'm';
 }
@@ -413,7 +424,8 @@ __attribute__((constructor)) static void kbx_trace_init(void)
 }
 
 // ---------------------------------------------------------------------------
-// open and friends: r; w and m (with the stat before); s for O_PATH; a if absent.
+// open and friends: r; w and m (with the stat before); s for O_PATH,
+// O_DIRECTORY and any directory; a if absent.
 // The mode argument exists only with O_CREAT or O_TMPFILE.
 
 #define OPEN_MODE(flags, last)                                                 \
@@ -425,7 +437,26 @@ __attribute__((constructor)) static void kbx_trace_init(void)
         va_end(ap);                                                            \
     }
 
-#define TRACE_OPEN(dirfd, path, flags, call) TRACE(open_op(flags), dirfd, path, call)
+static int is_dir_fd(int fd)
+{
+    struct stat st;
+    int saved = errno;
+    int dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+    errno = saved;
+    return dir;
+}
+
+// A read-only open that turns out to be of a directory is an existence probe
+// (`s`): find and mkdir -p open "." or a parent only to come back to it.
+#define TRACE_OPEN(dirfd, path, flags, call)                                   \
+    do {                                                                       \
+        char open_op_ = open_op(flags);                                        \
+        if (open_op_ != 'r') TRACE(open_op_, dirfd, path, call);               \
+        int fd_ = (call);                                                      \
+        if (fd_ >= 0 && log_fd >= 0 && is_dir_fd(fd_)) open_op_ = 's';        \
+        log_outcome(open_op_, NULL, (dirfd), (path), fd_ >= 0);                \
+        return fd_;                                                            \
+    } while (0)
 
 int open(const char *path, int flags, ...)
 { OPEN_MODE(flags, flags); TRACE_OPEN(AT_FDCWD, path, flags, REAL(open)(path, flags, mode)); }
@@ -466,6 +497,159 @@ FILE *freopen64(const char *path, const char *mode, FILE *f)
 { TRACE_AS(FILE *, NULL, fopen_op(path, mode), AT_FDCWD, path, REAL(freopen64)(path, mode, f)); }
 DIR *opendir(const char *path)
 { TRACE_AS(DIR *, NULL, 'r', AT_FDCWD, path, REAL(opendir)(path)); }
+
+// ---------------------------------------------------------------------------
+// Directory listings. A listing is an input (r of the directory) only when it
+// is read: through opendir above, fdopendir, or libc's walkers (fts, nftw/ftw,
+// scandir, glob), which list directories with libc's internal opendir and so
+// are wrapped here one by one. Opening a directory otherwise is a probe (s).
+
+// fdopendir: the directory open as `fd`. gnulib's fts (find, rm -r, chmod -R)
+// opens each directory with O_DIRECTORY (an s) and reads it this way.
+DIR *fdopendir(int fd)
+{
+    DIR *dir = REAL(fdopendir)(fd);
+    if (dir && log_fd >= 0) {
+        int saved = errno;
+        char link[40], path[PATH_MAX];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t k = readlink(link, path, sizeof path - 1);
+        if (k > 0 && path[0] == '/') {
+            path[k] = '\0';
+            log_event('r', NULL, AT_FDCWD, path);
+        } else {
+            static const char why[] = "! directory of fdopendir unknown (event r)\n";
+            write_line(why, sizeof why - 1);
+        }
+        errno = saved;
+    }
+    return dir;
+}
+
+int scandir(const char *dir, struct dirent ***list, int (*sel)(const struct dirent *),
+            int (*cmp)(const struct dirent **, const struct dirent **))
+{ TRACE('r', AT_FDCWD, dir, REAL(scandir)(dir, list, sel, cmp)); }
+int scandir64(const char *dir, struct dirent64 ***list, int (*sel)(const struct dirent64 *),
+              int (*cmp)(const struct dirent64 **, const struct dirent64 **))
+{ TRACE('r', AT_FDCWD, dir, REAL(scandir64)(dir, list, sel, cmp)); }
+int scandirat(int dirfd, const char *dir, struct dirent ***list, int (*sel)(const struct dirent *),
+              int (*cmp)(const struct dirent **, const struct dirent **))
+{ TRACE('r', dirfd, dir, REAL(scandirat)(dirfd, dir, list, sel, cmp)); }
+int scandirat64(int dirfd, const char *dir, struct dirent64 ***list, int (*sel)(const struct dirent64 *),
+                int (*cmp)(const struct dirent64 **, const struct dirent64 **))
+{ TRACE('r', dirfd, dir, REAL(scandirat64)(dirfd, dir, list, sel, cmp)); }
+
+// fts_read: an entry returned as FTS_D is a directory whose listing fts reads
+// next. (fts_children lists only such an entry, so it needs no wrapper.) Its
+// fts_path is relative to the working directory fts_open saw: still the
+// process's own with FTS_NOCHDIR, else the one fts keeps open as fts_rfd.
+#define TRACE_FTS_READ(fts, call)                                              \
+    do {                                                                       \
+        __typeof__(call) ent_ = (call);                                        \
+        if (ent_ && ent_->fts_info == FTS_D && log_fd >= 0)                    \
+            log_event('r', NULL, (fts)->fts_options & FTS_NOCHDIR ? AT_FDCWD : (fts)->fts_rfd, \
+                      ent_->fts_path);                                         \
+        return ent_;                                                           \
+    } while (0)
+
+FTSENT *fts_read(FTS *fts) { TRACE_FTS_READ(fts, REAL(fts_read)(fts)); }
+FTSENT64 *fts64_read(FTS64 *fts) { TRACE_FTS_READ(fts, REAL(fts64_read)(fts)); }
+
+// nftw/ftw: the caller's callback is called through a trampoline that logs r
+// for each directory reported (FTW_D, FTW_DP, FTW_DNR: an unreadable one's
+// listing is keyed as unreadable). Its paths start with the caller's `dir`,
+// relative to the working directory at the call (FTW_CHDIR moves it during the
+// walk), noted first. The walk in progress is thread-local state, the one
+// exception to "no state": a walk never runs in a vfork child.
+struct walk {
+    struct walk *outer;     // the walk whose callback started this one
+    const char *cwd;        // NULL: unknown
+    union { __ftw_func_t ftw; __ftw64_func_t ftw64; __nftw_func_t nftw; __nftw64_func_t nftw64; } fn;
+};
+static __thread struct walk *walk_now;
+
+static void walk_entry(const char *path, int type)
+{
+    if (type != FTW_D && type != FTW_DP && type != FTW_DNR) return;
+    char full[PATH_MAX];
+    if (path[0] != '/') {
+        const char *cwd = walk_now->cwd;
+        int n = cwd ? snprintf(full, sizeof full, "%s/%s", cwd, path) : -1;
+        if (n < 0 || (size_t)n >= sizeof full) {
+            static const char why[] = "! directory of a walk unknown (event r)\n";
+            write_line(why, sizeof why - 1);
+            return;
+        }
+        path = full;
+    }
+    log_event('r', NULL, AT_FDCWD, path);
+}
+
+static int ftw_hop(const char *path, const struct stat *st, int type)
+{ walk_entry(path, type); return walk_now->fn.ftw(path, st, type); }
+static int ftw64_hop(const char *path, const struct stat64 *st, int type)
+{ walk_entry(path, type); return walk_now->fn.ftw64(path, st, type); }
+static int nftw_hop(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{ walk_entry(path, type); return walk_now->fn.nftw(path, st, type, ftw); }
+static int nftw64_hop(const char *path, const struct stat64 *st, int type, struct FTW *ftw)
+{ walk_entry(path, type); return walk_now->fn.nftw64(path, st, type, ftw); }
+
+#define TRACE_WALK(kind, dir, fn, ...)                                         \
+    do {                                                                       \
+        FORGET_NONNULL(fn);                                                    \
+        if (log_fd < 0 || !fn) return REAL(kind)(dir, fn, __VA_ARGS__);       \
+        int saved_ = errno;                                                    \
+        char cwd_[PATH_MAX];                                                   \
+        struct walk w_ = {walk_now, getcwd(cwd_, sizeof cwd_), {.kind = fn}};  \
+        errno = saved_;                                                        \
+        walk_now = &w_;                                                        \
+        int r_ = REAL(kind)(dir, kind##_hop, __VA_ARGS__);                     \
+        walk_now = w_.outer;                                                   \
+        log_outcome(0, NULL, AT_FDCWD, dir, r_ != -1);   /* a: no such dir */  \
+        return r_;                                                             \
+    } while (0)
+
+int ftw(const char *dir, __ftw_func_t fn, int fds)
+{ TRACE_WALK(ftw, dir, fn, fds); }
+int ftw64(const char *dir, __ftw64_func_t fn, int fds)
+{ TRACE_WALK(ftw64, dir, fn, fds); }
+int nftw(const char *dir, __nftw_func_t fn, int fds, int flags)
+{ TRACE_WALK(nftw, dir, fn, fds, flags); }
+int nftw64(const char *dir, __nftw64_func_t fn, int fds, int flags)
+{ TRACE_WALK(nftw64, dir, fn, fds, flags); }
+
+// glob: glibc lists directories with its internal opendir unless the caller
+// passes GLOB_ALTDIRFUNC, so the wrapper passes it with libc's own functions,
+// opendir (the wrapper above, logging r) and stat/lstat (the wrappers: glob's
+// existence checks become s and a). A caller's own GLOB_ALTDIRFUNC functions
+// are left alone: they reach libc through the public, wrapped, calls.
+static void *glob_opendir(const char *dir) { return opendir(dir); }
+static void glob_closedir(void *dir) { closedir(dir); }
+static struct dirent *glob_readdir(void *dir) { return readdir(dir); }
+static struct dirent64 *glob_readdir64(void *dir) { return readdir64(dir); }
+static int glob_stat(const char *path, struct stat *st) { return stat(path, st); }
+static int glob_lstat(const char *path, struct stat *st) { return lstat(path, st); }
+static int glob_stat64(const char *path, struct stat64 *st) { return stat64(path, st); }
+static int glob_lstat64(const char *path, struct stat64 *st) { return lstat64(path, st); }
+
+#define TRACE_GLOB(kind, sfx, pattern, flags, errfn, g)                        \
+    do {                                                                       \
+        if (log_fd < 0 || !(g) || ((flags) & GLOB_ALTDIRFUNC))                 \
+            return REAL(kind)(pattern, flags, errfn, g);                       \
+        (g)->gl_opendir = glob_opendir;                                        \
+        (g)->gl_closedir = glob_closedir;                                      \
+        (g)->gl_readdir = glob_readdir##sfx;                                   \
+        (g)->gl_stat = glob_stat##sfx;                                         \
+        (g)->gl_lstat = glob_lstat##sfx;                                       \
+        int r_ = REAL(kind)(pattern, (flags) | GLOB_ALTDIRFUNC, errfn, g);     \
+        (g)->gl_flags &= ~GLOB_ALTDIRFUNC;                                     \
+        return r_;                                                             \
+    } while (0)
+
+int glob(const char *pattern, int flags, int (*errfn)(const char *, int), glob_t *g)
+{ TRACE_GLOB(glob, , pattern, flags, errfn, g); }
+int glob64(const char *pattern, int flags, int (*errfn)(const char *, int), glob64_t *g)
+{ TRACE_GLOB(glob64, 64, pattern, flags, errfn, g); }
 
 // ---------------------------------------------------------------------------
 // Existence probes: s if the call succeeded, a if the path is absent.

@@ -47,7 +47,7 @@ export interface RecordResult {
 
 // Bumped whenever the rules that find a line uncacheable change, so that a
 // line judged by older rules gets another chance.
-export const RULES_VERSION = 3;
+export const RULES_VERSION = 4;
 
 // Reasons found by a single run that hold for every later run of the same command.
 const LASTING = /^(writes-outside-tree|reads-stdin|uses-terminal|reads-\/|runs-|static-binary|untraceable|modifies-input|nondeterministic)/;
