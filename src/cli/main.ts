@@ -8,6 +8,7 @@ import { control, daemonStatus } from '../daemon/client.js';
 import { socketPath } from '../daemon/paths.js';
 import { LocalStore } from '../store/local/local-store.js';
 import { KbxError } from '../util/errors.js';
+import { kbxLinkVmlinux } from './link-vmlinux.js';
 import { kbxMake } from './make.js';
 import { formatStats } from './stats.js';
 
@@ -30,6 +31,18 @@ program
   .argument('[make-args...]')
   .action(async (args: string[]) => {
     process.exitCode = await kbxMake(args, loadConfig());
+  });
+
+program
+  .command('link-vmlinux')
+  .description('link vmlinux once in place of scripts/link-vmlinux.sh (same arguments and environment)')
+  .helpOption(false)
+  .allowUnknownOption()
+  .allowExcessArguments()
+  .passThroughOptions()
+  .argument('[script-args...]')
+  .action(async (args: string[]) => {
+    process.exitCode = await kbxLinkVmlinux(args);
   });
 
 program

@@ -1,0 +1,51 @@
+// `kbx link-vmlinux "$(LD)" "$(KBUILD_LDFLAGS)" "$(LDFLAGS_vmlinux)"`: run in
+// the object tree where make runs scripts/link-vmlinux.sh, with the same
+// arguments and environment. Prints the script's progress lines, one line
+// when it falls back to the tree's script, and (with KBX_LINK_REPORT=path) a
+// JSON report of what it did. Returns the exit status.
+
+import { writeFileSync } from 'node:fs';
+import { linkInputs, linkVmlinux, type LinkEvent } from '../kernel/link/index.js';
+import { KbxError } from '../util/errors.js';
+
+function printer(verbose: boolean): (e: LinkEvent) => void {
+  return (e) => {
+    switch (e.kind) {
+      case 'info':
+        process.stdout.write(`  ${e.tag.padEnd(7)} ${e.target}\n`);
+        break;
+      case 'trace':
+        if (verbose) process.stderr.write(`+ ${e.argv.join(' ')}\n`);
+        break;
+      case 'fallback':
+        process.stderr.write(`kbx link-vmlinux: running scripts/link-vmlinux.sh instead: ${e.reason}\n`);
+        break;
+      case 'done':
+        if (verbose && e.report.kallsyms) {
+          const k = e.report.kallsyms;
+          process.stderr.write(
+            `kbx link-vmlinux: ${e.report.links} link(s), kallsyms ${k.symbols} symbols, ${k.tableBytes} of ${k.reservedBytes} reserved bytes used ` +
+              `(padding ${k.paddingBytes}, ${((100 * k.paddingBytes) / k.tableBytes).toFixed(2)} %)\n`,
+          );
+        }
+        break;
+    }
+  };
+}
+
+function namesExtra(env: NodeJS.ProcessEnv): number {
+  const v = env.KBX_LINK_NAMES_MARGIN;
+  if (v === undefined || v === '') return 0;
+  if (!/^-?\d+$/.test(v)) {
+    throw new KbxError('KBX_BAD_LINK_MARGIN', `KBX_LINK_NAMES_MARGIN=${v} is not a whole number of bytes`, 'unset it, or give bytes to add to (or, negative, take from) the reserved kallsyms_names');
+  }
+  return Number(v);
+}
+
+export async function kbxLinkVmlinux(args: string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Promise<number> {
+  const verbose = /1/.test(env.KBUILD_VERBOSE ?? '');
+  const res = await linkVmlinux(linkInputs(cwd, args, env), printer(verbose), { namesExtra: namesExtra(env) });
+  if (res.error) process.stderr.write(`${res.error}\n`);
+  if (env.KBX_LINK_REPORT) writeFileSync(env.KBX_LINK_REPORT, JSON.stringify({ status: res.status, ...res.report }, null, 2) + '\n');
+  return res.status;
+}

@@ -1,0 +1,51 @@
+// Everything the link does that someone may want to see, as values: the CLI
+// prints them in kbuild's format, tests and the benchmark read the report.
+
+export interface LinkReport {
+  /** 'single' linked once and patched; 'stock' ran the tree's script. */
+  mode: 'single' | 'stock';
+  /** Why the tree's script ran instead (absent in single mode). */
+  reason?: string;
+  /** Full links of vmlinux kbx ran itself (the BTF link counts; the stock script's do not). */
+  links: number;
+  kallsyms?: {
+    symbols: number;
+    /** Bytes of the reserved table in vmlinux (all slots). */
+    reservedBytes: number;
+    /** Bytes the final tables use. */
+    tableBytes: number;
+    paddingBytes: number;
+    /** Per table: [reserved, used]. */
+    slots: Record<string, [number, number]>;
+  };
+  seconds: number;
+}
+
+export type LinkEvent =
+  /** One of the script's `  LD      vmlinux` progress lines. */
+  | { kind: 'info'; tag: string; target: string }
+  /** A command about to run (printed under V=1 like the script's set -x). */
+  | { kind: 'trace'; argv: readonly string[] }
+  | { kind: 'fallback'; reason: string }
+  | { kind: 'done'; report: LinkReport };
+
+export type LinkListener = (e: LinkEvent) => void;
+
+/** The single link cannot be used for this tree or this build; the stock script runs. */
+export class LinkMisfit extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'LinkMisfit';
+  }
+}
+
+/** A step of the link failed the way a command fails under the script's `set -e`. */
+export class LinkStepError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+    this.name = 'LinkStepError';
+  }
+}
