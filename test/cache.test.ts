@@ -6,35 +6,23 @@ import assert from 'node:assert/strict';
 import { appendFileSync, copyFileSync, cpSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Kbx, plainMake, repoRoot, snapshot, summary, tempDir, writeTree } from './support/kbx.js';
+import { Kbx, assertSameTree, copyFixture, plainMake, repoRoot, snapshot, summary, tempDir, writeTree } from './support/kbx.js';
 
 const fixture = join(repoRoot, 'test', 'fixtures', 'pipeline');
-
-function copyFixture(name: string): string {
-  const dir = join(tempDir(name), 'proj');
-  cpSync(fixture, dir, { recursive: true });
-  return dir;
-}
-
-function assertSameTree(actual: string, expected: string): void {
-  const a = snapshot(actual);
-  const e = snapshot(expected);
-  assert.deepEqual([...a.keys()].sort(), [...e.keys()].sort());
-  for (const [p, data] of e) assert.ok(a.get(p)!.equals(data), `${p} differs from the plain build`);
-}
+const copyPipeline = (tag: string) => copyFixture('pipeline', tag);
 
 describe('the pipeline fixture', () => {
   const kbx = new Kbx('pipeline');
   let reference: string;
 
   before(() => {
-    reference = copyFixture('reference');
+    reference = copyPipeline('reference');
     assert.equal(plainMake(reference).status, 0);
   });
   after(() => kbx.stop());
 
   test('a cold build runs every line once and equals the plain build', () => {
-    const proj = copyFixture('cold');
+    const proj = copyPipeline('cold');
     const r = kbx.make(proj);
     assert.equal(r.status, 0, r.stderr);
     const s = summary(r.stderr);
@@ -45,7 +33,7 @@ describe('the pipeline fixture', () => {
   });
 
   test('after make clean, every line is a hit and the tree is byte-identical', () => {
-    const proj = copyFixture('warm');
+    const proj = copyPipeline('warm');
     assert.equal(kbx.make(proj).status, 0);
     assert.equal(plainMake(proj, ['clean']).status, 0);
     const r = kbx.make(proj);
@@ -58,7 +46,7 @@ describe('the pipeline fixture', () => {
   });
 
   test('editing a header misses exactly the lines that read it, then what depends on their output', () => {
-    const proj = copyFixture('header');
+    const proj = copyPipeline('header');
     assert.equal(kbx.make(proj).status, 0);
     plainMake(proj, ['clean']);
     writeFileSync(join(proj, 'include', 'config.h'), '#define GREETING "bonjour"\n');
@@ -71,7 +59,7 @@ describe('the pipeline fixture', () => {
   });
 
   test('a header that shadows another earlier on the include path is a miss', () => {
-    const proj = copyFixture('shadow');
+    const proj = copyPipeline('shadow');
     assert.equal(kbx.make(proj).status, 0);
     plainMake(proj, ['clean']);
     // include/ comes before include2/: the compiler probed include/util.h and found it absent.
@@ -83,7 +71,7 @@ describe('the pipeline fixture', () => {
   });
 
   test('changing a -D flag misses the compiles, and only them when the code is the same', () => {
-    const proj = copyFixture('flag');
+    const proj = copyPipeline('flag');
     assert.equal(kbx.make(proj).status, 0);
     plainMake(proj, ['clean']);
     const mk = join(proj, 'Makefile');
@@ -96,7 +84,7 @@ describe('the pipeline fixture', () => {
   });
 
   test('changing an environment variable a tool reads is a miss; the same value again is a hit', () => {
-    const proj = copyFixture('env');
+    const proj = copyPipeline('env');
     assert.equal(kbx.make(proj, ['variant.txt'], { FIXTURE_VARIANT: 'a' }).status, 0);
     plainMake(proj, ['clean']);
     let r = kbx.make(proj, ['variant.txt'], { FIXTURE_VARIANT: 'b' });
@@ -108,7 +96,7 @@ describe('the pipeline fixture', () => {
   });
 
   test('replacing the assembler binary misses every line that ran it', () => {
-    const proj = copyFixture('assembler');
+    const proj = copyPipeline('assembler');
     const as = join(proj, 'tools', 'as');
     mkdirSync(join(proj, 'tools'));
     copyFileSync('/usr/bin/as', as);
@@ -126,7 +114,7 @@ describe('the pipeline fixture', () => {
   });
 
   test('stdout, stderr and a failing status are replayed on a hit exactly as the first time', () => {
-    const proj = copyFixture('failing');
+    const proj = copyPipeline('failing');
     const plain = plainMake(proj, ['failing']);
     const first = kbx.make(proj, ['failing']);
     const second = kbx.make(proj, ['failing']);
@@ -172,8 +160,8 @@ describe('compiler wrappers', () => {
         t.skip(`${wrapper} is not installed`);
         return;
       }
-      const proj = copyFixture(wrapper);
-      const ref = copyFixture(`${wrapper}-ref`);
+      const proj = copyPipeline(wrapper);
+      const ref = copyPipeline(`${wrapper}-ref`);
       const env = { CCACHE_DIR: join(tempDir('ccache'), 'c'), DISTCC_HOSTS: '' };
       assert.equal(plainMake(ref, ['CC=gcc']).status, 0);
       let r = kbx.make(proj, [`CC=${wrapper} gcc`], env);

@@ -5,22 +5,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kbx, plainMake, repoRoot, snapshot, summary, tempDir } from './support/kbx.js';
+import { Kbx, assertSameTree, copyFixture, plainMake, summary, tempDir } from './support/kbx.js';
 
-const fixture = (name: string) => join(repoRoot, 'test', 'fixtures', name);
-
-function copy(name: string, tag: string): string {
-  const dir = join(tempDir(tag), 'proj');
-  cpSync(fixture(name), dir, { recursive: true });
-  return dir;
-}
-
-function assertSameOutputs(actual: string, expected: string): void {
-  const a = snapshot(actual);
-  const e = snapshot(expected);
-  assert.deepEqual([...a.keys()].sort(), [...e.keys()].sort());
-  for (const [p, data] of e) assert.ok(a.get(p)!.equals(data), `${p} differs from the plain build`);
-}
 
 function allFiles(dir: string): string[] {
   const out: string[] = [];
@@ -41,15 +27,15 @@ describe('faults', () => {
   let reference: string;
   let pipelineRef: string;
   before(() => {
-    reference = copy('many', 'many-ref');
+    reference = copyFixture('many', 'many-ref');
     assert.equal(plainMake(reference, ['-j2']).status, 0);
-    pipelineRef = copy('pipeline', 'pipeline-ref');
+    pipelineRef = copyFixture('pipeline', 'pipeline-ref');
     assert.equal(plainMake(pipelineRef).status, 0);
   });
 
   test('killing the daemon in the middle of a build: the build finishes without the cache and says so once', async () => {
     const kbx = new Kbx('kill');
-    const proj = copy('many', 'kill');
+    const proj = copyFixture('many', 'kill');
     const running = kbx.makeAsync(proj, ['-j2']);
     let pid: number | undefined;
     for (let i = 0; i < 200 && !pid; i++) {
@@ -64,13 +50,13 @@ describe('faults', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stderr.match(/running recipe lines without the cache/g)?.length, 1, r.stderr);
     assert.ok(summary(r.stderr).fallback > 0, r.stderr);
-    assertSameOutputs(proj, reference);
+    assertSameTree(proj, reference);
     kbx.stop();
   });
 
   test('flipped bytes in every stored blob: nothing wrong is restored, the lines run again', () => {
     const kbx = new Kbx('corrupt');
-    const proj = copy('pipeline', 'corrupt');
+    const proj = copyFixture('pipeline', 'corrupt');
     assert.equal(kbx.make(proj).status, 0);
     kbx.stats(); // waits until every blob is written
     const blobs = allFiles(join(kbx.dir, 'store', 'v2', 'cas'));
@@ -85,7 +71,7 @@ describe('faults', () => {
     const r = kbx.make(proj);
     assert.equal(r.status, 0, r.stderr);
     assert.ok(summary(r.stderr).misses > 0, r.stderr);
-    assertSameOutputs(proj, pipelineRef);
+    assertSameTree(proj, pipelineRef);
     assert.ok((kbx.stats()['corrupt-entry'] ?? 0) > 0);
     kbx.stop();
   });
@@ -101,20 +87,20 @@ describe('faults', () => {
     try {
       const kbx = new Kbx('fulldisk', { KBX_DIR: join(mnt, 'kbx') });
       mkdirSync(join(mnt, 'kbx'));
-      const proj = copy('pipeline', 'fulldisk');
+      const proj = copyFixture('pipeline', 'fulldisk');
       writeFileSync(join(proj, 'big.bin'), Buffer.alloc(400 * 1024, 7));
       writeFileSync(join(proj, 'Makefile'), readFileSync(join(proj, 'Makefile'), 'utf8').replace('all: prog', 'all: prog big.copy\nbig.copy: big.bin\n\tcp $< $@'));
-      const ref = copy('pipeline', 'fulldisk-ref');
+      const ref = copyFixture('pipeline', 'fulldisk-ref');
       cpSync(join(proj, 'Makefile'), join(ref, 'Makefile'));
       cpSync(join(proj, 'big.bin'), join(ref, 'big.bin'));
       assert.equal(plainMake(ref).status, 0);
       let r = kbx.make(proj);
       assert.equal(r.status, 0, r.stderr);
-      assertSameOutputs(proj, ref);
+      assertSameTree(proj, ref);
       plainMake(proj, ['clean']);
       r = kbx.make(proj);
       assert.equal(r.status, 0, r.stderr);
-      assertSameOutputs(proj, ref);
+      assertSameTree(proj, ref);
       kbx.stop();
     } finally {
       execFileSync('umount', ['-l', mnt]);
@@ -123,13 +109,13 @@ describe('faults', () => {
 
   test('two builds at once on one store both succeed and equal the plain build', async () => {
     const kbx = new Kbx('twobuilds');
-    const a = copy('many', 'two-a');
-    const b = copy('many', 'two-b');
+    const a = copyFixture('many', 'two-a');
+    const b = copyFixture('many', 'two-b');
     const [ra, rb] = await Promise.all([kbx.makeAsync(a, ['-j2']), kbx.makeAsync(b, ['-j2'])]);
     assert.equal(ra.status, 0, ra.stderr);
     assert.equal(rb.status, 0, rb.stderr);
-    assertSameOutputs(a, reference);
-    assertSameOutputs(b, reference);
+    assertSameTree(a, reference);
+    assertSameTree(b, reference);
     kbx.stop();
   });
 });

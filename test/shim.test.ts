@@ -3,12 +3,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildNative, shimPath } from '../src/native/build.js';
 import { FrameReader, MsgType, encodeFrame, type Frame } from '../src/daemon/protocol.js';
+import { cleanEnv } from './support/env.js';
 
 const SLOT = { trivial: 0, recursive: 1, passDaemon: 2, fallback: 3, hit: 4, miss: 5, passConfig: 6, passFlags: 7, warned: 15 };
 
@@ -32,15 +33,6 @@ before(() => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** The test's environment without anything from an enclosing kbx or make. */
-function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined || k.startsWith('KBX_') || /^(MAKEFLAGS|MFLAGS|MAKELEVEL|MAKEFILES|LD_PRELOAD)$/.test(k)) continue;
-    env[k] = v;
-  }
-  return { ...env, ...extra };
-}
 
 interface Result {
   code: number | null;

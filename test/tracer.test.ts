@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildNative, tracerPath } from '../src/native/build.js';
+import { cleanEnv } from './support/env.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const probeSource = join(repoRoot, 'test', 'fixtures', 'tracer', 'probe.c');
@@ -54,15 +55,6 @@ function scratch(): string {
   return realpathSync(d);
 }
 
-/** The test's environment without anything from an enclosing kbx, make or tracer. */
-function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined || k.startsWith('KBX_') || /^(MAKEFLAGS|MFLAGS|MAKELEVEL|MAKEFILES|LD_PRELOAD)$/.test(k)) continue;
-    env[k] = v;
-  }
-  return { ...env, ...extra };
-}
 
 interface Run {
   status: number | null;

@@ -1,7 +1,8 @@
 // Runs the real kbx CLI against throwaway projects: each test gets its own
 // store directory (and so its own daemon), stopped when the test ends.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -132,4 +133,19 @@ export function summary(stderr: string): Summary {
     fallback: get(/(\d+) ran without the cache/),
     stored: get(/\((\d+) stored\)/),
   };
+}
+
+/** A fresh copy of test/fixtures/<name> in its own temporary directory. */
+export function copyFixture(name: string, tag: string = name): string {
+  const dir = join(tempDir(tag), 'proj');
+  cpSync(join(repoRoot, 'test', 'fixtures', name), dir, { recursive: true });
+  return dir;
+}
+
+/** Asserts that two trees hold the same files with the same bytes. */
+export function assertSameTree(actual: string, expected: string): void {
+  const a = snapshot(actual);
+  const e = snapshot(expected);
+  assert.deepEqual([...a.keys()].sort(), [...e.keys()].sort());
+  for (const [p, data] of e) assert.ok(a.get(p)!.equals(data), `${p} differs from the plain build`);
 }
