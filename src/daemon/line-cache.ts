@@ -5,13 +5,14 @@ import { lstatSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { FileState } from '../fingerprint/file-state.js';
-import { firstMismatch, strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
+import { strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
 import { classifyAccesses, type InputSpec } from '../observe/accesses.js';
 import { isStaticElf } from '../observe/static-binary.js';
 import { parseTraceLog } from '../observe/trace-log.js';
 import type { Entry, PathSets, Store, StoredOutput } from '../store/store.js';
 import { sha256 } from '../util/hash.js';
 import { restoreEntry } from './restore.js';
+import { PathSetCache } from './path-set-cache.js';
 
 export type LookupResult =
   | { kind: 'hit'; exit: number; stdout: Buffer; stderr: Buffer; savedUs: number }
@@ -60,6 +61,7 @@ function insideAny(p: string, roots: string[]): boolean {
 
 export class LineCache {
   readonly state = new FileState();
+  readonly pathSets: PathSetCache;
   private nextId = 0;
   private staticCache = new Map<string, boolean>();
 
@@ -67,18 +69,20 @@ export class LineCache {
     private readonly store: Store,
     private readonly cfg: Config,
     private readonly tmpDir: string,
-  ) {}
+  ) {
+    this.pathSets = new PathSetCache(store);
+  }
 
   lookup(req: LineRequest, roots: string[], buildId: string): LookupResult {
     const weak = weakFingerprint(req);
-    const rec = this.store.getPathSets(weak);
+    const rec = this.pathSets.get(weak);
     if (rec?.uncacheable && rec.rules === RULES_VERSION) {
       this.ranUnseen();
       return { kind: 'pass', reason: rec.uncacheable.split(':')[0]! };
     }
     let firstDiff: Mismatch | undefined;
     for (const set of rec?.sets ?? []) {
-      const diff = firstMismatch(this.state, set.entries);
+      const diff = this.pathSets.firstMismatch(this.state, set);
       if (diff) {
         firstDiff ??= diff;
         continue;
@@ -118,7 +122,7 @@ export class LineCache {
 
   private learnUncacheable(action: PendingAction, reason: string): void {
     const rec: PathSets = { command: action.req.command, cwd: action.req.cwd, uncacheable: reason, rules: RULES_VERSION, sets: [] };
-    this.store.putPathSets(action.weak, rec);
+    this.pathSets.put(action.weak, rec);
   }
 
   /**
@@ -232,7 +236,7 @@ export class LineCache {
       const old = this.store.getPathSets(action.weak);
       const rec: PathSets = old && !old.uncacheable ? old : { command: action.req.command, cwd: action.req.cwd, sets: [] };
       rec.sets = [{ strong, entries }, ...rec.sets.filter((s) => s.strong !== strong)].slice(0, this.cfg.pathSetsPerCommand);
-      this.store.putPathSets(action.weak, rec);
+      this.pathSets.put(action.weak, rec);
     })();
     return { outcome: 'stored', persist };
   }

@@ -101,6 +101,7 @@ async function main(): Promise<void> {
       case 'clear':
         return server.drain().then(() => {
           store.clear();
+          cache.pathSets.forgetAll();
           global.reset();
           return { ok: true };
         });

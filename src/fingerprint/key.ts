@@ -102,13 +102,5 @@ export interface Mismatch {
   now: string;
 }
 
-/** Compares a path set with the file system; stops at the first difference (most sets fail early). */
-export function firstMismatch(state: FileState, entries: readonly PathEntry[]): Mismatch | undefined {
-  for (const e of entries) {
-    const now = currentValue(state, e.k, e.p);
-    if (now !== e.v) return { entry: e, now };
-  }
-  return undefined;
-}
 
 export { ABSENT };

@@ -1,0 +1,111 @@
+// Path sets kept in memory between lookups. A kernel compile's path set is
+// tens of kilobytes of JSON (hundreds of headers and absent include probes),
+// and reading and parsing it was most of the daemon's time on a warm
+// rebuild. The same paths and digests recur across thousands of sets, so
+// sets are held as arrays of ids into one string table: the whole tinyconfig
+// kernel fits in a few megabytes. The store stays the source of truth; a set
+// written by another daemon sharing the directory is seen after this cache
+// forgets the command.
+import { currentValue, type Mismatch, type PathEntry } from '../fingerprint/key.js';
+import type { FileState } from '../fingerprint/file-state.js';
+import type { PathSets, Store } from '../store/store.js';
+
+interface CompactSet {
+  strong: string;
+  /** 1 for a content entry, 0 for an existence entry. */
+  content: Uint8Array;
+  paths: Uint32Array;
+  values: Uint32Array;
+}
+
+export interface CompactRecord {
+  command: string;
+  cwd: string;
+  uncacheable?: string;
+  rules?: number;
+  sets: CompactSet[];
+}
+
+const MAX_RECORDS = 100_000;
+
+export class PathSetCache {
+  private records = new Map<string, CompactRecord>();
+  private strings: string[] = [];
+  private ids = new Map<string, number>();
+
+  constructor(private readonly store: Store) {}
+
+  private intern(s: string): number {
+    let id = this.ids.get(s);
+    if (id === undefined) {
+      id = this.strings.length;
+      this.strings.push(s);
+      this.ids.set(s, id);
+    }
+    return id;
+  }
+
+  private compact(rec: PathSets): CompactRecord {
+    // Digests of files that changed pile up in a long-lived daemon: start over now and then.
+    if (this.strings.length > 4_000_000) this.forgetAll();
+    return {
+      command: rec.command,
+      cwd: rec.cwd,
+      uncacheable: rec.uncacheable,
+      rules: rec.rules,
+      sets: rec.sets.map((s) => ({
+        strong: s.strong,
+        content: Uint8Array.from(s.entries, (e) => (e.k === 'c' ? 1 : 0)),
+        paths: Uint32Array.from(s.entries, (e) => this.intern(e.p)),
+        values: Uint32Array.from(s.entries, (e) => this.intern(e.v)),
+      })),
+    };
+  }
+
+  private remember(weak: string, rec: CompactRecord): void {
+    this.records.delete(weak);
+    if (this.records.size >= MAX_RECORDS) {
+      // Least recently used first: Map keeps insertion order, and a hit re-inserts.
+      this.records.delete(this.records.keys().next().value!);
+    }
+    this.records.set(weak, rec);
+  }
+
+  get(weak: string): CompactRecord | undefined {
+    let rec = this.records.get(weak);
+    if (!rec) {
+      const stored = this.store.getPathSets(weak);
+      if (!stored) return undefined;
+      rec = this.compact(stored);
+    }
+    this.remember(weak, rec);
+    return rec;
+  }
+
+  /** Writes a record to the store and keeps it. */
+  put(weak: string, rec: PathSets): void {
+    this.store.putPathSets(weak, rec);
+    this.remember(weak, this.compact(rec));
+  }
+
+  /** The first entry of a set that no longer holds, as firstMismatch reports it. */
+  firstMismatch(state: FileState, set: CompactSet): Mismatch | undefined {
+    for (let i = 0; i < set.paths.length; i++) {
+      const kind = set.content[i] ? 'c' : 'e';
+      const p = this.strings[set.paths[i]!]!;
+      const v = this.strings[set.values[i]!]!;
+      const now = currentValue(state, kind, p);
+      if (now !== v) {
+        const entry: PathEntry = { k: kind, p, v };
+        return { entry, now };
+      }
+    }
+    return undefined;
+  }
+
+  forgetAll(): void {
+    this.records.clear();
+    this.strings = [];
+    this.ids.clear();
+  }
+}
