@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { describeConfig, loadConfig } from '../config/config.js';
+import { describeConfig, loadConfig, type Config } from '../config/config.js';
 import { control, daemonStatus } from '../daemon/client.js';
 import { socketPath } from '../daemon/paths.js';
 import { LocalStore } from '../store/local/local-store.js';
@@ -52,7 +52,7 @@ program
   .action(async (opts: { json?: boolean }) => {
     const cfg = loadConfig();
     const st = await control<Record<string, unknown>>(socketPath(cfg.dir), { cmd: 'stats' }).catch(() => undefined);
-    const data = st ?? offlineStats(cfg.dir);
+    const data = st ?? offlineStats(cfg);
     process.stdout.write(opts.json ? JSON.stringify(data, null, 2) + '\n' : formatStats(data));
   });
 
@@ -105,20 +105,16 @@ daemon
     process.stdout.write(ok ? 'kbx daemon: stopped\n' : 'kbx daemon: not running\n');
   });
 
-function offlineStats(dir: string): Record<string, unknown> {
-  const cfg = loadConfig();
-  const store = new LocalStore(dir, cfg.maxSize, cfg.compressionLevel);
+/** Counters and store size read from disk when no daemon is running. */
+function offlineStats(cfg: Config): Record<string, unknown> {
+  const store = new LocalStore(cfg.dir, cfg.maxSize, cfg.compressionLevel);
   let counts = {};
   try {
-    counts = (JSON.parse(readStats(dir)) as { counts: object }).counts;
+    counts = (JSON.parse(readFileSync(join(cfg.dir, 'stats.json'), 'utf8')) as { counts: object }).counts;
   } catch {
     /* never used */
   }
   return { counts, storeBytes: store.sizes.current(), maxSize: cfg.maxSize };
-}
-
-function readStats(dir: string): string {
-  return readFileSync(join(dir, 'stats.json'), 'utf8');
 }
 
 program.parseAsync(process.argv).catch((err: unknown) => {

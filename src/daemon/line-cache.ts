@@ -58,7 +58,6 @@ function insideAny(p: string, roots: string[]): boolean {
   return roots.some((r) => abs === r || abs.startsWith(r.endsWith('/') ? r : r + '/'));
 }
 
-
 export class LineCache {
   readonly state = new FileState();
   readonly pathSets: PathSetCache;
@@ -125,16 +124,17 @@ export class LineCache {
     this.pathSets.put(action.weak, rec);
   }
 
-  /**
-   * Called when the shim reports the line finished. Reads everything the entry
-   * needs before returning (the next recipe line may change these files); the
-   * blob writes continue in `persist`.
-   */
   /** A line ran without kbx seeing what it wrote: stop trusting anything checked before. */
   ranUnseen(): void {
     this.state.newGeneration();
   }
 
+  /**
+   * Called when the shim reports the line finished. Reads everything the entry
+   * needs before returning (the next recipe line may change these files); the
+   * blob writes continue in `persist`. Anything not stored may have written
+   * files kbx did not see, so it starts a new generation.
+   */
   record(action: PendingAction, done: DoneReport): RecordResult {
     const res = this.recordTrace(action, done);
     if (res.outcome !== 'stored') this.ranUnseen();

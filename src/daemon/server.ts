@@ -4,11 +4,10 @@
 // the line itself: kbx never fails a build.
 import { createServer, type Server, type Socket } from 'node:net';
 import { appendFileSync } from 'node:fs';
-import type { Config } from '../config/config.js';
+import { wrapperStateDirs, type Config } from '../config/config.js';
 import { FrameReader, MsgType, PROTOCOL_VERSION, encodeFrame, type Frame } from './protocol.js';
 import type { LineCache, PendingAction } from './line-cache.js';
 import { EnvDigests } from '../fingerprint/key.js';
-import { wrapperStateDirs } from '../config/config.js';
 import { Counters, PersistentCounters } from './stats.js';
 
 export const CONTROL_REQUEST = 16;

@@ -5,7 +5,7 @@
 //   path set = sorted [kind, path, value] for every input the line observed
 //   strong = H(weak, path set)
 import { hashFields } from '../util/hash.js';
-import { ABSENT, type FileState } from './file-state.js';
+import type { FileState } from './file-state.js';
 import type { InputKind } from '../observe/accesses.js';
 
 export const KEY_FORMAT = 'kbx-key-2';
@@ -101,6 +101,3 @@ export interface Mismatch {
   entry: PathEntry;
   now: string;
 }
-
-
-export { ABSENT };
