@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { describeConfig, loadConfig, type Config } from '../config/config.js';
+import { describeConfig, loadConfig, PROGRESS_MODES, type Config, type ProgressMode } from '../config/config.js';
 import { control, daemonStatus } from '../daemon/client.js';
 import { socketPath } from '../daemon/paths.js';
 import { LocalStore } from '../store/local/local-store.js';
@@ -28,9 +28,18 @@ program
   .allowUnknownOption()
   .allowExcessArguments()
   .passThroughOptions()
+  .option('--progress <mode>', `progress display: ${PROGRESS_MODES.join(', ')} (config key progress)`)
+  .option('--no-link-vmlinux', "run the tree's scripts/link-vmlinux.sh instead of kbx link-vmlinux (config key link_vmlinux)")
   .argument('[make-args...]')
-  .action(async (args: string[]) => {
-    process.exitCode = await kbxMake(args, loadConfig());
+  .action(async (args: string[], opts: { progress?: string; linkVmlinux: boolean }) => {
+    const cfg = loadConfig();
+    if (opts.progress !== undefined) {
+      if (!(PROGRESS_MODES as string[]).includes(opts.progress))
+        throw new KbxError('KBX_BAD_FLAG', `--progress ${opts.progress}: unknown mode`, `use one of ${PROGRESS_MODES.join(', ')}`);
+      cfg.progress = opts.progress as ProgressMode;
+    }
+    if (!opts.linkVmlinux) cfg.linkVmlinux = false;
+    process.exitCode = await kbxMake(args, cfg);
   });
 
 program

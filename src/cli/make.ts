@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { control, ensureDaemon } from '../daemon/client.js';
 import { daemonLogPath } from '../daemon/paths.js';
+import { linkVmlinuxMakeArgs } from '../kernel/link/route.js';
 import { buildNative, shimPath, tracerPath } from '../native/build.js';
 import { KbxError } from '../util/errors.js';
 import { formatSummary, type BuildSummary } from './summary.js';
@@ -132,7 +133,8 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
   if (inv.goals.some(isConfigGoal)) env.KBX_PASSTHROUGH = '1';
 
   const started = Date.now();
-  const status = await runMake(make, [...args, `SHELL=${shimPath}`], env);
+  const route = cfg.linkVmlinux ? linkVmlinuxMakeArgs(inv) : [];
+  const status = await runMake(make, [...args, ...route, `SHELL=${shimPath}`], env);
   const elapsedMs = Date.now() - started;
 
   const shim = readCounters(countersFile);

@@ -25,6 +25,9 @@ export const CONFIG_KEYS = {
   uncacheable_programs: { kind: 'list', default: 'date', doc: 'Programs (basenames) whose output depends on more than their inputs; a line that runs one is never cached.' },
   path_sets_per_command: { kind: 'int', default: '16', doc: 'How many different input sets to remember for one command line.' },
   real_shell: { kind: 'string', default: '/bin/sh', doc: 'The shell that runs recipe lines.' },
+  builds_kept: { kind: 'int', default: '20', doc: 'How many recorded builds (for kbx steps, explain, trace and report) to keep.' },
+  progress: { kind: 'string', default: 'auto', doc: "Progress display of kbx make: auto (a status line on a terminal, none otherwise), tty, plain (a line every few seconds) or off." },
+  link_vmlinux: { kind: 'bool', default: 'true', doc: "Route Linux's scripts/link-vmlinux.sh through kbx link-vmlinux (one link instead of three); false runs the tree's script." },
 } satisfies Record<string, KeyDef>;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
@@ -46,7 +49,13 @@ export interface Config {
   uncacheablePrograms: string[];
   pathSetsPerCommand: number;
   realShell: string;
+  buildsKept: number;
+  progress: ProgressMode;
+  linkVmlinux: boolean;
 }
+
+export type ProgressMode = 'auto' | 'tty' | 'plain' | 'off';
+export const PROGRESS_MODES: readonly ProgressMode[] = ['auto', 'tty', 'plain', 'off'];
 
 export function kbxDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.KBX_DIR) return resolve(env.KBX_DIR);
@@ -72,6 +81,7 @@ function validate(key: ConfigKey, v: ConfigValue, where: string): void {
   if (def.kind === 'size' && parseSize(v.raw) === undefined) throw bad('a size such as 500M or 5G');
   if (def.kind === 'int' && !/^\d+$/.test(v.raw.trim())) throw bad('a whole number');
   if (def.kind === 'bool' && !/^(true|false|1|0|yes|no)$/i.test(v.raw.trim())) throw bad('true or false');
+  if (key === 'progress' && !(PROGRESS_MODES as string[]).includes(v.raw.trim())) throw bad(`one of ${PROGRESS_MODES.join(', ')}`);
 }
 
 function splitList(raw: string): string[] {
@@ -136,6 +146,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     uncacheablePrograms: splitList(values.uncacheable_programs.raw),
     pathSetsPerCommand: Math.max(1, int('path_sets_per_command')),
     realShell: values.real_shell.raw.trim(),
+    buildsKept: Math.max(1, int('builds_kept')),
+    progress: values.progress.raw.trim() as ProgressMode,
+    linkVmlinux: /^(true|1|yes)$/i.test(values.link_vmlinux.raw.trim()),
   };
 }
 
