@@ -49,7 +49,7 @@ enum { MSG_LOOKUP = 1, MSG_HIT = 2, MSG_MISS = 3, MSG_PASS = 4, MSG_DONE = 5, MS
 // it once per name).
 static struct {
   const char *socket, *real_shell, *counters, *build_id, *timeout_ms, *make_name,
-      *passthrough, *tracer, *makeflags, *ld_preload;
+      *passthrough, *tracer, *makeflags, *ld_preload, *events;
 } env;
 
 static char **g_argv;     // our argv; g_argv[0] is replaced by the real shell
@@ -68,6 +68,7 @@ static void read_env(void) {
       MATCH("KBX_COUNTERS", counters) MATCH("KBX_BUILD_ID", build_id)
       MATCH("KBX_TIMEOUT_MS", timeout_ms) MATCH("KBX_MAKE", make_name)
       MATCH("KBX_PASSTHROUGH", passthrough) MATCH("KBX_TRACER", tracer)
+      MATCH("KBX_EVENTS", events)
     } else {
       MATCH("MAKEFLAGS", makeflags) MATCH("LD_PRELOAD", ld_preload)
     }
@@ -77,6 +78,7 @@ static void read_env(void) {
   if (env.socket && !*env.socket) env.socket = NULL; // empty means unset
   if (!env.make_name || !*env.make_name) env.make_name = "make";
   if (!env.build_id) env.build_id = "";
+  if (env.events && !*env.events) env.events = NULL;
 }
 
 // Writes everything; -1 with errno on failure. On the daemon socket, send()
@@ -134,6 +136,9 @@ static int g_counters_tried;
 
 // Maps KBX_COUNTERS on first use. A missing or short file disables counting
 // (and the fallback warning, which is guarded by slot 15) without failing.
+// A file of COUNTERS_SIZE bytes also has the current-line area (slot 16 on).
+#define COUNTERS_SIZE 512
+static size_t g_counters_size;
 static volatile uint64_t *counters(void) {
   if (g_counters_tried) return g_counters;
   g_counters_tried = 1;
@@ -143,7 +148,8 @@ static volatile uint64_t *counters(void) {
   struct stat st;
   // Mapping past the end of a short file would SIGBUS on access.
   if (fstat(fd, &st) == 0 && st.st_size >= 16 * 8) {
-    void *m = mmap(NULL, 16 * 8, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    g_counters_size = st.st_size >= COUNTERS_SIZE ? COUNTERS_SIZE : 16 * 8;
+    void *m = mmap(NULL, g_counters_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (m != MAP_FAILED) g_counters = m;
   }
   close(fd);
@@ -156,10 +162,149 @@ static void count(int slot) {
   if (c) __atomic_fetch_add(&c[slot], 1, __ATOMIC_RELAXED);
 }
 
-static _Noreturn void pass_through(int slot) {
+// ------------------------------------------------- running a child
+
+static volatile sig_atomic_t g_child;
+static int g_chld_pipe[2] = {-1, -1};
+
+// make (or the terminal) signalling the shim means the line: pass it on.
+static void on_forward(int sig) {
+  if (g_child > 0) kill(g_child, sig);
+}
+
+static _Noreturn void exit_like(int status) {
+  if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
+  int sig = WTERMSIG(status);
+  // Die of the same signal so make reports it as it would for /bin/sh, but
+  // without leaving a core file of the shim.
+  struct rlimit nocore = {0, 0};
+  setrlimit(RLIMIT_CORE, &nocore);
+  signal(sig, SIG_DFL);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, sig);
+  sigprocmask(SIG_UNBLOCK, &set, NULL);
+  raise(sig);
+  _exit(128 + sig);
+}
+
+// ------------------------------------------------------------------ events
+//
+// With KBX_EVENTS set (kbx make records every build), the lines the daemon
+// does not run itself (trivial, pass-through, fallback) each append one
+// record to that file (docs/PROTOCOL.md section 5), and pass-through lines
+// run in a child so that their end and exit status are known.
+
+#define EVENT_HEADER 40
+#define EVENT_MAX_TEXT 65536
+
+static uint64_t g_start_us;
+
+static uint64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void put_u32(char *p, uint32_t v);
+
+static void put_u64(char *p, uint64_t v) {
+  put_u32(p, (uint32_t)v);
+  put_u32(p + 4, (uint32_t)(v >> 32));
+}
+
+// end_us 0: unknown (the line was exec'd). One write() of the whole record to
+// an O_APPEND file: records from parallel lines never interleave.
+static void record_event(int slot, int status, uint64_t end_us, const char *reason) {
+  if (!env.events || !g_cmd) return;
+  char *cwd = getcwd(NULL, 0);
+  size_t cwd_len = cwd ? strlen(cwd) : 0, cmd_len = strlen(g_cmd), why_len = reason ? strlen(reason) : 0;
+  if (cmd_len > EVENT_MAX_TEXT) cmd_len = EVENT_MAX_TEXT;
+  if (why_len > 256) why_len = 256;
+  size_t total = EVENT_HEADER + cwd_len + cmd_len + why_len;
+  char *rec = malloc(total);
+  if (!rec) return;
+  put_u32(rec, (uint32_t)total);
+  put_u32(rec + 4, (uint32_t)slot);
+  put_u32(rec + 8, (uint32_t)status);
+  put_u64(rec + 12, g_start_us);
+  put_u64(rec + 20, end_us);
+  put_u32(rec + 28, (uint32_t)cwd_len);
+  put_u32(rec + 32, (uint32_t)cmd_len);
+  put_u32(rec + 36, (uint32_t)why_len);
+  if (cwd_len) memcpy(rec + EVENT_HEADER, cwd, cwd_len);
+  memcpy(rec + EVENT_HEADER + cwd_len, g_cmd, cmd_len);
+  if (why_len) memcpy(rec + EVENT_HEADER + cwd_len + cmd_len, reason, why_len);
+  int fd = open(env.events, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd >= 0) {
+    if (write(fd, rec, total) < 0) { /* a lost record only thins the report */ }
+    close(fd);
+  }
+  free(rec);
+  free(cwd);
+}
+
+// The line about to run, for kbx make's progress display: a sequence number
+// (odd while writing) at byte 128, the text from byte 136. Several shims may
+// write at once; the reader retries or skips a torn text.
+static void show_current_line(void) {
+  volatile uint64_t *c = counters();
+  if (!c || g_counters_size < COUNTERS_SIZE) return;
+  volatile char *text = (volatile char *)(c + 17);
+  size_t cap = COUNTERS_SIZE - 17 * 8 - 1, n = strlen(g_cmd);
+  if (n > cap) n = cap;
+  __atomic_fetch_add(&c[16], 1, __ATOMIC_ACQ_REL);
+  for (size_t i = 0; i < n; i++) text[i] = g_cmd[i];
+  text[n] = 0;
+  __atomic_fetch_add(&c[16], 1, __ATOMIC_ACQ_REL);
+}
+
+// Runs a pass-through line in a child, forwarding make's signals, and records it.
+static _Noreturn void run_recorded(int slot, const char *reason) {
+  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+  struct sigaction inherited[3];
+  sigset_t block, old;
+  sigemptyset(&block);
+  for (int i = 0; i < 3; i++) sigaddset(&block, sigs[i]);
+  sigprocmask(SIG_BLOCK, &block, &old);
+  for (int i = 0; i < 3; i++) {
+    struct sigaction sa = {.sa_handler = on_forward};
+    sigaction(sigs[i], NULL, &inherited[i]);
+    if (inherited[i].sa_handler != SIG_IGN) sigaction(sigs[i], &sa, NULL);
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    for (int i = 0; i < 3; i++) sigaction(sigs[i], &inherited[i], NULL);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    exec_real_shell();
+  }
+  if (pid < 0) {
+    for (int i = 0; i < 3; i++) sigaction(sigs[i], &inherited[i], NULL);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    record_event(slot, -1, 0, reason);
+    exec_real_shell();
+  }
+  g_child = pid;
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) {
+      status = 127 << 8;
+      break;
+    }
+  }
+  record_event(slot, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), now_us(), reason);
+  exit_like(status);
+}
+
+static _Noreturn void pass_through_because(int slot, const char *reason) {
   count(slot);
+  show_current_line();
+  if (env.events) run_recorded(slot, reason);
   exec_real_shell();
 }
+
+static _Noreturn void pass_through(int slot) { pass_through_because(slot, NULL); }
 
 // Daemon trouble before anything ran: warn once per build, then run the line.
 // The first shim to flip slot 15 from 0 to 1 warns; without a counters file
@@ -177,6 +322,7 @@ static _Noreturn void __attribute__((format(printf, 1, 2))) fallback(const char 
     va_end(ap);
     say("kbx: %s; running recipe lines without the cache (see kbx daemon status)\n", what);
   }
+  record_event(SLOT_FALLBACK, -1, 0, NULL);
   exec_real_shell();
 }
 
@@ -340,6 +486,7 @@ static void try_trivial(const char *cmd) {
     done += (size_t)wr;
   }
   count(SLOT_TRIVIAL);
+  record_event(SLOT_TRIVIAL, 0, now_us(), NULL);
   _exit(0);
 }
 
@@ -540,14 +687,6 @@ static _Noreturn void replay_hit(const struct frame *fr) {
 
 // ------------------------------------------------------- running a MISS
 
-static volatile sig_atomic_t g_child;
-static int g_chld_pipe[2] = {-1, -1};
-
-// make (or the terminal) signalling the shim means the line: pass it on.
-static void on_forward(int sig) {
-  if (g_child > 0) kill(g_child, sig);
-}
-
 // Self-pipe: wakes poll() when the shell exits, even if a background process
 // it started keeps the output pipes open.
 static void on_chld(int sig) {
@@ -591,22 +730,6 @@ static int pump(struct stream *s) {
     g_big = s->kept.failed; // out of memory: not cacheable either
   }
   return 1;
-}
-
-static _Noreturn void exit_like(int status) {
-  if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
-  int sig = WTERMSIG(status);
-  // Die of the same signal so make reports it as it would for /bin/sh, but
-  // without leaving a core file of the shim.
-  struct rlimit nocore = {0, 0};
-  setrlimit(RLIMIT_CORE, &nocore);
-  signal(sig, SIG_DFL);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, sig);
-  sigprocmask(SIG_UNBLOCK, &set, NULL);
-  raise(sig);
-  _exit(128 + sig);
 }
 
 static void start_child(const char *trace_log, int out_w, int err_w) {
@@ -725,6 +848,7 @@ static _Noreturn void run_cacheable(void) {
     long t = strtol(env.timeout_ms, NULL, 10);
     if (t > 0 && t < 86400000) g_timeout_ms = (int)t;
   }
+  show_current_line();
   int fd = connect_daemon();
   struct buf b = {0};
   send_lookup(fd, &b);
@@ -733,10 +857,12 @@ static _Noreturn void run_cacheable(void) {
   switch (fr.type) {
   case MSG_HIT: replay_hit(&fr);
   case MSG_MISS: run_miss(fd, &fr, &b);
-  case MSG_PASS:
+  case MSG_PASS: {
     if (fr.nfields != 1) fallback("the daemon sent a malformed PASS");
     close(fd);
-    pass_through(SLOT_PASS_DAEMON);
+    char *reason = strndup(fr.f[0], fr.len[0]);
+    pass_through_because(SLOT_PASS_DAEMON, reason);
+  }
   default:
     fallback("the daemon sent an unknown message type %d", fr.type);
   }
@@ -745,6 +871,7 @@ static _Noreturn void run_cacheable(void) {
 int main(int argc, char **argv) {
   g_argv = argv;
   read_env();
+  if (env.events) g_start_us = now_us();
   g_cmd = parse_args(argc, argv);
   if (!g_cmd || !env.socket) exec_real_shell();
   try_trivial(g_cmd); // exits if it was

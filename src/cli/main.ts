@@ -9,6 +9,7 @@ import { socketPath } from '../daemon/paths.js';
 import { LocalStore } from '../store/local/local-store.js';
 import { KbxError } from '../util/errors.js';
 import { kbxLinkVmlinux } from './link-vmlinux.js';
+import { registerInspectCommands } from './inspect.js';
 import { kbxMake } from './make.js';
 import { formatStats } from './stats.js';
 
@@ -53,6 +54,8 @@ program
   .action(async (args: string[]) => {
     process.exitCode = await kbxLinkVmlinux(args);
   });
+
+registerInspectCommands(program);
 
 program
   .command('stats')

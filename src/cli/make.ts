@@ -13,7 +13,9 @@ import { buildNative, shimPath, tracerPath } from '../native/build.js';
 import { KbxError } from '../util/errors.js';
 import { formatSummary, type BuildSummary } from './summary.js';
 
-// Slots of the counters file (docs/PROTOCOL.md, section 4).
+// The counters file (docs/PROTOCOL.md, section 4): 16 slots, then the line being run.
+export const COUNTERS_SIZE = 512;
+// Slots of the counters file.
 const SLOTS = [
   'trivial', 'passthrough_recursive', 'passthrough_daemon', 'fallback', 'hit', 'miss', 'passthrough_config', 'passthrough_flags',
 ];
@@ -116,8 +118,11 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
   const buildsDir = join(cfg.dir, 'builds');
   mkdirSync(buildsDir, { recursive: true });
   const countersFile = join(buildsDir, `${buildId}.counters`);
-  writeFileSync(countersFile, Buffer.alloc(16 * 8));
-  await control(sock, { cmd: 'build-start', build: buildId }).catch(() => {});
+  const eventsFile = join(buildsDir, `${buildId}.events`);
+  writeFileSync(countersFile, Buffer.alloc(COUNTERS_SIZE));
+  writeFileSync(eventsFile, '');
+  const started = Date.now();
+  await control(sock, { cmd: 'build-start', build: buildId, startMs: started }).catch(() => {});
 
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -125,6 +130,7 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
     KBX_TRACER: tracerPath,
     KBX_REAL_SHELL: cfg.realShell,
     KBX_COUNTERS: countersFile,
+    KBX_EVENTS: eventsFile,
     KBX_BUILD_ID: buildId,
     KBX_ROOTS: inv.roots.join(':'),
     KBX_TIMEOUT_MS: String(cfg.shimTimeoutMs),
@@ -132,7 +138,6 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
   };
   if (inv.goals.some(isConfigGoal)) env.KBX_PASSTHROUGH = '1';
 
-  const started = Date.now();
   const route = cfg.linkVmlinux ? linkVmlinuxMakeArgs(inv) : [];
   const status = await runMake(make, [...args, ...route, `SHELL=${shimPath}`], env);
   const elapsedMs = Date.now() - started;
@@ -141,10 +146,11 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
   rmSync(countersFile, { force: true });
   let daemon: BuildSummary['daemon'];
   try {
-    daemon = await control(sock, { cmd: 'build-end', build: buildId });
+    daemon = await control(sock, { cmd: 'build-end', build: buildId, events: eventsFile, dir: inv.dir, args, exit: status });
   } catch {
     daemon = undefined;
   }
+  rmSync(eventsFile, { force: true });
   process.stderr.write(formatSummary({ shim, daemon, elapsedMs, logFile: daemonLogPath(cfg.dir) }) + '\n');
   return status;
 }

@@ -1,7 +1,7 @@
 // The heart of kbx: for one recipe line, find a stored run whose observed
 // inputs all still hold (hit: restore its outputs), or let the shim run it
 // under the tracer and store what it did (miss).
-import { lstatSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { FileState } from '../fingerprint/file-state.js';
@@ -11,12 +11,13 @@ import { isStaticElf } from '../observe/static-binary.js';
 import { parseTraceLog } from '../observe/trace-log.js';
 import type { Entry, PathSets, Store, StoredOutput } from '../store/store.js';
 import { sha256 } from '../util/hash.js';
+import type { InputChange, MissWhy } from '../builds/record.js';
 import { restoreEntry } from './restore.js';
-import { PathSetCache } from './path-set-cache.js';
+import { PathSetCache, type CompactSet } from './path-set-cache.js';
 
 export type LookupResult =
-  | { kind: 'hit'; exit: number; stdout: Buffer; stderr: Buffer; savedUs: number }
-  | { kind: 'miss'; action: PendingAction; why: string }
+  | { kind: 'hit'; exit: number; stdout: Buffer; stderr: Buffer; savedUs: number; entry: Entry; inputs: string[] }
+  | { kind: 'miss'; action: PendingAction; why: MissWhy; whyText: string }
   | { kind: 'pass'; reason: string };
 
 export interface PendingAction {
@@ -44,6 +45,8 @@ export interface RecordResult {
   reason?: string;
   /** Work left after the shim may go on: compressing and writing blobs. */
   persist: Promise<void>;
+  /** What the trace showed, when it could be read: files read (content) and written. */
+  observed?: { inputs: string[]; outputs: string[] };
 }
 
 // Bumped whenever the rules that find a line uncacheable change, so that a
@@ -52,6 +55,15 @@ export const RULES_VERSION = 4;
 
 // Reasons found by a single run that hold for every later run of the same command.
 const LASTING = /^(writes-outside-tree|reads-stdin|uses-terminal|reads-\/|runs-|static-binary|untraceable|modifies-input|nondeterministic)/;
+
+function isExecutable(p: string): boolean {
+  try {
+    const st = statSync(p);
+    return st.isFile() && (st.mode & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}
 
 function insideAny(p: string, roots: string[]): boolean {
   const abs = resolve(p);
@@ -90,14 +102,35 @@ export class LineCache {
       if (!entry) continue;
       const restored = restoreEntry(this.store, this.state, entry);
       if (!restored) continue; // a blob was evicted or corrupt: run the line
-      return { kind: 'hit', exit: entry.exit, stdout: restored.stdout, stderr: restored.stderr, savedUs: entry.durationUs };
+      const inputs = this.pathSets.contentPaths(set);
+      return { kind: 'hit', exit: entry.exit, stdout: restored.stdout, stderr: restored.stderr, savedUs: entry.durationUs, entry, inputs };
     }
     const id = `${process.pid}-${++this.nextId}`;
     return {
       kind: 'miss',
       action: { id, buildId, ignore: [], weak, req, roots, traceLog: `${this.tmpDir}/trace-${id}.log`, startedMs: Date.now() },
-      why: firstDiff ? `${firstDiff.entry.p} was ${firstDiff.entry.v.slice(0, 16)}, now ${firstDiff.now.slice(0, 16)}` : rec ? 'stored outputs unavailable' : 'new command',
+      why: !rec ? { kind: 'new-command' } : firstDiff ? this.explainMiss(rec.sets) : { kind: 'unavailable' },
+      whyText: firstDiff ? `${firstDiff.entry.p} was ${firstDiff.entry.v.slice(0, 16)}, now ${firstDiff.now.slice(0, 16)}` : rec ? 'stored outputs unavailable' : 'new command',
     };
+  }
+
+  /** Of the stored runs of a command, the one with the fewest changed inputs, and those changes. */
+  private explainMiss(sets: readonly CompactSet[]): MissWhy {
+    let best: { set: CompactSet; diffs: Mismatch[] } | undefined;
+    for (const set of sets) {
+      const diffs = this.pathSets.mismatches(this.state, set);
+      if (!best || diffs.length < best.diffs.length) best = { set, diffs };
+    }
+    if (!best) return { kind: 'unavailable' };
+    const changes = best.diffs.map(({ entry, now }): InputChange => {
+      const absentNow = now === 'absent';
+      const change: InputChange['change'] =
+        entry.k === 'c' ? (absentNow ? 'disappeared' : 'content') : entry.v === 'absent' ? 'appeared' : absentNow ? 'disappeared' : 'type';
+      const c: InputChange = { path: entry.p, change, was: entry.v, now };
+      if (entry.k === 'c' && isExecutable(entry.p)) c.program = true;
+      return c;
+    });
+    return { kind: 'inputs', changes, closestFrom: this.store.getEntry(best.set.strong)?.buildId ?? '' };
   }
 
   private inputValue(spec: InputSpec): string | undefined {
@@ -136,12 +169,14 @@ export class LineCache {
    * files kbx did not see, so it starts a new generation.
    */
   record(action: PendingAction, done: DoneReport): RecordResult {
-    const res = this.recordTrace(action, done);
+    const observed = { inputs: [] as string[], outputs: [] as string[] };
+    const res = this.recordTrace(action, done, observed);
+    res.observed = observed;
     if (res.outcome !== 'stored') this.ranUnseen();
     return res;
   }
 
-  private recordTrace(action: PendingAction, done: DoneReport): RecordResult {
+  private recordTrace(action: PendingAction, done: DoneReport, observed: { inputs: string[]; outputs: string[] }): RecordResult {
     const none = Promise.resolve();
     let log: Buffer;
     try {
@@ -157,6 +192,8 @@ export class LineCache {
       ignorePrefixes: [...this.cfg.ignorePaths, this.cfg.dir, ...action.ignore],
       uncacheablePrograms: this.cfg.uncacheablePrograms,
     });
+    for (const spec of acc.inputs) if (spec.kind === 'c') observed.inputs.push(spec.path);
+    observed.outputs.push(...acc.written.filter((p) => existsSync(p)));
     if (!acc.uncacheable) {
       const stat = acc.execed.find((p) => this.isStatic(p));
       if (stat) acc.uncacheable = `static-binary: ${stat}`;

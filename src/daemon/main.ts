@@ -2,14 +2,39 @@
 // (detached, output to $KBX_DIR/daemon.log); exits after `idle_timeout`
 // seconds without a connection, or on `kbx daemon stop`.
 import { connect } from 'node:net';
-import { mkdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig } from '../config/config.js';
+import { loadConfig, type Config } from '../config/config.js';
+import { saveBuild } from '../builds/archive.js';
+import type { LineRecord } from '../builds/record.js';
+import { parseShimEvents } from '../builds/shim-events.js';
 import { LocalStore } from '../store/local/local-store.js';
 import { LineCache } from './line-cache.js';
 import { DaemonServer } from './server.js';
 import { PersistentCounters } from './stats.js';
 import { codeId, daemonLogPath, socketPath } from './paths.js';
+
+/** Writes the build's record (build-end); a failure is logged, never fatal. Returns whether it was saved. */
+function saveRecording(server: DaemonServer, cfg: Config, req: { [k: string]: unknown }): boolean {
+  const rec = server.takeRecording(String(req.build));
+  if (!rec || typeof req.dir !== 'string') return false;
+  try {
+    let shimLines: LineRecord[] = [];
+    if (typeof req.events === 'string') {
+      try {
+        shimLines = parseShimEvents(readFileSync(req.events));
+      } catch {
+        /* no line wrote an event */
+      }
+    }
+    const args = Array.isArray(req.args) ? req.args.map(String) : [];
+    saveBuild(cfg.dir, rec.finish({ dir: req.dir, args, exit: Number(req.exit ?? -1), endMs: Date.now(), shimLines }), cfg.buildsKept);
+    return true;
+  } catch (err) {
+    server.log(`could not save the record of build ${rec.id}: ${(err as Error).stack}`);
+    return false;
+  }
+}
 
 function alive(path: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -82,12 +107,14 @@ async function main(): Promise<void> {
       case 'build-start':
         cache.state.newGeneration();
         server.buildCounters(String(req.build));
+        server.startRecording(String(req.build), Number(req.startMs) || Date.now());
         return { ok: true };
       case 'build-end': {
         const c = server.endBuild(String(req.build));
+        const recorded = saveRecording(server, cfg, req);
         return server.drain().then(() => {
           global.flush();
-          return { counts: c.counts, savedUs: c.savedUs, rssBytes: process.memoryUsage().rss };
+          return { counts: c.counts, savedUs: c.savedUs, rssBytes: process.memoryUsage().rss, recorded };
         });
       }
       case 'stats':

@@ -10,7 +10,7 @@ import { currentValue, type Mismatch, type PathEntry } from '../fingerprint/key.
 import type { FileState } from '../fingerprint/file-state.js';
 import type { PathSets, Store } from '../store/store.js';
 
-interface CompactSet {
+export interface CompactSet {
   strong: string;
   /** 1 for a content entry, 0 for an existence entry. */
   content: Uint8Array;
@@ -101,6 +101,26 @@ export class PathSetCache {
       }
     }
     return undefined;
+  }
+
+  /** Every entry of a set that no longer holds (for explaining a miss; slower than firstMismatch). */
+  mismatches(state: FileState, set: CompactSet): Mismatch[] {
+    const out: Mismatch[] = [];
+    for (let i = 0; i < set.paths.length; i++) {
+      const kind = set.content[i] ? 'c' : 'e';
+      const p = this.strings[set.paths[i]!]!;
+      const v = this.strings[set.values[i]!]!;
+      const now = currentValue(state, kind, p);
+      if (now !== v) out.push({ entry: { k: kind, p, v }, now });
+    }
+    return out;
+  }
+
+  /** The paths whose content a set depends on (the files the line read, programs included). */
+  contentPaths(set: CompactSet): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < set.paths.length; i++) if (set.content[i]) out.push(this.strings[set.paths[i]!]!);
+    return out;
   }
 
   forgetAll(): void {

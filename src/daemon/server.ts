@@ -9,6 +9,8 @@ import { FrameReader, MsgType, PROTOCOL_VERSION, encodeFrame, type Frame } from 
 import type { LineCache, PendingAction } from './line-cache.js';
 import { EnvDigests } from '../fingerprint/key.js';
 import { Counters, PersistentCounters } from './stats.js';
+import { BuildRecorder, nowUs } from '../builds/recorder.js';
+import type { MissWhy } from '../builds/record.js';
 
 export const CONTROL_REQUEST = 16;
 export const CONTROL_REPLY = 17;
@@ -17,9 +19,18 @@ export interface ControlHandler {
   (req: { cmd: string; [k: string]: unknown }): unknown;
 }
 
+interface Pending {
+  action: PendingAction;
+  buildId: string;
+  startUs: number;
+  env: string;
+  why: MissWhy;
+}
+
 export class DaemonServer {
   private server: Server;
   private builds = new Map<string, Counters>();
+  private recorders = new Map<string, BuildRecorder>();
   private lastActivity = Date.now();
   private active = 0;
   private pendingPersist = new Set<Promise<void>>();
@@ -77,6 +88,19 @@ export class DaemonServer {
     return c;
   }
 
+  /** Starts recording a build's lines (kbx make's build-start). */
+  startRecording(id: string, startMs: number): void {
+    // Builds that never sent build-end (kbx make killed) are dropped, oldest first.
+    if (this.recorders.size >= 16) this.recorders.delete(this.recorders.keys().next().value!);
+    this.recorders.set(id, new BuildRecorder(id, startMs));
+  }
+
+  takeRecording(id: string): BuildRecorder | undefined {
+    const r = this.recorders.get(id);
+    this.recorders.delete(id);
+    return r;
+  }
+
   async drain(): Promise<void> {
     await Promise.all([...this.pendingPersist]);
   }
@@ -90,7 +114,7 @@ export class DaemonServer {
     this.active++;
     this.lastActivity = Date.now();
     const reader = new FrameReader();
-    let pending: { action: PendingAction; buildId: string } | undefined;
+    let pending: Pending | undefined;
     const send = (type: number, fields: Array<Buffer | string>) => {
       if (!sock.destroyed) sock.write(encodeFrame(type, fields));
     };
@@ -123,11 +147,13 @@ export class DaemonServer {
         // The shim went away between MISS and DONE (killed, timed out).
         this.count(pending.buildId, 'not-stored:shim-gone');
         this.cache.ranUnseen();
+        this.recordMiss(pending, -1, undefined, 'shim-gone');
       }
     });
   }
 
-  private onLookup(f: Frame, send: (t: number, fields: Array<Buffer | string>) => void) {
+  private onLookup(f: Frame, send: (t: number, fields: Array<Buffer | string>) => void): Pending | undefined {
+    const startUs = nowUs();
     const [version, buildIdB, cwdB, cmdB, ttyB, ...envB] = f.fields;
     const buildId = buildIdB?.toString() ?? '';
     if (version?.toString() !== PROTOCOL_VERSION || !cwdB || !cmdB || !ttyB) {
@@ -145,6 +171,22 @@ export class DaemonServer {
       const res = this.cache.lookup(req, roots, buildId);
       if (res.kind === 'hit') {
         send(MsgType.Hit, [String(res.exit), res.stdout, res.stderr]);
+        const rec = this.recorders.get(buildId);
+        if (rec) {
+          rec.add({
+            kind: 'hit',
+            startUs,
+            endUs: nowUs(),
+            exit: res.exit,
+            cwd: req.cwd,
+            command: req.command,
+            env: rec.env(req.envDigest, () => this.envDigests.variables(req.envDigest)),
+            inputs: res.inputs.map((p) => rec.path(p)),
+            outputs: res.entry.outputs.map((o) => rec.path(o.path)),
+            from: res.entry.buildId,
+            savedUs: res.savedUs,
+          });
+        }
         this.count(buildId, 'hit');
         this.global.savedUs += res.savedUs;
         this.buildCounters(buildId).savedUs += res.savedUs;
@@ -158,8 +200,8 @@ export class DaemonServer {
       res.action.ignore = wrapperStateDirs(getenv);
       send(MsgType.Miss, [res.action.id, res.action.traceLog]);
       this.count(buildId, 'miss');
-      if (res.why !== 'new command') this.log(`miss (${res.why}): ${res.action.req.command.slice(0, 200)}`);
-      return { action: res.action, buildId };
+      if (res.why.kind !== 'new-command') this.log(`miss (${res.whyText}): ${res.action.req.command.slice(0, 200)}`);
+      return { action: res.action, buildId, startUs, env: req.envDigest, why: res.why };
     } catch (err) {
       this.log(`lookup failed for '${cmdB.toString().slice(0, 200)}' in ${cwdB.toString()}: ${(err as Error).stack}`);
       send(MsgType.Pass, ['internal-error']);
@@ -168,8 +210,28 @@ export class DaemonServer {
     }
   }
 
+  /** Adds a finished (or abandoned) miss to its build's record. */
+  private recordMiss(p: Pending, exit: number, observed: { inputs: string[]; outputs: string[] } | undefined, reason?: string): void {
+    const rec = this.recorders.get(p.buildId);
+    if (!rec) return;
+    const line = {
+      kind: 'miss' as const,
+      startUs: p.startUs,
+      endUs: nowUs(),
+      exit,
+      cwd: p.action.req.cwd,
+      command: p.action.req.command,
+      env: rec.env(p.env, () => this.envDigests.variables(p.env)),
+      inputs: (observed?.inputs ?? []).map((x) => rec.path(x)),
+      outputs: (observed?.outputs ?? []).map((x) => rec.path(x)),
+      why: p.why,
+      ...(reason ? { reason } : {}),
+    };
+    rec.add(line);
+  }
+
   private onDone(
-    pending: { action: PendingAction; buildId: string },
+    pending: Pending,
     f: Frame,
     send: (t: number, fields: Array<Buffer | string>) => void,
   ): void {
@@ -178,8 +240,11 @@ export class DaemonServer {
     if (id?.toString() !== action.id || !status || !stdout || !stderr || !elapsed) {
       send(MsgType.Ack, []);
       this.count(buildId, 'not-stored:protocol-mismatch');
+      this.recordMiss(pending, -1, undefined, 'protocol-mismatch');
       return;
     }
+    const st = status.toString();
+    const exit = /^\d+$/.test(st) ? Number(st) : st.startsWith('sig:') ? 128 + Number(st.slice(4)) : -1;
     try {
       const res = this.cache.record(action, {
         status: status.toString(),
@@ -189,6 +254,7 @@ export class DaemonServer {
       });
       send(MsgType.Ack, []);
       this.count(buildId, res.outcome === 'stored' ? 'stored' : `${res.outcome}:${res.reason?.split(':')[0]}`);
+      this.recordMiss(pending, exit, res.observed, res.outcome === 'stored' ? undefined : res.reason);
       if (res.outcome === 'uncacheable') this.log(`uncacheable (${res.reason}): ${action.req.command.slice(0, 300)}`);
       const p = res.persist.catch((err) => {
         this.log(`storing failed: ${(err as Error).stack}`);
@@ -200,6 +266,7 @@ export class DaemonServer {
       send(MsgType.Ack, []);
       this.log(`record failed for '${action.req.command.slice(0, 200)}': ${(err as Error).stack}`);
       this.count(buildId, 'not-stored:internal-error');
+      this.recordMiss(pending, exit, undefined, 'internal-error');
     }
   }
 

@@ -61,6 +61,7 @@ export function envDigest(env: readonly string[], extraIgnore: readonly string[]
  */
 export class EnvDigests {
   private memo = new Map<string, string>();
+  private vars = new Map<string, string[]>();
 
   constructor(private readonly extraIgnore: readonly string[]) {}
 
@@ -68,11 +69,21 @@ export class EnvDigests {
     const rawKey = hashFields(raw);
     let d = this.memo.get(rawKey);
     if (d === undefined) {
-      d = envDigest(raw.map((b) => b.toString()), this.extraIgnore);
-      if (this.memo.size >= 4096) this.memo.clear();
+      const env = keyEnvironment(raw.map((b) => b.toString()), this.extraIgnore);
+      d = hashFields(env);
+      if (this.memo.size >= 4096) {
+        this.memo.clear();
+        this.vars.clear();
+      }
       this.memo.set(rawKey, d);
+      this.vars.set(d, env);
     }
     return d;
+  }
+
+  /** The variables behind a digest this object made (for build records). */
+  variables(digest: string): string[] {
+    return this.vars.get(digest) ?? [];
   }
 }
 

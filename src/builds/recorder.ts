@@ -1,0 +1,92 @@
+// The daemon's record of one build in progress: the lines it answered (hits
+// and misses) as they finish, with paths and environments interned; at the
+// end, merged with the shim's events file into a BuildRecord.
+import { BUILD_FORMAT, type BuildRecord, type LineKind, type LineRecord } from './record.js';
+
+export function nowUs(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000);
+}
+
+const KINDS: LineKind[] = ['trivial', 'recursive', 'pass', 'fallback', 'hit', 'miss'];
+
+export interface BuildEnd {
+  dir: string;
+  args: string[];
+  exit: number;
+  endMs: number;
+  /** Lines the shim recorded (parseShimEvents). */
+  shimLines: LineRecord[];
+}
+
+export class BuildRecorder {
+  private lines: LineRecord[] = [];
+  private paths: string[] = [];
+  private pathIds = new Map<string, number>();
+  private envs: string[][] = [];
+  private envIds = new Map<string, number>();
+  readonly startMs: number;
+
+  constructor(readonly id: string, startMs?: number) {
+    this.startMs = startMs ?? Date.now();
+  }
+
+  path(p: string): number {
+    let id = this.pathIds.get(p);
+    if (id === undefined) {
+      id = this.paths.length;
+      this.paths.push(p);
+      this.pathIds.set(p, id);
+    }
+    return id;
+  }
+
+  /** The index of an environment, by its digest; `vars` is asked for only the first time. */
+  env(digest: string, vars: () => string[]): number {
+    let id = this.envIds.get(digest);
+    if (id === undefined) {
+      id = this.envs.length;
+      this.envs.push(vars());
+      this.envIds.set(digest, id);
+    }
+    return id;
+  }
+
+  add(line: LineRecord): void {
+    this.lines.push(line);
+  }
+
+  get size(): number {
+    return this.lines.length;
+  }
+
+  finish(end: BuildEnd): BuildRecord {
+    const lines = [...this.lines, ...end.shimLines].sort((a, b) => a.startUs - b.startUs);
+    const counts = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<LineKind, number>;
+    for (const l of lines) counts[l.kind]++;
+    return {
+      format: BUILD_FORMAT,
+      id: this.id,
+      dir: end.dir,
+      args: end.args,
+      startMs: this.startMs,
+      endMs: end.endMs,
+      exit: end.exit,
+      counts,
+      curve: progressCurve(lines, this.startMs),
+      lines,
+      paths: this.paths,
+      envs: this.envs,
+    };
+  }
+}
+
+/** curve[i]: ms after start when i % of the lines had finished. */
+export function progressCurve(lines: readonly LineRecord[], startMs: number): number[] {
+  const ends = lines.map((l) => l.endUs / 1000 - startMs).sort((a, b) => a - b);
+  const curve: number[] = [];
+  for (let i = 0; i <= 100; i++) {
+    const k = Math.ceil((i / 100) * ends.length) - 1;
+    curve.push(k < 0 ? 0 : Math.max(0, Math.round(ends[k]!)));
+  }
+  return curve;
+}
