@@ -4,7 +4,8 @@
 // when it falls back to the tree's script, and (with KBX_LINK_REPORT=path) a
 // JSON report of what it did. Returns the exit status.
 
-import { writeFileSync } from 'node:fs';
+import { realpathSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { linkInputs, linkVmlinux, type LinkEvent } from '../kernel/link/index.js';
 import { KbxError } from '../util/errors.js';
 
@@ -48,4 +49,17 @@ export async function kbxLinkVmlinux(args: string[], env: NodeJS.ProcessEnv = pr
   if (res.error) process.stderr.write(`${res.error}\n`);
   if (env.KBX_LINK_REPORT) writeFileSync(env.KBX_LINK_REPORT, JSON.stringify({ status: res.status, ...res.report }, null, 2) + '\n');
   return res.status;
+}
+
+// Run directly (`node dist/src/cli/link-vmlinux.js ARGS`, as `kbx make` routes
+// the link): the same command without loading the rest of the CLI, since the
+// link waits for node to start.
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  kbxLinkVmlinux(process.argv.slice(2)).then(
+    (status) => (process.exitCode = status),
+    (e: unknown) => {
+      process.stderr.write(e instanceof KbxError ? `${e.format()}\n` : `kbx link-vmlinux: ${(e as Error).stack ?? String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

@@ -12,6 +12,9 @@ import { linkVmlinuxMakeArgs } from '../kernel/link/route.js';
 import { buildNative, shimPath, tracerPath } from '../native/build.js';
 import { KbxError } from '../util/errors.js';
 import { formatSummary, type BuildSummary } from './summary.js';
+import { runWithStatusLine, startPlainProgress } from './progress.js';
+import { listBuilds } from '../builds/archive.js';
+import type { BuildMeta } from '../builds/record.js';
 
 // The counters file (docs/PROTOCOL.md, section 4): 16 slots, then the line being run.
 export const COUNTERS_SIZE = 512;
@@ -100,6 +103,19 @@ function runMake(make: string, args: string[], env: NodeJS.ProcessEnv): Promise<
   });
 }
 
+/** Where progress goes: a status line on a terminal, plain lines elsewhere; never for interactive config targets. */
+function progressMode(cfg: Config, inv: MakeInvocation): 'tty' | 'plain' | 'off' {
+  if (inv.goals.some(isConfigGoal) || cfg.progress === 'off') return 'off';
+  if (cfg.progress === 'auto') return process.stdout.isTTY ? 'tty' : 'plain';
+  return cfg.progress;
+}
+
+/** The last recorded build of the same directory and arguments (-j aside): what this one will probably do. */
+function previousBuild(kbxDir: string, dir: string, args: string[]): BuildMeta | undefined {
+  const key = (a: string[]) => a.filter((x) => !/^(-j\d*|--jobs(=\d+)?)$/.test(x)).join('\0');
+  return listBuilds(kbxDir).find((m) => m.dir === dir && key(m.args) === key(args));
+}
+
 export async function kbxMake(args: string[], cfg: Config, opts: { make?: string } = {}): Promise<number> {
   const make = opts.make ?? 'make';
   checkMake(make);
@@ -139,7 +155,16 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
   if (inv.goals.some(isConfigGoal)) env.KBX_PASSTHROUGH = '1';
 
   const route = cfg.linkVmlinux ? linkVmlinuxMakeArgs(inv) : [];
-  const status = await runMake(make, [...args, ...route, `SHELL=${shimPath}`], env);
+  const makeArgs = [...args, ...route, `SHELL=${shimPath}`];
+  const mode = progressMode(cfg, inv);
+  const progress = { countersFile, startedMs: started, previous: previousBuild(cfg.dir, inv.dir, args) };
+  let status: number;
+  if (mode === 'tty') status = await runWithStatusLine(make, makeArgs, env, progress);
+  else {
+    const stop = mode === 'plain' ? startPlainProgress(progress, cfg.progressIntervalSec * 1000) : () => {};
+    status = await runMake(make, makeArgs, env);
+    stop();
+  }
   const elapsedMs = Date.now() - started;
 
   const shim = readCounters(countersFile);

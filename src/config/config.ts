@@ -27,6 +27,7 @@ export const CONFIG_KEYS = {
   real_shell: { kind: 'string', default: '/bin/sh', doc: 'The shell that runs recipe lines.' },
   builds_kept: { kind: 'int', default: '20', doc: 'How many recorded builds (for kbx steps, explain, trace and report) to keep.' },
   progress: { kind: 'string', default: 'auto', doc: "Progress display of kbx make: auto (a status line on a terminal, none otherwise), tty, plain (a line every few seconds) or off." },
+  progress_interval: { kind: 'int', default: '10', doc: 'Seconds between progress lines in plain mode.' },
   link_vmlinux: { kind: 'bool', default: 'true', doc: "Route Linux's scripts/link-vmlinux.sh through kbx link-vmlinux (one link instead of three); false runs the tree's script." },
 } satisfies Record<string, KeyDef>;
 
@@ -51,6 +52,7 @@ export interface Config {
   realShell: string;
   buildsKept: number;
   progress: ProgressMode;
+  progressIntervalSec: number;
   linkVmlinux: boolean;
 }
 
@@ -148,6 +150,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     realShell: values.real_shell.raw.trim(),
     buildsKept: Math.max(1, int('builds_kept')),
     progress: values.progress.raw.trim() as ProgressMode,
+    progressIntervalSec: Math.max(1, int('progress_interval')),
     linkVmlinux: /^(true|1|yes)$/i.test(values.link_vmlinux.raw.trim()),
   };
 }

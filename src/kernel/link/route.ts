@@ -1,8 +1,87 @@
 // How `kbx make` sends a kernel tree's link-vmlinux.sh line to `kbx link-vmlinux`.
-// (Filled in by the routing work of issue 3; until then nothing is routed.)
+//
+// scripts/Makefile.vmlinux links vmlinux with
+//
+//   cmd_link_vmlinux = $< "$(LD)" "$(KBUILD_LDFLAGS)" "$(LDFLAGS_vmlinux)"; <ARCH_POSTLINK>
+//
+// where `$<` is scripts/link-vmlinux.sh. A variable given on make's command
+// line wins over the makefile's, and make hands it to every sub-make through
+// MAKEFLAGS, so one argument routes the link: the same recipe with kbx in the
+// script's place. Because the recipe text is what kbuild records in
+// .vmlinux.cmd, turning routing on or off (or moving kbx) relinks once.
+//
+// Routed only when kbx knows the tree's script (detect.ts) and the tree's
+// Makefile.vmlinux defines the recipe exactly as replaced here; any other
+// tree gets no argument and runs its own script.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { MakeInvocation } from '../../cli/make.js';
+import { detectScript, type Detection } from './detect.js';
+
+/** The recipe as 6.1's scripts/Makefile.vmlinux defines it (whitespace and line continuations aside). */
+const STOCK_RECIPE = '$< "$(LD)" "$(KBUILD_LDFLAGS)" "$(LDFLAGS_vmlinux)"; $(if $(ARCH_POSTLINK), $(MAKE) -f $(ARCH_POSTLINK) $@, true)';
+
+/** The kbx CLI this module belongs to: dist/src/cli/link-vmlinux.js next to dist/src/kernel/link/route.js. */
+export const kbxLinkEntry = fileURLToPath(new URL('../../cli/link-vmlinux.js', import.meta.url));
+
+export type Route = { routed: true; srctree: string; what: string; args: string[] } | { routed: false; reason: string };
+
+/** The source tree of a make directory: itself, or what an O= object tree's `source` link points to. */
+export function sourceTree(dir: string): string {
+  if (!existsSync(join(dir, 'scripts/link-vmlinux.sh')) && existsSync(join(dir, 'source/scripts/link-vmlinux.sh'))) return join(dir, 'source');
+  return dir;
+}
+
+/** A word for the shell inside a make variable: single-quoted, `$` doubled for make. */
+export function makeShellWord(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`.replace(/\$/g, '$$$$');
+}
+
+/**
+ * The command-line override that runs `node <entry> ARGS` in the script's
+ * place. Like the script, kbx runs make (for init/version-timestamp.o), so
+ * the line names it: the shim passes a line that runs make through (as it
+ * does anyway under -j, where the recipe's `+` hands it the jobserver), and
+ * never caches the link. MAKE is already in the environment, with this value.
+ */
+export function routeOverride(node: string, entry: string): string {
+  const kbx = `MAKE='$(MAKE)' ${makeShellWord(node)} ${makeShellWord(entry)}`;
+  return `cmd_link_vmlinux=${STOCK_RECIPE.replace('$<', kbx)}`;
+}
+
+/** The definition of cmd_link_vmlinux in a Makefile.vmlinux text, joined and with runs of blanks made one space. */
+export function recipeOf(makefile: string): string | undefined {
+  const m = /^cmd_link_vmlinux\s*=((?:[^\n]*\\\n)*[^\n]*)$/m.exec(makefile);
+  return m ? m[1]!.replace(/\\\n/g, ' ').replace(/[ \t]+/g, ' ').trim() : undefined;
+}
+
+/** Pure: whether a tree with this detection and Makefile.vmlinux can be routed. */
+export function routable(det: Detection, makefileVmlinux: string | undefined): { ok: true } | { ok: false; reason: string } {
+  if (!det.known) return { ok: false, reason: det.reason };
+  if (makefileVmlinux === undefined) return { ok: false, reason: 'scripts/Makefile.vmlinux is missing' };
+  const r = recipeOf(makefileVmlinux);
+  if (r !== STOCK_RECIPE) return { ok: false, reason: 'scripts/Makefile.vmlinux links vmlinux with another recipe than the one kbx replaces' };
+  return { ok: true };
+}
+
+export function route(dir: string, node = process.execPath, entry = kbxLinkEntry): Route {
+  const src = sourceTree(dir);
+  const det = detectScript(src);
+  let mk: string | undefined;
+  try {
+    mk = readFileSync(join(src, 'scripts/Makefile.vmlinux'), 'utf8');
+  } catch {
+    mk = undefined;
+  }
+  const ok = routable(det, mk);
+  if (!ok.ok) return { routed: false, reason: ok.reason };
+  return { routed: true, srctree: src, what: det.known ? det.what : '', args: [routeOverride(node, entry)] };
+}
 
 /** Extra make arguments that route the vmlinux link through kbx, or none. */
-export function linkVmlinuxMakeArgs(_inv: MakeInvocation): string[] {
-  return [];
+export function linkVmlinuxMakeArgs(inv: MakeInvocation): string[] {
+  const r = route(inv.dir);
+  return r.routed ? r.args : [];
 }
