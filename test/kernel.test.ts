@@ -1,6 +1,7 @@
 // The end-to-end story on a real kernel (Linux 6.1 tinyconfig, x86_64):
 // plain make, kbx cold, then `make clean` and kbx warm give byte-identical
-// vmlinux and bzImage, and the warm build is served from the cache.
+// vmlinux and bzImage, and the warm build is served from the cache; the
+// build's record shows each object's whole pipeline.
 // The heaviest test of the suite: three kernel builds, run once.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -83,6 +84,19 @@ describe('Linux 6.1 tinyconfig', { skip: kernelTree() ? false : 'linux-source-6.
     const st = spawnSync('cmp', [join(kbxOut, 'vmlinux'), join(plainOut, 'vmlinux')]);
     assert.equal(st.status, 0);
     kbx.stop();
+  });
+
+  test('kbx steps shows the whole pipeline of one object, not just the compiler call', () => {
+    const r = kbx.run(['steps', 'init/main.o'], { cwd: kbxOut });
+    assert.equal(r.status, 0, r.stderr);
+    const steps = r.stdout.split('\n#').slice(1);
+    const at = (re: RegExp) => steps.findIndex((s) => re.test(s));
+    const compile = at(/-c -o init\/main\.o init\/main\.c; scripts\/basic\/fixdep init\/\.main\.o\.d init\/main\.o/);
+    const check = at(/scripts\/check-local-export init\/main\.o/);
+    const archive = at(/init\/built-in\.a/);
+    assert.ok(compile >= 0 && check > compile && archive > check, r.stdout.slice(0, 4000));
+    assert.match(steps[compile]!, /wrote it/);
+    assert.match(steps[check]!, /read it/);
   });
 
   function daemonLog(): string {

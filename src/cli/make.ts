@@ -136,9 +136,10 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
   const countersFile = join(buildsDir, `${buildId}.counters`);
   const eventsFile = join(buildsDir, `${buildId}.events`);
   writeFileSync(countersFile, Buffer.alloc(COUNTERS_SIZE));
-  writeFileSync(eventsFile, '');
+  const record = cfg.buildsKept > 0;
+  if (record) writeFileSync(eventsFile, '');
   const started = Date.now();
-  await control(sock, { cmd: 'build-start', build: buildId, startMs: started }).catch(() => {});
+  await control(sock, { cmd: 'build-start', build: buildId, startMs: started, record }).catch(() => {});
 
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -146,12 +147,13 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
     KBX_TRACER: tracerPath,
     KBX_REAL_SHELL: cfg.realShell,
     KBX_COUNTERS: countersFile,
-    KBX_EVENTS: eventsFile,
+    ...(record ? { KBX_EVENTS: eventsFile } : {}),
     KBX_BUILD_ID: buildId,
     KBX_ROOTS: inv.roots.join(':'),
     KBX_TIMEOUT_MS: String(cfg.shimTimeoutMs),
     KBX_MAKE: make.slice(make.lastIndexOf('/') + 1),
   };
+  if (!record) delete env.KBX_EVENTS;
   if (inv.goals.some(isConfigGoal)) env.KBX_PASSTHROUGH = '1';
 
   const route = cfg.linkVmlinux ? linkVmlinuxMakeArgs(inv) : [];

@@ -107,7 +107,7 @@ async function main(): Promise<void> {
       case 'build-start':
         cache.state.newGeneration();
         server.buildCounters(String(req.build));
-        server.startRecording(String(req.build), Number(req.startMs) || Date.now());
+        if (req.record !== false) server.startRecording(String(req.build), Number(req.startMs) || Date.now());
         return { ok: true };
       case 'build-end': {
         const c = server.endBuild(String(req.build));
