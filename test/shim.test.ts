@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { buildNative, shimPath } from '../src/native/build.js';
 import { FrameReader, MsgType, encodeFrame, type Frame } from '../src/daemon/protocol.js';
 import { cleanEnv } from './support/env.js';
+import { parseShimEvents } from '../src/builds/shim-events.js';
 
 const SLOT = { trivial: 0, recursive: 1, passDaemon: 2, fallback: 3, hit: 4, miss: 5, passConfig: 6, passFlags: 7, warned: 15 };
 
@@ -65,7 +66,7 @@ const shim = (args: string[], env: Record<string, string>, cwd?: string) => run(
 
 function newCounters(d: string): string {
   const p = join(d, 'counters');
-  writeFileSync(p, Buffer.alloc(128));
+  writeFileSync(p, Buffer.alloc(512));
   return p;
 }
 function counters(p: string): number[] {
@@ -407,6 +408,37 @@ describe('talking to the daemon', () => {
     assert.ok(existsSync(join(d, 'pass-marker')));
     const c = counters(env.KBX_COUNTERS!);
     assert.deepEqual([c[SLOT.passDaemon], c[SLOT.fallback]], [1, 0]);
+  });
+
+  test('with KBX_EVENTS, pass-through and trivial lines are recorded with their times, status and reason', async () => {
+    const d = scratch();
+    const peer = await startPeer(d, answer(encodeFrame(MsgType.Pass, ['runs-date'])));
+    const events = join(d, 'events');
+    writeFileSync(events, '');
+    const env = shimEnv(d, peer, { KBX_EVENTS: events });
+    const before = Date.now() * 1000;
+    const passed = await shim(['-c', 'echo passed; sleep 0.2; exit 4'], env, d);
+    const trivial = await shim(['-c', 'echo hi'], env, d);
+    const killed = await shim(['-c', 'kill -TERM $$'], env, d);
+    await peer.close();
+    assert.equal(passed.code, 4);
+    assert.equal(passed.stdout.toString(), 'passed\n');
+    assert.equal(trivial.stdout.toString(), 'hi\n');
+    assert.equal(killed.signal, 'SIGTERM', 'the shim dies of the line\'s signal');
+    const lines = parseShimEvents(readFileSync(events));
+    assert.deepEqual(
+      lines.map((l) => [l.kind, l.exit, l.command, l.reason, l.cwd]),
+      [
+        ['pass', 4, 'echo passed; sleep 0.2; exit 4', 'runs-date', d],
+        ['trivial', 0, 'echo hi', undefined, d],
+        ['pass', 128 + 15, 'kill -TERM $$', 'runs-date', d],
+      ],
+    );
+    assert.ok(lines[0]!.startUs >= before - 1000 && lines[0]!.endUs - lines[0]!.startUs >= 150_000, JSON.stringify(lines[0]));
+    // The progress display's view of the line most recently passed through.
+    const c = readFileSync(env.KBX_COUNTERS!);
+    assert.equal(c.toString('utf8', 136, c.indexOf(0, 136)), 'kill -TERM $$');
+    assert.equal(Number(c.readBigUInt64LE(128)) % 2, 0);
   });
 
   test('lines that run make never reach the daemon', async () => {
