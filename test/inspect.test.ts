@@ -10,6 +10,8 @@ import { formatWordDiff, wordDiff } from '../src/builds/query.js';
 import { Kbx, copyFixture, plainMake, summary, tempDir, writeTree } from './support/kbx.js';
 
 const copyPipeline = (tag: string) => copyFixture('pipeline', tag);
+/** The daemon writes a record just after its build: `kbx builds` waits for it. */
+const synced = (k: Kbx) => assert.equal(k.run(['builds']).status, 0);
 
 /** The lines of `kbx explain` output after the header line. */
 function explainBody(out: string): string {
@@ -37,9 +39,11 @@ describe('build records', () => {
       const r = kbx.make(proj);
       assert.equal(r.status, 0, r.stderr);
     }
+    synced(kbx);
     const rec = loadBuild(kbx.dir);
     const s = summary(kbx.make(proj, ['-n']).stderr); // a dry run is recorded too, and is now the newest
     assert.equal(s.lines, 0);
+    synced(kbx);
     const second = loadBuild(kbx.dir, '2');
     assert.equal(second.id, rec.id);
 
@@ -77,6 +81,7 @@ describe('build records', () => {
     try {
       const proj = copyPipeline('kept');
       for (let i = 0; i < 3; i++) assert.equal(k.make(proj).status, 0);
+      synced(k);
       assert.equal(listBuilds(k.dir).length, 2);
       const r = k.run(['builds']);
       assert.equal(r.status, 0, r.stderr);
@@ -171,6 +176,7 @@ describe('kbx explain', () => {
   test('on a hit it says which build stored the run', () => {
     const proj = copyPipeline('explain-hit');
     assert.equal(kbx.make(proj, ['CFLAGS=-O2 -DHIT_TEST']).status, 0);
+    synced(kbx);
     const first = loadBuild(kbx.dir).id;
     plainMake(proj, ['clean']);
     assert.equal(kbx.make(proj, ['CFLAGS=-O2 -DHIT_TEST']).status, 0);

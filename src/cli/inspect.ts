@@ -8,6 +8,13 @@ import type { BuildMeta, BuildRecord, InputChange, LineRecord } from '../builds/
 import { explain, formatWordDiff, pickPath, rootCauses, stepsFor, type Reason } from '../builds/query.js';
 import { KbxError } from '../util/errors.js';
 import { parseMakeArgs } from './make.js';
+import { control } from '../daemon/client.js';
+import { socketPath } from '../daemon/paths.js';
+
+/** The daemon writes a build's record just after the build ends: wait until it has. */
+export async function recordsWritten(kbxDir: string): Promise<void> {
+  await control(socketPath(kbxDir), { cmd: 'sync' }).catch(() => {});
+}
 
 const sec = (us: number) => `${(us / 1e6).toFixed(us < 1e6 ? 3 : 1)} s`;
 const short = (digest: string) => (/^[0-9a-f]{16,}$/.test(digest) ? digest.slice(0, 12) : digest);
@@ -108,8 +115,10 @@ export function registerInspectCommands(program: Command): void {
   program
     .command('builds')
     .description('list the recorded builds, newest first (their numbers name them in steps, explain, trace and report)')
-    .action(() => {
-      const all = listBuilds(loadConfig().dir);
+    .action(async () => {
+      const dir = loadConfig().dir;
+      await recordsWritten(dir);
+      const all = listBuilds(dir);
       if (!all.length) {
         process.stdout.write('kbx: no builds recorded yet\n');
         return;
@@ -129,8 +138,9 @@ export function registerInspectCommands(program: Command): void {
     .description('every recipe line that read or wrote FILE in the last build, in order, with the full command')
     .argument('<file>', 'a file of the build, e.g. fs/ioctl.o')
     .option('-b, --build <build>', "which build ('kbx builds' lists them; default the newest that touched FILE)")
-    .action((file: string, opts: { build?: string }) => {
+    .action(async (file: string, opts: { build?: string }) => {
       const dir = loadConfig().dir;
+      await recordsWritten(dir);
       const { rec, path, skipped } = buildTouching(dir, file, opts.build);
       const out = [`${path}: ${describeBuild(rec)}${skipped ? ` — the ${skipped} newer build(s) did not touch it` : ''}`];
       for (const s of stepsFor(rec, [path])) {
@@ -151,8 +161,9 @@ export function registerInspectCommands(program: Command): void {
     .description('why the lines that wrote FILE ran in the last build: the inputs, command or environment that changed')
     .argument('<file>', 'a file of the build, e.g. fs/ioctl.o')
     .option('-b, --build <build>', "which build ('kbx builds' lists them; default the newest that touched FILE)")
-    .action((file: string, opts: { build?: string }) => {
+    .action(async (file: string, opts: { build?: string }) => {
       const dir = loadConfig().dir;
+      await recordsWritten(dir);
       const { rec, path, skipped } = buildTouching(dir, file, opts.build);
       const metas = listBuilds(dir);
       const older = function* () {

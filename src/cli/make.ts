@@ -156,6 +156,7 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
   if (!record) delete env.KBX_EVENTS;
   if (inv.goals.some(isConfigGoal)) env.KBX_PASSTHROUGH = '1';
 
+  if (record) await control(sock, { cmd: 'sync' }).catch(() => {}); // the previous build's record, for the progress estimate
   const route = cfg.linkVmlinux ? linkVmlinuxMakeArgs(inv) : [];
   const makeArgs = [...args, ...route, `SHELL=${shimPath}`];
   const mode = progressMode(cfg, inv);
@@ -176,8 +177,8 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
     daemon = await control(sock, { cmd: 'build-end', build: buildId, events: eventsFile, dir: inv.dir, args, exit: status });
   } catch {
     daemon = undefined;
+    rmSync(eventsFile, { force: true }); // otherwise the daemon removes it once it has read it
   }
-  rmSync(eventsFile, { force: true });
   process.stderr.write(formatSummary({ shim, daemon, elapsedMs, logFile: daemonLogPath(cfg.dir) }) + '\n');
   return status;
 }

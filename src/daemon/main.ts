@@ -14,10 +14,11 @@ import { DaemonServer } from './server.js';
 import { PersistentCounters } from './stats.js';
 import { codeId, daemonLogPath, socketPath } from './paths.js';
 
-/** Writes the build's record (build-end); a failure is logged, never fatal. Returns whether it was saved. */
-function saveRecording(server: DaemonServer, cfg: Config, req: { [k: string]: unknown }): boolean {
+/** Writes the build's record (build-end); a failure is logged, never fatal. */
+function saveRecording(server: DaemonServer, cfg: Config, req: { [k: string]: unknown }): void {
   const rec = server.takeRecording(String(req.build));
-  if (!rec || typeof req.dir !== 'string') return false;
+  const endMs = Date.now();
+  if (!rec || typeof req.dir !== 'string') return;
   try {
     let shimLines: LineRecord[] = [];
     if (typeof req.events === 'string') {
@@ -28,11 +29,11 @@ function saveRecording(server: DaemonServer, cfg: Config, req: { [k: string]: un
       }
     }
     const args = Array.isArray(req.args) ? req.args.map(String) : [];
-    saveBuild(cfg.dir, rec.finish({ dir: req.dir, args, exit: Number(req.exit ?? -1), endMs: Date.now(), shimLines }), cfg.buildsKept);
-    return true;
+    saveBuild(cfg.dir, rec.finish({ dir: req.dir, args, exit: Number(req.exit ?? -1), endMs, shimLines }), cfg.buildsKept);
   } catch (err) {
     server.log(`could not save the record of build ${rec.id}: ${(err as Error).stack}`);
-    return false;
+  } finally {
+    if (typeof req.events === 'string') rmSync(req.events, { force: true });
   }
 }
 
@@ -86,7 +87,7 @@ async function main(): Promise<void> {
       /* already gone */
     }
     await server.close().catch(() => {});
-    await server.drain();
+    await server.settle();
     global.flush();
     process.exit(code);
   };
@@ -111,12 +112,16 @@ async function main(): Promise<void> {
         return { ok: true };
       case 'build-end': {
         const c = server.endBuild(String(req.build));
-        const recorded = saveRecording(server, cfg, req);
+        // Writing the record takes a few hundred ms on a kernel build: after the
+        // reply, so that kbx make is not kept waiting ('sync' waits for it).
+        server.later(() => saveRecording(server, cfg, req));
         return server.drain().then(() => {
           global.flush();
-          return { counts: c.counts, savedUs: c.savedUs, rssBytes: process.memoryUsage().rss, recorded };
+          return { counts: c.counts, savedUs: c.savedUs, rssBytes: process.memoryUsage().rss };
         });
       }
+      case 'sync':
+        return server.laterDone().then(() => ({ ok: true }));
       case 'stats':
         return server.drain().then(() => ({
           counts: global.counts,

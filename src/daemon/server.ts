@@ -34,6 +34,7 @@ export class DaemonServer {
   private lastActivity = Date.now();
   private active = 0;
   private pendingPersist = new Set<Promise<void>>();
+  private pendingLater = new Set<Promise<void>>();
   private envDigests: EnvDigests;
 
   constructor(
@@ -101,8 +102,34 @@ export class DaemonServer {
     return r;
   }
 
+  /** Runs work after the current reply has gone out; settle() waits for it. */
+  later(work: () => void): void {
+    const p = new Promise<void>((resolve) =>
+      setImmediate(() => {
+        try {
+          work();
+        } finally {
+          resolve();
+        }
+      }),
+    );
+    this.pendingLater.add(p);
+    void p.finally(() => this.pendingLater.delete(p));
+  }
+
+  /** Waits for the stores of finished lines. */
   async drain(): Promise<void> {
     await Promise.all([...this.pendingPersist]);
+  }
+
+  /** Waits for later() work only (build records being written). */
+  async laterDone(): Promise<void> {
+    await Promise.all([...this.pendingLater]);
+  }
+
+  /** Waits for everything, later() work included. */
+  async settle(): Promise<void> {
+    await Promise.all([...this.pendingPersist, ...this.pendingLater]);
   }
 
   private count(buildId: string, name: string): void {
