@@ -111,6 +111,9 @@ describe('trivial lines', () => {
     ['-c', "set -e; echo one; echo 'two  spaces'"],
     ['-ec', "echo 'flags -ec'"],
     ['-e', '-c', 'set -e; :'],
+    // kbuild's `cmd` with an empty command: traps that delete the target on a signal, then nothing.
+    ['-c', "set -e;  trap 'rm -f init/main.o; trap - HUP; kill -s HUP $$' HUP;  trap 'rm -f init/main.o; trap - INT; kill -s INT $$' INT;  trap 'rm -f init/main.o; trap - QUIT; kill -s QUIT $$' QUIT;  trap 'rm -f init/main.o; trap - TERM; kill -s TERM $$' TERM;  trap 'rm -f init/main.o; trap - PIPE; kill -s PIPE $$' PIPE; "],
+    ['-c', 'trap - INT TERM'],
   ];
 
   test('print byte-identical output to /bin/sh -c, without any shell or daemon', async () => {
@@ -150,6 +153,10 @@ describe('trivial lines', () => {
       "printf '%s\\n' formatted",
       "printf 'tab\\tx'",
       'true x',
+      "trap 'echo at-exit' EXIT",
+      "trap 'echo x' 0",
+      'trap',
+      "trap 'echo x' HUP; echo done > side-effect",
       'echo -e -n x',
       'echo -n -e x',
       'set -x',

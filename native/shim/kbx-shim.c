@@ -351,11 +351,19 @@ static const char *parse_args(int argc, char **argv) {
 // Grammar accepted (everything else goes to a shell):
 //   line := ws* [ cmd ws* ( ';' ws* cmd ws* )* [ ';' ws* ] ]
 //   cmd  := ':' word* | 'true' | 'set -e' | 'echo' word* | 'printf' 'fmt'
+//         | 'trap' word sig+       sig := HUP | INT | QUIT | TERM | PIPE
 //   word := ( plain char | '...' )+
 // where plain chars are letters, digits and -_.,/:+=@%^] (no expansion, glob,
 // tilde, redirection or operator), quoted text has no newline, and no
 // backslash appears except `\n` in a printf format. `;;` and a leading `;` are
 // syntax errors in sh, so they are rejected rather than imitated.
+//
+// `trap` matters because kbuild's `cmd` macro sets five traps (delete the
+// target on a signal) before the command, and an empty command (no genksyms,
+// no objtool in the config) leaves a line of traps alone: about half the
+// lines of a kernel build. A trap on these signals does nothing unless the
+// signal arrives during the line; the shim then dies of it, and make deletes
+// the target as the trap would have. EXIT traps run at exit: not trivial.
 
 #define TRIVIAL_MAX_CMD 4096
 #define TRIVIAL_MAX_WORDS 64
@@ -412,6 +420,14 @@ static int run_trivial_cmd(struct word *w, int n, char **outp) {
   if (word_is(&w[0], ":")) return 0; // arguments are plain text: nothing expands
   if (word_is(&w[0], "true")) return n == 1 ? 0 : -1;
   if (word_is(&w[0], "set")) return n == 2 && word_is(&w[1], "-e") ? 0 : -1;
+  if (word_is(&w[0], "trap")) {
+    if (n < 3) return -1; // `trap` alone lists the traps
+    for (int i = 2; i < n; i++)
+      if (!word_is(&w[i], "HUP") && !word_is(&w[i], "INT") && !word_is(&w[i], "QUIT") && !word_is(&w[i], "TERM") &&
+          !word_is(&w[i], "PIPE"))
+        return -1;
+    return 0;
+  }
   if (word_is(&w[0], "echo")) {
     // dash's echo: only an exact first "-n" is an option; it always expands
     // escapes, hence no backslash may appear at all. Other leading dashes
