@@ -10,6 +10,7 @@ import { LocalStore } from '../store/local/local-store.js';
 import { KbxError } from '../util/errors.js';
 import { kbxLinkVmlinux } from './link-vmlinux.js';
 import { registerInspectCommands } from './inspect.js';
+import { registerReportCommands } from './report-commands.js';
 import { kbxMake } from './make.js';
 import { formatStats } from './stats.js';
 
@@ -55,6 +56,7 @@ program
     process.exitCode = await kbxLinkVmlinux(args);
   });
 
+registerReportCommands(program);
 registerInspectCommands(program);
 
 program
