@@ -217,12 +217,18 @@ export class LineCache {
     for (const p of [...acc.written, ...acc.deleted]) this.state.forget(p);
     const outputs: StoredOutput[] = [];
     const blobs = new Map<string, Buffer>();
+    const removedByLine = new Set(acc.deleted);
     for (const p of acc.written) {
       let st;
       try {
         st = lstatSync(p);
       } catch {
-        continue; // written and removed again: a temporary
+        // Written and removed again by the line (itself or a directory above it): a temporary.
+        if (removedByLine.has(p) || [...removedByLine].some((d) => p.startsWith(d + '/'))) continue;
+        // Gone although the line left it: something else removed it (make deleting a
+        // target after another job failed, a second build in the same tree). What
+        // the line made is unknown; storing "no output" would restore nothing.
+        return { outcome: 'not-stored', reason: `output-vanished: ${p}`, persist: none };
       }
       if (!insideAny(p, action.roots)) {
         const reason = `writes-outside-tree: ${p}`;
