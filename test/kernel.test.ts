@@ -5,10 +5,13 @@
 // The heaviest test of the suite: three kernel builds, run once.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Kbx, plainMake, summary } from './support/kbx.js';
+import { loadBuild } from '../src/builds/archive.js';
+import { Kbx, plainMake, repoRoot, summary } from './support/kbx.js';
+import { withPage } from './support/report-browser.js';
 import { kernelTree } from './support/kernel-tree.js';
 
 // Fixed so that two builds of the same tree produce the same bytes (`make
@@ -97,6 +100,26 @@ describe('Linux 6.1 tinyconfig', { skip: kernelTree() ? false : 'linux-source-6.
     assert.ok(compile >= 0 && check > compile && archive > check, r.stdout.slice(0, 4000));
     assert.match(steps[compile]!, /wrote it/);
     assert.match(steps[check]!, /read it/);
+  });
+
+  test('the report of the kernel rebuild opens in Chromium with its lanes and numbers', async () => {
+    const here = mkdtempSync(join(tmpdir(), 'kbx-kernel-report-'));
+    const r = kbx.run(['report', '-o', join(here, 'report.html')]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(kbx.run(['builds']).status, 0);
+    const rec = loadBuild(kbx.dir);
+    const shot = join(repoRoot, 'dist', 'test-artifacts', 'kernel-report.png');
+    mkdirSync(dirname(shot), { recursive: true });
+    await withPage(join(here, 'report.html'), async (page, problems) => {
+      assert.equal(await page.locator('#build-id').textContent(), rec.id);
+      assert.equal(Number(await page.locator('#summary-lines').getAttribute('data-value')), rec.lines.length);
+      assert.equal(Number(await page.locator('#summary-hits').getAttribute('data-value')), rec.counts.hit);
+      const lanes = await page.locator('[data-lane]').count();
+      assert.ok(lanes >= 2 && lanes <= 4, `${lanes} work lanes for make -j2 (plus $(shell) probes)`);
+      assert.equal(await page.locator('#timeline rect.line').count(), rec.lines.length);
+      await page.screenshot({ path: shot });
+      assert.deepEqual(problems, { errors: [], requests: [] });
+    });
   });
 
   function daemonLog(): string {

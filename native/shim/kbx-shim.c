@@ -662,6 +662,13 @@ static void send_lookup(int fd, struct buf *b) {
   frame_field(b, tty, (size_t)(t - tty));
   // All of it: the daemon decides which variables matter (and drops KBX_*).
   for (char **e = environ; *e; e++) frame_field(b, *e, strlen(*e));
+  // Last, when the build is recorded: when the line really started (the
+  // daemon may be busy with other lines before it reads this one).
+  if (env.events) {
+    char start[48];
+    int n = snprintf(start, sizeof start, "KBX_LINE_START_US=%llu", (unsigned long long)g_start_us);
+    frame_field(b, start, (size_t)n);
+  }
   if (b->failed) fallback("out of memory");
   frame_end(b);
   if (b->len - 4 > MAX_FRAME) fallback("the environment is too large for one frame");

@@ -13,6 +13,7 @@ import { BuildRecorder, nowUs } from '../builds/recorder.js';
 import type { MissWhy } from '../builds/record.js';
 
 export const CONTROL_REQUEST = 16;
+const START_FIELD = Buffer.from('KBX_LINE_START_US=');
 export const CONTROL_REPLY = 17;
 
 export interface ControlHandler {
@@ -180,8 +181,17 @@ export class DaemonServer {
   }
 
   private onLookup(f: Frame, send: (t: number, fields: Array<Buffer | string>) => void): Pending | undefined {
-    const startUs = nowUs();
+    const lookupUs = nowUs();
     const [version, buildIdB, cwdB, cmdB, ttyB, ...envB] = f.fields;
+    // The shim's own start time, for the build record: not part of the environment.
+    let startUs = lookupUs;
+    const last = envB[envB.length - 1];
+    if (last && last.subarray(0, START_FIELD.length).equals(START_FIELD)) {
+      envB.pop();
+      const t = Number(last.subarray(START_FIELD.length).toString());
+      // Two clocks (the shim's CLOCK_REALTIME, Node's): never after the lookup.
+      if (t > lookupUs - 3_600_000_000) startUs = Math.min(t, lookupUs);
+    }
     const buildId = buildIdB?.toString() ?? '';
     if (version?.toString() !== PROTOCOL_VERSION || !cwdB || !cmdB || !ttyB) {
       send(MsgType.Pass, ['protocol-mismatch']);
