@@ -3,13 +3,15 @@
 // output, and plain progress lines when stdout is not a terminal.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { eta, lineLabel, statusText } from '../src/cli/progress.js';
 import type { BuildMeta } from '../src/builds/record.js';
 import { Kbx, copyFixture, kbxMain, plainMake, tempDir, writeTree } from './support/kbx.js';
 
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+/** Terminal output without the status lines (each drawn as \r ESC[K kbx [...], cleared by \r ESC[K). */
+const withoutStatus = (tty: string) => tty.replace(/\r\x1b\[K(kbx \[[^\r\n]*?(?=\r\x1b\[K|\n|$))?/g, '');
 
 describe('progress on a terminal', () => {
   const kbx = new Kbx('progress');
@@ -29,10 +31,36 @@ describe('progress on a terminal', () => {
     const tty = r.stdout.replace(/\r\n/g, '\n');
     assert.match(tty, /\r\x1b\[Kkbx \[\d+\/12\] · \d+ hits · \d+ misses/);
     // Take the status lines out: what is left is exactly make's output, line for line.
-    const text = tty.replace(/\r\x1b\[K(kbx \[[^\r\n]*?(?=\r\x1b\[K|\n|$))?/g, '');
+    const text = withoutStatus(tty);
     const got = text.split('\n').filter((l) => l && !/^kbx: \d+ lines/.test(l));
     assert.deepEqual(got, expected, JSON.stringify(tty.slice(-600)));
     assert.match(text, /kbx: 12 lines in .*12 hits/);
+  });
+});
+
+describe('a prompt on a terminal', () => {
+  const kbx = new Kbx('progress-prompt');
+  after(() => kbx.stop());
+
+  // A hang guard, not a speed limit: without the fix the prompt never shows and nobody answers.
+  test('a line waiting for an answer shows its question without a newline, and gets the answer', { timeout: 600_000 }, async () => {
+    const proj = join(tempDir('progress-prompt'), 'proj');
+    writeTree(proj, { Makefile: 'all:\n\t@printf \'Answer? \'; read x; echo "got $$x"\n' });
+    const cmd = `cd ${shq(proj)} && ${shq(process.execPath)} ${shq(kbxMain)} make --progress tty`;
+    const child = spawn('script', ['-qefc', cmd, '/dev/null'], { env: kbx.env(), stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let answered = false;
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      // The status line names the running line, whose text has the question in it: look past it.
+      if (!answered && withoutStatus(out).includes('Answer? ')) {
+        answered = true;
+        child.stdin.write('yes\n');
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 0, out);
+    assert.match(withoutStatus(out), /Answer\? yes\r?\ngot yes/);
   });
 });
 

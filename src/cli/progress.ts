@@ -80,22 +80,38 @@ export function statusText(p: Progress, s: Snapshot, nowMs: number, width: numbe
   return text.length > width ? text.slice(0, Math.max(0, width - 1)) + '…' : text;
 }
 
-/** Copies a stream out line by line, calling around() so the status line can be cleared and redrawn. */
-function copyLines(from: Readable, to: Writable, around: (write: () => void) => void): Promise<void> {
+// A line without its newline for this long is a prompt (kbuild's config
+// restart asks questions mid-build): it is shown as it is.
+const PARTIAL_MS = 150;
+
+/**
+ * Copies a stream out line by line, calling around() so the status line can be
+ * cleared and redrawn; a partial line left waiting goes out through partial().
+ */
+function copyLines(from: Readable, to: Writable, around: (write: () => void) => void, partial: (write: () => void) => void): Promise<void> {
   return new Promise((resolve) => {
     let pending = Buffer.alloc(0);
+    let timer: NodeJS.Timeout | undefined;
+    const flushPartial = () => {
+      timer = undefined;
+      const text = pending;
+      pending = Buffer.alloc(0);
+      if (text.length) partial(() => to.write(text));
+    };
     from.on('data', (chunk: Buffer) => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
       const data = Buffer.concat([pending, chunk]);
       const cut = data.lastIndexOf(10);
-      if (cut < 0) {
-        pending = data;
-        return;
+      pending = cut < 0 ? data : data.subarray(cut + 1);
+      if (cut >= 0) {
+        const whole = data.subarray(0, cut + 1);
+        around(() => to.write(whole));
       }
-      pending = data.subarray(cut + 1);
-      const whole = data.subarray(0, cut + 1);
-      around(() => to.write(whole));
+      if (pending.length) timer = setTimeout(flushPartial, PARTIAL_MS);
     });
     from.on('end', () => {
+      if (timer) clearTimeout(timer);
       if (pending.length) around(() => to.write(pending));
       resolve();
     });
@@ -111,7 +127,10 @@ export async function runWithStatusLine(make: string, args: string[], env: NodeJ
     if (shown) out.write('\r\x1b[K');
     shown = false;
   };
+  // While a partial line (a prompt) is on the screen, the status line stays away.
+  let holding = false;
   const draw = () => {
+    if (holding) return;
     const text = statusText(p, readSnapshot(p.countersFile), Date.now(), (out.columns || 80) - 1);
     out.write(`\r\x1b[K${text}`);
     shown = true;
@@ -119,7 +138,13 @@ export async function runWithStatusLine(make: string, args: string[], env: NodeJ
   const around = (write: () => void) => {
     clear();
     write();
+    holding = false;
     draw();
+  };
+  const partial = (write: () => void) => {
+    clear();
+    write();
+    holding = true;
   };
   const child = spawn(make, args, { stdio: ['inherit', 'pipe', 'pipe'], env });
   // make and its jobs share our terminal's process group and get ^C themselves.
@@ -128,7 +153,7 @@ export async function runWithStatusLine(make: string, args: string[], env: NodeJ
   process.on('SIGINT', ignore);
   process.on('SIGTERM', term);
   const timer = setInterval(draw, 100);
-  const copied = Promise.all([copyLines(child.stdout!, out, around), copyLines(child.stderr!, process.stderr, around)]);
+  const copied = Promise.all([copyLines(child.stdout!, out, around, partial), copyLines(child.stderr!, process.stderr, around, partial)]);
   const status = await new Promise<number>((resolve) => {
     child.on('error', () => resolve(127));
     child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + (signal === 'SIGINT' ? 2 : 15) : 1)));
