@@ -448,6 +448,27 @@ describe('talking to the daemon', () => {
     assert.equal(Number(c.readBigUInt64LE(128)) % 2, 0);
   });
 
+  test('with KBX_EVENTS, SIGTERM sent to the shim reaches the pass-through line it waits for', async () => {
+    const d = scratch();
+    const peer = await startPeer(d, answer(encodeFrame(MsgType.Pass, ['runs-date'])));
+    const events = join(d, 'events');
+    writeFileSync(events, '');
+    const env = shimEnv(d, peer, { KBX_EVENTS: events });
+    const line = "trap 'echo got-term; exit 9' TERM; echo ready; sleep 5 & wait";
+    let sent = false;
+    const r = await run(shimPath, ['-c', line], {
+      env,
+      cwd: d,
+      onStdout: (s, child) => {
+        if (!sent && s.includes('ready')) (sent = true), child.kill('SIGTERM');
+      },
+    });
+    await peer.close();
+    assert.equal(r.code, 9);
+    assert.equal(r.stdout.toString(), 'ready\ngot-term\n');
+    assert.deepEqual(parseShimEvents(readFileSync(events)).map((l) => [l.kind, l.exit]), [['pass', 9]]);
+  });
+
   test('lines that run make never reach the daemon', async () => {
     const d = scratch();
     const peer = await startPeer(d, answer(encodeFrame(MsgType.Pass, ['x'])));

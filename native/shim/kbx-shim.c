@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -259,30 +260,33 @@ static void show_current_line(void) {
   __atomic_fetch_add(&c[16], 1, __ATOMIC_ACQ_REL);
 }
 
-// Runs a pass-through line in a child, forwarding make's signals, and records it.
+// Runs a pass-through line in a child, forwarding make's signals, and records
+// it. posix_spawn (a vfork underneath) rather than fork: no page tables to
+// copy, which was a third of a millisecond per line. Signals are blocked
+// while the handlers go in; the shell starts with the mask we inherited, and
+// exec resets our handlers to the default while ignored signals stay ignored.
 static _Noreturn void run_recorded(int slot, const char *reason) {
   static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-  struct sigaction inherited[3];
   sigset_t block, old;
   sigemptyset(&block);
   for (int i = 0; i < 3; i++) sigaddset(&block, sigs[i]);
   sigprocmask(SIG_BLOCK, &block, &old);
   for (int i = 0; i < 3; i++) {
-    struct sigaction sa = {.sa_handler = on_forward};
-    sigaction(sigs[i], NULL, &inherited[i]);
-    if (inherited[i].sa_handler != SIG_IGN) sigaction(sigs[i], &sa, NULL);
+    struct sigaction sa = {.sa_handler = on_forward}, inherited;
+    sigaction(sigs[i], NULL, &inherited);
+    if (inherited.sa_handler != SIG_IGN) sigaction(sigs[i], &sa, NULL);
   }
-  pid_t pid = fork();
-  if (pid == 0) {
-    for (int i = 0; i < 3; i++) sigaction(sigs[i], &inherited[i], NULL);
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    exec_real_shell();
-  }
-  if (pid < 0) {
-    for (int i = 0; i < 3; i++) sigaction(sigs[i], &inherited[i], NULL);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setsigmask(&attr, &old);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  g_argv[0] = (char *)env.real_shell;
+  pid_t pid;
+  int err = posix_spawn(&pid, env.real_shell, NULL, &attr, g_argv, environ);
+  if (err) {
     sigprocmask(SIG_SETMASK, &old, NULL);
     record_event(slot, -1, 0, reason);
-    exec_real_shell();
+    exec_real_shell(); // says why, as it would have
   }
   g_child = pid;
   sigprocmask(SIG_SETMASK, &old, NULL);
