@@ -128,8 +128,9 @@ function reasonFor(rec: BuildRecord, line: LineRecord, path: string, older: () =
     const causes: Cause[] = [];
     for (const c of why.changes) {
       const pid = rec.paths.indexOf(c.path);
-      // The line of this build that wrote the changed input before this line started.
-      const writer = pid < 0 ? undefined : rec.lines.find((l) => l.outputs.includes(pid) && l.endUs <= line.startUs + 1 && !seen.has(l));
+      // The last line of this build that wrote the changed input and started before this one.
+      const writer =
+        pid < 0 ? undefined : rec.lines.filter((l) => l.outputs.includes(pid) && l.startUs < line.startUs && !seen.has(l)).at(-1);
       if (writer) causes.push({ path: c.path, line: writer, reason: reasonFor(rec, writer, c.path, older, seen) });
     }
     return { kind: 'inputs', changes: why.changes, closestFrom: why.closestFrom, causes };

@@ -3,8 +3,27 @@
 // end, merged with the shim's events file into a BuildRecord.
 import { BUILD_FORMAT, type BuildRecord, type LineKind, type LineRecord } from './record.js';
 
+// Line starts come from the shims' CLOCK_REALTIME, ends of hits and misses
+// from here: both must be the same clock. performance.now() is monotonic and
+// fine-grained but drifts from the wall clock; Date.now() is the wall clock
+// in whole milliseconds. calibrateClock() pins one to the other at the moment
+// Date.now() ticks (so to within microseconds), at every build start.
+let offsetMs = performance.timeOrigin;
+
+export function calibrateClock(): void {
+  const first = Date.now();
+  let now = first;
+  let perf = performance.now();
+  for (let spins = 0; now === first && spins < 1e6; spins++) {
+    perf = performance.now();
+    now = Date.now();
+  }
+  if (now !== first) offsetMs = now - perf;
+}
+
+/** Wall-clock microseconds since the epoch. */
 export function nowUs(): number {
-  return Math.round((performance.timeOrigin + performance.now()) * 1000);
+  return Math.round((offsetMs + performance.now()) * 1000);
 }
 
 const KINDS: LineKind[] = ['trivial', 'recursive', 'pass', 'fallback', 'hit', 'miss'];

@@ -6,15 +6,16 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { appendFileSync } from 'node:fs';
 import { wrapperStateDirs, type Config } from '../config/config.js';
 import { FrameReader, MsgType, PROTOCOL_VERSION, encodeFrame, type Frame } from './protocol.js';
-import type { LineCache, PendingAction } from './line-cache.js';
-import { EnvDigests } from '../fingerprint/key.js';
+import type { LineCache, LookupResult, PendingAction } from './line-cache.js';
+import { EnvDigests, type LineRequest } from '../fingerprint/key.js';
 import { Counters, PersistentCounters } from './stats.js';
-import { BuildRecorder, nowUs } from '../builds/recorder.js';
+import { BuildRecorder, calibrateClock, nowUs } from '../builds/recorder.js';
 import type { MissWhy } from '../builds/record.js';
 
 export const CONTROL_REQUEST = 16;
-const START_FIELD = Buffer.from('KBX_LINE_START_US=');
 export const CONTROL_REPLY = 17;
+// The last field of a LOOKUP from a shim that records its build (PROTOCOL.md §2).
+const START_FIELD = Buffer.from('KBX_LINE_START_US=');
 
 export interface ControlHandler {
   (req: { cmd: string; [k: string]: unknown }): unknown;
@@ -92,6 +93,7 @@ export class DaemonServer {
 
   /** Starts recording a build's lines (kbx make's build-start). */
   startRecording(id: string, startMs: number): void {
+    calibrateClock();
     // Builds that never sent build-end (kbx make killed) are dropped, oldest first.
     if (this.recorders.size >= 16) this.recorders.delete(this.recorders.keys().next().value!);
     this.recorders.set(id, new BuildRecorder(id, startMs));
@@ -208,22 +210,7 @@ export class DaemonServer {
       const res = this.cache.lookup(req, roots, buildId);
       if (res.kind === 'hit') {
         send(MsgType.Hit, [String(res.exit), res.stdout, res.stderr]);
-        const rec = this.recorders.get(buildId);
-        if (rec) {
-          rec.add({
-            kind: 'hit',
-            startUs,
-            endUs: nowUs(),
-            exit: res.exit,
-            cwd: req.cwd,
-            command: req.command,
-            env: rec.env(req.envDigest, () => this.envDigests.variables(req.envDigest)),
-            inputs: res.inputs.map((p) => rec.path(p)),
-            outputs: res.entry.outputs.map((o) => rec.path(o.path)),
-            from: res.entry.buildId,
-            savedUs: res.savedUs,
-          });
-        }
+        this.recordHit(buildId, startUs, req, res);
         this.count(buildId, 'hit');
         this.global.savedUs += res.savedUs;
         this.buildCounters(buildId).savedUs += res.savedUs;
@@ -245,6 +232,25 @@ export class DaemonServer {
       this.count(buildId, 'pass:internal-error');
       return undefined;
     }
+  }
+
+  /** Adds a hit to its build's record. */
+  private recordHit(buildId: string, startUs: number, req: LineRequest, res: Extract<LookupResult, { kind: 'hit' }>): void {
+    const rec = this.recorders.get(buildId);
+    if (!rec) return;
+    rec.add({
+      kind: 'hit',
+      startUs,
+      endUs: nowUs(),
+      exit: res.exit,
+      cwd: req.cwd,
+      command: req.command,
+      env: rec.env(req.envDigest, () => this.envDigests.variables(req.envDigest)),
+      inputs: res.inputs.map((p) => rec.path(p)),
+      outputs: res.entry.outputs.map((o) => rec.path(o.path)),
+      from: res.entry.buildId,
+      savedUs: res.savedUs,
+    });
   }
 
   /** Adds a finished (or abandoned) miss to its build's record. */
