@@ -177,7 +177,7 @@ export class DaemonServer {
         // The shim went away between MISS and DONE (killed, timed out).
         this.count(pending.buildId, 'not-stored:shim-gone');
         this.cache.ranUnseen();
-        this.recordMiss(pending, -1, undefined, 'shim-gone');
+        this.recordMiss(pending, nowUs(), -1, undefined, 'shim-gone');
       }
     });
   }
@@ -209,8 +209,9 @@ export class DaemonServer {
       const req = { cwd: cwdB.toString(), command: cmdB.toString(), tty: ttyB.toString(), envDigest: this.envDigests.of(envB) };
       const res = this.cache.lookup(req, roots, buildId);
       if (res.kind === 'hit') {
+        const endUs = nowUs(); // before the reply: the shim may end and make start the next line at once
         send(MsgType.Hit, [String(res.exit), res.stdout, res.stderr]);
-        this.recordHit(buildId, startUs, req, res);
+        this.recordHit(buildId, startUs, endUs, req, res);
         this.count(buildId, 'hit');
         this.global.savedUs += res.savedUs;
         this.buildCounters(buildId).savedUs += res.savedUs;
@@ -235,13 +236,13 @@ export class DaemonServer {
   }
 
   /** Adds a hit to its build's record. */
-  private recordHit(buildId: string, startUs: number, req: LineRequest, res: Extract<LookupResult, { kind: 'hit' }>): void {
+  private recordHit(buildId: string, startUs: number, endUs: number, req: LineRequest, res: Extract<LookupResult, { kind: 'hit' }>): void {
     const rec = this.recorders.get(buildId);
     if (!rec) return;
     rec.add({
       kind: 'hit',
       startUs,
-      endUs: nowUs(),
+      endUs,
       exit: res.exit,
       cwd: req.cwd,
       command: req.command,
@@ -254,13 +255,13 @@ export class DaemonServer {
   }
 
   /** Adds a finished (or abandoned) miss to its build's record. */
-  private recordMiss(p: Pending, exit: number, observed: { inputs: string[]; outputs: string[] } | undefined, reason?: string): void {
+  private recordMiss(p: Pending, endUs: number, exit: number, observed: { inputs: string[]; outputs: string[] } | undefined, reason?: string): void {
     const rec = this.recorders.get(p.buildId);
     if (!rec) return;
     const line = {
       kind: 'miss' as const,
       startUs: p.startUs,
-      endUs: nowUs(),
+      endUs,
       exit,
       cwd: p.action.req.cwd,
       command: p.action.req.command,
@@ -279,11 +280,12 @@ export class DaemonServer {
     send: (t: number, fields: Array<Buffer | string>) => void,
   ): void {
     const [id, status, stdout, stderr, elapsed] = f.fields;
+    const doneUs = nowUs(); // the line's end: before the ACK lets make go on
     const { action, buildId } = pending;
     if (id?.toString() !== action.id || !status || !stdout || !stderr || !elapsed) {
       send(MsgType.Ack, []);
       this.count(buildId, 'not-stored:protocol-mismatch');
-      this.recordMiss(pending, -1, undefined, 'protocol-mismatch');
+      this.recordMiss(pending, doneUs, -1, undefined, 'protocol-mismatch');
       return;
     }
     const st = status.toString();
@@ -297,7 +299,7 @@ export class DaemonServer {
       });
       send(MsgType.Ack, []);
       this.count(buildId, res.outcome === 'stored' ? 'stored' : `${res.outcome}:${res.reason?.split(':')[0]}`);
-      this.recordMiss(pending, exit, res.observed, res.outcome === 'stored' ? undefined : res.reason);
+      this.recordMiss(pending, doneUs, exit, res.observed, res.outcome === 'stored' ? undefined : res.reason);
       if (res.outcome === 'uncacheable') this.log(`uncacheable (${res.reason}): ${action.req.command.slice(0, 300)}`);
       const p = res.persist.catch((err) => {
         this.log(`storing failed: ${(err as Error).stack}`);
@@ -309,7 +311,7 @@ export class DaemonServer {
       send(MsgType.Ack, []);
       this.log(`record failed for '${action.req.command.slice(0, 200)}': ${(err as Error).stack}`);
       this.count(buildId, 'not-stored:internal-error');
-      this.recordMiss(pending, exit, undefined, 'internal-error');
+      this.recordMiss(pending, doneUs, exit, undefined, 'internal-error');
     }
   }
 
