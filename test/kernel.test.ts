@@ -66,7 +66,7 @@ describe('Linux 6.1 tinyconfig', { skip: kernelTree() ? false : 'linux-source-6.
     const r = kbx.make(tree, [`O=${kbxOut}`, '-j2']);
     assert.equal(r.status, 0, r.stderr.slice(-3000));
     const s = summary(r.stderr);
-    assert.ok(s.hits > 2000, r.stderr.slice(-500));
+    assert.ok(s.hits > 1500, r.stderr.slice(-500));
     // The first clean rebuild after a cold one may miss lines that probe a
     // file `make clean` keeps but the cold build had not made yet (generated
     // headers, host programs): a new input set. No object compile may miss.

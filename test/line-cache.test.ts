@@ -48,6 +48,14 @@ describe('what a miss stores', () => {
     assert.equal(await run(`w 0 0 0 ${tmp}\nd 1 2 3 ${tmp}\n`), 'stored');
   });
 
+  test("kbuild's filechk: a temporary renamed over the target, then probed by the EXIT trap's rm -f, is no output", async () => {
+    const { tree, run } = setup('filechk');
+    const tmp = join(tree, '.x.h.tmp');
+    const target = join(tree, 'x.h');
+    writeFileSync(target, '#define X 1\n');
+    assert.equal(await run(`w 0 0 0 ${tmp}\na ${target}\nn 5 12 100 ${tmp}\nN 0 0 0 ${target}\na ${tmp}\na ${tmp}\n`), 'stored');
+  });
+
   test('an output that is there is stored, and the next lookup restores it', async () => {
     const { tree, run } = setup('present');
     const out = join(tree, 'out.o');

@@ -23,7 +23,7 @@ function classify(log: string): Accesses {
 }
 
 function uncacheable(reason: string): Accesses {
-  return { inputs: [], written: [], deleted: [], execed: [], uncacheable: reason };
+  return { inputs: [], written: [], deleted: [], gone: [], execed: [], uncacheable: reason };
 }
 
 test('every op in its exact form', () => {
@@ -150,6 +150,7 @@ test('objcopy in place (rename): foo.o is an input known by its stat before the 
     ],
     written: ['/b/foo.o', '/b/stT17HF5'],
     deleted: ['/b/stT17HF5'],
+    gone: ['/b/stT17HF5'],
     execed: [],
   });
 });
@@ -164,6 +165,7 @@ test('objcopy in place (copy back, binutils >= 2.36): the truncating open carrie
     inputs: [{ kind: 'c', path: '/b/foo.o', pre: pre(1234n, 832n, 1700000000000000001n) }],
     written: ['/b/foo.o', '/b/stT17HF5'],
     deleted: ['/b/stT17HF5'],
+    gone: ['/b/stT17HF5'],
     execed: [],
   });
 });
@@ -178,6 +180,7 @@ test('sed -i: the mkstemp temporary is written, renamed over f; f is an input wi
     inputs: [{ kind: 'c', path: '/b/f', pre: pre(7n, 4n, 8n) }],
     written: ['/b/f', '/b/./sedtVc1XU'],
     deleted: ['/b/./sedtVc1XU'],
+    gone: ['/b/./sedtVc1XU'],
     execed: [],
   });
 });
@@ -194,6 +197,7 @@ test('a stat on a first write or removal makes no input', () => {
     inputs: [],
     written: ['/b/existing', '/b/replaced', '/tmp/tmp.V5s8RAaTLq', '/tmp/tmp.3vtG3mZ02J'],
     deleted: ['/b/removed'],
+    gone: [],
     execed: [],
   });
 });
@@ -227,6 +231,7 @@ test('read then removed or truncated: an input with the stat before; probes keep
     ],
     written: ['/b/trunc', '/b/appended', '/b/new', '/b/probed', '/b/absent', '/b/twice', '/b/moved'],
     deleted: ['/b/gone', '/b/twice'],
+    gone: ['/b/twice'],
     execed: [],
   });
 });
@@ -241,6 +246,7 @@ test('stdin, untraceable events, terminals and uncacheable programs', () => {
     inputs: [],
     written: [],
     deleted: [],
+    gone: [],
     execed: ['/usr/bin/cc'],
   });
 });

@@ -217,7 +217,7 @@ export class LineCache {
     for (const p of [...acc.written, ...acc.deleted]) this.state.forget(p);
     const outputs: StoredOutput[] = [];
     const blobs = new Map<string, Buffer>();
-    const removedByLine = new Set(acc.deleted);
+    const removedByLine = new Set([...acc.deleted, ...acc.gone]);
     for (const p of acc.written) {
       let st;
       try {

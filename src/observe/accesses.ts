@@ -25,6 +25,12 @@ export interface Accesses {
   written: string[];
   /** Paths whose last access removed or renamed them away. */
   deleted: string[];
+  /**
+   * Paths the line wrote and then itself removed or renamed away (later
+   * accesses, such as `rm -f` probing the path, may follow). A written path
+   * missing at the end and not here was removed by something else.
+   */
+  gone: string[];
   /** Programs handed to exec*: checked for static binaries, which the tracer cannot see into. */
   execed: string[];
   /** Why this line must not be cached; undefined when it may be. */
@@ -71,12 +77,14 @@ interface PathHistory {
   pre?: PreStat;
   readBeforeWrite: boolean;
   wrote: boolean;
+  /** Removed or renamed away since its last write. */
+  goneAfterWrite: boolean;
   changedAfterRead: boolean;
   lastOp: string;
 }
 
 export function classifyAccesses(events: TraceEvent[], bad: string[], opts: ClassifyOptions): Accesses {
-  const result: Accesses = { inputs: [], written: [], deleted: [], execed: [] };
+  const result: Accesses = { inputs: [], written: [], deleted: [], gone: [], execed: [] };
   if (bad.length) return { ...result, uncacheable: 'trace-corrupt' };
   const paths = new Map<string, PathHistory>();
   const execed = new Set<string>();
@@ -98,7 +106,7 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
     }
     let h = paths.get(p);
     if (!h) {
-      h = { first: ev, readBeforeWrite: false, wrote: false, changedAfterRead: false, lastOp: ev.op };
+      h = { first: ev, readBeforeWrite: false, wrote: false, goneAfterWrite: false, changedAfterRead: false, lastOp: ev.op };
       paths.set(p, h);
     }
     if (READS.has(ev.op) && !h.wrote) h.readBeforeWrite = true;
@@ -110,7 +118,11 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
       if (ev.pre) h.pre = ev.pre;
       else if (h.readBeforeWrite) h.changedAfterRead = true;
     }
-    if (WRITES.has(ev.op)) h.wrote = true;
+    if (WRITES.has(ev.op)) {
+      h.wrote = true;
+      h.goneAfterWrite = false;
+    }
+    if ((ev.op === 'd' || ev.op === 'n') && h.wrote) h.goneAfterWrite = true;
     h.lastOp = ev.op;
   }
 
@@ -124,6 +136,7 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
       result.inputs.push(spec);
     }
     if (h.wrote) result.written.push(p);
+    if (h.goneAfterWrite) result.gone.push(p);
     if (h.lastOp === 'd' || h.lastOp === 'n') result.deleted.push(p);
   }
   result.execed = [...execed];
