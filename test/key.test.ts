@@ -18,6 +18,9 @@ test('the weak fingerprint is stable (golden value for KEY_FORMAT kbx-key-2)', (
 test('the jobserver, -j, kbx variables and PWD do not enter the key; everything else does', () => {
   assert.deepEqual(keyEnvironment(env, []), ['ARCH=x86', 'MAKEFLAGS=rR -- O=/out', 'PATH=/usr/bin:/bin']);
   assert.equal(normalizeMakeflags('j --jobserver-fds=5,6 -j'), '');
+  // kbx make's link routing (one make argument, escaped as make writes it) is not part of any key.
+  const routed = ` -j2 --jobserver-auth=3,4 -- FOO=1 cmd_link_vmlinux=MAKE='$$(MAKE)'\\ '/usr/bin/node'\\ 'a\\ b/link.js'\\ "$$(LD)";\\ true O=out`;
+  assert.equal(normalizeMakeflags(routed), normalizeMakeflags(' -j2 --jobserver-auth=3,4 -- FOO=1 O=out'));
   const other = [...env.filter((e) => !e.startsWith('MAKEFLAGS')), 'MAKEFLAGS=rR -j2 --jobserver-auth=7,8 -- O=/out'];
   assert.equal(line(other), line(env));
   assert.notEqual(line([...env, 'CFLAGS=-O3']), line(env));

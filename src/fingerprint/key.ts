@@ -20,9 +20,15 @@ const VOLATILE_ENV = new Set([
   'GPG_AGENT_INFO', 'WINDOW', 'COLUMNS', 'LINES', 'LD_PRELOAD',
 ]);
 
-/** MAKEFLAGS without the jobserver and -j, which change from run to run but not what a line makes. */
+/**
+ * MAKEFLAGS without the jobserver and -j, which change from run to run but not
+ * what a line makes, and without kbx's own cmd_link_vmlinux override (only the
+ * vmlinux link reads it, and that line is never cached): turning the routing
+ * on or off must not miss every line.
+ */
 export function normalizeMakeflags(v: string): string {
   return v
+    .replace(/(^| )cmd_link_vmlinux=(?:\\.|[^ \\])*/g, '')
     .split(' ')
     .filter((w) => !/^--jobserver-(auth|fds)=/.test(w) && !/^-j\d*$/.test(w))
     // The first word gathers single-letter flags ("rRj" with a bare -j).
