@@ -1,83 +1,162 @@
-// The link stage alone, Linux 6.1's scripts/link-vmlinux.sh against
-// `kbx link-vmlinux`, on the same built tree after `touch fs/ioctl.c`.
+// Linking vmlinux after `touch fs/ioctl.c`: Linux 6.1's scripts/link-vmlinux.sh
+// against `kbx link-vmlinux`, side by side in one run, on a KALLSYMS tree.
 //
-//   npx tsc -p . && node dist/bench/link-vmlinux.js [objtree] [runs]
+//   npx tsc -p . && node dist/bench/link-vmlinux.js [--tree OBJTREE] [--runs N]
 //
-// objtree: a 6.1 tree configured with KALLSYMS and built (default: the test
-// tree /var/tmp/kbx-link-test/out, else /var/tmp/kbx-kallsyms-work64). The
-// benchmark touches fs/ioctl.c and runs make up to the link with what make
-// passes the script captured, then runs both link stages alternately (same
-// inputs, same machine load), each with an `ld` that counts full links.
-// Reports medians, the number of full links each did, and kbx / stock.
+// OBJTREE: a built 6.1 object tree (O=) with CONFIG_KALLSYMS; by default the
+// tree the link and boot tests share (test/support/link-tree.ts), built on
+// first use. Two measurements, each alternating the variants run by run so
+// that they see the same machine load, medians reported:
+//
+//   whole rebuild   touch fs/ioctl.c, then `make -j2 vmlinux` three ways:
+//                   plain make (the script links), plain make with the link
+//                   routed to kbx (the argument `kbx make` adds, nothing
+//                   else), and `kbx make` (cache and routed link; its store
+//                   is warmed by one untimed round first)
+//   link stage      what make runs for vmlinux alone, on the same inputs:
+//                   the script, then `kbx link-vmlinux`, with the arguments
+//                   and environment make passed the script
+//
+// Full links are counted by an `ld` first on PATH that logs every call with
+// a linker script (vmlinux's, not `ld -r`). kbx's own timeline (its report's
+// steps) is printed for the median kbx run: where the time goes.
+//
+// The run measures a copy of the built kbx (bench/common.ts snapshotKbx):
+// other work rebuilding dist/ must not change the code half way through.
 
-import { existsSync, readFileSync, realpathSync, utimesSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import type { LinkReport } from '../src/kernel/link/events.js';
-import { captureOverride, countingLd, make, readLinkCall, runKbxLink, runStockLink } from '../test/support/link-tree.js';
+import { routeOverride } from '../src/kernel/link/route.js';
+import { kernelTree } from '../test/support/kernel-tree.js';
+import { captureOverride, countingLd, linkTree, readLinkCall, runKbxLink, runStockLink } from '../test/support/link-tree.js';
+import { cleanEnv, kbx, kbxSummary, median, snapshotKbx, timed } from './common.js';
 
-const median = (xs: number[]): number => {
-  const s = xs.slice().sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
+const WORK = '/var/tmp/kbx-bench-link';
 
-function pickTree(): string | undefined {
-  const arg = process.argv[2];
-  if (arg) return arg;
-  return ['/var/tmp/kbx-link-test/out', '/var/tmp/kbx-kallsyms-work64'].find((d) => existsSync(join(d, 'vmlinux.o')));
-}
+const { values } = parseArgs({ options: { tree: { type: 'string' }, runs: { type: 'string', default: '5' } } });
+const runs = Number(values.runs);
 
 function srcOf(objtree: string): string {
-  // An O= tree links to its source tree as `source`.
-  return existsSync(join(objtree, 'source')) ? realpathSync(join(objtree, 'source')) : objtree;
+  return realpathSync(join(objtree, 'source')); // an O= tree links to its source tree
 }
 
-function main(): void {
-  const objtree = pickTree();
-  if (!objtree) {
-    process.stdout.write('link-vmlinux bench: no built 6.1 tree (run the link-vmlinux test first, or pass one)\n');
-    return;
-  }
-  const runs = Number(process.argv[3] ?? 5);
-  const src = srcOf(objtree);
-  const now = new Date();
-  utimesSync(join(src, 'fs/ioctl.c'), now, now);
-  const makeArgs = src === objtree ? ['-j2', 'vmlinux', captureOverride()] : [`O=${objtree}`, '-j2', 'vmlinux', captureOverride()];
-  make(src, makeArgs);
-  const call = readLinkCall(objtree);
+interface Sample {
+  seconds: number;
+  links: number;
+  report?: LinkReport;
+}
 
-  const stock: number[] = [];
-  const kbx: number[] = [];
-  let stockLinks = 0;
-  let kbxLinks = 0;
-  let padding = '';
+const pad = (s: string, n: number) => s.padEnd(n);
+const secs = (x: number) => x.toFixed(3).padStart(8);
+const pct = (a: number, b: number) => `${((100 * a) / b).toFixed(0)} %`;
+
+function main(): void {
+  let out = values.tree;
+  if (!out) {
+    const src = kernelTree();
+    if (!src) {
+      process.stdout.write('link-vmlinux bench: no Linux 6.1 source (apt-get install linux-source-6.1)\n');
+      return;
+    }
+    out = linkTree(src).out;
+  }
+  if (!existsSync(join(out, 'vmlinux.o'))) throw new Error(`${out} is not a built object tree (no vmlinux.o)`);
+  if (!/^CONFIG_KALLSYMS=y$/m.test(readFileSync(join(out, '.config'), 'utf8'))) throw new Error(`${out} is not configured with CONFIG_KALLSYMS`);
+  const src = srcOf(out);
+  rmSync(WORK, { recursive: true, force: true });
+  mkdirSync(WORK, { recursive: true });
+  snapshotKbx(join(WORK, 'kbx-code'));
+  const entry = join(WORK, 'kbx-code', 'dist', 'src', 'cli', 'link-vmlinux.js');
+  const log = join(WORK, 'make.log');
+  const ld = countingLd(join(WORK, 'ld'), 'ld');
+  const env = cleanEnv({ PATH: `${ld.dir}:${process.env.PATH}` });
+  const touch = () => {
+    const now = new Date();
+    utimesSync(join(src, 'fs/ioctl.c'), now, now);
+  };
+  const counted = <T>(f: () => T): { value: T; links: number } => {
+    const before = ld.links();
+    const value = f();
+    return { value, links: ld.links() - before };
+  };
+
+  // ---- whole rebuild ----
+  const make = (extra: string[]) => () => timed('make', ['-C', src, `O=${out}`, '-j2', 'vmlinux', ...extra], { cwd: src, env, log });
+  const kbxEnv = { ...env, KBX_DIR: join(WORK, 'store') };
+  const kbxMake = () => timed(process.execPath, [kbx.main, 'make', '--progress', 'off', '-C', src, `O=${out}`, '-j2', 'vmlinux'], { cwd: src, env: kbxEnv, log });
+  const variants: [string, () => ReturnType<ReturnType<typeof make>>][] = [
+    ['make (the script links)', make([])],
+    ['make, link routed to kbx', make([routeOverride(process.execPath, entry)])],
+    ['kbx make', kbxMake],
+  ];
+  // One untimed round: every variant's recipe recorded in .vmlinux.cmd once, kbx's store filled.
+  for (const [, run] of variants) {
+    touch();
+    if (run().status !== 0) throw new Error(`warm-up build failed, see ${log}`);
+  }
+  const whole = new Map<string, Sample[]>(variants.map(([n]) => [n, []]));
   for (let i = 0; i < runs; i++) {
-    const ls = countingLd(`/tmp/kbx-bench-link/stock-${i}`);
-    const s = runStockLink(objtree, call, ls.path);
-    if (s.status !== 0) throw new Error(`stock link failed:\n${s.stderr}`);
-    stock.push(s.seconds);
-    stockLinks = ls.links();
-    const lk = countingLd(`/tmp/kbx-bench-link/kbx-${i}`);
-    const rep = `/tmp/kbx-bench-link/kbx-${i}/report.json`;
-    const k = runKbxLink(objtree, call, { KBX_LINK_REPORT: rep }, lk.path);
-    if (k.status !== 0) throw new Error(`kbx link failed:\n${k.stderr}`);
-    kbx.push(k.seconds);
-    kbxLinks = lk.links();
-    const r = JSON.parse(readFileSync(rep, 'utf8')) as LinkReport;
-    if (r.mode !== 'single') process.stdout.write(`kbx fell back: ${r.reason}\n`);
-    if (r.kallsyms) {
-      const p = r.kallsyms;
-      padding = `${p.paddingBytes} bytes of ${p.tableBytes} (${((100 * p.paddingBytes) / p.tableBytes).toFixed(2)} %)`;
+    for (const [name, run] of variants) {
+      touch();
+      const { value, links } = counted(run);
+      if (value.status !== 0) throw new Error(`${name} failed, see ${log}`);
+      whole.get(name)!.push({ seconds: value.seconds, links });
     }
   }
-  const ms = median(stock);
-  const mk = median(kbx);
+  const lastKbx = kbxSummary(readFileSync(log, 'utf8'))?.line ?? '';
+  execFileSync(process.execPath, [kbx.main, 'daemon', 'stop'], { env: kbxEnv, stdio: 'ignore' });
+
+  // ---- link stage alone ----
+  touch();
+  timed('make', ['-C', src, `O=${out}`, '-j2', 'vmlinux', captureOverride()], { cwd: src, env, log });
+  const call = readLinkCall(out);
+  call.env.PATH = env.PATH; // the counting ld
+  const stage = new Map<string, Sample[]>([['scripts/link-vmlinux.sh', []], ['kbx link-vmlinux', []]]);
+  for (let i = 0; i < runs; i++) {
+    const s = counted(() => runStockLink(out, call));
+    if (s.value.status !== 0) throw new Error(`stock link failed:\n${s.value.stderr}`);
+    stage.get('scripts/link-vmlinux.sh')!.push({ seconds: s.value.seconds, links: s.links });
+    const rep = join(WORK, `report-${i}.json`);
+    const k = counted(() => runKbxLink(out, call, { KBX_LINK_REPORT: rep }, undefined, entry));
+    if (k.value.status !== 0) throw new Error(`kbx link failed:\n${k.value.stderr}`);
+    stage.get('kbx link-vmlinux')!.push({ seconds: k.value.seconds, links: k.links, report: JSON.parse(readFileSync(rep, 'utf8')) as LinkReport });
+  }
+
+  // ---- report ----
+  const rows = (m: Map<string, Sample[]>): string =>
+    [...m]
+      .map(([name, xs]) => `  ${pad(name, 30)} ${secs(median(xs.map((x) => x.seconds)))} ${String(median(xs.map((x) => x.links))).padStart(11)}`)
+      .join('\n');
+  const med = (m: Map<string, Sample[]>, name: string) => median(m.get(name)!.map((x) => x.seconds));
+  const conf = readFileSync(join(out, '.config'), 'utf8');
+  const on = ['KALLSYMS_ALL', 'SMP', 'MODULES', 'DEBUG_INFO_BTF'].filter((o) => conf.includes(`\nCONFIG_${o}=y`));
+  const kbxRuns = stage.get('kbx link-vmlinux')!;
+  const mid = [...kbxRuns].sort((a, b) => a.seconds - b.seconds)[kbxRuns.length >> 1]!;
+  const r = mid.report!;
+  const k = r.kallsyms;
+  const steps = (r.steps ?? [])
+    .slice()
+    .sort((a, b) => a.at - b.at)
+    .map((s) => `    ${pad(s.step, 34)} ${s.at.toFixed(3)} s  +${s.seconds.toFixed(3)} s`)
+    .join('\n');
+  const ms = med(stage, 'scripts/link-vmlinux.sh');
+  const mk = med(stage, 'kbx link-vmlinux');
+  const wp = med(whole, 'make (the script links)');
   process.stdout.write(
-    `link stage after touch fs/ioctl.c, ${objtree}, median of ${runs}\n` +
-      `  ${'variant'.padEnd(22)} ${'seconds'.padStart(8)} ${'full links'.padStart(11)}\n` +
-      `  ${'scripts/link-vmlinux.sh'.padEnd(22)} ${ms.toFixed(3).padStart(8)} ${String(stockLinks).padStart(11)}\n` +
-      `  ${'kbx link-vmlinux'.padEnd(22)} ${mk.toFixed(3).padStart(8)} ${String(kbxLinks).padStart(11)}\n` +
-      `  kbx / stock: ${((100 * mk) / ms).toFixed(1)} % of the time (goal: at most 40 %), ${kbxLinks} link(s) vs ${stockLinks}\n` +
-      `  kallsyms padding: ${padding}\n`,
+    `kbx link-vmlinux benchmark: ${out} (6.1, ${on.join(' ')}), ${k?.symbols ?? '?'} kallsyms symbols; median of ${runs}, 2 cores\n\n` +
+      `whole rebuild: touch fs/ioctl.c; make -j2 vmlinux\n  ${pad('variant', 30)} ${'seconds'.padStart(8)} ${'full links'.padStart(11)}\n${rows(whole)}\n` +
+      `  routed / plain: ${pct(med(whole, 'make, link routed to kbx'), wp)}; kbx make / plain: ${pct(med(whole, 'kbx make'), wp)}\n` +
+      `  last kbx make: ${lastKbx}\n\n` +
+      `link stage alone (what make runs for vmlinux)\n  ${pad('variant', 30)} ${'seconds'.padStart(8)} ${'full links'.padStart(11)}\n${rows(stage)}\n` +
+      `  kbx / stock: ${pct(mk, ms)} of the time (goal: at most 40 %)\n` +
+      (k ? `  kallsyms: ${k.tableBytes} bytes, ${k.paddingBytes} of padding (${((100 * k.paddingBytes) / k.tableBytes).toFixed(2)} %), reservation ${k.reservationReused ? 'reused' : 'computed'}\n` : '') +
+      `\nthe median kbx link, step by step (seconds from process start; steps may overlap)\n` +
+      `    ${pad('node and kbx loaded', 34)} ${(r.startup ?? 0).toFixed(3)} s\n${steps}\n` +
+      `    ${pad('process exit', 34)} ${mid.seconds.toFixed(3)} s\n` +
+      `\nmake output: ${log}\n`,
   );
 }
 

@@ -1,13 +1,15 @@
 // `kbx link-vmlinux` against Linux 6.1's scripts/link-vmlinux.sh on one real
-// tree (tinyconfig + KALLSYMS + KALLSYMS_ALL + MODULES, x86_64, built once in
-// /var/tmp and reused): one link instead of three, a System.map with the
-// stock symbols, the stock addresses up to the kallsyms tables, tables that
-// decode to exactly that System.map; a table that cannot fit falls back to
-// the stock sequence; a script kbx does not know runs unchanged.
+// tree (tinyconfig + KALLSYMS_ALL + SMP + MODULES + BTF, x86_64, built once
+// in /var/tmp and reused; test/support/link-tree.ts): one link instead of
+// three (plus the BTF link both make), a System.map with the stock symbols,
+// the stock addresses up to the kallsyms tables, tables that decode to
+// exactly that System.map; a table that cannot fit falls back to the stock
+// sequence; a script kbx does not know runs unchanged; `kbx make` routes the
+// link to kbx unless told not to.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -15,17 +17,22 @@ import { ElfFile } from '../src/elf/elf-file.js';
 import { decodeTables, elfTableSource, kallsyms } from '../src/kernel/kallsyms/index.js';
 import { readMap, selectSymbols } from '../src/kernel/kallsyms/symbols.js';
 import { classify, normalizedScriptHash } from '../src/kernel/link/detect.js';
+import { linkVmlinuxMakeArgs, makeShellWord, recipeOf, routable, route, routeOverride } from '../src/kernel/link/route.js';
+import { estimateSymbols } from '../src/kernel/link/estimate.js';
 import { parseLinkerScript, placement, within } from '../src/kernel/link/linker-script.js';
+import { slotAddresses } from '../src/kernel/link/link-6.1.js';
 import { DEFAULT_MARGIN, misfit, reserve, reservedAsm, reservedImage } from '../src/kernel/link/reserve.js';
+import { RESERVE_CACHE } from '../src/kernel/link/reserve-cache.js';
 import type { LinkReport } from '../src/kernel/link/events.js';
+import { cleanEnv } from './support/env.js';
+import { Kbx, summary } from './support/kbx.js';
 import { kernelTree } from './support/kernel-tree.js';
 import {
-  captureOverride,
   countingLd,
-  kbxOverride,
-  make,
-  readLinkCall,
+  LINK_TREE_DIR,
+  linkTree,
   readSystemMap,
+  reproducibleBtf,
   runKbxLink,
   runStockLink,
   type LinkCall,
@@ -33,8 +40,7 @@ import {
 } from './support/link-tree.js';
 
 const tree = kernelTree();
-const BUILD = process.env.KBX_LINK_TEST_DIR ?? '/var/tmp/kbx-link-test';
-const OUT = join(BUILD, 'out');
+const OUT = join(LINK_TREE_DIR, 'out');
 const work = mkdtempSync(join(tmpdir(), 'kbx-link-test-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
@@ -83,6 +89,22 @@ describe('reading a linker script', () => {
     assert.equal(at('.orphan'), undefined);
   });
 
+  test('each pattern knows its output section; trailers and ASSERTs between sections are skipped', () => {
+    const t = parseLinkerScript(`SECTIONS {
+ .text : AT(ADDR(.text) - 0x1000) { *(.text) } :text = 0xcccc
+ .rodata : { *(.rodata) *(.data..ro_after_init) }
+ . = ALIGN(8); __end_rodata = .;
+ .got : { *(.got) } ASSERT(SIZEOF(.got) == 0, "no GOT (really)")
+ .data..percpu 0 : AT(__per_cpu_load) { *(.data..percpu) }
+ .bss (NOLOAD) : { *(.bss) }
+}`);
+    assert.deepEqual(t.outputs, ['.text', '.rodata', '.got', '.data..percpu', '.bss']);
+    assert.deepEqual(['.text', '.data..ro_after_init', '.got', '.data..percpu', '.bss'].map((n) => placement(t, n)?.out), ['.text', '.rodata', '.got', '.data..percpu', '.bss']);
+    const end = t.assignments.find((x) => x.name === '__end_rodata')!;
+    assert.deepEqual([end.out, end.after[0]], ['', '.rodata']);
+    assert.ok(!t.assignments.some((x) => x.name === 'text'), ':text = 0xcccc is a fill, not an assignment');
+  });
+
   test('assignments are found, comparisons are not', () => {
     const names = s.assignments.map((a) => a.name);
     for (const n of ['_text', '_stext', '_etext', '_sinittext', '_einittext', '__per_cpu_start', '__per_cpu_end']) assert.ok(names.includes(n), n);
@@ -121,6 +143,58 @@ describe('reserving room for the table', () => {
   });
 });
 
+describe('finding the tables in nm output', () => {
+  test('whole names only, a name listed twice is not trusted', () => {
+    const map = Buffer.from(
+      'ffffffff81000000 T _text\nffffffff82000000 R __kallsyms_names\nffffffff82000010 R kallsyms_names\n' +
+        'ffffffff82000020 R kallsyms_names_end\n0000000000001000 D kallsyms_markers\n0000000000002000 D kallsyms_markers\n',
+    );
+    const at = slotAddresses(map, ['kallsyms_names', 'kallsyms_markers', 'kallsyms_offsets', '_text']);
+    assert.deepEqual([...at], [['kallsyms_names', 0xffffffff82000010n], ['_text', 0xffffffff81000000n]]);
+  });
+});
+
+describe('routing the link line of kbx make', () => {
+  const mkv = tree ? readFileSync(join(tree, 'scripts/Makefile.vmlinux'), 'utf8') : '';
+
+  test('a 6.1 tree, or its O= object tree, gets the override; the recipe is 6.1’s own with kbx for $<', { skip: !tree && 'linux-source-6.1 missing' }, () => {
+    const r = route(tree!, '/usr/bin/node', '/opt/kbx/dist/src/cli/link-vmlinux.js');
+    assert.ok(r.routed);
+    assert.deepEqual(r.args, [
+      `cmd_link_vmlinux=MAKE='$(MAKE)' '/usr/bin/node' '/opt/kbx/dist/src/cli/link-vmlinux.js' "$(LD)" "$(KBUILD_LDFLAGS)" "$(LDFLAGS_vmlinux)"; $(if $(ARCH_POSTLINK), $(MAKE) -f $(ARCH_POSTLINK) $@, true)`,
+    ]);
+    assert.equal(recipeOf(mkv), r.args[0]!.slice('cmd_link_vmlinux='.length).replace(`MAKE='$(MAKE)' '/usr/bin/node' '/opt/kbx/dist/src/cli/link-vmlinux.js'`, '$<'));
+    const obj = join(work, 'objtree');
+    mkdirSync(obj, { recursive: true });
+    rmSync(join(obj, 'source'), { force: true });
+    symlinkSync(tree!, join(obj, 'source'));
+    assert.equal(route(obj).routed, true);
+  });
+
+  test('another recipe, another script, or no kernel at all: no override', { skip: !tree && 'linux-source-6.1 missing' }, () => {
+    const known = classify(readFileSync(join(tree!, 'scripts/link-vmlinux.sh'), 'utf8'), readFileSync(join(tree!, 'scripts/kallsyms.c')));
+    const changed = mkv.replace('$< "$(LD)"', '$< --verbose "$(LD)"');
+    const res = routable(known, changed);
+    assert.match(res.ok ? '' : res.reason, /another recipe than the one kbx replaces/);
+    assert.equal(routable({ known: false, reason: 'x' }, mkv).ok, false);
+    assert.deepEqual(linkVmlinuxMakeArgs({ dir: work, roots: [work], goals: [] }), []);
+  });
+
+  test('paths with spaces, quotes and dollars reach the shell intact, through make', () => {
+    const dir = join(work, "route's $HOME dir");
+    mkdirSync(dir, { recursive: true });
+    const entry = join(dir, 'entry.js');
+    writeFileSync(join(dir, 'Makefile'), 'LD := ld -m x\nKBUILD_LDFLAGS := -z a\nLDFLAGS_vmlinux :=\nvmlinux: ; $(cmd_link_vmlinux)\n');
+    const fake = join(dir, 'node');
+    writeFileSync(fake, `#!/bin/sh\nprintf '%s|' "$MAKE" "$@" > '${join(work, 'argv')}'\n`);
+    chmodSync(fake, 0o755);
+    const r = spawnSync('make', ['-s', '-C', dir, routeOverride(fake, entry)], { encoding: 'utf8', env: cleanEnv() });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(readFileSync(join(work, 'argv'), 'utf8'), `make|${entry}|ld -m x|-z a||`);
+    assert.equal(makeShellWord("a'b$c"), "'a'\\''b$$c'");
+  });
+});
+
 describe('a script kbx does not know', () => {
   test('runs unchanged with the same arguments, environment and $0', async () => {
     const src = join(work, 'src');
@@ -145,26 +219,17 @@ describe('a script kbx does not know', () => {
 
 // ---- the kernel ----------------------------------------------------------
 
-const OPTIONS = ['CONFIG_KALLSYMS', 'CONFIG_KALLSYMS_ALL', 'CONFIG_MODULES', 'CONFIG_64BIT'];
-
-function configure(): void {
-  const conf = join(OUT, '.config');
-  const has = (): boolean => existsSync(conf) && OPTIONS.every((o) => readFileSync(conf, 'utf8').includes(`\n${o}=y`));
-  if (has()) return;
-  mkdirSync(OUT, { recursive: true });
-  make(tree!, [`O=${OUT}`, 'tinyconfig']);
-  const r = spawnSync(join(tree!, 'scripts/config'), ['--file', conf, '-e', '64BIT', '-e', 'DEBUG_KERNEL', '-e', 'KALLSYMS', '-e', 'KALLSYMS_ALL', '-e', 'MODULES']);
-  assert.equal(r.status, 0, String(r.stderr));
-  make(tree!, [`O=${OUT}`, 'olddefconfig']);
-  assert.ok(has(), `could not enable ${OPTIONS.join(', ')} in ${conf}`);
-}
-
 interface Stock {
   call: LinkCall;
   map: MapLine[];
   mapBytes: Buffer;
   links: number;
   seconds: number;
+}
+
+/** Full links of a single link: one, and the BTF link before it when BTF is on. */
+function kbxLinks(): number {
+  return readFileSync(join(OUT, '.config'), 'utf8').includes('\nCONFIG_DEBUG_INFO_BTF=y') ? 2 : 1;
 }
 
 function report(path: string): LinkReport & { status: number } {
@@ -175,11 +240,9 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
   let stock: Stock;
 
   before(() => {
-    configure();
     // Up to vmlinux's prerequisites, and the link stage once the stock way,
     // with what make passes the script saved for the runs below.
-    make(tree!, [`O=${OUT}`, '-j2', 'vmlinux', captureOverride()]);
-    const call = readLinkCall(OUT);
+    const call = reproducibleBtf(linkTree(tree!).call);
     const ld = countingLd(join(work, 'stock-ld'));
     const r = runStockLink(OUT, call, ld.path);
     assert.equal(r.status, 0, r.stderr);
@@ -195,9 +258,9 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
     assert.equal(r.stderr, '');
     const rp = report(rep);
     assert.equal(rp.mode, 'single');
-    assert.equal(rp.links, 1);
-    assert.equal(ld.links(), 1);
-    assert.ok(stock.links >= 3, `the stock script linked ${stock.links} times`);
+    assert.equal(rp.links, kbxLinks());
+    assert.equal(ld.links(), kbxLinks());
+    assert.ok(stock.links >= 2 + kbxLinks(), `the stock script linked ${stock.links} times`);
     const k = rp.kallsyms!;
     const pct = (100 * k.paddingBytes) / k.tableBytes;
     process.stdout.write(
@@ -235,6 +298,39 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
     assert.equal(readFileSync(join(OUT, '.vmlinux.d'), 'utf8'), `vmlinux: ${tree}/scripts/link-vmlinux.sh\n`);
   });
 
+  test('the prediction lists the final symbols, with nm’s letters for all but a few', () => {
+    const conf = readFileSync(join(OUT, '.config'), 'utf8');
+    const opts = { allSymbols: true, baseRelative: true, absolutePercpu: conf.includes('\nCONFIG_KALLSYMS_ABSOLUTE_PERCPU=y') };
+    const objs = ['vmlinux.o', '.vmlinux.export.o', 'init/version-timestamp.o'].map((p) => ElfFile.parse(readFileSync(join(OUT, p))));
+    const est = estimateSymbols(objs, parseLinkerScript(readFileSync(join(OUT, 'arch/x86/kernel/vmlinux.lds'), 'utf8')), opts);
+    const fin = selectSymbols(readMap(stock.mapBytes), opts).symbols;
+    assert.equal(est.length, fin.length);
+    const names = (xs: typeof est) => xs.map((x) => x.name).sort();
+    assert.deepEqual(names(est), names(fin));
+    const letter = new Map(fin.map((x) => [x.name, x.type]));
+    const wrong = est.filter((x) => letter.get(x.name) !== x.type).map((x) => `${String.fromCharCode(x.type)} ${x.name}`);
+    assert.ok(wrong.length <= 8, `letters differ for ${wrong.length} symbols: ${wrong.slice(0, 20).join(', ')}`);
+  });
+
+  test('a relink with the same symbols reuses the reservation; a damaged record is recomputed', () => {
+    const cache = join(OUT, RESERVE_CACHE);
+    const link = (name: string) => {
+      const rep = join(work, `${name}.json`);
+      const r = runKbxLink(OUT, stock.call, { KBX_LINK_REPORT: rep });
+      assert.equal(r.status, 0, r.stderr);
+      return report(rep);
+    };
+    const first = link('reserve-1');
+    const second = link('reserve-2');
+    assert.equal(second.kallsyms?.reservationReused, true);
+    assert.equal(second.kallsyms?.reservedBytes, first.kallsyms?.reservedBytes);
+    assert.ok(!second.steps?.some((s) => s.step === 'estimate tables'), 'the estimate was compressed again');
+    writeFileSync(cache, readFileSync(cache, 'utf8').replace(/"size":\d+/, '"size":-1'));
+    const third = link('reserve-3');
+    assert.equal(third.kallsyms?.reservationReused, false);
+    assert.equal(third.kallsyms?.reservedBytes, first.kallsyms?.reservedBytes);
+  });
+
   test('a table that cannot fit falls back to the stock sequence, in one line', () => {
     const ld = countingLd(join(work, 'fallback-ld'));
     const rep = join(work, 'fallback.json');
@@ -244,7 +340,7 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
     assert.equal(lines.length, 1, r.stderr);
     assert.match(lines[0]!, /^kbx link-vmlinux: running scripts\/link-vmlinux\.sh instead: the kallsyms table does not fit .*kallsyms_names needs/);
     assert.equal(report(rep).mode, 'stock');
-    assert.equal(ld.links(), 1 + stock.links, 'the failed single link, then the stock sequence');
+    assert.equal(ld.links(), kbxLinks() + stock.links, 'the failed single link, then the stock sequence');
     const now = readFileSync(join(OUT, 'System.map'));
     if (!now.equals(stock.mapBytes)) {
       const a = stock.mapBytes.toString('latin1').split('\n');
@@ -254,11 +350,47 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
     }
   });
 
-  test('make runs it in the script’s place', () => {
-    const out = make(tree!, [`O=${OUT}`, 'vmlinux', kbxOverride()]);
-    assert.match(out, /KSYMS {3}vmlinux \(in place\)/);
-    assert.doesNotMatch(out, /kallsyms1|running scripts\/link-vmlinux\.sh instead/);
-    const mine = readSystemMap(join(OUT, 'System.map'));
-    assert.equal(mine.length, stock.map.length);
+  // kbx make passes make one more argument, an override of the link recipe
+  // (src/kernel/link/route.ts). vmlinux is removed first so that each run
+  // links; the counting ld first on PATH counts the links.
+  function kbxMake(name: string, flags: string[], makeArgs: string[]): { out: string; links: number; report?: LinkReport; daemonLog: string } {
+    const kbx = new Kbx(name);
+    rmSync(join(OUT, 'vmlinux'));
+    try {
+      const ld = countingLd(join(work, `${name}-ld`), 'ld');
+      const rep = join(work, `${name}.json`);
+      const r = kbx.make(tree!, [...flags, `O=${OUT}`, ...makeArgs, 'vmlinux'], { PATH: `${ld.dir}:${process.env.PATH}`, KBX_LINK_REPORT: rep });
+      assert.equal(r.status, 0, r.stderr.slice(-3000));
+      assert.equal(summary(r.stderr).fallback, 0, r.stderr.slice(-500));
+      const daemonLog = existsSync(join(kbx.dir, 'daemon.log')) ? readFileSync(join(kbx.dir, 'daemon.log'), 'utf8') : '';
+      return { out: r.stdout + r.stderr, links: ld.links(), report: existsSync(rep) ? report(rep) : undefined, daemonLog };
+    } finally {
+      kbx.stop();
+    }
+  }
+
+  test('kbx make links vmlinux once, with the link line passed through the cache', () => {
+    // Without -j make opens no jobserver for the recipe's `+`: the line still
+    // reaches the shim as one that runs make, and never the daemon.
+    const r = kbxMake('route', [], []);
+    assert.match(r.out, /KSYMS {3}vmlinux \(in place\)/);
+    assert.doesNotMatch(r.out, /kallsyms1|running scripts\/link-vmlinux\.sh instead/);
+    assert.equal(r.links, kbxLinks());
+    assert.equal(r.report?.mode, 'single');
+    assert.equal(r.report?.links, kbxLinks());
+    assert.doesNotMatch(r.daemonLog, /link-vmlinux/);
+    assert.match(readFileSync(join(OUT, '.vmlinux.cmd'), 'utf8'), /^cmd_vmlinux := MAKE='make' '[^']+' '[^']+\/cli\/link-vmlinux\.js' "ld"/);
+    const names = (m: MapLine[]) => m.map((l) => `${l.type} ${l.name}`).sort();
+    assert.deepEqual(names(readSystemMap(join(OUT, 'System.map'))), names(stock.map));
+  });
+
+  test('kbx make --no-link-vmlinux runs the tree’s script', () => {
+    const r = kbxMake('no-route', ['--no-link-vmlinux'], ['-j2']);
+    assert.match(r.out, /LD {6}\.tmp_vmlinux\.kallsyms1/);
+    assert.equal(r.report, undefined, 'kbx link-vmlinux did not run');
+    assert.equal(r.links, stock.links);
+    assert.match(readFileSync(join(OUT, '.vmlinux.cmd'), 'utf8'), /^cmd_vmlinux := \S*scripts\/link-vmlinux\.sh "ld"/);
+    const names = (m: MapLine[]) => m.map((l) => `${l.type} ${l.name}`).sort();
+    assert.deepEqual(names(readSystemMap(join(OUT, 'System.map'))), names(stock.map));
   });
 });

@@ -6,7 +6,10 @@
 
 import { realpathSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { linkInputs, linkVmlinux, type LinkEvent } from '../kernel/link/index.js';
+// Only light modules load before the link's first step has started (early.ts).
+import { startEarly } from '../kernel/link/early.js';
+import type { LinkEvent } from '../kernel/link/events.js';
+import { linkInputs } from '../kernel/link/kbuild-env.js';
 import { KbxError } from '../util/errors.js';
 
 function printer(verbose: boolean): (e: LinkEvent) => void {
@@ -45,7 +48,12 @@ function namesExtra(env: NodeJS.ProcessEnv): number {
 
 export async function kbxLinkVmlinux(args: string[], env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Promise<number> {
   const verbose = /1/.test(env.KBUILD_VERBOSE ?? '');
-  const res = await linkVmlinux(linkInputs(cwd, args, env), printer(verbose), { namesExtra: namesExtra(env) });
+  const extra = namesExtra(env);
+  const inp = linkInputs(cwd, args, env);
+  const print = printer(verbose);
+  const early = startEarly(inp, print);
+  const { linkVmlinux } = await import('../kernel/link/index.js');
+  const res = await linkVmlinux(inp, print, { namesExtra: extra }, early);
   if (res.error) process.stderr.write(`${res.error}\n`);
   if (env.KBX_LINK_REPORT) writeFileSync(env.KBX_LINK_REPORT, JSON.stringify({ status: res.status, ...res.report }, null, 2) + '\n');
   return res.status;
@@ -54,7 +62,15 @@ export async function kbxLinkVmlinux(args: string[], env: NodeJS.ProcessEnv = pr
 // Run directly (`node dist/src/cli/link-vmlinux.js ARGS`, as `kbx make` routes
 // the link): the same command without loading the rest of the CLI, since the
 // link waits for node to start.
-if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+function runDirectly(): boolean {
+  try {
+    return !!process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
+  } catch {
+    return false;
+  }
+}
+
+if (runDirectly()) {
   kbxLinkVmlinux(process.argv.slice(2)).then(
     (status) => (process.exitCode = status),
     (e: unknown) => {

@@ -2,11 +2,19 @@
 // on it by the tree's script and by kbx with what make passes the script:
 // the three arguments and the exported environment, captured once by
 // overriding cmd_link_vmlinux on make's command line.
+//
+// One tree serves the link test, the boot test and the link benchmark:
+// tinyconfig for x86_64 plus what a kernel needs to list its symbols and
+// print a backtrace on a serial console (KALLSYMS_ALL, SMP for the absolute
+// per-CPU symbols and sysrq's all-CPU backtrace, modules, an initramfs, proc),
+// and BTF (DWARF, BPF, pahole's .BTF and resolve_btfids) where pahole is
+// installed, so that the link's BTF steps are tested too.
 
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { kbxMain } from './kbx.js';
+import { kbxLinkEntry } from '../../src/kernel/link/route.js';
+import { hasTool } from './kernel-tree.js';
 
 export interface LinkCall {
   args: string[];
@@ -22,11 +30,6 @@ export function captureOverride(): string {
     `cmd_link_vmlinux=env -0 > ${CAPTURE_ENV}; printf '%s\\0' "$(LD)" "$(KBUILD_LDFLAGS)" "$(LDFLAGS_vmlinux)" > ${CAPTURE_ARGS}; ` +
     `$< "$(LD)" "$(KBUILD_LDFLAGS)" "$(LDFLAGS_vmlinux)"; $(if $(ARCH_POSTLINK), $(MAKE) -f $(ARCH_POSTLINK) $@, true)`
   );
-}
-
-/** The same recipe running kbx in the script's place (how make will route it). */
-export function kbxOverride(): string {
-  return `cmd_link_vmlinux=${process.execPath} ${kbxMain} link-vmlinux "$(LD)" "$(KBUILD_LDFLAGS)" "$(LDFLAGS_vmlinux)"; $(if $(ARCH_POSTLINK), $(MAKE) -f $(ARCH_POSTLINK) $@, true)`;
 }
 
 /** Runs make; throws with its output when it fails. */
@@ -51,16 +54,30 @@ export function readLinkCall(objdir: string): LinkCall {
   return { args, env };
 }
 
-/** An `ld` that logs each invocation, to count full links of vmlinux. */
-export function countingLd(dir: string): { path: string; log: string; links: () => number } {
+/**
+ * The call with pahole's -j (parallel BTF encoding, 1.22+) dropped: its type
+ * order, and so the size of .BTF and every address after it, changes from
+ * run to run, and tests compare two links of the same tree.
+ */
+export function reproducibleBtf(call: LinkCall): LinkCall {
+  const flags = call.env.PAHOLE_FLAGS;
+  return flags === undefined ? call : { ...call, env: { ...call.env, PAHOLE_FLAGS: flags.replace(/(^|\s)-j(?=\s|$)/g, '$1').trim() } };
+}
+
+/**
+ * An `ld` that logs each invocation, to count full links of vmlinux (the
+ * links with a linker script). Named `ld` it can go first on PATH.
+ */
+export function countingLd(dir: string, name = 'ld-counting'): { path: string; dir: string; log: string; links: () => number } {
   mkdirSync(dir, { recursive: true });
-  const path = join(dir, 'ld-counting');
+  const path = join(dir, name);
   const log = join(dir, 'ld.log');
+  const real = execFileSync('sh', ['-c', 'command -v ld'], { encoding: 'utf8' }).trim();
   writeFileSync(log, '');
-  writeFileSync(path, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec ld "$@"\n`);
+  writeFileSync(path, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec '${real}' "$@"\n`);
   chmodSync(path, 0o755);
   const links = (): number => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('--script=')).length : 0);
-  return { path, log, links };
+  return { path, dir, log, links };
 }
 
 export interface StageRun {
@@ -84,10 +101,10 @@ export function runStockLink(objdir: string, call: LinkCall, ld?: string): Stage
   return stage(objdir, [script, ...args], call.env);
 }
 
-/** `kbx link-vmlinux` with the same arguments and environment. */
-export function runKbxLink(objdir: string, call: LinkCall, extraEnv: NodeJS.ProcessEnv = {}, ld?: string): StageRun {
+/** `kbx link-vmlinux` with the same arguments and environment, started as `kbx make` routes it. */
+export function runKbxLink(objdir: string, call: LinkCall, extraEnv: NodeJS.ProcessEnv = {}, ld?: string, entry = kbxLinkEntry): StageRun {
   const args = ld ? [ld, ...call.args.slice(1)] : call.args;
-  return stage(objdir, [process.execPath, kbxMain, 'link-vmlinux', ...args], { ...call.env, ...extraEnv });
+  return stage(objdir, [process.execPath, entry, ...args], { ...call.env, ...extraEnv });
 }
 
 export interface MapLine {
@@ -104,4 +121,63 @@ export function readSystemMap(path: string): MapLine[] {
       const [a, type, name] = l.split(' ');
       return { addr: BigInt(`0x${a}`), type: type!, name: name! };
     });
+}
+
+// ---- the shared tree ---------------------------------------------------------
+
+/** pahole (Debian's dwarves) makes CONFIG_DEBUG_INFO_BTF possible. */
+export const WITH_BTF = hasTool('pahole');
+
+/** What the tree enables on top of tinyconfig (all must come out =y). */
+export const LINK_TREE_OPTIONS = [
+  '64BIT', 'DEBUG_KERNEL', 'KALLSYMS', 'KALLSYMS_ALL', 'MODULES', 'SMP',
+  // a console, an initramfs with a static busybox, /proc and sysrq
+  'TTY', 'SERIAL_8250', 'SERIAL_8250_CONSOLE', 'PRINTK', 'BLK_DEV_INITRD', 'BINFMT_ELF', 'BINFMT_SCRIPT',
+  'PROC_FS', 'PROC_SYSCTL', 'SYSFS', 'DEVTMPFS', 'MAGIC_SYSRQ',
+  // frame pointers for backtraces the unwinder can vouch for (tinyconfig guesses)
+  'UNWINDER_FRAME_POINTER',
+  ...(WITH_BTF ? ['DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT', 'BPF_SYSCALL', 'DEBUG_INFO_BTF'] : []),
+];
+const LINK_TREE_OFF = ['UNWINDER_GUESS', ...(WITH_BTF ? ['DEBUG_INFO_NONE'] : [])];
+
+export const LINK_TREE_DIR = process.env.KBX_LINK_TEST_DIR ?? '/var/tmp/kbx-link-test';
+
+export interface LinkTree {
+  /** The 6.1 source tree. */
+  src: string;
+  /** The object tree (O=). */
+  out: string;
+  /** What make passed scripts/link-vmlinux.sh in the last build. */
+  call: LinkCall;
+}
+
+function configure(src: string, out: string): void {
+  const conf = join(out, '.config');
+  const missing = (): string[] => {
+    const text = existsSync(conf) ? readFileSync(conf, 'utf8') : '';
+    return [
+      ...LINK_TREE_OPTIONS.filter((o) => !text.includes(`\nCONFIG_${o}=y\n`)),
+      ...LINK_TREE_OFF.filter((o) => !text.includes(`\n# CONFIG_${o} is not set\n`)).map((o) => `no ${o}`),
+    ];
+  };
+  if (missing().length === 0) return;
+  mkdirSync(out, { recursive: true });
+  make(src, [`O=${out}`, 'tinyconfig']);
+  const r = spawnSync(join(src, 'scripts/config'), ['--file', conf, ...LINK_TREE_OPTIONS.flatMap((o) => ['-e', o]), ...LINK_TREE_OFF.flatMap((o) => ['-d', o])], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`scripts/config failed: ${r.stderr}`);
+  make(src, [`O=${out}`, 'olddefconfig']);
+  const still = missing();
+  if (still.length) throw new Error(`could not set ${still.join(', ')} in ${conf}`);
+}
+
+/**
+ * The tree configured and built up to vmlinux (linked by the stock script,
+ * with what make passes it captured). The first call on a machine builds
+ * the kernel; later calls find it built and only run make's checks.
+ */
+export function linkTree(src: string, dir = LINK_TREE_DIR): LinkTree {
+  const out = join(dir, 'out');
+  configure(src, out);
+  make(src, [`O=${out}`, '-j2', 'vmlinux', captureOverride()]);
+  return { src, out, call: readLinkCall(out) };
 }

@@ -13,10 +13,11 @@ import { ElfFile, SHT_NOBITS, SHT_STRTAB, SHT_SYMTAB, SHT_SYMTAB_SHNDX, type Elf
 import { ElfError } from '../../elf/reader.js';
 import type { Patch } from '../../elf/patch.js';
 
-function readRange(fd: number, buf: Buffer, offset: number, length: number): void {
+/** Reads file bytes [from, from + length) into buf at `offset` (file position = from, by default the same offset). */
+function readRange(fd: number, buf: Buffer, offset: number, length: number, from = offset): void {
   const end = Math.min(buf.length, offset + length);
   for (let at = offset; at < end; ) {
-    const n = readSync(fd, buf, at, end - at, at);
+    const n = readSync(fd, buf, at, end - at, from + (at - offset));
     if (n === 0) break;
     at += n;
   }
@@ -29,8 +30,8 @@ export interface PartialElf {
   close(): void;
 }
 
-/** Opens an ELF file with its headers, section names and symbol tables read. */
-export function openElf(path: string): PartialElf {
+/** Opens an ELF file with its headers, section names and (unless told not to) symbol tables read. */
+export function openElf(path: string, opts: { symbols?: boolean } = {}): PartialElf {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
@@ -69,7 +70,7 @@ export function openElf(path: string): PartialElf {
     const names = bare.sections[shstrndx === 0xffff ? (is64 ? rd(shoff + 40, 4) : rd(shoff + 24, 4)) : shstrndx];
     if (names) load([names]);
     const named = ElfFile.parse(buf);
-    const symtabs = named.sections.filter((s) => s.type === SHT_SYMTAB || s.type === SHT_SYMTAB_SHNDX);
+    const symtabs = opts.symbols === false ? [] : named.sections.filter((s) => s.type === SHT_SYMTAB || s.type === SHT_SYMTAB_SHNDX);
     load(symtabs);
     load(symtabs.map((s) => named.sections[s.link]).filter((s): s is ElfSection => !!s && s.type === SHT_STRTAB));
     let open = true;
@@ -97,7 +98,25 @@ export function writePatches(path: string, patches: readonly Patch[]): void {
         throw new ElfError('ELF_OUT_OF_RANGE', `patch at ${p.offset} (+${p.bytes.length}) is past the end of ${path}`);
       }
     }
-    for (const p of patches) writeSync(fd, p.bytes, 0, p.bytes.length, p.offset);
+    for (const p of patches) {
+      for (let done = 0; done < p.bytes.length; ) done += writeSync(fd, p.bytes, done, p.bytes.length - done, p.offset + done);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The file offset of the first byte that differs from the patches, or undefined when the file holds them all. */
+export function readBack(path: string, patches: readonly Patch[]): number | undefined {
+  const fd = openSync(path, 'r');
+  try {
+    for (const p of patches) {
+      const got = Buffer.alloc(p.bytes.length);
+      readRange(fd, got, 0, got.length, p.offset);
+      if (got.equals(p.bytes)) continue;
+      for (let i = 0; i < got.length; i++) if (got[i] !== p.bytes[i]) return p.offset + i;
+    }
+    return undefined;
   } finally {
     closeSync(fd);
   }

@@ -15,9 +15,22 @@ export interface LinkReport {
     /** Bytes the final tables use. */
     tableBytes: number;
     paddingBytes: number;
+    /** The reservation was the previous link's, for the same predicted symbols. */
+    reservationReused?: boolean;
     /** Per table: [reserved, used]. */
     slots: Record<string, [number, number]>;
   };
+  seconds: number;
+  /** Seconds from the process's start to the link's: node and kbx's modules loading. */
+  startup?: number;
+  /** What the single link spent its time on, in order of start (steps may overlap). */
+  steps?: LinkStep[];
+}
+
+export interface LinkStep {
+  step: string;
+  /** Start, in seconds from the process's start. */
+  at: number;
   seconds: number;
 }
 

@@ -6,13 +6,15 @@ import { resolve } from 'node:path';
 import { detectScript } from './detect.js';
 import { LinkMisfit, LinkStepError, type LinkListener, type LinkReport } from './events.js';
 import { runStockScript } from './fallback.js';
+import type { EarlyStart } from './early.js';
 import { srctree, type LinkInputs } from './kbuild-env.js';
 import { linkOnce61, type SingleLinkOptions } from './link-6.1.js';
 
-export { LinkMisfit, LinkStepError, type LinkEvent, type LinkListener, type LinkReport } from './events.js';
+export { LinkMisfit, LinkStepError, type LinkEvent, type LinkListener, type LinkReport, type LinkStep } from './events.js';
 export { linkInputs, type LinkInputs } from './kbuild-env.js';
 export { detectScript, type Detection } from './detect.js';
 export { DEFAULT_MARGIN, type Margin } from './reserve.js';
+export { startEarly, type EarlyStart } from './early.js';
 export type { SingleLinkOptions } from './link-6.1.js';
 
 export interface LinkResult {
@@ -22,10 +24,16 @@ export interface LinkResult {
   error?: string;
 }
 
-export async function linkVmlinux(inp: LinkInputs, emit: LinkListener, opts: SingleLinkOptions = {}): Promise<LinkResult> {
+/**
+ * Links vmlinux as the tree's script would, once where kbx knows the script.
+ * `early` is the script's first step already started (early.ts); the tree's
+ * script, when it runs, runs only after that step has ended.
+ */
+export async function linkVmlinux(inp: LinkInputs, emit: LinkListener, opts: SingleLinkOptions = {}, early?: EarlyStart): Promise<LinkResult> {
   const t0 = performance.now();
-  const stock = (reason: string, quiet = false): LinkResult => {
+  const stock = async (reason: string, quiet = false): Promise<LinkResult> => {
     if (!quiet) emit({ kind: 'fallback', reason });
+    if (early) await early.made;
     const status = runStockScript(inp, emit);
     const report: LinkReport = { mode: 'stock', reason, links: 0, seconds: (performance.now() - t0) / 1000 };
     emit({ kind: 'done', report });
@@ -36,8 +44,9 @@ export async function linkVmlinux(inp: LinkInputs, emit: LinkListener, opts: Sin
   const det = detectScript(resolve(inp.cwd, srctree(inp)));
   if (!det.known) return stock(det.reason);
   try {
-    const report = await linkOnce61(inp, emit, opts);
+    const report = await linkOnce61(inp, emit, opts, early);
     report.seconds = (performance.now() - t0) / 1000;
+    report.startup = t0 / 1000; // performance.now() counts from the process's start
     emit({ kind: 'done', report });
     return { status: 0, report };
   } catch (e) {

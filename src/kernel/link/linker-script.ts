@@ -7,12 +7,18 @@
 //
 // It only has to be right enough for an upper bound: the table sized from it
 // is checked against the symbols of the real link, and a miss falls back.
+// It also says which output section each pattern feeds: nm names a symbol's
+// kind by the flags of the section it ends up in (x86's .rodata is writable,
+// as .data..ro_after_init goes there, so its symbols list as 'd', not 'r'),
+// and kallsyms compresses that letter with the name.
 
 export interface ScriptPattern {
   glob: RegExp;
   /** Offset of the pattern in the script text. */
   pos: number;
   discard: boolean;
+  /** The output section the pattern is in ('' outside any). */
+  out: string;
 }
 
 export interface ScriptRange {
@@ -20,14 +26,27 @@ export interface ScriptRange {
   end: number;
 }
 
+export interface ScriptAssignment {
+  name: string;
+  pos: number;
+  /** The output section the symbol is assigned in ('' between sections). */
+  out: string;
+  /** Between sections: the output sections before it in the script, nearest first. */
+  after: string[];
+  /** `x = ABSOLUTE(…)`: an absolute symbol ('A'), whatever its place. */
+  absolute: boolean;
+}
+
 export interface LinkerScript {
   /** Names assigned (`x = …;`, `PROVIDE(x = …)`) with the offset of the assignment. */
-  assignments: { name: string; pos: number }[];
+  assignments: ScriptAssignment[];
   /** Input-section patterns with a `*` file part, in script order. */
   patterns: ScriptPattern[];
   /** Script offsets between _stext/_etext and _sinittext/_einittext. */
   textRanges: ScriptRange[];
   percpuRange?: ScriptRange;
+  /** Output section names in script order. */
+  outputs: string[];
 }
 
 function stripComments(text: string): string {
@@ -80,6 +99,47 @@ function discardBlocks(text: string): ScriptRange[] {
   return out;
 }
 
+/**
+ * The output-section statements of the SECTIONS block: name and the offsets
+ * of its `{ … }` body. A statement's header is what lies between the end of
+ * the previous statement (`;` or `}` and its `> region`, `AT> lma`, `:phdr`,
+ * `= fill` trailers) and the `{`: `name [address] [(type)] : [AT(…)] …`.
+ */
+export function outputSections(text: string): { name: string; start: number; end: number }[] {
+  const out: { name: string; start: number; end: number }[] = [];
+  const m = /\bSECTIONS\s*\{/.exec(text);
+  if (!m) return out;
+  let depth = 1;
+  let stmt = m.index + m[0].length;
+  let open = -1;
+  let name = '';
+  for (let i = stmt; i < text.length && depth > 0; i++) {
+    const c = text[i];
+    if (c === '{') {
+      if (depth === 1) {
+        let header = text.slice(stmt, i);
+        for (let prev = ''; prev !== header; ) {
+          prev = header;
+          header = header.replace(/^\s*(?:(?:AT\s*)?>\s*\S+|:\S+|=\s*\S+)/, '');
+          // a statement that needs no `;`, such as ASSERT(…) after a `}`
+          const call = /^\s*ASSERT\s*\(/.exec(header);
+          if (call) header = header.slice(closing(header, call[0].length - 1));
+        }
+        name = /^[^\s:(]+/.exec(header.trim())?.[0] ?? '';
+        open = i;
+      }
+      depth++;
+    } else if (c === '}') {
+      depth--;
+      if (depth === 1) {
+        out.push({ name, start: open, end: i });
+        stmt = i + 1;
+      }
+    } else if (c === ';' && depth === 1) stmt = i + 1;
+  }
+  return out;
+}
+
 const KEYWORDS = new Set(['SORT', 'SORT_BY_NAME', 'SORT_BY_ALIGNMENT', 'SORT_BY_INIT_PRIORITY', 'SORT_NONE', 'REVERSE']);
 
 export function parseLinkerScript(source: string): LinkerScript {
@@ -87,6 +147,8 @@ export function parseLinkerScript(source: string): LinkerScript {
   const discards = discardBlocks(text);
   const inDiscard = (pos: number): boolean => discards.some((d) => pos >= d.start && pos < d.end);
 
+  const sections = outputSections(text);
+  const outAt = (pos: number): string => sections.find((s) => pos > s.start && pos < s.end)?.name ?? '';
   const patterns: ScriptPattern[] = [];
   const spec = /\*\(/g;
   for (let m: RegExpExecArray | null; (m = spec.exec(text)); ) {
@@ -98,15 +160,19 @@ export function parseLinkerScript(source: string): LinkerScript {
       .replace(/[A-Z_]+\s*\(/g, (k) => (KEYWORDS.has(k.replace(/[\s(]/g, '')) ? ' ' : k))
       .replace(/[()]/g, ' ');
     for (const word of body.split(/\s+/)) {
-      if (word) patterns.push({ glob: globToRegExp(word), pos: m.index, discard: inDiscard(m.index) });
+      if (word) patterns.push({ glob: globToRegExp(word), pos: m.index, discard: inDiscard(m.index), out: outAt(m.index) });
     }
     spec.lastIndex = end;
   }
 
-  const assignments: { name: string; pos: number }[] = [];
-  const assign = /(?<![\w.$])([A-Za-z_][\w.$]*)\s*=(?!=)/g;
+  const assignments: ScriptAssignment[] = [];
+  // Not `:phdr = fill` after an output section, not `==`.
+  const assign = /(?<![\w.$:])([A-Za-z_][\w.$]*)\s*=(?!=)\s*(ABSOLUTE\s*\()?/g;
   for (let m: RegExpExecArray | null; (m = assign.exec(text)); ) {
-    assignments.push({ name: m[1]!, pos: m.index });
+    const pos = m.index;
+    const owner = sections.find((s) => pos > s.start && pos < s.end);
+    const after = owner ? [] : sections.filter((s) => s.end < pos).map((s) => s.name).reverse();
+    assignments.push({ name: m[1]!, pos, out: owner?.name ?? '', after, absolute: !!m[2] });
   }
 
   const at = (name: string): number | undefined => assignments.find((a) => a.name === name)?.pos;
@@ -116,7 +182,7 @@ export function parseLinkerScript(source: string): LinkerScript {
     return s !== undefined && e !== undefined && s <= e ? { start: s, end: e } : undefined;
   };
   const textRanges = [range('_stext', '_etext'), range('_sinittext', '_einittext')].filter((r): r is ScriptRange => !!r);
-  return { assignments, patterns, textRanges, percpuRange: range('__per_cpu_start', '__per_cpu_end') };
+  return { assignments, patterns, textRanges, percpuRange: range('__per_cpu_start', '__per_cpu_end'), outputs: sections.map((s) => s.name) };
 }
 
 /** The first pattern that takes an input section of this name, as ld assigns it. */

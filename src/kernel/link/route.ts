@@ -48,7 +48,7 @@ export function makeShellWord(s: string): string {
  */
 export function routeOverride(node: string, entry: string): string {
   const kbx = `MAKE='$(MAKE)' ${makeShellWord(node)} ${makeShellWord(entry)}`;
-  return `cmd_link_vmlinux=${STOCK_RECIPE.replace('$<', kbx)}`;
+  return `cmd_link_vmlinux=${STOCK_RECIPE.replace('$<', () => kbx)}`; // a function: kbx's $$ is no replacement pattern
 }
 
 /** The definition of cmd_link_vmlinux in a Makefile.vmlinux text, joined and with runs of blanks made one space. */

@@ -1,0 +1,45 @@
+// The first step of 6.1's link, started before the rest of kbx has loaded.
+//
+// Both the script and kbx begin with `make init/version-timestamp.o` (most
+// of it the compile of version-timestamp.c), and kbx predicts the kallsyms
+// table while it runs. Node loads kbx's kallsyms and ELF code in tens of
+// milliseconds that the make can use: this module imports nothing heavy, so
+// the CLI can start the make first and load the rest meanwhile. It starts
+// only for a tree kbx knows (on any other the tree's script runs untouched),
+// and keeps version-timestamp.o's bytes as they were before the make began
+// (the prediction reads its symbols; the make rewrites the file).
+
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { detectScript } from './detect.js';
+import type { LinkListener } from './events.js';
+import { runAsync } from './exec.js';
+import { srctree, words, type LinkInputs } from './kbuild-env.js';
+
+export const TIMESTAMP = 'init/version-timestamp.o';
+
+export interface EarlyStart {
+  /** init/version-timestamp.o before the make (undefined when there was none). */
+  timestampBefore: Buffer | undefined;
+  /** The make's exit status. */
+  made: Promise<number>;
+  /** When the make started (performance.now()). */
+  at: number;
+}
+
+/** `make -f scripts/Makefile.build obj=init init/version-timestamp.o`, as the script runs it. */
+export function timestampMake(inp: LinkInputs, emit: LinkListener): Promise<number> {
+  return runAsync({ cwd: inp.cwd, env: inp.env, emit }, [...words(inp.env.MAKE || 'make'), '-f', `${srctree(inp)}/scripts/Makefile.build`, 'obj=init', TIMESTAMP]);
+}
+
+/** Starts the make when the single link will want it; undefined when the tree's script is to run. */
+export function startEarly(inp: LinkInputs, emit: LinkListener): EarlyStart | undefined {
+  if (inp.args.length !== 3 || !detectScript(resolve(inp.cwd, srctree(inp))).known) return undefined;
+  let timestampBefore: Buffer | undefined;
+  try {
+    timestampBefore = readFileSync(resolve(inp.cwd, TIMESTAMP));
+  } catch {
+    timestampBefore = undefined;
+  }
+  return { timestampBefore, at: performance.now(), made: timestampMake(inp, emit) };
+}

@@ -1,0 +1,207 @@
+// The kernel kbx linked boots, and its symbol table is right where it counts:
+// in the running kernel. The link test's tree (test/support/link-tree.ts) is
+// linked twice, by the stock script and by `kbx link-vmlinux`; each bzImage
+// boots in QEMU (TCG, serial console, nokaslr) with a busybox initramfs that
+// prints /proc/kallsyms and asks sysrq for a backtrace of every CPU. Each
+// kernel's /proc/kallsyms is its own System.map (as far as kallsyms keeps
+// symbols), and the kbx kernel's backtrace names the functions the write to
+// /proc/sysrq-trigger went through, with offsets and sizes that agree with
+// System.map.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { LinkReport } from '../src/kernel/link/events.js';
+import { between, boot, canBoot, cpioNewc, initramfs, type Boot } from './support/boot.js';
+import { cKallsyms, hasTool, kernelTree } from './support/kernel-tree.js';
+import { runCKallsyms } from './support/kallsyms-oracle.js';
+import { captureOverride, linkTree, make, readSystemMap, runKbxLink, runStockLink, type LinkTree, type MapLine } from './support/link-tree.js';
+
+const tree = kernelTree();
+const bootable = canBoot();
+const work = mkdtempSync(join(tmpdir(), 'kbx-boot-test-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+describe('a newc cpio', { skip: !hasTool('cpio') && 'cpio is not installed' }, () => {
+  test('lists as written, device node and symlink included', () => {
+    const a = cpioNewc([
+      { kind: 'dir', path: 'dev' },
+      { kind: 'char', path: 'dev/console', major: 5, minor: 1 },
+      { kind: 'file', path: 'init', data: Buffer.from('#!/bin/sh\n'), mode: 0o755 },
+      { kind: 'symlink', path: 'sh', target: 'busybox' },
+    ]);
+    assert.equal(a.length % 4, 0);
+    const r = spawnSync('cpio', ['-itv', '--quiet'], { input: a, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const rows = r.stdout.trim().split('\n').map((l) => l.split(/\s+/));
+    assert.deepEqual(rows.map((c) => c[0]), ['drwxr-xr-x', 'crw-------', '-rwxr-xr-x', 'lrwxrwxrwx']);
+    assert.deepEqual(rows.map((c) => c.slice(c.indexOf('->') < 0 ? -1 : -3).join(' ')), ['dev', 'dev/console', 'init', 'sh -> busybox']);
+    assert.match(r.stdout, /5,\s+1/);
+  });
+});
+
+const BEGIN = 'KBX-KALLSYMS-BEGIN';
+const END = 'KBX-KALLSYMS-END';
+const SYSRQ = 'KBX-SYSRQ';
+
+// kptr_restrict 0 and root (CAP_SYSLOG) make /proc/kallsyms show addresses
+// (kallsyms_show_value in 6.1). Kernel messages stay off the console while
+// the list prints, then come back for the backtrace.
+const INIT = `export PATH=/bin
+/bin/busybox mount -t proc proc /proc
+/bin/busybox --install -s /bin
+echo 0 > /proc/sys/kernel/kptr_restrict
+echo 1 > /proc/sys/kernel/printk
+echo ${BEGIN}
+cat /proc/kallsyms
+echo ${END}
+sleep 1
+echo 8 > /proc/sys/kernel/printk
+echo ${SYSRQ}
+echo l > /proc/sysrq-trigger
+sleep 2
+reboot -f
+`;
+// No ACPI in this config, so poweroff would halt and leave QEMU running;
+// a reboot ends QEMU under -no-reboot (and panic=-1 covers init dying).
+const APPEND = 'console=ttyS0 nokaslr panic=-1';
+
+interface Kernel {
+  dir: string;
+  map: MapLine[];
+  report?: LinkReport;
+  boot?: Boot;
+}
+
+interface KallsymsLine {
+  addr: bigint;
+  type: string;
+  name: string;
+}
+
+function readKallsyms(lines: string[]): KallsymsLine[] {
+  return lines
+    .filter((l) => l.length > 0)
+    .map((l) => {
+      const m = /^([0-9a-f]+) (\S) (\S+)$/.exec(l);
+      assert.ok(m, `not a /proc/kallsyms line: ${JSON.stringify(l)}`);
+      return { addr: BigInt(`0x${m[1]}`), type: m[2]!, name: m[3]! };
+    });
+}
+
+describe('booting the stock and the kbx kernel', { skip: (!tree && 'linux-source-6.1 missing') || (bootable !== true && bootable) }, () => {
+  let lt: LinkTree;
+  const kernels: Record<'stock' | 'kbx', Kernel> = { stock: { dir: join(work, 'stock'), map: [] }, kbx: { dir: join(work, 'kbx'), map: [] } };
+
+  /** Links the shared tree one way, builds its bzImage, and keeps what the boot needs. */
+  function build(which: 'stock' | 'kbx'): void {
+    const k = kernels[which];
+    mkdirSync(k.dir, { recursive: true });
+    const rep = join(k.dir, 'report.json');
+    const r = which === 'stock' ? runStockLink(lt.out, lt.call) : runKbxLink(lt.out, lt.call, { KBX_LINK_REPORT: rep });
+    assert.equal(r.status, 0, r.stderr);
+    if (which === 'kbx') k.report = JSON.parse(readFileSync(rep, 'utf8')) as LinkReport;
+    // vmlinux is newer than its prerequisites and its recipe is unchanged: make only packs it.
+    const out = make(lt.src, [`O=${lt.out}`, '-j2', 'bzImage', captureOverride()]);
+    assert.doesNotMatch(out, /\bLD {6}vmlinux\b/, 'make relinked vmlinux');
+    for (const f of ['arch/x86/boot/bzImage', 'System.map', 'vmlinux']) copyFileSync(join(lt.out, f), join(k.dir, f.split('/').pop()!));
+    k.map = readSystemMap(join(k.dir, 'System.map'));
+  }
+
+  before(async () => {
+    lt = linkTree(tree!);
+    build('stock');
+    build('kbx');
+    writeFileSync(join(work, 'initrd.cpio'), initramfs(INIT));
+    for (const k of Object.values(kernels)) {
+      k.boot = await boot({ kernel: join(k.dir, 'bzImage'), initrd: join(work, 'initrd.cpio'), append: APPEND });
+      writeFileSync(join(k.dir, 'console.log'), k.boot.console);
+    }
+  });
+
+  test('the kbx kernel was linked once (after the BTF link), the stock one by the script', () => {
+    assert.equal(kernels.kbx.report?.mode, 'single');
+    assert.equal(kernels.kbx.report?.links, readFileSync(join(lt.out, '.config'), 'utf8').includes('\nCONFIG_DEBUG_INFO_BTF=y') ? 2 : 1);
+    assert.ok(kernels.stock.map.length > 10000);
+    // Linked differently, the two System.maps are not the same file.
+    assert.notDeepEqual(readFileSync(join(kernels.kbx.dir, 'System.map')), readFileSync(join(kernels.stock.dir, 'System.map')));
+  });
+
+  for (const which of ['stock', 'kbx'] as const) {
+    test(`the ${which} kernel boots and its /proc/kallsyms is its System.map`, () => {
+      const k = kernels[which];
+      const b = k.boot!;
+      assert.equal(b.killed, false, `QEMU was killed; console:\n${b.console.slice(-3000)}`);
+      const lines = between(b.console, BEGIN, END);
+      assert.ok(lines, `no kallsyms listing on the console:\n${b.console.slice(-3000)}`);
+      const ks = readKallsyms(lines);
+
+      // Every symbol the kernel lists is a System.map line: same name, same
+      // address, same type, except that kallsyms marks per-CPU symbols
+      // absolute ('A') with CONFIG_KALLSYMS_ABSOLUTE_PERCPU. (A name can sit
+      // twice at one address, as zero-sized lockdep keys do: counted.)
+      const left = new Map<string, MapLine[]>();
+      for (const l of k.map) {
+        const key = `${l.addr.toString(16)} ${l.name}`;
+        left.set(key, [...(left.get(key) ?? []), l]);
+      }
+      const start = k.map.find((l) => l.name === '__per_cpu_start')!.addr;
+      const end = k.map.find((l) => l.name === '__per_cpu_end')!.addr;
+      let percpu = 0;
+      for (const s of ks) {
+        const m = left.get(`${s.addr.toString(16)} ${s.name}`)?.shift();
+        assert.ok(m, `/proc/kallsyms has ${s.addr.toString(16)} ${s.type} ${s.name}, System.map does not (or fewer times)`);
+        if (s.type === 'A' && m.type !== 'A') {
+          assert.ok(m.addr >= start && m.addr <= end, `${s.name} is shown absolute but is not per-CPU`);
+          percpu++;
+        } else {
+          assert.equal(s.type, m.type, `type of ${s.name}`);
+        }
+      }
+      assert.ok(percpu > 0, 'no per-CPU symbols listed');
+
+      // And it lists all of them: as many as the tree's own scripts/kallsyms
+      // keeps from that System.map for this configuration.
+      const c = runCKallsyms(cKallsyms(tree!), join(k.dir, 'System.map'), { allSymbols: true, absolutePercpu: true, baseRelative: true });
+      assert.equal(c.status, 0, c.stderr);
+      const n = /kallsyms_num_syms:\s*\n\s*\.long\s+(\d+)/.exec(c.asm);
+      assert.ok(n, 'no kallsyms_num_syms in the C tool output');
+      assert.equal(ks.length, Number(n[1]));
+    });
+  }
+
+  test('a backtrace from the kbx kernel names the functions that ran', () => {
+    const k = kernels.kbx;
+    const b = k.boot!.console;
+    const after = b.slice(b.indexOf(`\n${SYSRQ}\n`));
+    assert.ok(after.length > 0 && /sysrq: Show backtrace of all active CPUs/.test(after), `no sysrq output:\n${b.slice(-3000)}`);
+    // The unwinder's frames, "func+0xOFF/0xSIZE" (a leading "? " marks an unreliable one).
+    const frames = [...after.matchAll(/^\s+(\? )?([A-Za-z_][\w.]*)\+0x([0-9a-f]+)\/0x([0-9a-f]+)$/gm)].map((m) => ({
+      reliable: !m[1],
+      name: m[2]!,
+      off: BigInt(`0x${m[3]}`),
+      size: BigInt(`0x${m[4]}`),
+    }));
+    const names = frames.map((f) => f.name);
+    // The write to /proc/sysrq-trigger, from the system call down to the handler.
+    for (const fn of ['write_sysrq_trigger', '__handle_sysrq', 'sysrq_handle_showallcpus', 'vfs_write', 'do_syscall_64']) {
+      assert.ok(names.includes(fn), `${fn} is not in the backtrace:\n${after.slice(0, 4000)}`);
+    }
+    // Each frame's function, offset and size agree with the symbol list: the
+    // size is the distance to the next symbol, the offset falls inside it.
+    const sorted = readKallsyms(between(k.boot!.console, BEGIN, END)!).sort((x, y) => (x.addr < y.addr ? -1 : x.addr > y.addr ? 1 : 0));
+    for (const f of frames) {
+      const i = sorted.findIndex((s) => s.name === f.name && /[tTwW]/.test(s.type));
+      assert.ok(i >= 0, `${f.name} is not a text symbol of the kernel`);
+      const next = sorted.slice(i + 1).find((s) => s.addr > sorted[i]!.addr)!;
+      assert.equal(f.size, next.addr - sorted[i]!.addr, `size of ${f.name}`);
+      // %pB prints a return address looked up one byte back: it may be the very end.
+      assert.ok(f.off <= f.size, `${f.name}+0x${f.off.toString(16)} is past its end`);
+      assert.ok(k.map.some((l) => l.name === f.name && l.addr === sorted[i]!.addr), `${f.name} is not at its System.map address`);
+    }
+    assert.ok(frames.some((f) => f.reliable), 'every frame is unreliable');
+  });
+});
