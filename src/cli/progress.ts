@@ -44,9 +44,12 @@ export function readSnapshot(file: string): Snapshot {
   return { done: LINE_SLOTS.reduce((a, i) => a + slot(i), 0), hits: slot(4), misses: slot(5), current };
 }
 
-/** A short name for a recipe line: its output file when it names one, else its start. */
+/** A short name for a recipe line: kbuild's own (`CC fs/ioctl.o`), else its output file, else its start. */
 export function lineLabel(cmd: string): string {
   const one = cmd.replace(/\s+/g, ' ').trim();
+  // kbuild's quiet echo comes first, and the text the shims leave is cut after 375 bytes.
+  const quiet = /^set -e; echo ' ?([A-Z][A-Z0-9_]*(?: \[M\])?) (\S+?) ?';/.exec(one);
+  if (quiet) return `${quiet[1]} ${quiet[2]}`;
   const o = / -o\s+(\S+)/.exec(one) ?? />\s*(\S+)\s*$/.exec(one);
   return o ? o[1]!.replace(/^['"]|['";]$/g, '') : one;
 }
