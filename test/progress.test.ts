@@ -108,6 +108,7 @@ describe('progress arithmetic', () => {
     assert.equal(lineLabel("sed -e 's/x//' main.s > main.f.s"), 'main.f.s');
     assert.equal(lineLabel("set -e;  echo '  CC      kernel/sched/build_policy.o';    trap 'rm -f kernel/sched/build_policy.o; trap - HUP; kill"), 'CC kernel/sched/build_policy.o');
     assert.equal(lineLabel("set -e;  echo '  CC [M]  drivers/foo.o'; trap"), 'CC [M] drivers/foo.o');
+    assert.equal(lineLabel("set -e;     trap 'rm -f fs/stat.o; trap - HUP; kill -s HUP $$' HUP;"), 'fs/stat.o');
     const s = statusText({ countersFile: '', previous: prev, startedMs: 0 }, { done: 50, hits: 20, misses: 5, current: 'as -o a.o a.s' }, 50_000, 200);
     assert.equal(s, 'kbx [50/100] · 20 hits · 5 misses · ETA 0:50  a.o');
     assert.ok(statusText({ countersFile: '', startedMs: 0 }, { done: 1, hits: 0, misses: 0, current: 'x'.repeat(300) }, 0, 40).length <= 40);

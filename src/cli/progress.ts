@@ -50,6 +50,9 @@ export function lineLabel(cmd: string): string {
   // kbuild's quiet echo comes first, and the text the shims leave is cut after 375 bytes.
   const quiet = /^set -e; echo ' ?([A-Z][A-Z0-9_]*(?: \[M\])?) (\S+?) ?';/.exec(one);
   if (quiet) return `${quiet[1]} ${quiet[2]}`;
+  // A kbuild line without an echo (check-local-export, objtool…): its target is in the first trap.
+  const trapped = /^set -e; trap 'rm -f (\S+);/.exec(one);
+  if (trapped) return trapped[1]!;
   const o = / -o\s+(\S+)/.exec(one) ?? />\s*(\S+)\s*$/.exec(one);
   return o ? o[1]!.replace(/^['"]|['";]$/g, '') : one;
 }
