@@ -381,6 +381,19 @@ function preloadLib(d: string, tag: string): string {
 }
 
 describe('talking to the daemon', () => {
+  /** Runs a line that traps TERM (exit 9) and sends the shim SIGTERM once the line is running. */
+  function termWhenReady(env: Record<string, string>, d: string): Promise<Result> {
+    const line = "trap 'echo got-term; exit 9' TERM; echo ready; sleep 5 & wait";
+    let sent = false;
+    return run(shimPath, ['-c', line], {
+      env,
+      cwd: d,
+      onStdout: (s, child) => {
+        if (!sent && s.includes('ready')) (sent = true), child.kill('SIGTERM');
+      },
+    });
+  }
+
   function shimEnv(d: string, peer: Peer, extra: Record<string, string> = {}) {
     return cleanEnv({ KBX_SOCKET: peer.socket, KBX_COUNTERS: newCounters(d), KBX_BUILD_ID: 'build-42', ...extra });
   }
@@ -454,15 +467,7 @@ describe('talking to the daemon', () => {
     const events = join(d, 'events');
     writeFileSync(events, '');
     const env = shimEnv(d, peer, { KBX_EVENTS: events });
-    const line = "trap 'echo got-term; exit 9' TERM; echo ready; sleep 5 & wait";
-    let sent = false;
-    const r = await run(shimPath, ['-c', line], {
-      env,
-      cwd: d,
-      onStdout: (s, child) => {
-        if (!sent && s.includes('ready')) (sent = true), child.kill('SIGTERM');
-      },
-    });
+    const r = await termWhenReady(env, d);
     await peer.close();
     assert.equal(r.code, 9);
     assert.equal(r.stdout.toString(), 'ready\ngot-term\n');
@@ -525,15 +530,7 @@ describe('talking to the daemon', () => {
     const d = scratch();
     const peer = await startPeer(d, answer(encodeFrame(MsgType.Miss, ['a2', join(d, 'trace.log')])));
     const env = shimEnv(d, peer, { KBX_TRACER: preloadLib(d, 'tracer') });
-    const line = "trap 'echo got-term; exit 9' TERM; echo ready; sleep 5 & wait";
-    let sent = false;
-    const r = await run(shimPath, ['-c', line], {
-      env,
-      cwd: d,
-      onStdout: (s, child) => {
-        if (!sent && s.includes('ready')) (sent = true), child.kill('SIGTERM');
-      },
-    });
+    const r = await termWhenReady(env, d);
     await peer.close();
     assert.equal(r.code, 9);
     assert.equal(r.stdout.toString(), 'ready\ngot-term\n');

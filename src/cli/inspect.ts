@@ -48,6 +48,15 @@ function buildTouching(dir: string, file: string, which?: string): { rec: BuildR
   );
 }
 
+/** What steps and explain start from: the build that touched FILE, and a first output line naming both. */
+async function openTouching(file: string, which?: string): Promise<{ dir: string; rec: BuildRecord; path: string; out: string[] }> {
+  const dir = loadConfig().dir;
+  await recordsWritten(dir);
+  const { rec, path, skipped } = buildTouching(dir, file, which);
+  const out = [`${path}: ${describeBuild(rec)}${skipped ? ` — the ${skipped} newer build(s) did not touch it` : ''}`];
+  return { dir, rec, path, out };
+}
+
 function kindWord(l: LineRecord): string {
   return l.kind === 'pass' ? 'run' : l.kind;
 }
@@ -139,10 +148,7 @@ export function registerInspectCommands(program: Command): void {
     .argument('<file>', 'a file of the build, e.g. fs/ioctl.o')
     .option('-b, --build <build>', "which build ('kbx builds' lists them; default the newest that touched FILE)")
     .action(async (file: string, opts: { build?: string }) => {
-      const dir = loadConfig().dir;
-      await recordsWritten(dir);
-      const { rec, path, skipped } = buildTouching(dir, file, opts.build);
-      const out = [`${path}: ${describeBuild(rec)}${skipped ? ` — the ${skipped} newer build(s) did not touch it` : ''}`];
+      const { rec, path, out } = await openTouching(file, opts.build);
       for (const s of stepsFor(rec, [path])) {
         const l = s.line;
         const role = s.wrote && s.read ? 'read and wrote it' : s.wrote ? 'wrote it' : 'read it';
@@ -162,16 +168,13 @@ export function registerInspectCommands(program: Command): void {
     .argument('<file>', 'a file of the build, e.g. fs/ioctl.o')
     .option('-b, --build <build>', "which build ('kbx builds' lists them; default the newest that touched FILE)")
     .action(async (file: string, opts: { build?: string }) => {
-      const dir = loadConfig().dir;
-      await recordsWritten(dir);
-      const { rec, path, skipped } = buildTouching(dir, file, opts.build);
+      const { dir, rec, path, out } = await openTouching(file, opts.build);
       const metas = listBuilds(dir);
       const older = function* () {
         for (const m of metas.slice(metas.findIndex((x) => x.id === rec.id) + 1)) yield loadBuild(dir, m.id);
       };
       const base = parseMakeArgs(rec.args, rec.dir, {}).roots.at(-1)!;
       const exps = explain(rec, path, older);
-      const out = [`${path}: ${describeBuild(rec)}${skipped ? ` — the ${skipped} newer build(s) did not touch it` : ''}`];
       if (!exps.length) out.push('no line of this build wrote it (it was only read)');
       for (const e of exps) {
         out.push(`\n${kindWord(e.line)}: ${firstLine(e.line.command)}`);

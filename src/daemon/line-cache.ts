@@ -16,7 +16,7 @@ import { restoreEntry } from './restore.js';
 import { PathSetCache, type CompactSet } from './path-set-cache.js';
 
 export type LookupResult =
-  | { kind: 'hit'; exit: number; stdout: Buffer; stderr: Buffer; savedUs: number; entry: Entry; inputs: string[] }
+  | { kind: 'hit'; exit: number; stdout: Buffer; stderr: Buffer; savedUs: number; entry: Entry; set: CompactSet }
   | { kind: 'miss'; action: PendingAction; why: MissWhy; whyText: string }
   | { kind: 'pass'; reason: string };
 
@@ -102,8 +102,7 @@ export class LineCache {
       if (!entry) continue;
       const restored = restoreEntry(this.store, this.state, entry);
       if (!restored) continue; // a blob was evicted or corrupt: run the line
-      const inputs = this.pathSets.contentPaths(set);
-      return { kind: 'hit', exit: entry.exit, stdout: restored.stdout, stderr: restored.stderr, savedUs: entry.durationUs, entry, inputs };
+      return { kind: 'hit', exit: entry.exit, stdout: restored.stdout, stderr: restored.stderr, savedUs: entry.durationUs, entry, set };
     }
     const id = `${process.pid}-${++this.nextId}`;
     return {

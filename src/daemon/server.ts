@@ -247,7 +247,7 @@ export class DaemonServer {
       cwd: req.cwd,
       command: req.command,
       env: rec.env(req.envDigest, () => this.envDigests.variables(req.envDigest)),
-      inputs: res.inputs.map((p) => rec.path(p)),
+      inputs: this.cache.pathSets.contentPaths(res.set).map((p) => rec.path(p)),
       outputs: res.entry.outputs.map((o) => rec.path(o.path)),
       from: res.entry.buildId,
       savedUs: res.savedUs,
