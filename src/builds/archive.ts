@@ -1,20 +1,15 @@
 // The builds folder: $KBX_DIR/builds/<id>.json.gz holds a BuildRecord,
 // <id>.meta.json its header (small, for listing and progress estimates). The
 // newest `builds_kept` builds are kept.
-import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { KbxError } from '../util/errors.js';
+import { writeAtomic } from '../util/files.js';
 import { BUILD_FORMAT, type BuildMeta, type BuildRecord } from './record.js';
 
 export function buildsDir(kbxDir: string): string {
   return join(kbxDir, 'builds');
-}
-
-function writeAtomic(path: string, data: Buffer | string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
 }
 
 export function saveBuild(kbxDir: string, rec: BuildRecord, keep: number): void {

@@ -18,7 +18,7 @@ export interface Target {
   endian: 'little' | 'big';
 }
 
-export interface KallsymsTables {
+export interface KallsymsTables extends NameTables {
   target: Target;
   baseRelative: boolean;
   absolutePercpu: boolean;
@@ -32,11 +32,6 @@ export interface KallsymsTables {
   addresses?: Uint8Array;
   offsets?: Uint8Array;
   relativeBase: bigint;
-  names: Uint8Array;
-  markers: Uint8Array;
-  seqsOfNames: Uint8Array;
-  tokenTable: Uint8Array;
-  tokenIndex: Uint8Array;
 }
 
 const U32 = 0x1_0000_0000;
@@ -113,25 +108,27 @@ function nameOrder(syms: readonly SymEntry[], ltoClang: boolean): Int32Array {
   return Int32Array.from(order);
 }
 
-export function buildTables(sel: Selection, opts: KallsymsOptions, target: Target): KallsymsTables {
-  const syms = sel.symbols;
+/**
+ * The tables that depend only on the symbols' type letters and names in
+ * table order, not on their addresses: the compressed names (the token table
+ * is learned from all of them) and what indexes them. Most of kallsyms' time
+ * is here, so the link keeps them between links (an edit that moves code but
+ * changes no symbol gives the same list).
+ */
+export interface NameTables {
+  names: Uint8Array;
+  markers: Uint8Array;
+  seqsOfNames: Uint8Array;
+  tokenTable: Uint8Array;
+  tokenIndex: Uint8Array;
+}
+
+/** The name tables of `syms` (in table order). */
+export function nameTables(syms: readonly SymEntry[], opts: KallsymsOptions, target: Target): NameTables {
   const n = syms.length;
   const le = target.endian === 'little';
   const packed = packSymbols(syms);
   const table = optimizeTokenTable(packed);
-  const addrs = syms.map((s) => toBigInt(s.hi, s.lo));
-
-  let addresses: Uint8Array | undefined;
-  let offsets: Uint8Array | undefined;
-  if (opts.baseRelative) {
-    const w = new Writer(n * 4, le);
-    encodeOffsets(syms, sel, opts, w);
-    offsets = w.bytes;
-  } else {
-    const w = new Writer(n * target.wordSize, le);
-    for (let i = 0; i < n; i++) w.word(i * target.wordSize, addrs[i]!, target.wordSize);
-    addresses = w.bytes;
-  }
 
   // Names, and a marker every 256 symbols.
   let namesSize = 0;
@@ -174,6 +171,31 @@ export function buildTables(sel: Selection, opts: KallsymsOptions, target: Targe
     tokenTable.set(tokens[c]!, off);
     off += tokens[c]!.length + 1;
   }
+  return { names, markers: markers.bytes, seqsOfNames: seqs, tokenTable, tokenIndex: tokenIndex.bytes };
+}
+
+/**
+ * All the tables of a selection. `names` may be given when it is known to be
+ * nameTables() of these symbols (kept from a link with the same list).
+ */
+export function buildTables(sel: Selection, opts: KallsymsOptions, target: Target, names?: NameTables): KallsymsTables {
+  const syms = sel.symbols;
+  const n = syms.length;
+  const le = target.endian === 'little';
+  const named = names ?? nameTables(syms, opts, target);
+  const addrs = syms.map((s) => toBigInt(s.hi, s.lo));
+
+  let addresses: Uint8Array | undefined;
+  let offsets: Uint8Array | undefined;
+  if (opts.baseRelative) {
+    const w = new Writer(n * 4, le);
+    encodeOffsets(syms, sel, opts, w);
+    offsets = w.bytes;
+  } else {
+    const w = new Writer(n * target.wordSize, le);
+    for (let i = 0; i < n; i++) w.word(i * target.wordSize, addrs[i]!, target.wordSize);
+    addresses = w.bytes;
+  }
 
   return {
     target,
@@ -186,11 +208,7 @@ export function buildTables(sel: Selection, opts: KallsymsOptions, target: Targe
     addresses,
     offsets,
     relativeBase: sel.relativeBase,
-    names,
-    markers: markers.bytes,
-    seqsOfNames: seqs,
-    tokenTable,
-    tokenIndex: tokenIndex.bytes,
+    ...named,
   };
 }
 

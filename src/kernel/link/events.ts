@@ -17,6 +17,8 @@ export interface LinkReport {
     paddingBytes: number;
     /** The reservation was the previous link's, for the same predicted symbols. */
     reservationReused?: boolean;
+    /** The name tables were the previous link's, for the same final symbol list. */
+    namesReused?: boolean;
     /** Per table: [reserved, used]. */
     slots: Record<string, [number, number]>;
   };
