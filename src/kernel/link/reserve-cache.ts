@@ -1,5 +1,6 @@
 // The previous single link's reservation, reused when the link's predicted
-// symbol set is the same. Sizing the reservation compresses the predicted
+// symbol set is the same, or when the objects it is predicted from have the
+// same symbol shape (symbol-shape.ts; then nothing is predicted at all). Sizing the reservation compresses the predicted
 // names (the token table is learned from all of them), which is most of the
 // prediction's time; an edit that changes code but no symbol, the usual
 // incremental rebuild, predicts the same set, and the same set always gets
@@ -11,13 +12,14 @@
 // that is too small is caught like any other misfit.
 
 import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeAtomic } from '../../util/files.js';
 import type { KallsymsOptions, SymEntry } from '../kallsyms/symbols.js';
 import type { Target } from '../kallsyms/tables.js';
 import type { Margin, Reservation } from './reserve.js';
 
 export const RESERVE_CACHE = '.tmp_vmlinux.kbx.reserve.json';
-const FORMAT = 1;
+const FORMAT = 2;
 
 /** Pure: the key of a prediction, everything the reservation is computed from. */
 export function reservationKey(symbols: readonly SymEntry[], opts: KallsymsOptions, target: Target, margin: Margin, namesExtra: number): string {
@@ -52,20 +54,35 @@ function wellFormed(r: unknown): r is Reservation {
   return off === x.total;
 }
 
-/** The stored reservation for `key`, or undefined. */
-export function loadReservation(path: string, key: string): Reservation | undefined {
+export interface StoredReservation {
+  reservation: Reservation;
+  target: Target;
+}
+
+/** What a stored reservation is found by: the predicted symbols, or the objects' symbol shape they were predicted from. */
+export interface ReservationIds {
+  key?: string;
+  shape?: string;
+}
+
+/** The stored reservation for the predicted symbols `key`, or for the objects' `shape`; undefined when the file holds another. */
+export function loadReservation(path: string, ids: ReservationIds): StoredReservation | undefined {
   try {
-    const j = JSON.parse(readFileSync(path, 'utf8')) as { format?: unknown; key?: unknown; reservation?: unknown };
-    if (j.format !== FORMAT || j.key !== key || !wellFormed(j.reservation)) return undefined;
-    return j.reservation;
+    const j = JSON.parse(readFileSync(path, 'utf8')) as { format?: unknown; key?: unknown; shape?: unknown; target?: unknown; reservation?: unknown };
+    if (j.format !== FORMAT || !wellFormed(j.reservation) || !wellFormedTarget(j.target)) return undefined;
+    const found = (ids.key !== undefined && j.key === ids.key) || (ids.shape !== undefined && j.shape === ids.shape);
+    return found ? { reservation: j.reservation, target: j.target } : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** Stores the reservation under `key` (written aside and renamed: never half a file). */
-export function saveReservation(path: string, key: string, reservation: Reservation): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ format: FORMAT, key, reservation }) + '\n');
-  renameSync(tmp, path);
+/** Stores the reservation under its key and shape (written aside and renamed: never half a file). */
+export function saveReservation(path: string, ids: { key: string; shape?: string; target: Target }, reservation: Reservation): void {
+  writeAtomic(path, JSON.stringify({ format: FORMAT, key: ids.key, shape: ids.shape, target: ids.target, reservation }) + '\n');
+}
+
+function wellFormedTarget(t: unknown): t is Target {
+  const x = t as Partial<Target> | null;
+  return typeof x === 'object' && x !== null && (x.wordSize === 4 || x.wordSize === 8) && (x.endian === 'little' || x.endian === 'big');
 }
