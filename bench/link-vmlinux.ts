@@ -1,7 +1,7 @@
 // Linking vmlinux after `touch fs/ioctl.c`: Linux 6.1's scripts/link-vmlinux.sh
 // against `kbx link-vmlinux`, side by side in one run, on a KALLSYMS tree.
 //
-//   npx tsc -p . && node dist/bench/link-vmlinux.js [--tree OBJTREE] [--runs N]
+//   npx tsc -p . && node dist/bench/link-vmlinux.js [--tree OBJTREE] [--runs N] [--stage-only]
 //
 // OBJTREE: a built 6.1 object tree (O=) with CONFIG_KALLSYMS; by default the
 // tree the link and boot tests share (test/support/link-tree.ts), built on
@@ -36,7 +36,7 @@ import { cleanEnv, kbx, kbxSummary, median, snapshotKbx, timed } from './common.
 
 const WORK = '/var/tmp/kbx-bench-link';
 
-const { values } = parseArgs({ options: { tree: { type: 'string' }, runs: { type: 'string', default: '5' } } });
+const { values } = parseArgs({ options: { tree: { type: 'string' }, runs: { type: 'string', default: '5' }, 'stage-only': { type: 'boolean', default: false } } });
 const runs = Number(values.runs);
 
 function srcOf(objtree: string): string {
@@ -93,12 +93,12 @@ function main(): void {
     ['kbx make', kbxMake],
   ];
   // One untimed round: every variant's recipe recorded in .vmlinux.cmd once, kbx's store filled.
-  for (const [, run] of variants) {
+  for (const [, run] of values['stage-only'] ? [] : variants) {
     touch();
     if (run().status !== 0) throw new Error(`warm-up build failed, see ${log}`);
   }
   const whole = new Map<string, Sample[]>(variants.map(([n]) => [n, []]));
-  for (let i = 0; i < runs; i++) {
+  for (let i = 0; i < (values['stage-only'] ? 0 : runs); i++) {
     for (const [name, run] of variants) {
       touch();
       const { value, links } = counted(run);
@@ -106,8 +106,8 @@ function main(): void {
       whole.get(name)!.push({ seconds: value.seconds, links });
     }
   }
-  const lastKbx = kbxSummary(readFileSync(log, 'utf8'))?.line ?? '';
-  execFileSync(process.execPath, [kbx.main, 'daemon', 'stop'], { env: kbxEnv, stdio: 'ignore' });
+  const lastKbx = values['stage-only'] ? '' : (kbxSummary(readFileSync(log, 'utf8'))?.line ?? '');
+  if (!values['stage-only']) execFileSync(process.execPath, [kbx.main, 'daemon', 'stop'], { env: kbxEnv, stdio: 'ignore' });
 
   // ---- link stage alone ----
   touch();
@@ -152,7 +152,7 @@ function main(): void {
       `  last kbx make: ${lastKbx}\n\n` +
       `link stage alone (what make runs for vmlinux)\n  ${pad('variant', 30)} ${'seconds'.padStart(8)} ${'full links'.padStart(11)}\n${rows(stage)}\n` +
       `  kbx / stock: ${pct(mk, ms)} of the time (goal: at most 40 %)\n` +
-      (k ? `  kallsyms: ${k.tableBytes} bytes, ${k.paddingBytes} of padding (${((100 * k.paddingBytes) / k.tableBytes).toFixed(2)} %), reservation ${k.reservationReused ? 'reused' : 'computed'}\n` : '') +
+      (k ? `  kallsyms: ${k.tableBytes} bytes, ${k.paddingBytes} of padding (${((100 * k.paddingBytes) / k.tableBytes).toFixed(2)} %), reservation ${k.reservationReused ? 'reused' : 'computed'}, name tables ${k.namesReused ? 'reused' : 'computed'}\n` : '') +
       `\nthe median kbx link, step by step (seconds from process start; steps may overlap)\n` +
       `    ${pad('node and kbx loaded', 34)} ${(r.startup ?? 0).toFixed(3)} s\n${steps}\n` +
       `    ${pad('process exit', 34)} ${mid.seconds.toFixed(3)} s\n` +

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ElfFile } from '../src/elf/elf-file.js';
-import { decodeTables, elfTableSource, kallsyms } from '../src/kernel/kallsyms/index.js';
+import { buildTables, decodeTables, elfTableSource, kallsyms, nameTables } from '../src/kernel/kallsyms/index.js';
 import { readMap, selectSymbols } from '../src/kernel/kallsyms/symbols.js';
 import { classify, normalizedScriptHash } from '../src/kernel/link/detect.js';
 import { linkVmlinuxMakeArgs, makeShellWord, recipeOf, routable, route, routeOverride } from '../src/kernel/link/route.js';
@@ -22,7 +22,9 @@ import { estimateSymbols } from '../src/kernel/link/estimate.js';
 import { parseLinkerScript, placement, within } from '../src/kernel/link/linker-script.js';
 import { slotAddresses } from '../src/kernel/link/link-6.1.js';
 import { DEFAULT_MARGIN, misfit, reserve, reservedAsm, reservedImage } from '../src/kernel/link/reserve.js';
+import { loadNames, NAMES_CACHE, namesKey, saveNames } from '../src/kernel/link/names-cache.js';
 import { RESERVE_CACHE } from '../src/kernel/link/reserve-cache.js';
+import { bufferShape, fileShape } from '../src/kernel/link/symbol-shape.js';
 import type { LinkReport } from '../src/kernel/link/events.js';
 import { cleanEnv } from './support/env.js';
 import { Kbx, summary } from './support/kbx.js';
@@ -143,6 +145,91 @@ describe('reserving room for the table', () => {
   });
 });
 
+describe('keeping the name tables between links', () => {
+  const target = { wordSize: 8, endian: 'little' } as const;
+  const opts = { allSymbols: true, baseRelative: true };
+  const map = (names: string[]): Buffer =>
+    Buffer.from('ffffffff81000000 T _text\n' + names.map((n, i) => `ffffffff81${(0x1000 + i * 16).toString(16).padStart(6, '0')} t ${n}\n`).join(''));
+  const names = Array.from({ length: 700 }, (_, i) => `sym_${i % 7}_${i}_handler`);
+  const syms = (ns: string[]) => selectSymbols(readMap(map(ns)), opts).symbols;
+  const file = join(work, 'names-cache');
+
+  test('kept tables are the tables computed afresh; the key is the ordered list, the options and the byte order', () => {
+    const s = syms(names);
+    const key = namesKey(s, opts, target);
+    const fresh = nameTables(s, opts, target);
+    saveNames(file, key, fresh);
+    const kept = loadNames(file, key, s.length)!;
+    assert.ok(kept);
+    for (const k of ['names', 'markers', 'seqsOfNames', 'tokenTable', 'tokenIndex'] as const) assert.ok(Buffer.from(kept[k]).equals(Buffer.from(fresh[k])), k);
+    // Built with the kept name tables, every table equals the C tool's semantics computed afresh.
+    const sel = selectSymbols(readMap(map(names)), opts);
+    assert.deepEqual(buildTables(sel, opts, target, kept), buildTables(sel, opts, target));
+
+    const swapped = [...names];
+    [swapped[3], swapped[4]] = [swapped[4]!, swapped[3]!];
+    const renamed = [...names];
+    renamed[10] = 'sym_x_10_handler';
+    const others = [
+      namesKey(syms(swapped), opts, target),
+      namesKey(syms(renamed), opts, target),
+      namesKey(s, { ...opts, ltoClang: true }, target),
+      namesKey(s, opts, { wordSize: 8, endian: 'big' }),
+    ];
+    assert.equal(new Set([key, ...others]).size, 5);
+    assert.equal(namesKey(s, opts, { wordSize: 4, endian: 'little' }), key, 'the word size is not in the name tables');
+    assert.equal(loadNames(file, others[0]!, s.length), undefined);
+  });
+
+  test('a damaged, truncated or mismatched file is not used', () => {
+    const s = syms(names);
+    const key = namesKey(s, opts, target);
+    saveNames(file, key, nameTables(s, opts, target));
+    const good = readFileSync(file);
+    const flipped = Buffer.from(good);
+    flipped[flipped.length - 100]! ^= 1;
+    writeFileSync(file, flipped);
+    assert.equal(loadNames(file, key, s.length), undefined, 'a flipped byte');
+    writeFileSync(file, good.subarray(0, good.length - 1));
+    assert.equal(loadNames(file, key, s.length), undefined, 'one byte short');
+    writeFileSync(file, good);
+    assert.equal(loadNames(file, key, s.length + 1), undefined, 'another symbol count');
+    assert.ok(loadNames(file, key, s.length));
+  });
+});
+
+describe('the symbol shape of an object', () => {
+  const dir = join(work, 'shape');
+  // Each variant in its own directory under one file name: the name is a symbol (STT_FILE).
+  const cc = (name: string, src: string): string => {
+    mkdirSync(join(dir, name), { recursive: true });
+    writeFileSync(join(dir, name, 'obj.c'), src);
+    const r = spawnSync('gcc', ['-c', '-O1', '-o', 'obj.o', 'obj.c'], { cwd: join(dir, name), encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return join(dir, name, 'obj.o');
+  };
+  const base = 'static int counter; int get(void) { return counter; }\nint add(int x) { counter += x; return counter; }\n';
+
+  test('moves with names, kinds and sections, not with code size or addresses', () => {
+    const a = fileShape(cc('a', base))!;
+    assert.match(a, /^[0-9a-f]{64}$/);
+    assert.equal(fileShape(cc('bigger', base.replace('counter += x;', 'counter += x * 3 + (x >> 2) - 7; if (x > 9) counter ^= x;'))), a, 'longer code');
+    assert.equal(bufferShape(readFileSync(join(dir, 'a', 'obj.o'))), a, 'from memory as from the file');
+    assert.notEqual(fileShape(cc('renamed', base.replace('int get(void)', 'int fetch(void)'))), a, 'a renamed function');
+    assert.notEqual(fileShape(cc('static', base.replace('int get(void) { return counter; }', '__attribute__((noinline)) static int helper(int x) { return x * 3; } int get(void) { return helper(counter); }'))), a, 'a new static');
+    assert.notEqual(fileShape(cc('global', base.replace('static int counter', 'int counter'))), a, 'a local made global');
+    assert.notEqual(fileShape(cc('section', base.replace('int add(int x)', '__attribute__((section(".init.text"))) int add(int x)'))), a, 'moved to another section');
+  });
+
+  test('is undefined for what is not an ELF object', () => {
+    writeFileSync(join(dir, 'text.o'), 'not an object\n');
+    assert.equal(fileShape(join(dir, 'text.o')), undefined);
+    assert.equal(fileShape(join(dir, 'missing.o')), undefined);
+    const a = readFileSync(join(dir, 'a', 'obj.o'));
+    assert.equal(bufferShape(a.subarray(0, a.length - 200)), undefined, 'truncated');
+  });
+});
+
 describe('finding the tables in nm output', () => {
   test('whole names only, a name listed twice is not trusted', () => {
     const map = Buffer.from(
@@ -250,6 +337,28 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
     stock = { call, map: readSystemMap(join(OUT, 'System.map')), mapBytes: readFileSync(join(OUT, 'System.map')), links: ld.links(), seconds: r.seconds };
   });
 
+  /**
+   * The tables in vmlinux, decoded the way the kernel reads them, list
+   * exactly the symbols kallsyms selects from kbx's own System.map.
+   */
+  function assertTablesListSystemMap(): void {
+    const mapBytes = readFileSync(join(OUT, 'System.map'));
+    const conf = readFileSync(join(OUT, '.config'), 'utf8');
+    const absolutePercpu = conf.includes('\nCONFIG_KALLSYMS_ABSOLUTE_PERCPU=y');
+    const opts = { allSymbols: true, baseRelative: true, absolutePercpu };
+    const want = selectSymbols(readMap(mapBytes), opts).symbols;
+    const elf = ElfFile.parse(readFileSync(join(OUT, 'vmlinux')));
+    const got = decodeTables(elfTableSource(elf), { wordSize: 8, endian: 'little', baseRelative: true, absolutePercpu }).symbols;
+    assert.equal(got.length, want.length);
+    got.forEach((g, i) => {
+      const w = want[i]!;
+      const addr = w.percpuAbsolute ? BigInt(w.lo) : (BigInt(w.hi) << 32n) | BigInt(w.lo);
+      if (g.name !== w.name || g.type !== String.fromCharCode(w.type) || g.addr !== addr) {
+        assert.fail(`symbol ${i}: decoded ${g.type} ${g.name} @${g.addr.toString(16)}, System.map has ${String.fromCharCode(w.type)} ${w.name} @${addr.toString(16)}`);
+      }
+    });
+  }
+
   test('one full link, and the tables decode to exactly its System.map', () => {
     const ld = countingLd(join(work, 'kbx-ld'));
     const rep = join(work, 'single.json');
@@ -269,23 +378,7 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
     );
     assert.ok(pct < 1, `padding ${k.paddingBytes} bytes is ${pct.toFixed(2)} % of the table`);
 
-    // The tables in vmlinux, decoded the way the kernel reads them, list
-    // exactly the symbols kallsyms selects from kbx's own System.map.
-    const mapBytes = readFileSync(join(OUT, 'System.map'));
-    const conf = readFileSync(join(OUT, '.config'), 'utf8');
-    const absolutePercpu = conf.includes('\nCONFIG_KALLSYMS_ABSOLUTE_PERCPU=y');
-    const opts = { allSymbols: true, baseRelative: true, absolutePercpu };
-    const want = selectSymbols(readMap(mapBytes), opts).symbols;
-    const elf = ElfFile.parse(readFileSync(join(OUT, 'vmlinux')));
-    const got = decodeTables(elfTableSource(elf), { wordSize: 8, endian: 'little', baseRelative: true, absolutePercpu }).symbols;
-    assert.equal(got.length, want.length);
-    got.forEach((g, i) => {
-      const w = want[i]!;
-      const addr = w.percpuAbsolute ? BigInt(w.lo) : (BigInt(w.hi) << 32n) | BigInt(w.lo);
-      if (g.name !== w.name || g.type !== String.fromCharCode(w.type) || g.addr !== addr) {
-        assert.fail(`symbol ${i}: decoded ${g.type} ${g.name} @${g.addr.toString(16)}, System.map has ${String.fromCharCode(w.type)} ${w.name} @${addr.toString(16)}`);
-      }
-    });
+    assertTablesListSystemMap();
 
     // The same symbols as the stock build, at the same addresses up to the tables.
     const mine = readSystemMap(join(OUT, 'System.map'));
@@ -312,7 +405,7 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
     assert.ok(wrong.length <= 8, `letters differ for ${wrong.length} symbols: ${wrong.slice(0, 20).join(', ')}`);
   });
 
-  test('a relink with the same symbols reuses the reservation; a damaged record is recomputed', () => {
+  test('a relink with the same symbols reuses the reservation and the name tables; a damaged record is recomputed', () => {
     const cache = join(OUT, RESERVE_CACHE);
     const link = (name: string) => {
       const rep = join(work, `${name}.json`);
@@ -325,10 +418,18 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
     assert.equal(second.kallsyms?.reservationReused, true);
     assert.equal(second.kallsyms?.reservedBytes, first.kallsyms?.reservedBytes);
     assert.ok(!second.steps?.some((s) => s.step === 'estimate tables'), 'the estimate was compressed again');
+    assert.equal(second.kallsyms?.namesReused, true);
+    assertTablesListSystemMap();
     writeFileSync(cache, readFileSync(cache, 'utf8').replace(/"size":\d+/, '"size":-1'));
+    const names = join(OUT, NAMES_CACHE);
+    const damaged = readFileSync(names);
+    damaged[damaged.length - 1]! ^= 0xff;
+    writeFileSync(names, damaged);
     const third = link('reserve-3');
     assert.equal(third.kallsyms?.reservationReused, false);
     assert.equal(third.kallsyms?.reservedBytes, first.kallsyms?.reservedBytes);
+    assert.equal(third.kallsyms?.namesReused, false);
+    assertTablesListSystemMap();
   });
 
   test('a table that cannot fit falls back to the stock sequence, in one line', () => {

@@ -24,7 +24,7 @@
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ElfFile } from '../../elf/elf-file.js';
 import { join } from 'node:path';
-import { kallsyms, layoutTables, type KallsymsOptions, type KallsymsTables } from '../kallsyms/index.js';
+import { buildTables, layoutTables, nameTables, readSelection, type KallsymsOptions, type KallsymsTables, type NameTables } from '../kallsyms/index.js';
 import { KallsymsError } from '../kallsyms/symbols.js';
 import { addressLocation, type FileLocation, type Patch } from '../../elf/patch.js';
 import { ElfError } from '../../elf/reader.js';
@@ -32,8 +32,11 @@ import { openElf, readBack, writePatches } from './elf-io.js';
 import { estimateSymbols, estimateTables } from './estimate.js';
 import { LinkMisfit, LinkStepError, type LinkListener, type LinkReport, type LinkStep } from './events.js';
 import { TIMESTAMP, timestampMake, type EarlyStart } from './early.js';
-import { capture, run, tryRun, type Runner } from './exec.js';
+import { capture, run, runAsync, tryRun, type Runner } from './exec.js';
+import { loadNames, namesKey, NAMES_CACHE, saveNames } from './names-cache.js';
 import { loadReservation, RESERVE_CACHE, reservationKey, saveReservation } from './reserve-cache.js';
+import { bufferShape, fileShape } from './symbol-shape.js';
+import { sha256 } from '../../util/hash.js';
 import { objtree, scriptPath, srctree, words, type LinkInputs } from './kbuild-env.js';
 import { parseLinkerScript } from './linker-script.js';
 import { DEFAULT_MARGIN, misfit, reserve, reservedAsm, tableBytes, type Margin, type Reservation } from './reserve.js';
@@ -58,6 +61,8 @@ const SHT_REL = 9;
 class Link61 {
   private readonly r: Runner;
   private links = 0;
+  private namesReused = false;
+  private preloaded: { key: string; names: NameTables } | undefined;
   readonly steps: LinkStep[] = [];
 
   /** Runs f as one step of the report's timeline. */
@@ -96,7 +101,7 @@ class Link61 {
   }
 
   /** vmlinux_link(): one full link of the kernel. */
-  link(output: string, extra: readonly string[]): void {
+  link(output: string, extra: readonly string[]): Promise<void> {
     this.info('LD', output);
     const e = this.env;
     let objs: string[];
@@ -128,7 +133,7 @@ class Link61 {
     if (output.startsWith('.tmp_vmlinux.kallsyms')) ldflags.push(`${wl}--strip-debug`);
     if (this.on('CONFIG_VMLINUX_MAP')) ldflags.push(`${wl}-Map=${output}.map`);
     this.links++;
-    this.time(`ld ${output}`, () => run(this.r, [
+    const argv = [
       ...ld,
       ...ldflags,
       '-o',
@@ -141,11 +146,15 @@ class Link61 {
       `${wl}--end-group`,
       ...extra.filter((x) => x !== ''),
       ...ldlibs,
-    ]));
+    ];
+    // Started, not waited for: kbx has work of its own while ld runs.
+    return this.time(`ld ${output}`, () => runAsync(this.r, argv)).then((status) => {
+      if (status !== 0) throw new LinkStepError(`${argv.join(' ')} exited with status ${status}`, status);
+    });
   }
 
   /** gen_btf(): the BTF link, pahole, and .BTF as a relocatable object. */
-  genBtf(vmlinux: string, out: string): void {
+  async genBtf(vmlinux: string, out: string): Promise<void> {
     const e = this.env;
     const pahole = e.PAHOLE ?? '';
     const fail = (why: string): never => {
@@ -156,7 +165,7 @@ class Link61 {
     const v = capture(this.r, [...words(pahole), '--version']).stdout.trim();
     const num = Number(v.replace(/v([0-9]+)\.([0-9]+)/, '$1$2'));
     if (!(num >= 116)) fail(`BTF: ${vmlinux}: pahole version ${v} is too old, need at least v1.16`);
-    this.link(vmlinux, []);
+    await this.link(vmlinux, []);
     this.info('BTF', out);
     this.time('pahole', () => run(this.r, [...words(pahole), '-J', ...words(e.PAHOLE_FLAGS), vmlinux], { env: { ...e, LLVM_OBJCOPY: e.OBJCOPY } }));
     this.time('objcopy .BTF', () =>
@@ -198,39 +207,47 @@ class Link61 {
    */
   predict(opts: KallsymsOptions, o: SingleLinkOptions, timestamp: ElfFile): Prediction {
     const objects = ['vmlinux.o', ...(this.on('CONFIG_MODULES') ? ['.vmlinux.export.o'] : [])];
+    const ldsText = readFileSync(this.path(`${objtree(this.inp)}/${this.env.KBUILD_LDS ?? ''}`), 'utf8');
+    const margin = o.margin ?? DEFAULT_MARGIN;
+    const namesExtra = o.namesExtra ?? 0;
+    const timestampKey = symbolKey(timestamp);
+    // The same objects' symbols as last time (symbol-shape.ts): the same prediction.
+    const shapes = [...objects.map((p) => fileShape(this.path(p))), bufferShape(Buffer.from(timestamp.bytes.buffer, timestamp.bytes.byteOffset, timestamp.bytes.byteLength))];
+    const shape = shapes.every((x) => x !== undefined) ? sha256(JSON.stringify({ shapes, lds: sha256(ldsText), opts, margin, namesExtra })) : undefined;
+    const cache = this.path(RESERVE_CACHE);
+    const kept = shape ? loadReservation(cache, { shape }) : undefined;
+    if (kept) return { res: kept.reservation, target: kept.target, reused: true, timestampKey };
+
     const files = objects.map((p) => openElf(this.path(p)));
     try {
       const elfs = [...files.map((f) => f.elf), timestamp];
       const h = elfs[0]!.header;
       const target = { wordSize: h.cls === 64 ? 8 : 4, endian: h.endian } as const;
-      const lds = parseLinkerScript(readFileSync(this.path(`${objtree(this.inp)}/${this.env.KBUILD_LDS ?? ''}`), 'utf8'));
-      const symbols = estimateSymbols(elfs, lds, opts);
-      const margin = o.margin ?? DEFAULT_MARGIN;
-      const key = reservationKey(symbols, opts, target, margin, o.namesExtra ?? 0);
-      let res = loadReservation(this.path(RESERVE_CACHE), key);
+      const symbols = estimateSymbols(elfs, parseLinkerScript(ldsText), opts);
+      const key = reservationKey(symbols, opts, target, margin, namesExtra);
+      let res = loadReservation(cache, { key })?.reservation;
       const reused = !!res;
-      if (!res) {
-        res = this.time('estimate tables', () => reserve(estimateTables(symbols, opts, target), margin, o.namesExtra ?? 0));
-        saveReservation(this.path(RESERVE_CACHE), key, res);
-      }
-      return { res, target, reused, timestampKey: symbolKey(timestamp) };
+      if (!res) res = this.time('estimate tables', () => reserve(estimateTables(symbols, opts, target), margin, namesExtra));
+      saveReservation(cache, { key, shape, target }, res);
+      return { res, target, reused, timestampKey };
     } finally {
       for (const f of files) f.close();
     }
   }
 
   /**
-   * Writes the reserved room as .incbin data and assembles it. The room is
-   * zeros: every byte of it is overwritten by the patch, and zeros make the
-   * linked image (its build ID among it) depend on the inputs alone.
+   * Writes the reserved room as .incbin data and starts assembling it (it
+   * runs while make does). The room is zeros: every byte of it is
+   * overwritten by the patch, and zeros make the linked image (its build ID
+   * among it) depend on the inputs alone.
    */
-  assemble(p: Prediction): void {
+  assemble(p: Prediction): Promise<void> {
     const e = this.env;
     this.info('KSYMS', KSYMS.S);
     writeFileSync(this.path(KSYMS.bin), Buffer.alloc(p.res.total));
     writeFileSync(this.path(KSYMS.S), reservedAsm(p.res, KSYMS.bin, 0n));
     this.info('AS', KSYMS.o);
-    this.time('as', () => run(this.r, [
+    const argv = [
       ...words(e.CC),
       ...words(e.NOSTDINC_FLAGS),
       ...words(e.LINUXINCLUDE),
@@ -241,7 +258,10 @@ class Link61 {
       '-o',
       KSYMS.o,
       KSYMS.S,
-    ]));
+    ];
+    return this.time('as', () => runAsync(this.r, argv)).then((status) => {
+      if (status !== 0) throw new LinkStepError(`${argv.join(' ')} exited with status ${status}`, status);
+    });
   }
 
   readTimestamp(): ElfFile | undefined {
@@ -257,9 +277,7 @@ class Link61 {
     const syms = readFileSync(this.path(KSYMS.syms));
     let tables: KallsymsTables;
     try {
-      const r = this.time('kallsyms', () => kallsyms(syms, opts, target));
-      for (const d of r.diagnostics) process.stderr.write(`${d}\n`); // what the C tool prints, kept
-      tables = r.tables;
+      tables = this.time('kallsyms', () => this.tables(syms, opts, target));
     } catch (e) {
       if (e instanceof KallsymsError) throw new LinkStepError(e.message, 1);
       throw e;
@@ -310,6 +328,44 @@ class Link61 {
     return tables;
   }
 
+  /**
+   * kallsyms of the linked image's symbol map, with the name tables of the
+   * previous link when its symbol list was the same (names-cache.ts).
+   */
+  tables(map: Buffer, opts: KallsymsOptions, target: KallsymsTables['target']): KallsymsTables {
+    const { selection, diagnostics } = readSelection(map, opts);
+    for (const d of diagnostics) process.stderr.write(`${d}\n`); // what the C tool prints, kept
+    const key = namesKey(selection.symbols, opts, target);
+    const kept = this.preloaded?.key === key ? this.preloaded.names : loadNames(this.path(NAMES_CACHE), key, selection.symbols.length);
+    this.namesReused = !!kept;
+    const names = kept ?? nameTables(selection.symbols, opts, target);
+    if (!kept) saveNames(this.path(NAMES_CACHE), key, names);
+    return buildTables(selection, opts, target, names);
+  }
+
+  /**
+   * While ld runs: the previous link's symbol map read the way the new one
+   * will be, and its stored name tables loaded. An edit that changes no
+   * symbol finds them ready, and the code that reads the new map runs warm
+   * (it runs once per process, and cold it is several times slower).
+   */
+  preload(opts: KallsymsOptions, target: KallsymsTables['target']): void {
+    let map: Buffer;
+    try {
+      map = readFileSync(this.path(KSYMS.syms));
+    } catch {
+      return; // a first link
+    }
+    try {
+      const syms = readSelection(map, opts).selection.symbols;
+      const key = namesKey(syms, opts, target);
+      const names = loadNames(this.path(NAMES_CACHE), key, syms.length);
+      if (names) this.preloaded = { key, names };
+    } catch {
+      // whatever was wrong with it is the new map's business, not this one's
+    }
+  }
+
   /** The file location of a table's address in vmlinux. */
   locate(elf: ElfFile, addr: bigint, name: string): FileLocation {
     try {
@@ -352,8 +408,13 @@ class Link61 {
       made = this.time(`make ${TIMESTAMP}`, () => timestampMake(this.inp, this.r.emit));
     }
     let prediction: Prediction | undefined;
+    let assembled: Promise<void> | undefined;
     try {
-      if (oldTimestamp) prediction = this.time('predict', () => this.predict(opts, o, oldTimestamp));
+      if (oldTimestamp) {
+        prediction = this.time('predict', () => this.predict(opts, o, oldTimestamp));
+        assembled = this.assemble(prediction);
+        assembled.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
+      }
     } finally {
       const status = await made;
       if (status !== 0) throw new LinkStepError(`make ${TIMESTAMP} exited with status ${status}`, status);
@@ -362,7 +423,7 @@ class Link61 {
     let btfO = '';
     if (this.on('CONFIG_DEBUG_INFO_BTF')) {
       btfO = '.btf.vmlinux.bin.o';
-      this.genBtf('.tmp_vmlinux.btf', btfO);
+      await this.genBtf('.tmp_vmlinux.btf', btfO);
     }
 
     const btfIds = (): void => {
@@ -376,10 +437,19 @@ class Link61 {
     if (kallsymsOn) {
       const now = this.readTimestamp();
       if (!now) throw new LinkStepError(`${TIMESTAMP} was not built`, 1);
-      if (!prediction || prediction.timestampKey !== symbolKey(now)) prediction = this.time('predict again', () => this.predict(opts, o, now));
+      if (!prediction || prediction.timestampKey !== symbolKey(now)) {
+        const again = this.time('predict again', () => this.predict(opts, o, now));
+        if (!prediction || !sameReservation(again.res, prediction.res)) {
+          await assembled?.catch(() => undefined); // it writes the files assembled again
+          assembled = undefined;
+        }
+        prediction = again;
+      }
       const { res, target } = prediction;
-      this.assemble(prediction);
-      this.link('vmlinux', [KSYMS.o, btfO]);
+      await (assembled ?? this.assemble(prediction));
+      const linked = this.link('vmlinux', [KSYMS.o, btfO]);
+      this.time('preload', () => this.preload(opts, target));
+      await linked;
       const t = this.patchTables(opts, res, target);
       btfIds();
       // System.map is `mksysmap vmlinux`; neither the patch nor resolve_btfids
@@ -392,9 +462,9 @@ class Link61 {
       const slots: Record<string, [number, number]> = {};
       const bytes = tableBytes(t);
       for (const s of res.slots) slots[s.name] = [s.size, bytes.get(s.name)?.length ?? 0];
-      report = { symbols: t.numSyms, reservedBytes: res.total, tableBytes: use, paddingBytes: res.total - use, reservationReused: prediction.reused, slots };
+      report = { symbols: t.numSyms, reservedBytes: res.total, tableBytes: use, paddingBytes: res.total - use, reservationReused: prediction.reused, namesReused: this.namesReused, slots };
     } else {
-      this.link('vmlinux', [btfO]);
+      await this.link('vmlinux', [btfO]);
       btfIds();
       this.mksysmap('vmlinux', 'System.map');
     }
@@ -446,6 +516,10 @@ export function slotAddresses(map: Buffer, names: readonly string[]): Map<string
     if (/^[0-9a-f]+$/.test(hex)) out.set(name, BigInt(`0x${hex}`));
   }
   return out;
+}
+
+function sameReservation(a: Reservation, b: Reservation): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 function parseOrUndefined(bytes: Buffer): ElfFile | undefined {
