@@ -247,10 +247,11 @@ describe('routing the link line of kbx make', () => {
   test('a 6.1 tree, or its O= object tree, gets the override; the recipe is 6.1’s own with kbx for $<', { skip: !tree && 'linux-source-6.1 missing' }, () => {
     const r = route(tree!, '/usr/bin/node', '/opt/kbx/dist/src/cli/link-vmlinux.js');
     assert.ok(r.routed);
-    assert.deepEqual(r.args, [
-      `cmd_link_vmlinux=MAKE='$(MAKE)' '/usr/bin/node' '/opt/kbx/dist/src/cli/link-vmlinux.js' "$(LD)" "$(KBUILD_LDFLAGS)" "$(LDFLAGS_vmlinux)"; $(if $(ARCH_POSTLINK), $(MAKE) -f $(ARCH_POSTLINK) $@, true)`,
-    ]);
-    assert.equal(recipeOf(mkv), r.args[0]!.slice('cmd_link_vmlinux='.length).replace(`MAKE='$(MAKE)' '/usr/bin/node' '/opt/kbx/dist/src/cli/link-vmlinux.js'`, '$<'));
+    const kbx =
+      `: > .tmp_vmlinux.kbx.made; { set +e; $(MAKE) -f "$(srctree)"/scripts/Makefile.build obj=init init/version-timestamp.o; echo $$? > .tmp_vmlinux.kbx.made; } & ` +
+      `KBX_LINK_MADE=$$! MAKE='$(MAKE)' '/usr/bin/node' '/opt/kbx/dist/src/cli/link-vmlinux.js'`;
+    assert.deepEqual(r.args, [`cmd_link_vmlinux=${kbx} "$(LD)" "$(KBUILD_LDFLAGS)" "$(LDFLAGS_vmlinux)"; $(if $(ARCH_POSTLINK), $(MAKE) -f $(ARCH_POSTLINK) $@, true)`]);
+    assert.equal(recipeOf(mkv), r.args[0]!.slice('cmd_link_vmlinux='.length).replace(kbx, '$<'));
     const obj = join(work, 'objtree');
     mkdirSync(obj, { recursive: true });
     rmSync(join(obj, 'source'), { force: true });
@@ -267,17 +268,22 @@ describe('routing the link line of kbx make', () => {
     assert.deepEqual(linkVmlinuxMakeArgs({ dir: work, roots: [work], goals: [] }), []);
   });
 
-  test('paths with spaces, quotes and dollars reach the shell intact, through make', () => {
+  test('paths with spaces, quotes and dollars reach the shell intact, through make; make runs first, its status left for kbx', () => {
     const dir = join(work, "route's $HOME dir");
+    const src = join(work, 'route-src'); // kbuild itself takes no blanks or quotes in srctree
+    mkdirSync(join(src, 'scripts'), { recursive: true });
     mkdirSync(dir, { recursive: true });
     const entry = join(dir, 'entry.js');
-    writeFileSync(join(dir, 'Makefile'), 'LD := ld -m x\nKBUILD_LDFLAGS := -z a\nLDFLAGS_vmlinux :=\nvmlinux: ; $(cmd_link_vmlinux)\n');
+    writeFileSync(join(dir, 'Makefile'), `srctree := ${src}\nLD := ld -m x\nKBUILD_LDFLAGS := -z a\nLDFLAGS_vmlinux :=\nvmlinux: ; +$(cmd_link_vmlinux)\n`);
+    writeFileSync(join(src, 'scripts/Makefile.build'), 'init/version-timestamp.o: ; @sleep 0.2; echo $(obj) > made-by-make; exit 3\n');
     const fake = join(dir, 'node');
-    writeFileSync(fake, `#!/bin/sh\nprintf '%s|' "$MAKE" "$@" > '${join(work, 'argv')}'\n`);
+    // Waits for the status as kbx does, then shows what it was given.
+    writeFileSync(fake, `#!/bin/sh\nwhile [ ! -s .tmp_vmlinux.kbx.made ]; do sleep 0.05; done\nprintf '%s|' "$MAKE" "$@" "$(cat made-by-make)" "$(cat .tmp_vmlinux.kbx.made)" > '${join(work, 'argv')}'\necho "$KBX_LINK_MADE" > '${join(work, 'pid')}'\n`);
     chmodSync(fake, 0o755);
     const r = spawnSync('make', ['-s', '-C', dir, routeOverride(fake, entry)], { encoding: 'utf8', env: cleanEnv() });
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(readFileSync(join(work, 'argv'), 'utf8'), `make|${entry}|ld -m x|-z a||`);
+    assert.equal(readFileSync(join(work, 'argv'), 'utf8'), `make|${entry}|ld -m x|-z a||init|2|`); // make's own status for a failed recipe
+    assert.match(readFileSync(join(work, 'pid'), 'utf8'), /^\d+\n$/);
     assert.equal(makeShellWord("a'b$c"), "'a'\\''b$$c'");
   });
 });
@@ -291,13 +297,13 @@ describe('a script kbx does not know', () => {
     writeFileSync(join(src, 'scripts/link-vmlinux.sh'), '#!/bin/sh\nprintf "%s|" "$0" "$@" "$KBX_PROBE" > ran\n');
     chmodSync(join(src, 'scripts/link-vmlinux.sh'), 0o755);
     const call: LinkCall = { args: ['ld', '-m elf_x86_64', '--build-id=sha1'], env: { ...process.env, srctree: src, objtree: '.', KBX_PROBE: 'p' } };
-    const r = runKbxLink(obj, call);
+    const r = runKbxLink(obj, call, {}, undefined, undefined, true);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(readFileSync(join(obj, 'ran'), 'utf8'), `${src}/scripts/link-vmlinux.sh|ld|-m elf_x86_64|--build-id=sha1|p|`);
     assert.match(r.stderr, /^kbx link-vmlinux: running scripts\/link-vmlinux\.sh instead: scripts\/link-vmlinux\.sh is not one kbx knows/);
     assert.equal(r.stderr.trim().split('\n').length, 1);
     // `clean` goes to the script without a word.
-    const c = runKbxLink(obj, { ...call, args: ['clean'] });
+    const c = runKbxLink(obj, { ...call, args: ['clean'] }, {}, undefined, undefined, true);
     assert.equal(c.status, 0);
     assert.equal(c.stderr, '');
     assert.equal(readFileSync(join(obj, 'ran'), 'utf8'), `${src}/scripts/link-vmlinux.sh|clean|p|`);
@@ -480,7 +486,7 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
     assert.equal(r.report?.mode, 'single');
     assert.equal(r.report?.links, kbxLinks());
     assert.doesNotMatch(r.daemonLog, /link-vmlinux/);
-    assert.match(readFileSync(join(OUT, '.vmlinux.cmd'), 'utf8'), /^cmd_vmlinux := MAKE='make' '[^']+' '[^']+\/cli\/link-vmlinux\.js' "ld"/);
+    assert.match(readFileSync(join(OUT, '.vmlinux.cmd'), 'utf8'), /^cmd_vmlinux := : > \.tmp_vmlinux\.kbx\.made; \{ set \+e; make -f .* & KBX_LINK_MADE=\$\$! MAKE='make' '[^']+' '[^']+\/cli\/link-vmlinux\.js' "ld"/);
     const names = (m: MapLine[]) => m.map((l) => `${l.type} ${l.name}`).sort();
     assert.deepEqual(names(readSystemMap(join(OUT, 'System.map'))), names(stock.map));
   });

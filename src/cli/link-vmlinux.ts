@@ -21,6 +21,9 @@ function printer(verbose: boolean): (e: LinkEvent) => void {
       case 'trace':
         if (verbose) process.stderr.write(`+ ${e.argv.join(' ')}\n`);
         break;
+      case 'warning':
+        process.stderr.write(`kbx link-vmlinux: ${e.message}\n`);
+        break;
       case 'fallback':
         process.stderr.write(`kbx link-vmlinux: running scripts/link-vmlinux.sh instead: ${e.reason}\n`);
         break;

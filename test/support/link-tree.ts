@@ -13,7 +13,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { kbxLinkEntry } from '../../src/kernel/link/route.js';
+import { kbxLinkEntry, routedShellCommand } from '../../src/kernel/link/route.js';
 import { hasTool } from './kernel-tree.js';
 
 export interface LinkCall {
@@ -101,10 +101,17 @@ export function runStockLink(objdir: string, call: LinkCall, ld?: string): Stage
   return stage(objdir, [script, ...args], call.env);
 }
 
-/** `kbx link-vmlinux` with the same arguments and environment, started as `kbx make` routes it. */
-export function runKbxLink(objdir: string, call: LinkCall, extraEnv: NodeJS.ProcessEnv = {}, ld?: string, entry = kbxLinkEntry): StageRun {
+/**
+ * `kbx link-vmlinux` with the same arguments and environment: by default
+ * started as `kbx make` routes it (the recipe's shell text, make started by
+ * the shell first), or with `direct` as a user would run it by hand.
+ */
+export function runKbxLink(objdir: string, call: LinkCall, extraEnv: NodeJS.ProcessEnv = {}, ld?: string, entry = kbxLinkEntry, direct = false): StageRun {
   const args = ld ? [ld, ...call.args.slice(1)] : call.args;
-  return stage(objdir, [process.execPath, entry, ...args], { ...call.env, ...extraEnv });
+  const env = { ...call.env, ...extraEnv };
+  if (direct) return stage(objdir, [process.execPath, entry, ...args], env);
+  const sh = routedShellCommand(process.execPath, entry, env.MAKE || 'make', env.srctree ?? '.');
+  return stage(objdir, ['sh', '-c', `${sh} "$@"`, 'sh', ...args], env);
 }
 
 export interface MapLine {

@@ -14,6 +14,7 @@ import { resolve } from 'node:path';
 import { detectScript } from './detect.js';
 import type { LinkListener } from './events.js';
 import { runAsync } from './exec.js';
+import { TIMESTAMP_COPY, waitForMade } from './made.js';
 import { srctree, words, type LinkInputs } from './kbuild-env.js';
 
 export const TIMESTAMP = 'init/version-timestamp.o';
@@ -23,7 +24,7 @@ export interface EarlyStart {
   timestampBefore: Buffer | undefined;
   /** The make's exit status. */
   made: Promise<number>;
-  /** When the make started (performance.now()). */
+  /** When the make started (performance.now(); 0 when the recipe's shell started it, just before node). */
   at: number;
 }
 
@@ -32,8 +33,24 @@ export function timestampMake(inp: LinkInputs, emit: LinkListener): Promise<numb
   return runAsync({ cwd: inp.cwd, env: inp.env, emit }, [...words(inp.env.MAKE || 'make'), '-f', `${srctree(inp)}/scripts/Makefile.build`, 'obj=init', TIMESTAMP]);
 }
 
-/** Starts the make when the single link will want it; undefined when the tree's script is to run. */
+/**
+ * Starts the make when the single link will want it; undefined when the
+ * tree's script is to run. When the routed recipe's shell has started it
+ * already (KBX_LINK_MADE is its pid, made.ts), waits for that one instead,
+ * whatever the tree: the script must not start a second make beside it.
+ */
 export function startEarly(inp: LinkInputs, emit: LinkListener): EarlyStart | undefined {
+  const shell = inp.env.KBX_LINK_MADE;
+  if (shell && /^\d+$/.test(shell)) {
+    let timestampBefore: Buffer | undefined;
+    try {
+      timestampBefore = readFileSync(resolve(inp.cwd, TIMESTAMP_COPY));
+    } catch {
+      timestampBefore = undefined; // a first link: predicted once the make is done
+    }
+    const lost = () => emit({ kind: 'warning', message: `the shell that ran make ${TIMESTAMP} ended without leaving its exit status` });
+    return { timestampBefore, at: 0, made: waitForMade(inp.cwd, Number(shell), lost) };
+  }
   if (inp.args.length !== 3 || !detectScript(resolve(inp.cwd, srctree(inp))).known) return undefined;
   let timestampBefore: Buffer | undefined;
   try {

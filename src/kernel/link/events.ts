@@ -42,6 +42,8 @@ export type LinkEvent =
   /** A command about to run (printed under V=1 like the script's set -x). */
   | { kind: 'trace'; argv: readonly string[] }
   | { kind: 'fallback'; reason: string }
+  /** Something the user should know that is not a failure of its own (printed once, on stderr). */
+  | { kind: 'warning'; message: string }
   | { kind: 'done'; report: LinkReport };
 
 export type LinkListener = (e: LinkEvent) => void;

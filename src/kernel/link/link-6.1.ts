@@ -32,6 +32,7 @@ import { openElf, readBack, writePatches } from './elf-io.js';
 import { estimateSymbols, estimateTables } from './estimate.js';
 import { LinkMisfit, LinkStepError, type LinkListener, type LinkReport, type LinkStep } from './events.js';
 import { TIMESTAMP, timestampMake, type EarlyStart } from './early.js';
+import { TIMESTAMP_COPY } from './made.js';
 import { capture, run, runAsync, tryRun, type Runner } from './exec.js';
 import { loadNames, namesKey, NAMES_CACHE, saveNames } from './names-cache.js';
 import { loadReservation, RESERVE_CACHE, reservationKey, saveReservation } from './reserve-cache.js';
@@ -437,6 +438,7 @@ class Link61 {
     if (kallsymsOn) {
       const now = this.readTimestamp();
       if (!now) throw new LinkStepError(`${TIMESTAMP} was not built`, 1);
+      copyFileSync(this.path(TIMESTAMP), this.path(TIMESTAMP_COPY)); // what the next routed link predicts from (made.ts)
       if (!prediction || prediction.timestampKey !== symbolKey(now)) {
         const again = this.time('predict again', () => this.predict(opts, o, now));
         if (!prediction || !sameReservation(again.res, prediction.res)) {

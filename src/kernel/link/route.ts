@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MakeInvocation } from '../../cli/make.js';
 import { detectScript, type Detection } from './detect.js';
+import { MADE_FILE } from './made.js';
 
 /** The recipe as 6.1's scripts/Makefile.vmlinux defines it (whitespace and line continuations aside). */
 const STOCK_RECIPE = '$< "$(LD)" "$(KBUILD_LDFLAGS)" "$(LDFLAGS_vmlinux)"; $(if $(ARCH_POSTLINK), $(MAKE) -f $(ARCH_POSTLINK) $@, true)';
@@ -36,19 +37,41 @@ export function sourceTree(dir: string): string {
 
 /** A word for the shell inside a make variable: single-quoted, `$` doubled for make. */
 export function makeShellWord(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`.replace(/\$/g, '$$$$');
+  return shellWord(s).replace(/\$/g, '$$$$');
+}
+
+/** A word for the shell: single-quoted. */
+export function shellWord(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /**
- * The command-line override that runs `node <entry> ARGS` in the script's
- * place. Like the script, kbx runs make (for init/version-timestamp.o), so
- * the line names it: the shim passes a line that runs make through (as it
- * does anyway under -j, where the recipe's `+` hands it the jobserver), and
- * never caches the link. MAKE is already in the environment, with this value.
+ * The shell text in the script's place. The script's first step, make for
+ * init/version-timestamp.o, is started in the background at once (node
+ * takes about 0.1 s to start, and that make is on the link's critical path);
+ * the background shell leaves the make's status in MADE_FILE and kbx, told
+ * its pid, waits for it (made.ts). The line runs make, so the shim passes it
+ * through (as it does anyway under -j, where the recipe's `+` hands it the
+ * jobserver) and never caches the link.
+ *
+ * `make`, `makeValue`, `srctree`, `node` and `entry` are shell text; `d` is
+ * how a `$` of the shell is written (`$$` inside a make variable).
  */
+function linkCommand(w: { make: string; makeValue: string; srctree: string; node: string; entry: string }, d: string): string {
+  const step = `${w.make} -f ${w.srctree}/scripts/Makefile.build obj=init init/version-timestamp.o`;
+  // set +e: kbuild runs recipes under set -e, which would end the group before a failed make's status is written.
+  return `: > ${MADE_FILE}; { set +e; ${step}; echo ${d}? > ${MADE_FILE}; } & KBX_LINK_MADE=${d}! MAKE=${w.makeValue} ${w.node} ${w.entry}`;
+}
+
+/** The command-line override that runs the routed link (linkCommand) in the script's place. MAKE is already in the environment, with this value. */
 export function routeOverride(node: string, entry: string): string {
-  const kbx = `MAKE='$(MAKE)' ${makeShellWord(node)} ${makeShellWord(entry)}`;
+  const kbx = linkCommand({ make: '$(MAKE)', makeValue: "'$(MAKE)'", srctree: '"$(srctree)"', node: makeShellWord(node), entry: makeShellWord(entry) }, '$$');
   return `cmd_link_vmlinux=${STOCK_RECIPE.replace('$<', () => kbx)}`; // a function: kbx's $$ is no replacement pattern
+}
+
+/** The routed link as plain shell text, make and srctree given: what the override runs, for tests and benchmarks (append the three arguments). */
+export function routedShellCommand(node: string, entry: string, make: string, srctree: string): string {
+  return linkCommand({ make: shellWord(make), makeValue: shellWord(make), srctree: shellWord(srctree), node: shellWord(node), entry: shellWord(entry) }, '$');
 }
 
 /** The definition of cmd_link_vmlinux in a Makefile.vmlinux text, joined and with runs of blanks made one space. */
