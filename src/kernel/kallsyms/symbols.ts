@@ -112,6 +112,16 @@ function hexDigit(c: number): number {
   return l >= 97 && l <= 102 ? l - 87 : -1;
 }
 
+/** The value of the hex digits in [from, to) (at most 8, checked by the caller), as a uint32. */
+function hexValue(buf: Uint8Array, from: number, to: number): number {
+  let v = 0;
+  for (let i = from; i < to; i++) {
+    const c = buf[i]!;
+    v = v * 16 + (c <= 57 ? c - 48 : (c | 0x20) - 87);
+  }
+  return v;
+}
+
 /**
  * read_map() of kallsyms.c: the input is read as fscanf("%llx %c %2048s\n")
  * records, so fields are separated by any whitespace and a line that does
@@ -144,27 +154,28 @@ export function readMap(input: Uint8Array): SymbolMap {
     while (p < stop && buf[p++] !== 10);
   };
 
-  // Fast path for the common well-formed line, on the latin1 text (one char
-  // per byte, so offsets agree). Written for speed on purpose: a regular
-  // expression runs as native code where a byte loop would wait for the JIT.
-  // Anything else (a 0x prefix, a sign, 17+ digits, a name longer than the
-  // scan buffer, odd spacing) goes through the general scanner below.
+  // Fast path for the common well-formed line, `<1-16 hex digits> <type>
+  // <name>\n`, on the latin1 text (one char per byte, so offsets agree).
+  // Written for speed on purpose: it runs once or twice per link process,
+  // so the line is checked natively (one regular expression test without
+  // captures), the name is the one allocation per line, and only the digits
+  // are read by a loop. Anything else (a 0x prefix, a sign, 17+ digits, odd
+  // spacing, a name longer than the scan buffer) goes through the general
+  // scanner below.
   const text = buf.toString('latin1');
-  const line = /([0-9a-fA-F]{1,16}) ([^\t\n\v\f\r ]) ([^\t\n\v\f\r ]{1,2048})(?=[\t\n\v\f\r ]|$)/y;
+  const plain = /[0-9a-fA-F]{1,16} [^\t\n\v\f\r ] [^\t\n\v\f\r ]{1,2048}(?:\n|$)/y;
 
   while (p < n) {
     skipSpace();
     if (p >= n) break; // EOF before any conversion
-    line.lastIndex = p;
-    const m = line.exec(text);
-    if (m) {
-      const hex = m[1]!;
-      const split = hex.length - 8;
-      const hi = split > 0 ? parseInt(hex.slice(0, split), 16) : 0;
-      const lo = parseInt(split > 0 ? hex.slice(split) : hex, 16);
-      p = line.lastIndex;
-      skipSpace();
-      addSymbol(map, hi, lo, m[2]!.charCodeAt(0), m[3]!);
+    plain.lastIndex = p;
+    if (plain.test(text)) {
+      const sp = text.indexOf(' ', p);
+      const split = Math.max(p, sp - 8);
+      let end = plain.lastIndex;
+      if (text.charCodeAt(end - 1) === 10) end--;
+      addSymbol(map, hexValue(buf, p, split), hexValue(buf, split, sp), text.charCodeAt(sp + 1), text.slice(sp + 3, end));
+      p = plain.lastIndex;
       continue;
     }
     // %llx
@@ -308,15 +319,25 @@ export function selectSymbols(map: SymbolMap, opts: KallsymsOptions): Selection 
       if (inRange(s, map.percpuRange)) kept[i] = { ...s, type: 65, percpuAbsolute: true };
     }
   }
-  const keyed = kept.map((s) => {
+  // The tie-breaks as one number per symbol, sorted by index: no object per symbol.
+  const n = kept.length;
+  const tie = new Int32Array(n);
+  const order = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const s = kept[i]!;
     const weak = s.type === 119 || s.type === 87 ? 1 : 0; // 'w' 'W'
     const lsp = mayBeLinkerScriptProvide(s.name) ? 1 : 0;
-    return { s, key: (weak << 20) | (lsp << 19) | Math.min(leadingUnderscores(s.name), 0x7ffff) };
-  });
+    tie[i] = (weak << 20) | (lsp << 19) | Math.min(leadingUnderscores(s.name), 0x7ffff);
+    order[i] = i;
+  }
   // The comparator ends on startPos, so it is a total order and any correct
   // sort yields the C tool's qsort result.
-  keyed.sort((a, b) => cmp(a.s.hi, a.s.lo, b.s.hi, b.s.lo) || a.key - b.key || a.s.startPos - b.s.startPos);
-  const sorted = keyed.map((k) => k.s);
+  order.sort((a, b) => {
+    const x = kept[a]!;
+    const y = kept[b]!;
+    return cmp(x.hi, x.lo, y.hi, y.lo) || tie[a]! - tie[b]! || x.startPos - y.startPos;
+  });
+  const sorted = order.map((i) => kept[i]!);
   let relativeBase = 0n;
   if (opts.baseRelative) {
     const first = sorted.find((s) => !s.percpuAbsolute);

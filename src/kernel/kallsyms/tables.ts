@@ -183,7 +183,8 @@ export function buildTables(sel: Selection, opts: KallsymsOptions, target: Targe
   const n = syms.length;
   const le = target.endian === 'little';
   const named = names ?? nameTables(syms, opts, target);
-  const addrs = syms.map((s) => toBigInt(s.hi, s.lo));
+  let addrs: bigint[] | undefined; // made when asked for: tens of thousands of bigints
+  const addrsOf = (): bigint[] => (addrs ??= syms.map((s) => toBigInt(s.hi, s.lo)));
 
   let addresses: Uint8Array | undefined;
   let offsets: Uint8Array | undefined;
@@ -193,7 +194,7 @@ export function buildTables(sel: Selection, opts: KallsymsOptions, target: Targe
     offsets = w.bytes;
   } else {
     const w = new Writer(n * target.wordSize, le);
-    for (let i = 0; i < n; i++) w.word(i * target.wordSize, addrs[i]!, target.wordSize);
+    for (let i = 0; i < n; i++) w.word(i * target.wordSize, addrsOf()[i]!, target.wordSize);
     addresses = w.bytes;
   }
 
@@ -203,7 +204,9 @@ export function buildTables(sel: Selection, opts: KallsymsOptions, target: Targe
     absolutePercpu: !!opts.absolutePercpu,
     text: sel.text,
     numSyms: n,
-    addrs,
+    get addrs() {
+      return addrsOf();
+    },
     percpuAbsolute: syms.map((s) => s.percpuAbsolute),
     addresses,
     offsets,
