@@ -457,6 +457,25 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
     }
   });
 
+  test('after a table that did not fit, the same symbols get room enough and link once', () => {
+    // 3000 bytes short of the estimate's kallsyms_names: more than the margin.
+    const env = { KBX_LINK_NAMES_MARGIN: '-3000' };
+    const link = (name: string) => {
+      const rep = join(work, `${name}.json`);
+      const r = runKbxLink(OUT, stock.call, { ...env, KBX_LINK_REPORT: rep });
+      assert.equal(r.status, 0, r.stderr);
+      return { report: report(rep), stderr: r.stderr };
+    };
+    const first = link('grow-1');
+    assert.equal(first.report.mode, 'stock');
+    assert.match(first.stderr, /kallsyms_names needs/);
+    const second = link('grow-2');
+    assert.equal(second.report.mode, 'single', second.stderr);
+    assert.equal(second.report.kallsyms?.reservationReused, true);
+    assert.equal(second.stderr, '');
+    assertTablesListSystemMap();
+  });
+
   // kbx make passes make one more argument, an override of the link recipe
   // (src/kernel/link/route.ts). vmlinux is removed first so that each run
   // links; the counting ld first on PATH counts the links.

@@ -40,7 +40,7 @@ import { bufferShape, fileShape } from './symbol-shape.js';
 import { sha256 } from '../../util/hash.js';
 import { objtree, scriptPath, srctree, words, type LinkInputs } from './kbuild-env.js';
 import { parseLinkerScript } from './linker-script.js';
-import { DEFAULT_MARGIN, misfit, reserve, reservedAsm, tableBytes, type Margin, type Reservation } from './reserve.js';
+import { DEFAULT_MARGIN, grow, misfit, reserve, reservedAsm, tableBytes, type Margin, type Reservation } from './reserve.js';
 
 export interface SingleLinkOptions {
   margin?: Margin;
@@ -217,7 +217,7 @@ class Link61 {
     const shape = shapes.every((x) => x !== undefined) ? sha256(JSON.stringify({ shapes, lds: sha256(ldsText), opts, margin, namesExtra })) : undefined;
     const cache = this.path(RESERVE_CACHE);
     const kept = shape ? loadReservation(cache, { shape }) : undefined;
-    if (kept) return { res: kept.reservation, target: kept.target, reused: true, timestampKey };
+    if (kept) return { res: kept.reservation, target: kept.target, reused: true, timestampKey, key: kept.key, shape, margin, namesExtra };
 
     const files = objects.map((p) => openElf(this.path(p)));
     try {
@@ -230,7 +230,7 @@ class Link61 {
       const reused = !!res;
       if (!res) res = this.time('estimate tables', () => reserve(estimateTables(symbols, opts, target), margin, namesExtra));
       saveReservation(cache, { key, shape, target }, res);
-      return { res, target, reused, timestampKey };
+      return { res, target, reused, timestampKey, key, shape, margin, namesExtra };
     } finally {
       for (const f of files) f.close();
     }
@@ -273,7 +273,8 @@ class Link61 {
   }
 
   /** Regenerates the table from the linked vmlinux's symbols and patches it into the reserved slots. */
-  patchTables(opts: KallsymsOptions, res: Reservation, target: KallsymsTables['target']): KallsymsTables {
+  patchTables(opts: KallsymsOptions, p: Prediction): KallsymsTables {
+    const { res, target } = p;
     this.mksysmap('vmlinux', KSYMS.syms);
     const syms = readFileSync(this.path(KSYMS.syms));
     let tables: KallsymsTables;
@@ -285,7 +286,11 @@ class Link61 {
     }
     this.info('KSYMS', 'vmlinux (in place)');
     const why = misfit(tables, res);
-    if (why) throw new LinkMisfit(`the kallsyms table does not fit the room reserved in the single link: ${why}`);
+    if (why) {
+      // The next link of the same symbols reserves enough (the script links this time).
+      saveReservation(this.path(RESERVE_CACHE), { key: p.key ?? '', shape: p.shape, target }, grow(res, tables, p.margin, p.namesExtra));
+      throw new LinkMisfit(`the kallsyms table does not fit the room reserved in the single link: ${why}`);
+    }
 
     // Where the tables sit: their addresses from the symbols just listed
     // (vmlinux's own, as nm read them), their file offsets from the section
@@ -452,7 +457,7 @@ class Link61 {
       const linked = this.link('vmlinux', [KSYMS.o, btfO]);
       this.time('preload', () => this.preload(opts, target));
       await linked;
-      const t = this.patchTables(opts, res, target);
+      const t = this.patchTables(opts, prediction);
       btfIds();
       // System.map is `mksysmap vmlinux`; neither the patch nor resolve_btfids
       // touches a symbol, so it is the list the table was made from, which
@@ -488,6 +493,11 @@ interface Prediction {
   /** The reservation is the previous link's (the same predicted symbols). */
   reused: boolean;
   timestampKey: string;
+  /** What the reservation is stored under (reserve-cache.ts), and what it was sized with. */
+  key: string | undefined;
+  shape: string | undefined;
+  margin: Margin;
+  namesExtra: number;
 }
 
 /** The symbols of an object, by name, kind and section: what the prediction reads of it. */

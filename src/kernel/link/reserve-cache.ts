@@ -57,6 +57,7 @@ function wellFormed(r: unknown): r is Reservation {
 export interface StoredReservation {
   reservation: Reservation;
   target: Target;
+  key: string | undefined;
 }
 
 /** What a stored reservation is found by: the predicted symbols, or the objects' symbol shape they were predicted from. */
@@ -71,7 +72,7 @@ export function loadReservation(path: string, ids: ReservationIds): StoredReserv
     const j = JSON.parse(readFileSync(path, 'utf8')) as { format?: unknown; key?: unknown; shape?: unknown; target?: unknown; reservation?: unknown };
     if (j.format !== FORMAT || !wellFormed(j.reservation) || !wellFormedTarget(j.target)) return undefined;
     const found = (ids.key !== undefined && j.key === ids.key) || (ids.shape !== undefined && j.shape === ids.shape);
-    return found ? { reservation: j.reservation, target: j.target } : undefined;
+    return found ? { reservation: j.reservation, target: j.target, key: typeof j.key === 'string' ? j.key : undefined } : undefined;
   } catch {
     return undefined;
   }

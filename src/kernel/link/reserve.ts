@@ -62,6 +62,24 @@ export function reserve(est: KallsymsTables, m: Margin, namesExtra = 0): Reserva
   return { wordSize: w, slots, total: off };
 }
 
+/**
+ * A reservation that holds `t` (with the margin) and everything `r` held:
+ * what the next link reserves after `t` did not fit `r`, so that the same
+ * symbols do not fall back to the script again.
+ */
+export function grow(r: Reservation, t: KallsymsTables, m: Margin, namesExtra = 0): Reservation {
+  const need = reserve(t, m, namesExtra);
+  const bytes = tableBytes(t);
+  const slots: Slot[] = [];
+  let off = 0;
+  for (const s of need.slots) {
+    const size = Math.max(s.size, r.slots.find((x) => x.name === s.name)?.size ?? 0, align(bytes.get(s.name)?.length ?? 0, need.wordSize));
+    slots.push({ name: s.name, offset: off, size });
+    off += size;
+  }
+  return { wordSize: need.wordSize, slots, total: off };
+}
+
 /** Per table, the bytes it needs now (laid out as the C tool would). */
 export function tableBytes(t: KallsymsTables): Map<string, Uint8Array> {
   const { image, tables } = layoutTables(t);
