@@ -9,11 +9,9 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ElfFile } from '../src/elf/elf-file.js';
-import { applyPatches, planSymbolWrite } from '../src/elf/patch.js';
 import {
   decodeTables,
   elfTableSource,
-  elfTarget,
   emitKallsyms,
   imageSource,
   kallsyms,
@@ -23,6 +21,7 @@ import {
 } from '../src/kernel/kallsyms/index.js';
 import { readMap, selectSymbols } from '../src/kernel/kallsyms/symbols.js';
 import { cKallsyms, kernelTree } from './support/kernel-tree.js';
+import { assertStockTablesAreOurs } from './support/stock-tables.js';
 import { syntheticMap } from './support/kallsyms-synthetic.js';
 import {
   assemble,
@@ -200,7 +199,7 @@ describe('kallsyms symbol selection', () => {
 
 // Kernels built by the stock script as in test/fixtures/kallsyms/README.md,
 // named explicitly (a tree left on disk may since have been relinked).
-// test/link-vmlinux.test.ts covers a freshly built tree in every run.
+// test/link-vmlinux.test.ts makes the same check on the tree it links in every run.
 const BUILT_TREES = (process.env.KBX_KALLSYMS_BUILDS ?? '')
   .split(':')
   .filter((d) => existsSync(join(d, 'vmlinux')) && existsSync(join(d, '.tmp_vmlinux.kallsyms2.syms')));
@@ -208,21 +207,7 @@ const BUILT_TREES = (process.env.KBX_KALLSYMS_BUILDS ?? '')
 describe('a linked vmlinux', { skip: BUILT_TREES.length === 0 && 'no built kernel tree' }, () => {
   for (const dir of BUILT_TREES) {
     test(`${dir}: its tables are ours for its final symbol map, and patching them in changes no byte`, () => {
-      const config = readFileSync(join(dir, '.config'), 'utf8');
-      const on = (k: string): boolean => new RegExp(`^CONFIG_${k}=y$`, 'm').test(config);
-      const o: KallsymsOptions = { allSymbols: on('KALLSYMS_ALL'), absolutePercpu: on('KALLSYMS_ABSOLUTE_PERCPU'), baseRelative: on('KALLSYMS_BASE_RELATIVE') };
-      const vmlinux = readFileSync(join(dir, 'vmlinux'));
-      const elf = ElfFile.parse(vmlinux);
-      const target = elfTarget(elf);
-      // link-vmlinux.sh links the tables made from this map into the final image.
-      const mine = kallsyms(readFileSync(join(dir, '.tmp_vmlinux.kallsyms2.syms')), o, target);
-      const { image, tables } = layoutTables(mine.tables);
-      const p = { ...target, baseRelative: !!o.baseRelative, absolutePercpu: !!o.absolutePercpu };
-      assert.deepEqual(decodeTables(imageSource(image, tables), p).symbols, decodeTables(elfTableSource(elf), p).symbols);
-
-      const copy = Buffer.from(vmlinux);
-      applyPatches(copy, tables.map((t) => planSymbolWrite(elf, t.name, image.subarray(t.offset, t.offset + t.size))));
-      assert.equal(Buffer.compare(copy, vmlinux), 0);
+      assertStockTablesAreOurs(dir);
     });
   }
 });

@@ -27,6 +27,7 @@ import { RESERVE_CACHE } from '../src/kernel/link/reserve-cache.js';
 import { bufferShape, fileShape } from '../src/kernel/link/symbol-shape.js';
 import type { LinkReport } from '../src/kernel/link/events.js';
 import { cleanEnv } from './support/env.js';
+import { assertStockTablesAreOurs } from './support/stock-tables.js';
 import { Kbx, summary } from './support/kbx.js';
 import { kernelTree } from './support/kernel-tree.js';
 import {
@@ -341,6 +342,16 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
     assert.equal(r.status, 0, r.stderr);
     copyFileSync(join(OUT, 'System.map'), join(work, 'stock.System.map'));
     stock = { call, map: readSystemMap(join(OUT, 'System.map')), mapBytes: readFileSync(join(OUT, 'System.map')), links: ld.links(), seconds: r.seconds };
+    try {
+      assertStockTablesAreOurs(OUT);
+    } catch (e) {
+      stockTablesDiffer = e as Error; // failed by its own test, below
+    }
+  });
+  let stockTablesDiffer: Error | undefined;
+
+  test('the tables the C tool put in the stock vmlinux are byte for byte the ones kbx makes from the same map', () => {
+    if (stockTablesDiffer) throw stockTablesDiffer;
   });
 
   /**
