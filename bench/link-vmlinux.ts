@@ -152,7 +152,7 @@ function main(): void {
       `  last kbx make: ${lastKbx}\n\n` +
       `link stage alone (what make runs for vmlinux)\n  ${pad('variant', 30)} ${'seconds'.padStart(8)} ${'full links'.padStart(11)}\n${rows(stage)}\n` +
       `  kbx / stock: ${pct(mk, ms)} of the time (goal: at most 40 %)\n` +
-      (k ? `  kallsyms: ${k.tableBytes} bytes, ${k.paddingBytes} of padding (${((100 * k.paddingBytes) / k.tableBytes).toFixed(2)} %), reservation ${k.reservationReused ? 'reused' : 'computed'}, name tables ${k.namesReused ? 'reused' : 'computed'}\n` : '') +
+      (k ? `  kallsyms: ${k.tableBytes} bytes, ${k.paddingBytes} of padding (${((100 * k.paddingBytes) / k.tableBytes).toFixed(2)} %), reservation ${k.reservationReused ? 'reused' : 'computed'}, name tables ${k.names ?? '?'}\n` : '') +
       `\nthe median kbx link, step by step (seconds from process start; steps may overlap)\n` +
       `    ${pad('node and kbx loaded', 34)} ${(r.startup ?? 0).toFixed(3)} s\n${steps}\n` +
       `    ${pad('process exit', 34)} ${mid.seconds.toFixed(3)} s\n` +

@@ -22,7 +22,7 @@ import { estimateSymbols } from '../src/kernel/link/estimate.js';
 import { parseLinkerScript, placement, within } from '../src/kernel/link/linker-script.js';
 import { slotAddresses } from '../src/kernel/link/link-6.1.js';
 import { DEFAULT_MARGIN, misfit, reserve, reservedAsm, reservedImage } from '../src/kernel/link/reserve.js';
-import { loadNames, NAMES_CACHE, namesKey, saveNames } from '../src/kernel/link/names-cache.js';
+import { loadNames, NAMES_CACHE, namesKey, reorderNames, saveNames } from '../src/kernel/link/names-cache.js';
 import { RESERVE_CACHE } from '../src/kernel/link/reserve-cache.js';
 import { bufferShape, fileShape } from '../src/kernel/link/symbol-shape.js';
 import type { LinkReport } from '../src/kernel/link/events.js';
@@ -159,7 +159,7 @@ describe('keeping the name tables between links', () => {
     const s = syms(names);
     const key = namesKey(s, opts, target);
     const fresh = nameTables(s, opts, target);
-    saveNames(file, key, fresh);
+    saveNames(file, key, 'little', fresh);
     const kept = loadNames(file, key, s.length)!;
     assert.ok(kept);
     for (const k of ['names', 'markers', 'seqsOfNames', 'tokenTable', 'tokenIndex'] as const) assert.ok(Buffer.from(kept[k]).equals(Buffer.from(fresh[k])), k);
@@ -180,12 +180,26 @@ describe('keeping the name tables between links', () => {
     assert.equal(new Set([key, ...others]).size, 5);
     assert.equal(namesKey(s, opts, { wordSize: 4, endian: 'little' }), key, 'the word size is not in the name tables');
     assert.equal(loadNames(file, others[0]!, s.length), undefined);
+
+    // The same symbols in another order: the kept compressed names, reordered, are the tables computed afresh.
+    const re = reorderNames(file, syms(swapped), opts, target);
+    assert.ok(re);
+    const afresh = nameTables(syms(swapped), opts, target);
+    for (const k of ['names', 'markers', 'seqsOfNames', 'tokenTable', 'tokenIndex'] as const) assert.ok(Buffer.from(re[k]).equals(Buffer.from(afresh[k])), k);
+    // Not for other symbols, one symbol more or less, or the other byte order.
+    assert.equal(reorderNames(file, syms(renamed), opts, target), undefined);
+    assert.equal(reorderNames(file, syms([...names, 'sym_extra']), opts, target), undefined);
+    assert.equal(reorderNames(file, syms(names.slice(1)), opts, target), undefined);
+    const twice = [...names];
+    twice[5] = names[6]!;
+    assert.equal(reorderNames(file, syms(twice), opts, target), undefined, 'as many symbols, one of them twice');
+    assert.equal(reorderNames(file, s, opts, { wordSize: 8, endian: 'big' }), undefined);
   });
 
   test('a damaged, truncated or mismatched file is not used', () => {
     const s = syms(names);
     const key = namesKey(s, opts, target);
-    saveNames(file, key, nameTables(s, opts, target));
+    saveNames(file, key, 'little', nameTables(s, opts, target));
     const good = readFileSync(file);
     const flipped = Buffer.from(good);
     flipped[flipped.length - 100]! ^= 1;
@@ -435,7 +449,7 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
     assert.equal(second.kallsyms?.reservationReused, true);
     assert.equal(second.kallsyms?.reservedBytes, first.kallsyms?.reservedBytes);
     assert.ok(!second.steps?.some((s) => s.step === 'estimate tables'), 'the estimate was compressed again');
-    assert.equal(second.kallsyms?.namesReused, true);
+    assert.equal(second.kallsyms?.names, 'kept');
     assertTablesListSystemMap();
     writeFileSync(cache, readFileSync(cache, 'utf8').replace(/"size":\d+/, '"size":-1'));
     const names = join(OUT, NAMES_CACHE);
@@ -445,7 +459,13 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
     const third = link('reserve-3');
     assert.equal(third.kallsyms?.reservationReused, false);
     assert.equal(third.kallsyms?.reservedBytes, first.kallsyms?.reservedBytes);
-    assert.equal(third.kallsyms?.namesReused, false);
+    assert.equal(third.kallsyms?.names, 'computed');
+    assertTablesListSystemMap();
+    // Kept names whose list does not match (as when two symbols at one
+    // address swap) but whose symbols do: put in order, not recomputed.
+    writeFileSync(names, readFileSync(names, 'latin1').replace(/"key":"[0-9a-f]+"/, `"key":"${'0'.repeat(64)}"`), 'latin1');
+    const fourth = link('reserve-4');
+    assert.equal(fourth.kallsyms?.names, 'reordered');
     assertTablesListSystemMap();
   });
 

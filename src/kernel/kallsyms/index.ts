@@ -4,7 +4,7 @@ import { readMap, selectSymbols, type KallsymsOptions, type Selection } from './
 import { buildTables, type KallsymsTables, type Target } from './tables.js';
 
 export { KallsymsError, type KallsymsOptions, type Selection } from './symbols.js';
-export { buildTables, layoutTables, nameTables, type KallsymsTables, type NameTables, type Target } from './tables.js';
+export { assembleNameTables, buildTables, layoutTables, nameTables, type KallsymsTables, type NameTables, type Target } from './tables.js';
 export { decodeTables, imageSource, type DecodedSymbol, type DecodeParams } from './decode.js';
 export { emitKallsyms, writeKallsyms } from './emit.js';
 export { elfTableSource, elfTarget } from './elf-source.js';

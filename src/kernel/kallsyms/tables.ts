@@ -125,31 +125,54 @@ export interface NameTables {
 
 /** The name tables of `syms` (in table order). */
 export function nameTables(syms: readonly SymEntry[], opts: KallsymsOptions, target: Target): NameTables {
-  const n = syms.length;
-  const le = target.endian === 'little';
   const packed = packSymbols(syms);
   const table = optimizeTokenTable(packed);
+  const tokens = expandTokens(table);
+  const tokenTable = Buffer.alloc(tokens.reduce((sum, t) => sum + t.length + 1, 0));
+  const tokenIndex = new Writer(256 * 2, target.endian === 'little');
+  let off = 0;
+  for (let c = 0; c < 256; c++) {
+    tokenIndex.u16(c * 2, off); // .short: truncated to 16 bits like gas does
+    tokenTable.set(tokens[c]!, off);
+    off += tokens[c]!.length + 1;
+  }
+  const compressed = (i: number): Uint8Array => packed.data.subarray(packed.start[i]!, packed.start[i]! + packed.len[i]!);
+  return assembleNameTables(syms, opts, target, compressed, { tokenTable, tokenIndex: tokenIndex.bytes });
+}
 
-  // Names, and a marker every 256 symbols.
+/**
+ * kallsyms_names (each symbol's compressed bytes, length first), its
+ * markers and kallsyms_seqs_of_names for `syms` in table order, with a token
+ * table already made: nameTables() after compression, or names-cache.ts
+ * putting kept compressed names in a new order.
+ */
+export function assembleNameTables(
+  syms: readonly SymEntry[],
+  opts: KallsymsOptions,
+  target: Target,
+  compressed: (i: number) => Uint8Array,
+  tokens: Pick<NameTables, 'tokenTable' | 'tokenIndex'>,
+): NameTables {
+  const n = syms.length;
   let namesSize = 0;
   for (let i = 0; i < n; i++) {
-    const l = packed.len[i]!;
+    const l = compressed(i).length;
     if (l > 0x3fff) throw new KallsymsError('KALLSYMS_BAD_LENGTH', 'kallsyms failure: unexpected huge symbol length');
     namesSize += l + (l <= 0x7f ? 1 : 2);
   }
   const names = Buffer.alloc(namesSize);
-  const markers = new Writer(((n + 255) >> 8) * 4, le);
+  const markers = new Writer(((n + 255) >> 8) * 4, target.endian === 'little');
   let off = 0;
   for (let i = 0; i < n; i++) {
     if ((i & 0xff) === 0) markers.u32((i >> 8) * 4, off);
-    const l = packed.len[i]!;
+    const c = compressed(i);
+    const l = c.length;
     if (l <= 0x7f) names[off++] = l;
     else {
       names[off++] = (l & 0x7f) | 0x80;
       names[off++] = (l >> 7) & 0x7f;
     }
-    const s = packed.start[i]!;
-    names.set(packed.data.subarray(s, s + l), off);
+    names.set(c, off);
     off += l;
   }
 
@@ -161,17 +184,7 @@ export function nameTables(syms: readonly SymEntry[], opts: KallsymsOptions, tar
     seqs[k * 3 + 1] = (seq >> 8) & 0xff;
     seqs[k * 3 + 2] = seq & 0xff;
   }
-
-  const tokens = expandTokens(table);
-  const tokenTable = Buffer.alloc(tokens.reduce((sum, t) => sum + t.length + 1, 0));
-  const tokenIndex = new Writer(256 * 2, le);
-  off = 0;
-  for (let c = 0; c < 256; c++) {
-    tokenIndex.u16(c * 2, off); // .short: truncated to 16 bits like gas does
-    tokenTable.set(tokens[c]!, off);
-    off += tokens[c]!.length + 1;
-  }
-  return { names, markers: markers.bytes, seqsOfNames: seqs, tokenTable, tokenIndex: tokenIndex.bytes };
+  return { names, markers: markers.bytes, seqsOfNames: seqs, tokenTable: tokens.tokenTable, tokenIndex: tokens.tokenIndex };
 }
 
 /**

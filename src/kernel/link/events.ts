@@ -17,8 +17,12 @@ export interface LinkReport {
     paddingBytes: number;
     /** The reservation was the previous link's, for the same predicted symbols. */
     reservationReused?: boolean;
-    /** The name tables were the previous link's, for the same final symbol list. */
-    namesReused?: boolean;
+    /**
+     * The name tables: the previous link's (the same final symbol list), the
+     * previous link's compressed names in a new order (the same symbols), or
+     * computed.
+     */
+    names?: 'kept' | 'reordered' | 'computed';
     /** Per table: [reserved, used]. */
     slots: Record<string, [number, number]>;
   };

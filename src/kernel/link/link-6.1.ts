@@ -34,7 +34,7 @@ import { LinkMisfit, LinkStepError, type LinkListener, type LinkReport, type Lin
 import { TIMESTAMP, timestampMake, type EarlyStart } from './early.js';
 import { TIMESTAMP_COPY } from './made.js';
 import { capture, run, runAsync, tryRun, type Runner } from './exec.js';
-import { loadNames, namesKey, NAMES_CACHE, saveNames } from './names-cache.js';
+import { loadNames, namesKey, NAMES_CACHE, reorderNames, saveNames } from './names-cache.js';
 import { loadReservation, RESERVE_CACHE, reservationKey, saveReservation } from './reserve-cache.js';
 import { bufferShape, fileShape } from './symbol-shape.js';
 import { sha256 } from '../../util/hash.js';
@@ -62,7 +62,7 @@ const SHT_REL = 9;
 class Link61 {
   private readonly r: Runner;
   private links = 0;
-  private namesReused = false;
+  private names: NonNullable<LinkReport['kallsyms']>['names'] = 'computed';
   private preloaded: { key: string; names: NameTables } | undefined;
   readonly steps: LinkStep[] = [];
 
@@ -342,10 +342,18 @@ class Link61 {
     const { selection, diagnostics } = readSelection(map, opts);
     for (const d of diagnostics) process.stderr.write(`${d}\n`); // what the C tool prints, kept
     const key = namesKey(selection.symbols, opts, target);
-    const kept = this.preloaded?.key === key ? this.preloaded.names : loadNames(this.path(NAMES_CACHE), key, selection.symbols.length);
-    this.namesReused = !!kept;
-    const names = kept ?? nameTables(selection.symbols, opts, target);
-    if (!kept) saveNames(this.path(NAMES_CACHE), key, names);
+    const file = this.path(NAMES_CACHE);
+    let names = this.preloaded?.key === key ? this.preloaded.names : loadNames(file, key, selection.symbols.length);
+    this.names = 'kept';
+    if (!names) {
+      names = reorderNames(file, selection.symbols, opts, target);
+      this.names = 'reordered';
+    }
+    if (!names) {
+      names = nameTables(selection.symbols, opts, target);
+      this.names = 'computed';
+    }
+    if (this.names !== 'kept') saveNames(file, key, target.endian, names);
     return buildTables(selection, opts, target, names);
   }
 
@@ -469,7 +477,7 @@ class Link61 {
       const slots: Record<string, [number, number]> = {};
       const bytes = tableBytes(t);
       for (const s of res.slots) slots[s.name] = [s.size, bytes.get(s.name)?.length ?? 0];
-      report = { symbols: t.numSyms, reservedBytes: res.total, tableBytes: use, paddingBytes: res.total - use, reservationReused: prediction.reused, namesReused: this.namesReused, slots };
+      report = { symbols: t.numSyms, reservedBytes: res.total, tableBytes: use, paddingBytes: res.total - use, reservationReused: prediction.reused, names: this.names, slots };
     } else {
       await this.link('vmlinux', [btfO]);
       btfIds();
