@@ -28,9 +28,22 @@ export interface EarlyStart {
   at: number;
 }
 
+/** make's arguments for init/version-timestamp.o, as the script gives them (also in the routed recipe: route.ts). */
+export function timestampMakeArgs(srctree: string): string[] {
+  return ['-f', `${srctree}/scripts/Makefile.build`, 'obj=init', TIMESTAMP];
+}
+
 /** `make -f scripts/Makefile.build obj=init init/version-timestamp.o`, as the script runs it. */
 export function timestampMake(inp: LinkInputs, emit: LinkListener): Promise<number> {
-  return runAsync({ cwd: inp.cwd, env: inp.env, emit }, [...words(inp.env.MAKE || 'make'), '-f', `${srctree(inp)}/scripts/Makefile.build`, 'obj=init', TIMESTAMP]);
+  return runAsync({ cwd: inp.cwd, env: inp.env, emit }, [...words(inp.env.MAKE || 'make'), ...timestampMakeArgs(srctree(inp))]);
+}
+
+function readIfThere(path: string): Buffer | undefined {
+  try {
+    return readFileSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -42,21 +55,12 @@ export function timestampMake(inp: LinkInputs, emit: LinkListener): Promise<numb
 export function startEarly(inp: LinkInputs, emit: LinkListener): EarlyStart | undefined {
   const shell = inp.env.KBX_LINK_MADE;
   if (shell && /^\d+$/.test(shell)) {
-    let timestampBefore: Buffer | undefined;
-    try {
-      timestampBefore = readFileSync(resolve(inp.cwd, TIMESTAMP_COPY));
-    } catch {
-      timestampBefore = undefined; // a first link: predicted once the make is done
-    }
+    // Absent on a first link: the prediction then waits for the make.
+    const timestampBefore = readIfThere(resolve(inp.cwd, TIMESTAMP_COPY));
     const lost = () => emit({ kind: 'warning', message: `the shell that ran make ${TIMESTAMP} ended without leaving its exit status` });
     return { timestampBefore, at: 0, made: waitForMade(inp.cwd, Number(shell), lost) };
   }
   if (inp.args.length !== 3 || !detectScript(resolve(inp.cwd, srctree(inp))).known) return undefined;
-  let timestampBefore: Buffer | undefined;
-  try {
-    timestampBefore = readFileSync(resolve(inp.cwd, TIMESTAMP));
-  } catch {
-    timestampBefore = undefined;
-  }
+  const timestampBefore = readIfThere(resolve(inp.cwd, TIMESTAMP));
   return { timestampBefore, at: performance.now(), made: timestampMake(inp, emit) };
 }

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MakeInvocation } from '../../cli/make.js';
 import { detectScript, type Detection } from './detect.js';
+import { timestampMakeArgs } from './early.js';
 import { MADE_FILE } from './made.js';
 
 /** The recipe as 6.1's scripts/Makefile.vmlinux defines it (whitespace and line continuations aside). */
@@ -58,7 +59,7 @@ export function shellWord(s: string): string {
  * how a `$` of the shell is written (`$$` inside a make variable).
  */
 function linkCommand(w: { make: string; makeValue: string; srctree: string; node: string; entry: string }, d: string): string {
-  const step = `${w.make} -f ${w.srctree}/scripts/Makefile.build obj=init init/version-timestamp.o`;
+  const step = [w.make, ...timestampMakeArgs(w.srctree)].join(' ');
   // set +e: kbuild runs recipes under set -e, which would end the group before a failed make's status is written.
   return `: > ${MADE_FILE}; { set +e; ${step}; echo ${d}? > ${MADE_FILE}; } & KBX_LINK_MADE=${d}! MAKE=${w.makeValue} ${w.node} ${w.entry}`;
 }
