@@ -18,7 +18,7 @@ import type { LinkReport } from '../src/kernel/link/events.js';
 import { between, boot, canBoot, cpioNewc, initramfs, type Boot } from './support/boot.js';
 import { cKallsyms, hasTool, kernelTree } from './support/kernel-tree.js';
 import { runCKallsyms } from './support/kallsyms-oracle.js';
-import { captureOverride, linkTree, make, readSystemMap, runKbxLink, runStockLink, type LinkTree, type MapLine } from './support/link-tree.js';
+import { captureOverride, linkTree, WITH_BTF, make, readSystemMap, runKbxLink, runStockLink, type LinkTree, type MapLine } from './support/link-tree.js';
 
 const tree = kernelTree();
 const bootable = canBoot();
@@ -46,10 +46,14 @@ describe('a newc cpio', { skip: !hasTool('cpio') && 'cpio is not installed' }, (
 const BEGIN = 'KBX-KALLSYMS-BEGIN';
 const END = 'KBX-KALLSYMS-END';
 const SYSRQ = 'KBX-SYSRQ';
+const BTF_BEGIN = 'KBX-BTF-BEGIN';
+const BTF_END = 'KBX-BTF-END';
 
 // kptr_restrict 0 and root (CAP_SYSLOG) make /proc/kallsyms show addresses
 // (kallsyms_show_value in 6.1). Kernel messages stay off the console while
-// the list prints, then come back for the backtrace.
+// the list prints, then come back for the backtrace. initcall_debug logs
+// (not to the console) that kfunc_init, whose kfunc registration parses
+// vmlinux's BTF, returned 0; dmesg shows it, and any BTF complaint.
 const INIT = `export PATH=/bin
 /bin/busybox mount -t proc proc /proc
 /bin/busybox --install -s /bin
@@ -58,6 +62,9 @@ echo 1 > /proc/sys/kernel/printk
 echo ${BEGIN}
 cat /proc/kallsyms
 echo ${END}
+echo ${BTF_BEGIN}
+dmesg | grep -e kfunc_init -e BPF -e BTF
+echo ${BTF_END}
 sleep 1
 echo 8 > /proc/sys/kernel/printk
 echo ${SYSRQ}
@@ -67,7 +74,7 @@ reboot -f
 `;
 // No ACPI in this config, so poweroff would halt and leave QEMU running;
 // a reboot ends QEMU under -no-reboot (and panic=-1 covers init dying).
-const APPEND = 'console=ttyS0 nokaslr panic=-1';
+const APPEND = 'console=ttyS0 nokaslr panic=-1 initcall_debug';
 
 interface Kernel {
   dir: string;
@@ -101,6 +108,9 @@ describe('booting the stock and the kbx kernel', { skip: (!tree && 'linux-source
     const k = kernels[which];
     mkdirSync(k.dir, { recursive: true });
     const rep = join(k.dir, 'report.json');
+    // kbx links twice: the first link of a tree with BTF has no BTF size to
+    // reserve room for and makes the BTF link; the second writes BTF into room.
+    if (which === 'kbx' && btf()) assert.equal(runKbxLink(lt.out, lt.call).status, 0);
     const r = which === 'stock' ? runStockLink(lt.out, lt.call) : runKbxLink(lt.out, lt.call, { KBX_LINK_REPORT: rep });
     assert.equal(r.status, 0, r.stderr);
     if (which === 'kbx') k.report = JSON.parse(readFileSync(rep, 'utf8')) as LinkReport;
@@ -122,9 +132,12 @@ describe('booting the stock and the kbx kernel', { skip: (!tree && 'linux-source
     }
   });
 
-  test('the kbx kernel was linked once (after the BTF link), the stock one by the script', () => {
+  const btf = (): boolean => readFileSync(join(lt.out, '.config'), 'utf8').includes('\nCONFIG_DEBUG_INFO_BTF=y');
+
+  test('the kbx kernel was linked once (BTF written into room where pahole can), the stock one by the script', () => {
     assert.equal(kernels.kbx.report?.mode, 'single');
-    assert.equal(kernels.kbx.report?.links, readFileSync(join(lt.out, '.config'), 'utf8').includes('\nCONFIG_DEBUG_INFO_BTF=y') ? 2 : 1);
+    assert.equal(kernels.kbx.report?.links, kernels.kbx.report?.btf === 'linked' ? 2 : 1);
+    if (btf()) assert.ok(kernels.kbx.report?.btf, 'no BTF mode reported');
     assert.ok(kernels.stock.map.length > 10000);
     // Linked differently, the two System.maps are not the same file.
     assert.notDeepEqual(readFileSync(join(kernels.kbx.dir, 'System.map')), readFileSync(join(kernels.stock.dir, 'System.map')));
@@ -170,6 +183,18 @@ describe('booting the stock and the kbx kernel', { skip: (!tree && 'linux-source
       const n = /kallsyms_num_syms:\s*\n\s*\.long\s+(\d+)/.exec(c.asm);
       assert.ok(n, 'no kallsyms_num_syms in the C tool output');
       assert.equal(ks.length, Number(n[1]));
+    });
+  }
+
+  for (const which of ['stock', 'kbx'] as const) {
+    test(`the ${which} kernel parses its BTF at boot`, { skip: !WITH_BTF && 'no pahole, so no CONFIG_DEBUG_INFO_BTF in the tree' }, () => {
+      const c = kernels[which].boot!.console;
+      const lines = between(c, BTF_BEGIN, BTF_END);
+      assert.ok(lines, `no BTF section on the console:\n${c.slice(-3000)}`);
+      assert.ok(lines.some((l) => /initcall kfunc_init\+0x[0-9a-f]+\/0x[0-9a-f]+ returned 0 /.test(l)), `kfunc_init did not return 0:\n${lines.join('\n')}`);
+      // Initcalls of BTF's own that returned 0 are no complaint.
+      const complaints = lines.filter((l) => /BPF:|BTF|btf/.test(l) && !/ initcall \S+ returned 0 /.test(l));
+      assert.deepEqual(complaints, [], 'the kernel complained about its BTF');
     });
   }
 

@@ -25,6 +25,7 @@ import { DEFAULT_MARGIN, misfit, reserve, reservedAsm, reservedImage } from '../
 import { loadNames, NAMES_CACHE, namesKey, reorderNames, saveNames } from '../src/kernel/link/names-cache.js';
 import { RESERVE_CACHE } from '../src/kernel/link/reserve-cache.js';
 import { bufferShape, fileShape } from '../src/kernel/link/symbol-shape.js';
+import { BTF_ROOM, btfRoomSize, padBtf } from '../src/kernel/link/btf-room.js';
 import type { LinkReport } from '../src/kernel/link/events.js';
 import { cleanEnv } from './support/env.js';
 import { assertStockTablesAreOurs } from './support/stock-tables.js';
@@ -213,6 +214,55 @@ describe('keeping the name tables between links', () => {
   });
 });
 
+describe('room for BTF', () => {
+  /** A BTF blob: header, `types` bytes of types, then the strings (NUL-first, NUL-last). */
+  const blob = (types: number, strings: string, le = true): Buffer => {
+    const str = Buffer.from(`\0${strings}\0`, 'latin1');
+    const b = Buffer.alloc(24 + types + str.length);
+    const u16 = le ? b.writeUInt16LE.bind(b) : b.writeUInt16BE.bind(b);
+    const u32 = le ? b.writeUInt32LE.bind(b) : b.writeUInt32BE.bind(b);
+    u16(0xeb9f, 0);
+    b[2] = 1;
+    u32(24, 4);
+    u32(0, 8);
+    u32(types, 12);
+    u32(types, 16);
+    u32(str.length, 20);
+    b.fill(7, 24, 24 + types);
+    str.copy(b, 24 + types);
+    return b;
+  };
+
+  test('BTF is padded to the room by lengthening its string section with NULs, in either byte order', () => {
+    for (const le of [true, false]) {
+      const b = blob(40, 'int\0char', le);
+      const p = padBtf(b, b.length + 100);
+      assert.ok(Buffer.isBuffer(p));
+      assert.equal(p.length, b.length + 100);
+      const u32 = (o: number) => (le ? p.readUInt32LE(o) : p.readUInt32BE(o));
+      assert.equal(24 + u32(16) + u32(20), p.length, 'the string section ends the blob');
+      assert.ok(p.subarray(0, 20).equals(b.subarray(0, 20)));
+      assert.ok(p.subarray(24, b.length).equals(b.subarray(24)));
+      assert.ok(p.subarray(b.length).every((x) => x === 0));
+      assert.ok(Buffer.isBuffer(padBtf(b, b.length)), 'an exact fit');
+    }
+    assert.ok(btfRoomSize(1_000_000) > 1_000_000 && btfRoomSize(100) >= 100 + 1024);
+  });
+
+  test('what does not fit or is not BTF as pahole lays it out is refused, with why', () => {
+    const b = blob(40, 'int');
+    assert.match(padBtf(b, b.length - 1) as string, /needs \d+ bytes, \d+ were reserved/);
+    const bad = Buffer.from(b);
+    bad[0] = 0;
+    assert.match(padBtf(bad, 4096) as string, /magic/);
+    const gap = Buffer.concat([b, Buffer.alloc(8)]);
+    assert.match(padBtf(gap, 4096) as string, /string section/);
+    const unterminated = Buffer.from(b);
+    unterminated[unterminated.length - 1] = 0x41;
+    assert.match(padBtf(unterminated, 4096) as string, /NUL/);
+  });
+});
+
 describe('the symbol shape of an object', () => {
   const dir = join(work, 'shape');
   // Each variant in its own directory under one file name: the name is a symbol (STT_FILE).
@@ -335,9 +385,17 @@ interface Stock {
   seconds: number;
 }
 
-/** Full links of a single link: one, and the BTF link before it when BTF is on. */
-function kbxLinks(): number {
-  return readFileSync(join(OUT, '.config'), 'utf8').includes('\nCONFIG_DEBUG_INFO_BTF=y') ? 2 : 1;
+const btfOn = (): boolean => readFileSync(join(OUT, '.config'), 'utf8').includes('\nCONFIG_DEBUG_INFO_BTF=y');
+const paholeDetached = (): boolean => spawnSync('pahole', ['--help'], { encoding: 'utf8' }).stdout?.includes('--btf_encode_detached') ?? false;
+
+/**
+ * Full links of a single link: one, and the BTF link before it when BTF is
+ * on and is not written into room in the link (btf-room.ts: that needs the
+ * last BTF's size and a pahole that encodes to a file).
+ */
+function kbxLinks(btf: LinkReport['btf'] | 'expected' = 'expected'): number {
+  if (btf === 'expected') btf = !btfOn() ? undefined : existsSync(join(OUT, BTF_ROOM.last)) && paholeDetached() ? 'room' : 'linked';
+  return btf === 'linked' ? 2 : 1;
 }
 
 function report(path: string): LinkReport & { status: number } {
@@ -390,6 +448,25 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
     });
   }
 
+  /**
+   * vmlinux's .BTF is what pahole encoded of it (kept as BTF_ROOM.raw), its
+   * string section lengthened with NULs to the room: header and data equal
+   * up to pahole's length, str_len longer by the padding, the rest zeros.
+   */
+  function assertBtfIsPaholes(): void {
+    const raw = readFileSync(join(OUT, BTF_ROOM.raw));
+    const elf = ElfFile.parse(readFileSync(join(OUT, 'vmlinux')));
+    const sec = elf.section('.BTF')!;
+    const inImage = Buffer.from(elf.sectionData(sec));
+    assert.ok(inImage.length >= raw.length, `.BTF is ${inImage.length} bytes, pahole's BTF ${raw.length}`);
+    const pad = inImage.length - raw.length;
+    assert.equal(inImage.readUInt32LE(20), raw.readUInt32LE(20) + pad, 'str_len');
+    const head = Buffer.from(inImage.subarray(0, raw.length));
+    head.writeUInt32LE(raw.readUInt32LE(20), 20);
+    assert.ok(head.equals(raw), 'the BTF differs from pahole’s');
+    assert.ok(inImage.subarray(raw.length).every((b) => b === 0), 'the padding is not zeros');
+  }
+
   test('one full link, and the tables decode to exactly its System.map', () => {
     const ld = countingLd(join(work, 'kbx-ld'));
     const rep = join(work, 'single.json');
@@ -398,9 +475,10 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
     assert.equal(r.stderr, '');
     const rp = report(rep);
     assert.equal(rp.mode, 'single');
-    assert.equal(rp.links, kbxLinks());
-    assert.equal(ld.links(), kbxLinks());
-    assert.ok(stock.links >= 2 + kbxLinks(), `the stock script linked ${stock.links} times`);
+    assert.equal(rp.btf === undefined, !btfOn());
+    assert.equal(rp.links, kbxLinks(rp.btf));
+    assert.equal(ld.links(), kbxLinks(rp.btf));
+    assert.ok(stock.links >= 2 + kbxLinks(rp.btf), `the stock script linked ${stock.links} times`);
     const k = rp.kallsyms!;
     const pct = (100 * k.paddingBytes) / k.tableBytes;
     process.stdout.write(
@@ -450,6 +528,11 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
     assert.equal(second.kallsyms?.reservedBytes, first.kallsyms?.reservedBytes);
     assert.ok(!second.steps?.some((s) => s.step === 'estimate tables'), 'the estimate was compressed again');
     assert.equal(second.kallsyms?.names, 'kept');
+    if (btfOn() && paholeDetached()) {
+      assert.equal(second.btf, 'room', 'the last BTF size was known: no BTF link');
+      assert.equal(second.links, 1);
+      assertBtfIsPaholes();
+    }
     assertTablesListSystemMap();
     writeFileSync(cache, readFileSync(cache, 'utf8').replace(/"size":\d+/, '"size":-1'));
     const names = join(OUT, NAMES_CACHE);
@@ -472,13 +555,14 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
   test('a table that cannot fit falls back to the stock sequence, in one line', () => {
     const ld = countingLd(join(work, 'fallback-ld'));
     const rep = join(work, 'fallback.json');
+    const expected = kbxLinks();
     const r = runKbxLink(OUT, stock.call, { KBX_LINK_REPORT: rep, KBX_LINK_NAMES_MARGIN: '-100000000' }, ld.path);
     assert.equal(r.status, 0, r.stderr);
     const lines = r.stderr.trim().split('\n');
     assert.equal(lines.length, 1, r.stderr);
     assert.match(lines[0]!, /^kbx link-vmlinux: running scripts\/link-vmlinux\.sh instead: the kallsyms table does not fit .*kallsyms_names needs/);
     assert.equal(report(rep).mode, 'stock');
-    assert.equal(ld.links(), kbxLinks() + stock.links, 'the failed single link, then the stock sequence');
+    assert.equal(ld.links(), expected + stock.links, 'the failed single link, then the stock sequence');
     const now = readFileSync(join(OUT, 'System.map'));
     if (!now.equals(stock.mapBytes)) {
       const a = stock.mapBytes.toString('latin1').split('\n');
@@ -532,9 +616,9 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-
     const r = kbxMake('route', [], []);
     assert.match(r.out, /KSYMS {3}vmlinux \(in place\)/);
     assert.doesNotMatch(r.out, /kallsyms1|running scripts\/link-vmlinux\.sh instead/);
-    assert.equal(r.links, kbxLinks());
+    assert.equal(r.links, kbxLinks(r.report?.btf));
     assert.equal(r.report?.mode, 'single');
-    assert.equal(r.report?.links, kbxLinks());
+    assert.equal(r.report?.links, kbxLinks(r.report?.btf));
     assert.doesNotMatch(r.daemonLog, /link-vmlinux/);
     assert.match(readFileSync(join(OUT, '.vmlinux.cmd'), 'utf8'), /^cmd_vmlinux := : > \.tmp_vmlinux\.kbx\.made; \{ set \+e; make -f .* & KBX_LINK_MADE=\$\$! MAKE='make' '[^']+' '[^']+\/cli\/link-vmlinux\.js' "ld"/);
     const names = (m: MapLine[]) => m.map((l) => `${l.type} ${l.name}`).sort();

@@ -26,6 +26,8 @@ export interface LinkReport {
     /** Per table: [reserved, used]. */
     slots: Record<string, [number, number]>;
   };
+  /** With BTF: written into room reserved in the single link, or made by the BTF link before it. */
+  btf?: 'room' | 'linked';
   seconds: number;
   /** Seconds from the process's start to the link's: node and kbx's modules loading. */
   startup?: number;

@@ -21,7 +21,7 @@
 // runs the tree's own script instead. A failing command is a LinkStepError,
 // as it is a failure of the script under `set -e`.
 
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { ElfFile } from '../../elf/elf-file.js';
 import { join } from 'node:path';
 import { buildTables, layoutTables, nameTables, readSelection, type KallsymsOptions, type KallsymsTables, type NameTables } from '../kallsyms/index.js';
@@ -37,6 +37,7 @@ import { capture, run, runAsync, tryRun, type Runner } from './exec.js';
 import { loadNames, namesKey, NAMES_CACHE, reorderNames, saveNames } from './names-cache.js';
 import { loadReservation, RESERVE_CACHE, reservationKey, saveReservation } from './reserve-cache.js';
 import { bufferShape, fileShape } from './symbol-shape.js';
+import { BTF_ROOM, btfRoomAsm, btfRoomSize, lastBtfSize, padBtf, recordBtfSize } from './btf-room.js';
 import { sha256 } from '../../util/hash.js';
 import { objtree, scriptPath, srctree, words, type LinkInputs } from './kbuild-env.js';
 import { parseLinkerScript } from './linker-script.js';
@@ -154,10 +155,13 @@ class Link61 {
     });
   }
 
-  /** gen_btf(): the BTF link, pahole, and .BTF as a relocatable object. */
-  async genBtf(vmlinux: string, out: string): Promise<void> {
-    const e = this.env;
-    const pahole = e.PAHOLE ?? '';
+  /**
+   * gen_btf()'s checks of pahole (a failure is the script's), and whether
+   * it can write BTF to a file of its own (--btf_encode_detached), which the
+   * .BTF room needs.
+   */
+  checkPahole(vmlinux: string): { detached: boolean } {
+    const pahole = this.env.PAHOLE ?? '';
     const fail = (why: string): never => {
       throw new LinkStepError(`${why}\nFailed to generate BTF for vmlinux\nTry to disable CONFIG_DEBUG_INFO_BTF`, 1);
     };
@@ -166,6 +170,13 @@ class Link61 {
     const v = capture(this.r, [...words(pahole), '--version']).stdout.trim();
     const num = Number(v.replace(/v([0-9]+)\.([0-9]+)/, '$1$2'));
     if (!(num >= 116)) fail(`BTF: ${vmlinux}: pahole version ${v} is too old, need at least v1.16`);
+    return { detached: capture(this.r, [...words(pahole), '--help']).stdout.includes('--btf_encode_detached') };
+  }
+
+  /** gen_btf(): the BTF link, pahole, and .BTF as a relocatable object. */
+  async genBtf(vmlinux: string, out: string): Promise<void> {
+    const e = this.env;
+    const pahole = e.PAHOLE ?? '';
     await this.link(vmlinux, []);
     this.info('BTF', out);
     this.time('pahole', () => run(this.r, [...words(pahole), '-J', ...words(e.PAHOLE_FLAGS), vmlinux], { env: { ...e, LLVM_OBJCOPY: e.OBJCOPY } }));
@@ -177,6 +188,53 @@ class Link61 {
     // e_type = ET_REL, so that ld accepts it as an input.
     const et = this.on('CONFIG_CPU_BIG_ENDIAN') ? [0, 1] : [1, 0];
     writePatches(join(this.inp.cwd, out), [{ offset: 16, bytes: Uint8Array.from(et) }]);
+  }
+
+  /** The .BTF room: zeros, assembled like the kallsyms room (btf-room.ts). */
+  assembleBtfRoom(size: number): Promise<void> {
+    writeFileSync(this.path(BTF_ROOM.bin), Buffer.alloc(size));
+    writeFileSync(this.path(BTF_ROOM.S), btfRoomAsm(BTF_ROOM.bin));
+    this.info('AS', BTF_ROOM.o);
+    return this.assembleFile(BTF_ROOM.S, BTF_ROOM.o, 'as .BTF room');
+  }
+
+  /** pahole's BTF of the linked vmlinux, to a file. */
+  encodeBtf(): Promise<void> {
+    const e = this.env;
+    this.info('BTF', BTF_ROOM.raw);
+    // pahole 1.24 writes over an existing file without truncating it: a
+    // shorter BTF would keep the old one's tail.
+    rmSync(this.path(BTF_ROOM.raw), { force: true });
+    const argv = [...words(e.PAHOLE), '-J', ...words(e.PAHOLE_FLAGS), `--btf_encode_detached=${BTF_ROOM.raw}`, 'vmlinux'];
+    return this.time('pahole', () => runAsync(this.r, argv)).then((status) => {
+      if (status !== 0) throw new LinkStepError(`${argv.join(' ')} exited with status ${status}\nFailed to generate BTF for vmlinux\nTry to disable CONFIG_DEBUG_INFO_BTF`, status);
+    });
+  }
+
+  /** Writes pahole's BTF into the room in vmlinux (a misfit when it does not fit; its size is kept for the next room). */
+  patchBtf(room: number): void {
+    const btf = readFileSync(this.path(BTF_ROOM.raw));
+    recordBtfSize(this.path(BTF_ROOM.last), btf.length);
+    const padded = padBtf(btf, room);
+    if (typeof padded === 'string') throw new LinkMisfit(`the BTF does not fit the room reserved in the single link: ${padded}`);
+    const at = slotAddresses(readFileSync(this.path(KSYMS.syms)), ['__start_BTF', '__stop_BTF']);
+    const start = at.get('__start_BTF');
+    const stop = at.get('__stop_BTF');
+    if (start === undefined || stop === undefined || stop - start !== BigInt(room)) {
+      throw new LinkMisfit(`.BTF in vmlinux is not the ${room} bytes reserved for it`);
+    }
+    const file = openElf(this.path('vmlinux'), { symbols: false });
+    let patch: Patch;
+    try {
+      const loc = this.locate(file.elf, start, '__start_BTF');
+      if (loc.available < room) throw new LinkMisfit('the .BTF room runs past the end of its section');
+      patch = { offset: loc.offset, bytes: padded };
+    } finally {
+      file.close();
+    }
+    this.info('BTF', 'vmlinux (in place)');
+    this.time('patch .BTF', () => writePatches(this.path('vmlinux'), [patch]));
+    if (readBack(this.path('vmlinux'), [patch]) !== undefined) throw new LinkMisfit('vmlinux does not hold the patched BTF');
   }
 
   mksysmap(vmlinux: string, out: string): void {
@@ -243,11 +301,16 @@ class Link61 {
    * among it) depend on the inputs alone.
    */
   assemble(p: Prediction): Promise<void> {
-    const e = this.env;
     this.info('KSYMS', KSYMS.S);
     writeFileSync(this.path(KSYMS.bin), Buffer.alloc(p.res.total));
     writeFileSync(this.path(KSYMS.S), reservedAsm(p.res, KSYMS.bin, 0n));
     this.info('AS', KSYMS.o);
+    return this.assembleFile(KSYMS.S, KSYMS.o, 'as');
+  }
+
+  /** Assembles a .S of kbx's as the script assembles its kallsyms .S, started, not waited for. */
+  assembleFile(src: string, out: string, step: string): Promise<void> {
+    const e = this.env;
     const argv = [
       ...words(e.CC),
       ...words(e.NOSTDINC_FLAGS),
@@ -257,10 +320,10 @@ class Link61 {
       ...words(e.KBUILD_AFLAGS_KERNEL),
       '-c',
       '-o',
-      KSYMS.o,
-      KSYMS.S,
+      out,
+      src,
     ];
-    return this.time('as', () => runAsync(this.r, argv)).then((status) => {
+    return this.time(step, () => runAsync(this.r, argv)).then((status) => {
       if (status !== 0) throw new LinkStepError(`${argv.join(' ')} exited with status ${status}`, status);
     });
   }
@@ -423,7 +486,19 @@ class Link61 {
     }
     let prediction: Prediction | undefined;
     let assembled: Promise<void> | undefined;
+    // With BTF: room for it in the single link when pahole can encode to a
+    // file and the last link's BTF size is known; else the BTF link first.
+    let btfRoom: number | undefined;
+    let btfRoomAssembled: Promise<void> | undefined;
     try {
+      if (this.on('CONFIG_DEBUG_INFO_BTF') && kallsymsOn) {
+        const last = lastBtfSize(this.path(BTF_ROOM.last));
+        if (last !== undefined && this.checkPahole('vmlinux').detached) {
+          btfRoom = btfRoomSize(last);
+          btfRoomAssembled = this.assembleBtfRoom(btfRoom);
+          btfRoomAssembled.catch(() => undefined); // awaited below
+        }
+      }
       if (oldTimestamp) {
         prediction = this.time('predict', () => this.predict(opts, o, oldTimestamp));
         assembled = this.assemble(prediction);
@@ -435,9 +510,17 @@ class Link61 {
     }
 
     let btfO = '';
-    if (this.on('CONFIG_DEBUG_INFO_BTF')) {
+    if (btfRoom !== undefined) {
+      btfO = BTF_ROOM.o;
+      await btfRoomAssembled;
+    } else if (this.on('CONFIG_DEBUG_INFO_BTF')) {
       btfO = '.btf.vmlinux.bin.o';
+      this.checkPahole('.tmp_vmlinux.btf');
       await this.genBtf('.tmp_vmlinux.btf', btfO);
+      const f = openElf(this.path(btfO), { symbols: false });
+      const size = f.elf.section('.BTF')?.size;
+      f.close();
+      if (size) recordBtfSize(this.path(BTF_ROOM.last), size); // the next link reserves room for it
     }
 
     const btfIds = (): void => {
@@ -465,7 +548,15 @@ class Link61 {
       const linked = this.link('vmlinux', [KSYMS.o, btfO]);
       this.time('preload', () => this.preload(opts, target));
       await linked;
+      // pahole reads vmlinux's DWARF and symbols while kallsyms is made and
+      // written (into .rodata, which pahole does not read).
+      const encoded = btfRoom !== undefined ? this.encodeBtf() : undefined;
+      encoded?.catch(() => undefined); // awaited below
       const t = this.patchTables(opts, prediction);
+      if (encoded) {
+        await encoded;
+        this.patchBtf(btfRoom!);
+      }
       btfIds();
       // System.map is `mksysmap vmlinux`; neither the patch nor resolve_btfids
       // touches a symbol, so it is the list the table was made from, which
@@ -491,7 +582,8 @@ class Link61 {
       }
     }
     writeFileSync(this.path('.vmlinux.d'), `vmlinux: ${scriptPath(this.inp)}\n`);
-    return { mode: 'single', links: this.links, kallsyms: report, seconds: (performance.now() - t0) / 1000, steps: this.steps };
+    const btf = this.on('CONFIG_DEBUG_INFO_BTF') ? (btfRoom !== undefined ? 'room' : 'linked') : undefined;
+    return { mode: 'single', links: this.links, kallsyms: report, btf, seconds: (performance.now() - t0) / 1000, steps: this.steps };
   }
 }
 
