@@ -14,7 +14,7 @@ import { ElfError } from '../../elf/reader.js';
 import type { Patch } from '../../elf/patch.js';
 
 /** Reads file bytes [from, from + length) into buf at `offset` (file position = from, by default the same offset). */
-function readRange(fd: number, buf: Buffer, offset: number, length: number, from = offset): void {
+export function readRange(fd: number, buf: Buffer, offset: number, length: number, from = offset): void {
   const end = Math.min(buf.length, offset + length);
   for (let at = offset; at < end; ) {
     const n = readSync(fd, buf, at, end - at, from + (at - offset));

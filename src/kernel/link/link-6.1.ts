@@ -65,6 +65,8 @@ class Link61 {
   private links = 0;
   private names: NonNullable<LinkReport['kallsyms']>['names'] = 'computed';
   private preloaded: { key: string; names: NameTables } | undefined;
+  /** vmlinux's symbol map, as patchTables listed it. */
+  private map: Buffer | undefined;
   readonly steps: LinkStep[] = [];
 
   /** Runs f as one step of the report's timeline. */
@@ -217,7 +219,7 @@ class Link61 {
     recordBtfSize(this.path(BTF_ROOM.last), btf.length);
     const padded = padBtf(btf, room);
     if (typeof padded === 'string') throw new LinkMisfit(`the BTF does not fit the room reserved in the single link: ${padded}`);
-    const at = slotAddresses(readFileSync(this.path(KSYMS.syms)), ['__start_BTF', '__stop_BTF']);
+    const at = slotAddresses(this.map!, ['__start_BTF', '__stop_BTF']); // the map patchTables listed
     const start = at.get('__start_BTF');
     const stop = at.get('__stop_BTF');
     if (start === undefined || stop === undefined || stop - start !== BigInt(room)) {
@@ -234,7 +236,7 @@ class Link61 {
     }
     this.info('BTF', 'vmlinux (in place)');
     this.time('patch .BTF', () => writePatches(this.path('vmlinux'), [patch]));
-    if (readBack(this.path('vmlinux'), [patch]) !== undefined) throw new LinkMisfit('vmlinux does not hold the patched BTF');
+    this.verify([patch], 'BTF');
   }
 
   mksysmap(vmlinux: string, out: string): void {
@@ -340,6 +342,7 @@ class Link61 {
     const { res, target } = p;
     this.mksysmap('vmlinux', KSYMS.syms);
     const syms = readFileSync(this.path(KSYMS.syms));
+    this.map = syms;
     let tables: KallsymsTables;
     try {
       tables = this.time('kallsyms', () => this.tables(syms, opts, target));
@@ -393,7 +396,7 @@ class Link61 {
     } finally {
       file.close();
     }
-    this.time('verify', () => this.verify(patches));
+    this.time('verify', () => this.verify(patches, 'kallsyms tables'));
     return tables;
   }
 
@@ -454,13 +457,13 @@ class Link61 {
   }
 
   /**
-   * Reads the patched slots back: vmlinux holds exactly the tables made
+   * Reads patched bytes back. For kallsyms: vmlinux holds exactly the tables made
    * (which, laid out at the addresses checked above, decode to the symbols
    * they were made from; the tests decode them as the kernel does).
    */
-  verify(patches: readonly Patch[]): void {
+  verify(patches: readonly Patch[], what: string): void {
     const bad = readBack(this.path('vmlinux'), patches);
-    if (bad !== undefined) throw new LinkMisfit(`vmlinux does not hold the patched kallsyms tables (at file offset ${bad})`);
+    if (bad !== undefined) throw new LinkMisfit(`vmlinux does not hold the patched ${what} (at file offset ${bad})`);
   }
 
   async main(o: SingleLinkOptions, early: EarlyStart | undefined): Promise<LinkReport> {
@@ -490,10 +493,12 @@ class Link61 {
     // file and the last link's BTF size is known; else the BTF link first.
     let btfRoom: number | undefined;
     let btfRoomAssembled: Promise<void> | undefined;
+    let paholeChecked = false;
     try {
-      if (this.on('CONFIG_DEBUG_INFO_BTF') && kallsymsOn) {
-        const last = lastBtfSize(this.path(BTF_ROOM.last));
-        if (last !== undefined && this.checkPahole('vmlinux').detached) {
+      const last = this.on('CONFIG_DEBUG_INFO_BTF') && kallsymsOn ? lastBtfSize(this.path(BTF_ROOM.last)) : undefined;
+      if (last !== undefined) {
+        paholeChecked = true;
+        if (this.checkPahole('.tmp_vmlinux.btf').detached) {
           btfRoom = btfRoomSize(last);
           btfRoomAssembled = this.assembleBtfRoom(btfRoom);
           btfRoomAssembled.catch(() => undefined); // awaited below
@@ -515,7 +520,7 @@ class Link61 {
       await btfRoomAssembled;
     } else if (this.on('CONFIG_DEBUG_INFO_BTF')) {
       btfO = '.btf.vmlinux.bin.o';
-      this.checkPahole('.tmp_vmlinux.btf');
+      if (!paholeChecked) this.checkPahole('.tmp_vmlinux.btf');
       await this.genBtf('.tmp_vmlinux.btf', btfO);
       const f = openElf(this.path(btfO), { symbols: false });
       const size = f.elf.section('.BTF')?.size;

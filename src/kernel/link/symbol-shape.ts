@@ -13,7 +13,8 @@
 // then parses the objects as usual.
 
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { readRange } from './elf-io.js';
 
 const SHT_SYMTAB = 2;
 const SHT_STRTAB = 3;
@@ -100,12 +101,8 @@ export function fileShape(path: string): string | undefined {
   try {
     const size = fstatSync(fd).size;
     const read: ReadAt = (offset, length) => {
-      const buf = Buffer.allocUnsafe(Math.max(0, Math.min(length, size - offset)));
-      for (let at = 0; at < buf.length; ) {
-        const n = readSync(fd, buf, at, buf.length - at, offset + at);
-        if (n === 0) return buf.subarray(0, at);
-        at += n;
-      }
+      const buf = Buffer.alloc(Math.max(0, Math.min(length, size - offset)));
+      readRange(fd, buf, 0, buf.length, offset);
       return buf;
     };
     const h = createHash('sha256');
