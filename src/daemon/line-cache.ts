@@ -9,6 +9,8 @@ import { strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, ty
 import { classifyAccesses, type InputSpec } from '../observe/accesses.js';
 import { isStaticElf } from '../observe/static-binary.js';
 import { parseTraceLog } from '../observe/trace-log.js';
+import { TimeMacroScanner } from '../observe/time-macros.js';
+import { timeMacroInputs } from '../fingerprint/time-inputs.js';
 import type { Entry, PathSets, Store, StoredOutput } from '../store/store.js';
 import { sha256 } from '../util/hash.js';
 import type { InputChange, MissWhy } from '../builds/record.js';
@@ -75,6 +77,7 @@ export class LineCache {
   readonly pathSets: PathSetCache;
   private nextId = 0;
   private staticCache = new Map<string, boolean>();
+  private readonly timeMacros = new TimeMacroScanner();
 
   constructor(
     private readonly store: Store,
@@ -211,6 +214,11 @@ export class LineCache {
       if (v === undefined) return { outcome: 'not-stored', reason: 'unknown-prior-content', persist: none };
       entries.push({ k: spec.kind, p: spec.path, v });
     }
+    // A compile naming __DATE__/__TIME__/__TIMESTAMP__: key the date or mtimes, or store nothing.
+    const line = { execed: acc.execed, entries, env: action.req.timeEnv ?? {}, command: action.req.command, startedMs: action.startedMs, nowMs: this.pathSets.now() };
+    const timeInputs = timeMacroInputs(line, this.timeMacros, this.state);
+    if (typeof timeInputs === 'string') return { outcome: 'not-stored', reason: timeInputs, persist: none };
+    entries.push(...timeInputs);
 
     // Inputs are valued; now drop what kbx knew of the paths the line changed.
     for (const p of [...acc.written, ...acc.deleted]) this.state.forget(p);

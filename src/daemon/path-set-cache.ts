@@ -7,6 +7,7 @@
 // written by another daemon sharing the directory is seen after this cache
 // forgets the command.
 import { currentValue, type Mismatch, type PathEntry } from '../fingerprint/key.js';
+import { pseudoValue } from '../fingerprint/time-inputs.js';
 import type { FileState } from '../fingerprint/file-state.js';
 import type { PathSets, Store } from '../store/store.js';
 
@@ -16,6 +17,8 @@ export interface CompactSet {
   content: Uint8Array;
   paths: Uint32Array;
   values: Uint32Array;
+  /** Entries that are not files (the date, mtimes: time-inputs.ts); only a few sets have any. */
+  pseudo?: PathEntry[];
 }
 
 export interface CompactRecord {
@@ -53,13 +56,37 @@ export class PathSetCache {
       cwd: rec.cwd,
       uncacheable: rec.uncacheable,
       rules: rec.rules,
-      sets: rec.sets.map((s) => ({
-        strong: s.strong,
-        content: Uint8Array.from(s.entries, (e) => (e.k === 'c' ? 1 : 0)),
-        paths: Uint32Array.from(s.entries, (e) => this.intern(e.p)),
-        values: Uint32Array.from(s.entries, (e) => this.intern(e.v)),
-      })),
+      sets: rec.sets.map((s) => this.compactSet(s.strong, s.entries)),
     };
+  }
+
+  private compactSet(strong: string, entries: readonly PathEntry[]): CompactSet {
+    const files = entries.filter((e) => e.k === 'c' || e.k === 'e');
+    const set: CompactSet = {
+      strong,
+      content: Uint8Array.from(files, (e) => (e.k === 'c' ? 1 : 0)),
+      paths: Uint32Array.from(files, (e) => this.intern(e.p)),
+      values: Uint32Array.from(files, (e) => this.intern(e.v)),
+    };
+    // Any other kind, known or not (the store is untrusted), is checked as a pseudo-input.
+    if (files.length < entries.length) set.pseudo = entries.filter((e) => e.k !== 'c' && e.k !== 'e').map(({ k, p, v }) => ({ k, p, v }));
+    return set;
+  }
+
+  /** The clock pseudo-inputs are valued with (a test moves it to another day). */
+  now: () => number = Date.now;
+
+  private pseudoMismatches(set: CompactSet, firstOnly: boolean): Mismatch[] {
+    const out: Mismatch[] = [];
+    if (!set.pseudo) return out;
+    const nowMs = this.now();
+    for (const entry of set.pseudo) {
+      const now = pseudoValue(entry.k, entry.p, nowMs);
+      if (now !== undefined && now === entry.v) continue;
+      out.push({ entry, now: now ?? 'unknown-kind' });
+      if (firstOnly) break;
+    }
+    return out;
   }
 
   private remember(weak: string, rec: CompactRecord): void {
@@ -90,6 +117,11 @@ export class PathSetCache {
 
   /** The first entry of a set that no longer holds, as firstMismatch reports it. */
   firstMismatch(state: FileState, set: CompactSet): Mismatch | undefined {
+    // Pseudo-inputs first: the date is a string compare, and the likeliest to differ.
+    if (set.pseudo) {
+      const [diff] = this.pseudoMismatches(set, true);
+      if (diff) return diff;
+    }
     for (let i = 0; i < set.paths.length; i++) {
       const kind = set.content[i] ? 'c' : 'e';
       const p = this.strings[set.paths[i]!]!;
@@ -105,7 +137,7 @@ export class PathSetCache {
 
   /** Every entry of a set that no longer holds (for explaining a miss; slower than firstMismatch). */
   mismatches(state: FileState, set: CompactSet): Mismatch[] {
-    const out: Mismatch[] = [];
+    const out = this.pseudoMismatches(set, false);
     for (let i = 0; i < set.paths.length; i++) {
       const kind = set.content[i] ? 'c' : 'e';
       const p = this.strings[set.paths[i]!]!;

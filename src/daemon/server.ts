@@ -206,7 +206,8 @@ export class DaemonServer {
     };
     const roots = getenv('KBX_ROOTS')?.split(':').filter(Boolean) ?? [cwdB.toString()];
     try {
-      const req = { cwd: cwdB.toString(), command: cmdB.toString(), tty: ttyB.toString(), envDigest: this.envDigests.of(envB) };
+      const envDigest = this.envDigests.of(envB);
+      const req = { cwd: cwdB.toString(), command: cmdB.toString(), tty: ttyB.toString(), envDigest, timeEnv: this.envDigests.timeEnv(envDigest) };
       const res = this.cache.lookup(req, roots, buildId);
       if (res.kind === 'hit') {
         const endUs = nowUs(); // before the reply: the shim may end and make start the next line at once

@@ -2,13 +2,25 @@
 // enters a key is listed here; KEY_FORMAT changes whenever one does.
 //
 //   weak   = H(KEY_FORMAT, cwd, command text, tty flags, H(environment that matters))
-//   path set = sorted [kind, path, value] for every input the line observed
+//   path set = sorted [kind, path, value] for every input the line observed,
+//              then the pseudo-inputs of a compile that names the time macros
+//              (time-inputs.ts: the date, and mtimes)
 //   strong = H(weak, path set)
 import { hashFields } from '../util/hash.js';
 import type { FileState } from './file-state.js';
 import type { InputKind } from '../observe/accesses.js';
 
-export const KEY_FORMAT = 'kbx-key-2';
+// 3: pseudo-inputs for __DATE__/__TIMESTAMP__; entries stored by kbx-key-2
+// hold none, so a compile using them must not find those.
+export const KEY_FORMAT = 'kbx-key-3';
+
+/**
+ * Variables that decide how a compiler expands __DATE__, __TIME__ and
+ * __TIMESTAMP__: always in the key (env_ignore cannot drop them), and handed
+ * to the daemon with each line (LineRequest.timeEnv).
+ */
+export const TIME_VARIABLES = ['SOURCE_DATE_EPOCH', 'TZ', 'TZDIR'] as const;
+export type TimeEnv = Partial<Record<(typeof TIME_VARIABLES)[number], string>>;
 
 // Environment that differs between two runs of the same build without
 // changing what a recipe line produces. KBX_* are kbx's own.
@@ -42,6 +54,8 @@ export interface LineRequest {
   tty: string;
   /** Digest of the environment that matters (envDigest). */
   envDigest: string;
+  /** The line's TIME_VARIABLES; missing: none was set. */
+  timeEnv?: TimeEnv;
 }
 
 export function keyEnvironment(env: readonly string[], extraIgnore: readonly string[]): string[] {
@@ -49,7 +63,8 @@ export function keyEnvironment(env: readonly string[], extraIgnore: readonly str
   for (const entry of env) {
     const eq = entry.indexOf('=');
     const name = eq < 0 ? entry : entry.slice(0, eq);
-    if (name.startsWith('KBX_') || VOLATILE_ENV.has(name) || extraIgnore.includes(name)) continue;
+    if (name.startsWith('KBX_') || VOLATILE_ENV.has(name)) continue;
+    if (extraIgnore.includes(name) && !(TIME_VARIABLES as readonly string[]).includes(name)) continue;
     if (name === 'MAKEFLAGS' || name === 'MFLAGS') out.push(`${name}=${normalizeMakeflags(entry.slice(eq + 1))}`);
     else out.push(entry);
   }
@@ -91,14 +106,32 @@ export class EnvDigests {
   variables(digest: string): string[] {
     return this.vars.get(digest) ?? [];
   }
+
+  /** The TIME_VARIABLES behind a digest this object made. */
+  timeEnv(digest: string): TimeEnv {
+    const out: TimeEnv = {};
+    for (const entry of this.variables(digest)) {
+      const eq = entry.indexOf('=');
+      const name = eq > 0 ? TIME_VARIABLES.find((n) => n === entry.slice(0, eq)) : undefined;
+      if (name) out[name] = entry.slice(eq + 1);
+    }
+    return out;
+  }
 }
 
 export function weakFingerprint(req: LineRequest): string {
   return hashFields([KEY_FORMAT, req.cwd, req.command, req.tty, req.envDigest]);
 }
 
+/**
+ * c and e: a file's content or existence (accesses.ts). Pseudo-inputs
+ * (time-inputs.ts): `date`, p the time zone, v its date; `mtime`, p a file,
+ * v its mtime in whole seconds.
+ */
+export type EntryKind = InputKind | 'date' | 'mtime';
+
 export interface PathEntry {
-  k: InputKind;
+  k: EntryKind;
   p: string;
   v: string;
 }
@@ -109,7 +142,7 @@ export function strongFingerprint(weak: string, entries: readonly PathEntry[]): 
   return hashFields(fields);
 }
 
-/** The value a path set entry has now. */
+/** The value a file entry (c or e) has now; pseudo-inputs: time-inputs.ts. */
 export function currentValue(state: FileState, kind: InputKind, path: string): string {
   return kind === 'c' ? state.content(path) : state.existence(path);
 }
