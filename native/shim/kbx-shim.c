@@ -770,6 +770,14 @@ static void start_child(const char *trace_log, int out_w, int err_w) {
   if (env.ld_preload && *env.ld_preload) strcat(strcat(preload, " "), env.ld_preload);
   setenv("LD_PRELOAD", preload, 1);
   setenv("KBX_TRACE_LOG", trace_log, 1);
+  // ccache answering a hit from stats alone (its inode cache, compiler_check
+  // mtime, sloppiness file_stat_matches) would show kbx existence where the
+  // key needs content: make it read the headers and the compiler. Only for
+  // the traced run; the key holds the environment sent in LOOKUP.
+  unsetenv("CCACHE_INODECACHE");
+  setenv("CCACHE_NOINODECACHE", "1", 1);
+  setenv("CCACHE_COMPILERCHECK", "content", 1);
+  setenv("CCACHE_SLOPPINESS", "", 1);
   exec_real_shell();
 }
 
