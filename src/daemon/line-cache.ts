@@ -99,7 +99,7 @@ export class LineCache {
         continue;
       }
       const entry = this.store.getEntry(set.strong);
-      if (!entry) continue;
+      if (!entry || entry.exit !== 0) continue; // a failure stored by an older kbx is not replayed
       const restored = restoreEntry(this.store, this.state, entry);
       if (!restored) continue; // a blob was evicted or corrupt: run the line
       return { kind: 'hit', exit: entry.exit, stdout: restored.stdout, stderr: restored.stderr, savedUs: entry.durationUs, entry, set };
@@ -204,6 +204,9 @@ export class LineCache {
       }
       return { outcome: 'not-stored', reason: acc.uncacheable, persist: none };
     }
+    // A failure may come from what no key holds (an OOM-killed cc1, a full disk,
+    // a flaky tool): replaying it would fail every build until the inputs change.
+    if (done.status !== '0') return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
 
     const entries: PathEntry[] = [];
     for (const spec of acc.inputs) {
