@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/config.js';
 import { LineCache } from '../src/daemon/line-cache.js';
+import { FileState } from '../src/fingerprint/file-state.js';
 import { LocalStore } from '../src/store/local/local-store.js';
 import { tempDir } from './support/kbx.js';
 
@@ -62,5 +63,21 @@ describe('what a miss stores', () => {
     writeFileSync(out, 'object');
     assert.equal(await run(`w 0 0 0 ${out}\n`), 'stored');
     assert.equal(await run(`w 0 0 0 ${out}\n`), 'hit');
+  });
+});
+
+describe('the stat cache', () => {
+  test('trusts a check for a second of monotonic time: a wall clock set back an hour does not keep a stale digest', (t) => {
+    const p = join(tempDir('trust-clock'), 'x.h');
+    writeFileSync(p, 'one\n');
+    const state = new FileState();
+    const before = state.content(p);
+    writeFileSync(p, 'two, longer\n');
+    // Two seconds pass while the wall clock is set back an hour (NTP, a manual date).
+    const wall = Date.now();
+    const mono = performance.now();
+    t.mock.method(Date, 'now', () => wall - 3_600_000);
+    t.mock.method(performance, 'now', () => mono + 2000);
+    assert.notEqual(state.content(p), before, 'a digest checked "in the future" was trusted across the jump');
   });
 });
