@@ -3,7 +3,7 @@
 // when the files the line wrote are, or are no longer, there.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/config.js';
 import { LineCache } from '../src/daemon/line-cache.js';
@@ -11,25 +11,27 @@ import { FileState } from '../src/fingerprint/file-state.js';
 import { LocalStore } from '../src/store/local/local-store.js';
 import { tempDir } from './support/kbx.js';
 
-function setup(tag: string) {
+// tree: where the line runs and writes; not under KBX_DIR, whose paths are never part of a key.
+function setup(tag: string, tree = tempDir(`linecache-tree-${tag}`)) {
   const kbxDir = tempDir(`linecache-${tag}`);
-  const tree = tempDir(`linecache-tree-${tag}`); // not under KBX_DIR, whose paths are never part of a key
   const tmp = join(kbxDir, 'tmp');
   mkdirSync(tmp);
   const cfg = loadConfig({ KBX_DIR: kbxDir });
   const store = new LocalStore(kbxDir, cfg.maxSize, cfg.compressionLevel);
   const cache = new LineCache(store, cfg, tmp);
   const req = { cwd: tree, command: `make-output ${tag}`, tty: '', envDigest: 'e' };
-  /** One run of the line: LOOKUP, then the trace `log` and DONE. */
-  const run = async (log: string) => {
+  /** One run of the line: LOOKUP, then the trace `log` and DONE (`startUs`: the line's start, as the shim tells it). */
+  const run = async (log: string, opts: { status?: string; startUs?: number } = {}) => {
     const res = cache.lookup(req, [tree], 'b1');
     if (res.kind !== 'miss') return res.kind;
+    if (opts.startUs !== undefined) res.action.startUs = opts.startUs;
     writeFileSync(res.action.traceLog, log);
-    const rec = cache.record(res.action, { status: '0', stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), elapsedUs: 10 });
+    const done = { status: opts.status ?? '0', stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), elapsedUs: 10 };
+    const rec = cache.record(res.action, done);
     await rec.persist;
     return `${rec.outcome}${rec.reason ? ` ${rec.reason}` : ''}`;
   };
-  return { tree, run };
+  return { tree, run, cache };
 }
 
 describe('what a miss stores', () => {
@@ -63,6 +65,48 @@ describe('what a miss stores', () => {
     writeFileSync(out, 'object');
     assert.equal(await run(`w 0 0 0 ${out}\n`), 'stored');
     assert.equal(await run(`w 0 0 0 ${out}\n`), 'hit');
+  });
+});
+
+/** The later of a file's mtime and ctime, in µs since the epoch. */
+function changedUs(p: string): number {
+  const st = statSync(p, { bigint: true });
+  return Number((st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs) / 1000n);
+}
+
+describe('what a miss does not store', () => {
+  test('a run that exited non-zero', async () => {
+    const { tree, run } = setup('failed');
+    const out = join(tree, 'out.o');
+    writeFileSync(out, 'half an object');
+    assert.equal(await run(`w 0 0 0 ${out}\n`, { status: '4' }), 'not-stored exit-nonzero');
+    assert.equal(await run(`w 0 0 0 ${out}\n`, { status: '4' }), 'not-stored exit-nonzero');
+  });
+
+  test('a run whose input changed at or after its start; an input written a millisecond before the start is stored', async () => {
+    const { tree, run } = setup('input-changed');
+    const src = join(tree, 'x.c');
+    const out = join(tree, 'x.o');
+    writeFileSync(src, 'int x;\n');
+    writeFileSync(out, 'object');
+    const log = `r ${src}\nw 0 0 0 ${out}\n`;
+    assert.equal(await run(log, { startUs: changedUs(src) }), `not-stored input-changed: ${src}`);
+    assert.equal(await run(log, { startUs: changedUs(src) + 1000 }), 'stored');
+  });
+
+  test('an input the line changed in place is judged by its stat before the change', async () => {
+    const early = setup('in-place');
+    const late = setup('in-place-late', early.tree);
+    const obj = join(early.tree, 'vmlinux.o');
+    writeFileSync(obj, 'object before objcopy');
+    for (const { cache } of [early, late]) cache.state.content(obj); // kbx saw this version (an earlier line wrote it)
+    const before = statSync(obj, { bigint: true });
+    const log = `r ${obj}\nm ${before.ino} ${before.size} ${before.mtimeNs} ${obj}\n`;
+    const writtenUs = changedUs(obj);
+    appendFileSync(obj, ', patched'); // the line's own edit, after its start
+    assert.equal(await early.run(log, { startUs: writtenUs + 1000 }), 'stored');
+    // Had the version it read been written at or after the start, someone else changed it.
+    assert.equal(await late.run(log, { startUs: Number(before.mtimeNs / 1000n) }), `not-stored input-changed: ${obj}`);
   });
 });
 

@@ -4,8 +4,9 @@
 // each is a way to restore the wrong thing.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Kbx, plainMake, summary, tempDir, writeTree } from './support/kbx.js';
 
 /** A project in its own temporary directory, with `ign/`: a directory kbx is told to leave out of every key. */
@@ -25,6 +26,46 @@ function plainCopy(proj: string, tag: string, args: string[] = []): string {
   assert.equal(r.status, 0, r.stderr);
   return ref;
 }
+
+describe('an input edited while the line runs', () => {
+  const holder = { kbx: undefined as Kbx | undefined };
+  after(() => holder.kbx?.stop());
+
+  test('is not stored: a clean rebuild makes the output from the current input', async () => {
+    // The recipe copies src, then waits until the test has edited src (ign/go), then
+    // puts the copy in place: its output is made from the old src, while src,
+    // valued when the line ends, is the new one.
+    const { proj, ign } = project('edited', {
+      src: 'old\n',
+      Makefile: [
+        'out: src',
+        '\tcp src tmp; n=0; while [ ! -e ign/go ] && [ $$n -lt 600 ]; do sleep 0.1; n=$$((n+1)); done; mv tmp out',
+        '',
+      ].join('\n'),
+    });
+    const kbx = (holder.kbx = new Kbx('edited', { KBX_IGNORE_PATHS: ign }));
+    let finished = false;
+    const build = kbx.makeAsync(proj).then((r) => ((finished = true), r));
+    while (!existsSync(join(proj, 'tmp')) && !finished) await sleep(20);
+    assert.ok(!finished, 'the recipe ended before it copied src');
+    // File times come from the kernel's coarse clock, which may lag by a tick
+    // (at most 10 ms): let the edit be clearly after the line's start.
+    await sleep(50);
+    writeFileSync(join(proj, 'src'), 'new\n');
+    writeFileSync(join(ign, 'go'), '');
+    const first = await build;
+    assert.equal(first.status, 0, first.stderr);
+    assert.equal(readFileSync(join(proj, 'out'), 'utf8'), 'old\n');
+    assert.equal(summary(first.stderr).stored, 0, first.stderr);
+
+    rmSync(join(proj, 'out'));
+    const ref = plainCopy(proj, 'edited-plain');
+    const second = kbx.make(proj);
+    assert.equal(second.status, 0, second.stderr);
+    assert.equal(readFileSync(join(proj, 'out'), 'utf8'), 'new\n');
+    assert.equal(readFileSync(join(proj, 'out'), 'utf8'), readFileSync(join(ref, 'out'), 'utf8'));
+  });
+});
 
 describe('a line that fails', () => {
   const holder = { kbx: undefined as Kbx | undefined };

@@ -2,11 +2,11 @@
 // inputs all still hold (hit: restore its outputs), or let the shim run it
 // under the tracer and store what it did (miss).
 import { existsSync, lstatSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { FileState } from '../fingerprint/file-state.js';
 import { strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
-import { classifyAccesses, type InputSpec } from '../observe/accesses.js';
+import { classifyAccesses, type Accesses, type InputSpec } from '../observe/accesses.js';
 import { isStaticElf } from '../observe/static-binary.js';
 import { parseTraceLog } from '../observe/trace-log.js';
 import type { Entry, PathSets, Store, StoredOutput } from '../store/store.js';
@@ -30,6 +30,12 @@ export interface PendingAction {
   roots: string[];
   traceLog: string;
   startedMs: number;
+  /**
+   * When the line started, µs since the epoch on the wall clock: the shim's
+   * start (server.ts), else the lookup. An input changed at or after it may
+   * have been read in its older version.
+   */
+  startUs: number;
 }
 
 export interface DoneReport {
@@ -107,7 +113,7 @@ export class LineCache {
     const id = `${process.pid}-${++this.nextId}`;
     return {
       kind: 'miss',
-      action: { id, buildId, ignore: [], weak, req, roots, traceLog: `${this.tmpDir}/trace-${id}.log`, startedMs: Date.now() },
+      action: { id, buildId, ignore: [], weak, req, roots, traceLog: `${this.tmpDir}/trace-${id}.log`, startedMs: Date.now(), startUs: Date.now() * 1000 },
       why: !rec ? { kind: 'new-command' } : firstDiff ? this.explainMiss(rec.sets) : { kind: 'unavailable' },
       whyText: firstDiff ? `${firstDiff.entry.p} was ${firstDiff.entry.v.slice(0, 16)}, now ${firstDiff.now.slice(0, 16)}` : rec ? 'stored outputs unavailable' : 'new command',
     };
@@ -140,6 +146,42 @@ export class LineCache {
     }
     if (spec.pre) return this.state.contentBefore(spec.path, spec.pre);
     return this.state.content(spec.path);
+  }
+
+  /**
+   * A content input changed at or after the line's start (as ccache checks):
+   * the line may have read the older version while the key holds the newer
+   * one, and every clean rebuild would restore the stale output. Returns the
+   * first such path. An input the line itself changed is judged by its stat
+   * before that change; a directory whose entries the line itself changed
+   * cannot be judged by its times and is left out.
+   *
+   * No margin on the comparison: file times come from the kernel's coarse
+   * clock, which trails the shim's CLOCK_REALTIME by less than a tick, so a
+   * file written before the line started (the previous recipe line's object,
+   * a millisecond earlier) always dates before the start and is stored. An
+   * edit within a tick after the start may date just before it; it is missed
+   * only if the line had already read the file, which takes longer than a tick
+   * (asking the daemon, starting the shell and the tool). A margin would
+   * refuse the common case instead.
+   */
+  private inputChangedDuringLine(acc: Accesses, startUs: number): string | undefined {
+    const sinceNs = BigInt(Math.floor(startUs)) * 1000n;
+    // Parents of what the line wrote, removed or renamed (an input with a pre stat
+    // was changed by the line); a path removed and then probed is in none of
+    // these, which only makes the check stricter.
+    const touched = [...acc.written, ...acc.deleted, ...acc.inputs.filter((i) => i.pre).map((i) => i.path)];
+    const ownDirs = new Set(touched.map((p) => dirname(resolve(p))));
+    for (const spec of acc.inputs) {
+      if (spec.kind !== 'c') continue;
+      if (spec.pre) {
+        if (spec.pre.mtimeNs >= sinceNs) return spec.path;
+        continue;
+      }
+      if (ownDirs.has(resolve(spec.path)) && this.state.existence(spec.path) === 'dir') continue;
+      if (this.state.changedSince(spec.path, sinceNs)) return spec.path;
+    }
+    return undefined;
   }
 
   private isStatic(path: string): boolean {
@@ -214,6 +256,9 @@ export class LineCache {
       if (v === undefined) return { outcome: 'not-stored', reason: 'unknown-prior-content', persist: none };
       entries.push({ k: spec.kind, p: spec.path, v });
     }
+    // After valuing: a change between that and this stat shows here too.
+    const changed = this.inputChangedDuringLine(acc, action.startUs);
+    if (changed) return { outcome: 'not-stored', reason: `input-changed: ${changed}`, persist: none };
 
     // Inputs are valued; now drop what kbx knew of the paths the line changed.
     for (const p of [...acc.written, ...acc.deleted]) this.state.forget(p);

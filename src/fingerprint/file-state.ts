@@ -179,6 +179,15 @@ export class FileState {
     return undefined;
   }
 
+  /**
+   * Whether the file was changed (mtime or ctime, wall clock) at or after
+   * sinceNs, or is gone: a fresh stat, never the trust window.
+   */
+  changedSince(p: string, sinceNs: bigint): boolean {
+    const st = stat(p);
+    return !st || st.mtimeNs >= sinceNs || st.ctimeNs >= sinceNs;
+  }
+
   /** A recipe line removed or replaced the path in a way kbx did not hash. */
   forget(p: string): void {
     this.known.delete(p);
