@@ -3,7 +3,7 @@
 // when the files the line wrote are, or are no longer, there.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/config.js';
 import { LineCache } from '../src/daemon/line-cache.js';
@@ -73,6 +73,34 @@ function changedUs(p: string): number {
   const st = statSync(p, { bigint: true });
   return Number((st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs) / 1000n);
 }
+
+describe('directories a miss stores', () => {
+  test('a directory the line made holds only what the line wrote there, not what other jobs wrote', async () => {
+    const { tree, run } = setup('mkdir');
+    const dir = join(tree, 'build');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'a.o'), 'mine');
+    writeFileSync(join(dir, 'b.o'), 'written by a parallel job, perhaps half');
+    const log = `k ${dir}\nw 0 0 0 ${join(dir, 'a.o')}\n`;
+    assert.equal(await run(log), 'stored');
+    rmSync(dir, { recursive: true });
+    assert.equal(await run(log), 'hit');
+    assert.equal(readFileSync(join(dir, 'a.o'), 'utf8'), 'mine');
+    assert.ok(!existsSync(join(dir, 'b.o')), 'restored a file another job wrote');
+  });
+
+  test('a directory renamed into place is stored with all it holds', async () => {
+    const { tree, run } = setup('renamed-dir');
+    const [tmp, out] = [join(tree, 't'), join(tree, 'out')];
+    mkdirSync(join(out, 'sub'), { recursive: true });
+    writeFileSync(join(out, 'sub', 'x'), 'made as t/sub/x');
+    const log = `k ${tmp}\nk ${tmp}/sub\nw 0 0 0 ${tmp}/sub/x\nn 1 2 3 ${tmp}\nN 0 0 0 ${out}\n`;
+    assert.equal(await run(log), 'stored');
+    rmSync(out, { recursive: true });
+    assert.equal(await run(log), 'hit');
+    assert.equal(readFileSync(join(out, 'sub', 'x'), 'utf8'), 'made as t/sub/x');
+  });
+});
 
 describe('what a miss does not store', () => {
   test('a run that exited non-zero', async () => {

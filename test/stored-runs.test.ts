@@ -4,10 +4,10 @@
 // each is a way to restore the wrong thing.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Kbx, plainMake, summary, tempDir, writeTree } from './support/kbx.js';
+import { Kbx, assertSameTree, plainMake, summary, tempDir, writeTree } from './support/kbx.js';
 
 /** A project in its own temporary directory, with `ign/`: a directory kbx is told to leave out of every key. */
 function project(tag: string, files: Record<string, string>): { proj: string; ign: string } {
@@ -64,6 +64,43 @@ describe('an input edited while the line runs', () => {
     assert.equal(second.status, 0, second.stderr);
     assert.equal(readFileSync(join(proj, 'out'), 'utf8'), 'new\n');
     assert.equal(readFileSync(join(proj, 'out'), 'utf8'), readFileSync(join(ref, 'out'), 'utf8'));
+  });
+});
+
+describe('a directory the line leaves', () => {
+  const kbx = new Kbx('dirs');
+  after(() => kbx.stop());
+
+  test('is restored with everything the line left in it: built under a temporary name and renamed, or copied with cp -r', () => {
+    const { proj } = project('dirs', {
+      src: 'hello\n',
+      'srcdir/x': 'a\n',
+      'srcdir/sub/y': 'b\n',
+      Makefile: [
+        'all: out out2',
+        'out: src',
+        '\trm -rf t out; mkdir -p t/sub/deeper; cp src t/x; cp src t/sub/deeper/y; chmod 755 t/x; ln -s x t/link; mv t out',
+        'out2: srcdir/x srcdir/sub/y',
+        '\trm -rf out2; cp -r srcdir out2',
+        '',
+      ].join('\n'),
+    });
+    const ref = plainCopy(proj, 'dirs-plain');
+    const cold = kbx.make(proj);
+    assert.equal(cold.status, 0, cold.stderr);
+    assert.equal(summary(cold.stderr).stored, 2, cold.stderr);
+
+    rmSync(join(proj, 'out'), { recursive: true });
+    rmSync(join(proj, 'out2'), { recursive: true });
+    const warm = kbx.make(proj);
+    assert.equal(warm.status, 0, warm.stderr);
+    assert.equal(summary(warm.stderr).hits, 2, warm.stderr);
+    assert.equal(readFileSync(join(proj, 'out', 'x'), 'utf8'), 'hello\n');
+    assert.equal(readFileSync(join(proj, 'out', 'sub', 'deeper', 'y'), 'utf8'), 'hello\n');
+    assert.equal(lstatSync(join(proj, 'out', 'x')).mode & 0o777, 0o755);
+    assert.ok(lstatSync(join(proj, 'out', 'link')).isSymbolicLink());
+    assert.equal(readFileSync(join(proj, 'out2', 'sub', 'y'), 'utf8'), 'b\n');
+    assertSameTree(proj, ref);
   });
 });
 

@@ -1,12 +1,12 @@
 // The heart of kbx: for one recipe line, find a stored run whose observed
 // inputs all still hold (hit: restore its outputs), or let the shim run it
 // under the tracer and store what it did (miss).
-import { existsSync, lstatSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, type Stats } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { FileState } from '../fingerprint/file-state.js';
 import { strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
-import { classifyAccesses, type Accesses, type InputSpec } from '../observe/accesses.js';
+import { classifyAccesses, renameDestinations, type Accesses, type InputSpec } from '../observe/accesses.js';
 import { isStaticElf } from '../observe/static-binary.js';
 import { parseTraceLog } from '../observe/trace-log.js';
 import type { Entry, PathSets, Store, StoredOutput } from '../store/store.js';
@@ -264,6 +264,25 @@ export class LineCache {
     for (const p of [...acc.written, ...acc.deleted]) this.state.forget(p);
     const outputs: StoredOutput[] = [];
     const blobs = new Map<string, Buffer>();
+    const kept = new Set<string>();
+    // Keeps one output; false for what an entry cannot hold (a fifo, a socket, a device).
+    const keep = (p: string, st: Stats): boolean => {
+      if (kept.has(p)) return true;
+      if (!st.isFile() && !st.isDirectory() && !st.isSymbolicLink()) return false;
+      kept.add(p);
+      if (st.isFile()) {
+        const data = readFileSync(p);
+        const digest = sha256(data);
+        blobs.set(digest, data);
+        outputs.push({ kind: 'file', path: p, digest, mode: st.mode & 0o7777, size: data.length });
+        this.state.noteContent(p, digest);
+      } else {
+        outputs.push(st.isDirectory() ? { kind: 'dir', path: p } : { kind: 'link', path: p, target: readlinkSync(p) });
+        this.state.forget(p);
+      }
+      return true;
+    };
+    const renamedInto = renameDestinations(events);
     const removedByLine = new Set([...acc.deleted, ...acc.gone]);
     for (const p of acc.written) {
       let st;
@@ -282,19 +301,16 @@ export class LineCache {
         this.learnUncacheable(action, reason);
         return { outcome: 'uncacheable', reason, persist: none };
       }
-      if (st.isSymbolicLink()) outputs.push({ kind: 'link', path: p, target: readlinkSync(p) });
-      else if (st.isDirectory()) outputs.push({ kind: 'dir', path: p });
-      else if (st.isFile()) {
-        const data = readFileSync(p);
-        const digest = sha256(data);
-        blobs.set(digest, data);
-        outputs.push({ kind: 'file', path: p, digest, mode: st.mode & 0o7777, size: data.length });
-        this.state.noteContent(p, digest);
-      }
+      // A directory renamed into place (mkdir t; cp src t/x; mv t out) holds what the
+      // line wrote under the old name: all of it is output. A directory the line
+      // made with mkdir holds its own writes, already listed, and perhaps files
+      // other jobs of a parallel make wrote there, which are not this line's.
+      const odd = !keep(p, st) ? p : st.isDirectory() && renamedInto.has(p) ? keepTree(p, keep) : undefined;
+      if (odd) return { outcome: 'not-stored', reason: `output-special: ${odd}`, persist: none };
     }
     // Directories first so that restoring creates them before the files inside.
     outputs.sort((a, b) => (a.kind === 'dir' ? 0 : 1) - (b.kind === 'dir' ? 0 : 1));
-    const deleted = acc.deleted.filter((p) => insideAny(p, action.roots) && !outputs.some((o) => o.path === p));
+    const deleted = acc.deleted.filter((p) => insideAny(p, action.roots) && !kept.has(p));
 
     const stdoutDigest = done.stdout.length ? sha256(done.stdout) : '';
     const stderrDigest = done.stderr.length ? sha256(done.stderr) : '';
@@ -330,6 +346,18 @@ export class LineCache {
     })();
     return { outcome: 'stored', persist };
   }
+}
+
+/** Keeps everything under dir, symlinks not followed; returns the first entry keep refused. */
+function keepTree(dir: string, keep: (p: string, st: Stats) => boolean): string | undefined {
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    const st = lstatSync(p);
+    if (!keep(p, st)) return p;
+    const odd = st.isDirectory() ? keepTree(p, keep) : undefined;
+    if (odd) return odd;
+  }
+  return undefined;
 }
 
 function sameOutputs(a: Entry, b: Entry): boolean {

@@ -143,3 +143,13 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
   result.inputs.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return result;
 }
+
+/**
+ * Paths whose last change by the line was a rename (or link) onto them: a
+ * directory among them came with everything in it, written under other names.
+ */
+export function renameDestinations(events: TraceEvent[]): Set<string> {
+  const last = new Map<string, string>();
+  for (const ev of events) if (WRITES.has(ev.op) || ev.op === 'd' || ev.op === 'n') last.set(ev.path, ev.op);
+  return new Set([...last].filter(([, op]) => op === 'N').map(([p]) => p));
+}
