@@ -102,6 +102,24 @@ describe('directories a miss stores', () => {
   });
 });
 
+describe('a directory listing the line changed itself', () => {
+  test('is keyed as it was before the line: the line ran without its stamp, so a listing with it is a miss', async () => {
+    const { tree, run } = setup('own-listing');
+    const dir = join(tree, 'src');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'a.c'), 'int a;\n');
+    const [list, stamp] = [join(tree, 'list'), join(dir, 'stamp')];
+    writeFileSync(list, 'a.c\n'); // ls src > list; touch src/stamp
+    writeFileSync(stamp, '');
+    assert.equal(await run(`w 0 0 0 ${list}\nr ${dir}\nw 0 0 0 ${stamp}\n`), 'stored');
+    // The stamp is there now: ls would list it, so the stored list is not this line's output.
+    const rerun = `w 1 4 5 ${list}\nr ${dir}\nw 1 0 7 ${stamp}\n`;
+    assert.notEqual(await run(rerun), 'hit');
+    rmSync(stamp);
+    assert.equal(await run(rerun), 'hit');
+  });
+});
+
 describe('what a miss does not store', () => {
   test('a run that exited non-zero', async () => {
     const { tree, run } = setup('failed');

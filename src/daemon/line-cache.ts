@@ -2,11 +2,11 @@
 // inputs all still hold (hit: restore its outputs), or let the shim run it
 // under the tracer and store what it did (miss).
 import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, type Stats } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
-import { FileState } from '../fingerprint/file-state.js';
+import { FileState, listingDigest } from '../fingerprint/file-state.js';
 import { strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
-import { classifyAccesses, renameDestinations, type Accesses, type InputSpec } from '../observe/accesses.js';
+import { classifyAccesses, entriesChanged, renameDestinations, type Accesses, type InputSpec } from '../observe/accesses.js';
 import { isStaticElf } from '../observe/static-binary.js';
 import { parseTraceLog } from '../observe/trace-log.js';
 import type { Entry, PathSets, Store, StoredOutput } from '../store/store.js';
@@ -165,13 +165,8 @@ export class LineCache {
    * (asking the daemon, starting the shell and the tool). A margin would
    * refuse the common case instead.
    */
-  private inputChangedDuringLine(acc: Accesses, startUs: number): string | undefined {
+  private inputChangedDuringLine(acc: Accesses, startUs: number, ownDirs: Map<string, unknown>): string | undefined {
     const sinceNs = BigInt(Math.floor(startUs)) * 1000n;
-    // Parents of what the line wrote, removed or renamed (an input with a pre stat
-    // was changed by the line); a path removed and then probed is in none of
-    // these, which only makes the check stricter.
-    const touched = [...acc.written, ...acc.deleted, ...acc.inputs.filter((i) => i.pre).map((i) => i.path)];
-    const ownDirs = new Set(touched.map((p) => dirname(resolve(p))));
     for (const spec of acc.inputs) {
       if (spec.kind !== 'c') continue;
       if (spec.pre) {
@@ -251,13 +246,17 @@ export class LineCache {
     if (done.status !== '0') return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
 
     const entries: PathEntry[] = [];
+    const changedEntries = entriesChanged(events);
     for (const spec of acc.inputs) {
-      const v = this.inputValue(spec);
+      let v = this.inputValue(spec);
       if (v === undefined) return { outcome: 'not-stored', reason: 'unknown-prior-content', persist: none };
+      // A listing the line changed itself: the key is the listing before the line.
+      const own = v.startsWith('dir:') ? changedEntries.get(resolve(spec.path)) : undefined;
+      if (own) v = listingBefore(spec.path, own);
       entries.push({ k: spec.kind, p: spec.path, v });
     }
     // After valuing: a change between that and this stat shows here too.
-    const changed = this.inputChangedDuringLine(acc, action.startUs);
+    const changed = this.inputChangedDuringLine(acc, action.startUs, changedEntries);
     if (changed) return { outcome: 'not-stored', reason: `input-changed: ${changed}`, persist: none };
 
     // Inputs are valued; now drop what kbx knew of the paths the line changed.
@@ -346,6 +345,16 @@ export class LineCache {
     })();
     return { outcome: 'stored', persist };
   }
+}
+
+/** The listing of dir before the line, from the listing now and the entries the line created or removed. */
+function listingBefore(dir: string, own: Map<string, boolean>): string {
+  const names = new Set(readdirSync(dir));
+  for (const [name, existed] of own) {
+    if (existed) names.add(name);
+    else names.delete(name);
+  }
+  return listingDigest(names);
 }
 
 /** Keeps everything under dir, symlinks not followed; returns the first entry keep refused. */

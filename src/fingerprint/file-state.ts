@@ -68,6 +68,11 @@ function stat(p: string): BigIntStats | undefined {
   }
 }
 
+/** The value of a directory listing: its entry names, in any order. */
+export function listingDigest(names: Iterable<string>): string {
+  return `dir:${sha256([...names].sort().join('\0'))}`;
+}
+
 export class FileState {
   private known = new Map<string, Known>();
   private existences = new Map<string, KnownExistence>();
@@ -127,11 +132,11 @@ export class FileState {
     if (st.isDirectory()) {
       let names: string[];
       try {
-        names = readdirSync(p).sort();
+        names = readdirSync(p);
       } catch {
         return ABSENT;
       }
-      digest = `dir:${sha256(names.join('\0'))}`;
+      digest = listingDigest(names);
     } else if (st.isFile()) {
       let data: Buffer;
       try {
