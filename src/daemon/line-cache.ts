@@ -1,12 +1,12 @@
 // The heart of kbx: for one recipe line, find a stored run whose observed
 // inputs all still hold (hit: restore its outputs), or let the shim run it
 // under the tracer and store what it did (miss).
-import { existsSync, lstatSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, type Stats } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
-import { FileState } from '../fingerprint/file-state.js';
+import { FileState, listingDigest } from '../fingerprint/file-state.js';
 import { strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
-import { classifyAccesses, type InputSpec } from '../observe/accesses.js';
+import { classifyAccesses, entriesChanged, renameDestinations, type Accesses, type InputSpec } from '../observe/accesses.js';
 import { isStaticElf } from '../observe/static-binary.js';
 import { parseTraceLog } from '../observe/trace-log.js';
 import { TimeMacroScanner } from '../observe/time-macros.js';
@@ -32,6 +32,12 @@ export interface PendingAction {
   roots: string[];
   traceLog: string;
   startedMs: number;
+  /**
+   * When the line started, µs since the epoch on the wall clock: the shim's
+   * start (server.ts), else the lookup. An input changed at or after it may
+   * have been read in its older version.
+   */
+  startUs: number;
 }
 
 export interface DoneReport {
@@ -102,7 +108,7 @@ export class LineCache {
         continue;
       }
       const entry = this.store.getEntry(set.strong);
-      if (!entry) continue;
+      if (!entry || entry.exit !== 0) continue; // a failure stored by an older kbx is not replayed
       const restored = restoreEntry(this.store, this.state, entry);
       if (!restored) continue; // a blob was evicted or corrupt: run the line
       return { kind: 'hit', exit: entry.exit, stdout: restored.stdout, stderr: restored.stderr, savedUs: entry.durationUs, entry, set };
@@ -110,7 +116,7 @@ export class LineCache {
     const id = `${process.pid}-${++this.nextId}`;
     return {
       kind: 'miss',
-      action: { id, buildId, ignore: [], weak, req, roots, traceLog: `${this.tmpDir}/trace-${id}.log`, startedMs: Date.now() },
+      action: { id, buildId, ignore: [], weak, req, roots, traceLog: `${this.tmpDir}/trace-${id}.log`, startedMs: Date.now(), startUs: Date.now() * 1000 },
       why: !rec ? { kind: 'new-command' } : firstDiff ? this.explainMiss(rec.sets) : { kind: 'unavailable' },
       whyText: firstDiff ? `${firstDiff.entry.p} was ${firstDiff.entry.v.slice(0, 16)}, now ${firstDiff.now.slice(0, 16)}` : rec ? 'stored outputs unavailable' : 'new command',
     };
@@ -143,6 +149,37 @@ export class LineCache {
     }
     if (spec.pre) return this.state.contentBefore(spec.path, spec.pre);
     return this.state.content(spec.path);
+  }
+
+  /**
+   * A content input changed at or after the line's start (as ccache checks):
+   * the line may have read the older version while the key holds the newer
+   * one, and every clean rebuild would restore the stale output. Returns the
+   * first such path. An input the line itself changed is judged by its stat
+   * before that change; a directory whose entries the line itself changed
+   * cannot be judged by its times and is left out.
+   *
+   * No margin on the comparison: file times come from the kernel's coarse
+   * clock, which trails the shim's CLOCK_REALTIME by less than a tick, so a
+   * file written before the line started (the previous recipe line's object,
+   * a millisecond earlier) always dates before the start and is stored. An
+   * edit within a tick after the start may date just before it; it is missed
+   * only if the line had already read the file, which takes longer than a tick
+   * (asking the daemon, starting the shell and the tool). A margin would
+   * refuse the common case instead.
+   */
+  private inputChangedDuringLine(acc: Accesses, startUs: number, ownDirs: Map<string, unknown>): string | undefined {
+    const sinceNs = BigInt(Math.floor(startUs)) * 1000n;
+    for (const spec of acc.inputs) {
+      if (spec.kind !== 'c') continue;
+      if (spec.pre) {
+        if (spec.pre.mtimeNs >= sinceNs) return spec.path;
+        continue;
+      }
+      if (ownDirs.has(resolve(spec.path)) && this.state.existence(spec.path) === 'dir') continue;
+      if (this.state.changedSince(spec.path, sinceNs)) return spec.path;
+    }
+    return undefined;
   }
 
   private isStatic(path: string): boolean {
@@ -207,13 +244,23 @@ export class LineCache {
       }
       return { outcome: 'not-stored', reason: acc.uncacheable, persist: none };
     }
+    // A failure may come from what no key holds (an OOM-killed cc1, a full disk,
+    // a flaky tool): replaying it would fail every build until the inputs change.
+    if (done.status !== '0') return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
 
     const entries: PathEntry[] = [];
+    const changedEntries = entriesChanged(events);
     for (const spec of acc.inputs) {
-      const v = this.inputValue(spec);
+      let v = this.inputValue(spec);
       if (v === undefined) return { outcome: 'not-stored', reason: 'unknown-prior-content', persist: none };
+      // A listing the line changed itself: the key is the listing before the line.
+      const own = v.startsWith('dir:') ? changedEntries.get(resolve(spec.path)) : undefined;
+      if (own) v = listingBefore(spec.path, own);
       entries.push({ k: spec.kind, p: spec.path, v });
     }
+    // After valuing: a change between that and this stat shows here too.
+    const changed = this.inputChangedDuringLine(acc, action.startUs, changedEntries);
+    if (changed) return { outcome: 'not-stored', reason: `input-changed: ${changed}`, persist: none };
     // A compile naming __DATE__/__TIME__/__TIMESTAMP__: key the date or mtimes, or store nothing.
     const line = { execed: acc.execed, entries, env: action.req.timeEnv ?? {}, command: action.req.command, startedMs: action.startedMs, nowMs: this.pathSets.now() };
     const timeInputs = timeMacroInputs(line, this.timeMacros, this.state);
@@ -224,6 +271,25 @@ export class LineCache {
     for (const p of [...acc.written, ...acc.deleted]) this.state.forget(p);
     const outputs: StoredOutput[] = [];
     const blobs = new Map<string, Buffer>();
+    const kept = new Set<string>();
+    // Keeps one output; false for what an entry cannot hold (a fifo, a socket, a device).
+    const keep = (p: string, st: Stats): boolean => {
+      if (kept.has(p)) return true;
+      if (!st.isFile() && !st.isDirectory() && !st.isSymbolicLink()) return false;
+      kept.add(p);
+      if (st.isFile()) {
+        const data = readFileSync(p);
+        const digest = sha256(data);
+        blobs.set(digest, data);
+        outputs.push({ kind: 'file', path: p, digest, mode: st.mode & 0o7777, size: data.length });
+        this.state.noteContent(p, digest);
+      } else {
+        outputs.push(st.isDirectory() ? { kind: 'dir', path: p } : { kind: 'link', path: p, target: readlinkSync(p) });
+        this.state.forget(p);
+      }
+      return true;
+    };
+    const renamedInto = renameDestinations(events);
     const removedByLine = new Set([...acc.deleted, ...acc.gone]);
     for (const p of acc.written) {
       let st;
@@ -242,19 +308,16 @@ export class LineCache {
         this.learnUncacheable(action, reason);
         return { outcome: 'uncacheable', reason, persist: none };
       }
-      if (st.isSymbolicLink()) outputs.push({ kind: 'link', path: p, target: readlinkSync(p) });
-      else if (st.isDirectory()) outputs.push({ kind: 'dir', path: p });
-      else if (st.isFile()) {
-        const data = readFileSync(p);
-        const digest = sha256(data);
-        blobs.set(digest, data);
-        outputs.push({ kind: 'file', path: p, digest, mode: st.mode & 0o7777, size: data.length });
-        this.state.noteContent(p, digest);
-      }
+      // A directory renamed into place (mkdir t; cp src t/x; mv t out) holds what the
+      // line wrote under the old name: all of it is output. A directory the line
+      // made with mkdir holds its own writes, already listed, and perhaps files
+      // other jobs of a parallel make wrote there, which are not this line's.
+      const odd = !keep(p, st) ? p : st.isDirectory() && renamedInto.has(p) ? keepTree(p, keep) : undefined;
+      if (odd) return { outcome: 'not-stored', reason: `output-special: ${odd}`, persist: none };
     }
     // Directories first so that restoring creates them before the files inside.
     outputs.sort((a, b) => (a.kind === 'dir' ? 0 : 1) - (b.kind === 'dir' ? 0 : 1));
-    const deleted = acc.deleted.filter((p) => insideAny(p, action.roots) && !outputs.some((o) => o.path === p));
+    const deleted = acc.deleted.filter((p) => insideAny(p, action.roots) && !kept.has(p));
 
     const stdoutDigest = done.stdout.length ? sha256(done.stdout) : '';
     const stderrDigest = done.stderr.length ? sha256(done.stderr) : '';
@@ -290,6 +353,28 @@ export class LineCache {
     })();
     return { outcome: 'stored', persist };
   }
+}
+
+/** The listing of dir before the line, from the listing now and the entries the line created or removed. */
+function listingBefore(dir: string, own: Map<string, boolean>): string {
+  const names = new Set(readdirSync(dir));
+  for (const [name, existed] of own) {
+    if (existed) names.add(name);
+    else names.delete(name);
+  }
+  return listingDigest(names);
+}
+
+/** Keeps everything under dir, symlinks not followed; returns the first entry keep refused. */
+function keepTree(dir: string, keep: (p: string, st: Stats) => boolean): string | undefined {
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    const st = lstatSync(p);
+    if (!keep(p, st)) return p;
+    const odd = st.isDirectory() ? keepTree(p, keep) : undefined;
+    if (odd) return odd;
+  }
+  return undefined;
 }
 
 function sameOutputs(a: Entry, b: Entry): boolean {

@@ -16,9 +16,11 @@ interface Known {
   mtimeNs: bigint;
   ctimeNs: bigint;
   digest: string;
+  /** Wall clock when hashed, compared with the file's mtime and ctime. */
   hashedAtNs: bigint;
   /** Build generation in which the entry was last checked against the file system. */
   checkedGen: number;
+  /** Monotonic clock (monotonicMs) of that check. */
   checkedAtMs: number;
 }
 
@@ -44,13 +46,19 @@ export function isSystemPath(p: string): boolean {
 // kbx writes or restores update their entry at once, and a line kbx cannot
 // see into starts a new generation, so the window only widens make's own
 // race with a developer editing a file during the build, by at most this.
+// Measured on a monotonic clock: the wall clock jumps (NTP, suspend, `date -s`),
+// and a jump back would keep a check "younger than TRUST_MS" for as long as the jump.
 const TRUST_MS = 1000;
 
-function nowNs(): bigint {
-  return process.hrtime.bigint() - hrtimeOffset;
+function monotonicMs(): number {
+  return performance.now();
 }
-// hrtime is monotonic; align it with the wall clock once so it compares with mtimes.
-const hrtimeOffset = process.hrtime.bigint() - BigInt(Date.now()) * 1_000_000n;
+
+// Wall-clock time, for comparing with file times (which the kernel takes from
+// the wall clock); a monotonic clock aligned once would drift from them.
+function wallNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}
 
 function stat(p: string): BigIntStats | undefined {
   try {
@@ -58,6 +66,11 @@ function stat(p: string): BigIntStats | undefined {
   } catch {
     return undefined; // ENOTDIR, EACCES: treat as absent, as open() would fail too
   }
+}
+
+/** The value of a directory listing: its entry names, in any order. */
+export function listingDigest(names: Iterable<string>): string {
+  return `dir:${sha256([...names].sort().join('\0'))}`;
 }
 
 export class FileState {
@@ -80,7 +93,7 @@ export class FileState {
   }
 
   existence(p: string): Existence {
-    const now = Date.now();
+    const now = monotonicMs();
     const e = this.existences.get(p);
     if (e && this.trusted(p, e.checkedGen, e.checkedAtMs, now)) return e.value;
     const st = stat(p);
@@ -92,7 +105,7 @@ export class FileState {
   /** Digest of the content now: sha256 of a file, `dir:` + digest of a listing, or ABSENT. */
   content(p: string): string {
     const k = this.known.get(p);
-    const now = Date.now();
+    const now = monotonicMs();
     if (k && this.trusted(p, k.checkedGen, k.checkedAtMs, now)) return k.digest;
     const st = stat(p);
     if (!st) {
@@ -119,11 +132,11 @@ export class FileState {
     if (st.isDirectory()) {
       let names: string[];
       try {
-        names = readdirSync(p).sort();
+        names = readdirSync(p);
       } catch {
         return ABSENT;
       }
-      digest = `dir:${sha256(names.join('\0'))}`;
+      digest = listingDigest(names);
     } else if (st.isFile()) {
       let data: Buffer;
       try {
@@ -147,9 +160,9 @@ export class FileState {
       mtimeNs: st.mtimeNs,
       ctimeNs: st.ctimeNs,
       digest,
-      hashedAtNs: nowNs(),
+      hashedAtNs: wallNs(),
       checkedGen: this.gen,
-      checkedAtMs: Date.now(),
+      checkedAtMs: monotonicMs(),
     });
     this.existences.delete(p);
   }
@@ -169,6 +182,15 @@ export class FileState {
     const k = this.known.get(p);
     if (k && k.ino === pre.ino && k.size === pre.size && k.mtimeNs === pre.mtimeNs) return k.digest;
     return undefined;
+  }
+
+  /**
+   * Whether the file was changed (mtime or ctime, wall clock) at or after
+   * sinceNs, or is gone: a fresh stat, never the trust window.
+   */
+  changedSince(p: string, sinceNs: bigint): boolean {
+    const st = stat(p);
+    return !st || st.mtimeNs >= sinceNs || st.ctimeNs >= sinceNs;
   }
 
   /** A recipe line removed or replaced the path in a way kbx did not hash. */

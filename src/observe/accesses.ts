@@ -1,7 +1,7 @@
 // Turns a recipe line's trace events into what the cache needs: the inputs it
 // depended on (read before written), the outputs it left, the files it
 // deleted, or the reason it cannot be cached. Pure: no file system access.
-import { resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import type { PreStat, TraceEvent } from './trace-log.js';
 
 /** c: the content matters; e: only whether it exists (and as what). */
@@ -142,4 +142,40 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
   result.execed = [...execed];
   result.inputs.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return result;
+}
+
+/**
+ * Paths whose last change by the line was a rename (or link) onto them: a
+ * directory among them came with everything in it, written under other names.
+ */
+export function renameDestinations(events: TraceEvent[]): Set<string> {
+  const last = new Map<string, string>();
+  for (const ev of events) if (WRITES.has(ev.op) || ev.op === 'd' || ev.op === 'n') last.set(ev.path, ev.op);
+  return new Set([...last].filter(([, op]) => op === 'N').map(([p]) => p));
+}
+
+/**
+ * The entries the line created, removed or replaced, by directory (resolved)
+ * and name, each with whether it existed before the line: its first event
+ * says so. With them, a listing read after the line changed it is valued as
+ * it was when the line started.
+ */
+export function entriesChanged(events: TraceEvent[]): Map<string, Map<string, boolean>> {
+  const first = new Map<string, TraceEvent>();
+  const changed = new Set<string>();
+  for (const ev of events) {
+    if (ev.op === 'i' || ev.op === '!' || ev.op === 'e') continue; // e: logged before an exec that may fail
+    if (!first.has(ev.path)) first.set(ev.path, ev);
+    if (WRITES.has(ev.op) || ev.op === 'd' || ev.op === 'n') changed.add(ev.path);
+  }
+  const byDir = new Map<string, Map<string, boolean>>();
+  for (const p of changed) {
+    const ev = first.get(p)!;
+    const abs = resolve(p);
+    const existed = ev.op === 'a' || ev.op === 'k' || ev.op === 'l' ? false : ev.pre ? ev.pre.ino !== 0n || ev.pre.size !== 0n || ev.pre.mtimeNs !== 0n : true;
+    let names = byDir.get(dirname(abs));
+    if (!names) byDir.set(dirname(abs), (names = new Map()));
+    names.set(basename(abs), existed);
+  }
+  return byDir;
 }
