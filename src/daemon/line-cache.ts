@@ -1,8 +1,7 @@
 // The heart of kbx: for one recipe line, find a stored run whose observed
 // inputs all still hold (hit: restore its outputs), or let the shim run it
 // under the tracer and store what it did (miss).
-import { existsSync, lstatSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, lstatSync, readFileSync, readlinkSync, rmSync, statSync, type Stats } from 'node:fs';
 import type { Config } from '../config/config.js';
 import { FileState } from '../fingerprint/file-state.js';
 import { strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
@@ -13,6 +12,7 @@ import type { Entry, PathSets, Store, StoredOutput } from '../store/store.js';
 import { sha256 } from '../util/hash.js';
 import type { InputChange, MissWhy } from '../builds/record.js';
 import { restoreEntry } from './restore.js';
+import { insideRoots, linkDestination, locate, realRoots } from '../util/roots.js';
 import { PathSetCache, type CompactSet } from './path-set-cache.js';
 
 export type LookupResult =
@@ -65,9 +65,21 @@ function isExecutable(p: string): boolean {
   }
 }
 
-function insideAny(p: string, roots: string[]): boolean {
-  const abs = resolve(p);
-  return roots.some((r) => abs === r || abs.startsWith(r.endsWith('/') ? r : r + '/'));
+/**
+ * Where a path the line wrote or deleted really is (the directories above it
+ * resolved through symlinks: util/roots.ts), or undefined when that is
+ * outside the build roots. A symlink is inside only if it also leads inside:
+ * restore.ts refuses any other, so storing one would only miss every time.
+ */
+function insideAny(p: string, roots: string[], st?: Stats): string | undefined {
+  const real = realRoots(roots);
+  const at = locate(p);
+  if (at === undefined || !insideRoots(at, real, st?.isDirectory() ?? false)) return undefined;
+  if (st?.isSymbolicLink()) {
+    const dest = linkDestination(at, readlinkSync(p));
+    if (dest === undefined || !insideRoots(dest, real, true)) return undefined;
+  }
+  return at;
 }
 
 export class LineCache {
@@ -75,6 +87,8 @@ export class LineCache {
   readonly pathSets: PathSetCache;
   private nextId = 0;
   private staticCache = new Map<string, boolean>();
+  /** Told when a stored entry is refused at restore (it names paths outside the build roots). */
+  onRefused?: (buildId: string, why: string) => void;
 
   constructor(
     private readonly store: Store,
@@ -100,7 +114,7 @@ export class LineCache {
       }
       const entry = this.store.getEntry(set.strong);
       if (!entry) continue;
-      const restored = restoreEntry(this.store, this.state, entry);
+      const restored = restoreEntry(this.store, this.state, entry, { roots, refused: (why) => this.onRefused?.(buildId, why) });
       if (!restored) continue; // a blob was evicted or corrupt: run the line
       return { kind: 'hit', exit: entry.exit, stdout: restored.stdout, stderr: restored.stderr, savedUs: entry.durationUs, entry, set };
     }
@@ -229,24 +243,27 @@ export class LineCache {
         // the line made is unknown; storing "no output" would restore nothing.
         return { outcome: 'not-stored', reason: `output-vanished: ${p}`, persist: none };
       }
-      if (!insideAny(p, action.roots)) {
+      const at = insideAny(p, action.roots, st);
+      if (at === undefined) {
         const reason = `writes-outside-tree: ${p}`;
         this.learnUncacheable(action, reason);
         return { outcome: 'uncacheable', reason, persist: none };
       }
-      if (st.isSymbolicLink()) outputs.push({ kind: 'link', path: p, target: readlinkSync(p) });
-      else if (st.isDirectory()) outputs.push({ kind: 'dir', path: p });
+      if (st.isSymbolicLink()) outputs.push({ kind: 'link', path: at, target: readlinkSync(p) });
+      else if (st.isDirectory()) outputs.push({ kind: 'dir', path: at });
       else if (st.isFile()) {
         const data = readFileSync(p);
         const digest = sha256(data);
         blobs.set(digest, data);
-        outputs.push({ kind: 'file', path: p, digest, mode: st.mode & 0o7777, size: data.length });
+        outputs.push({ kind: 'file', path: at, digest, mode: st.mode & 0o777, size: data.length });
         this.state.noteContent(p, digest);
       }
     }
     // Directories first so that restoring creates them before the files inside.
     outputs.sort((a, b) => (a.kind === 'dir' ? 0 : 1) - (b.kind === 'dir' ? 0 : 1));
-    const deleted = acc.deleted.filter((p) => insideAny(p, action.roots) && !outputs.some((o) => o.path === p));
+    const deleted = acc.deleted
+      .map((p) => insideAny(p, action.roots))
+      .filter((p): p is string => p !== undefined && !outputs.some((o) => o.path === p));
 
     const stdoutDigest = done.stdout.length ? sha256(done.stdout) : '';
     const stderrDigest = done.stderr.length ? sha256(done.stderr) : '';
