@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kbx, assertSameTree, copyFixture, plainMake, summary, tempDir, writeTree } from './support/kbx.js';
+import { refusal } from '../src/daemon/restore.js';
+import type { Entry } from '../src/store/store.js';
 
 type Json = Record<string, unknown>;
 type Output = { kind: string; path: string; digest?: string; mode?: number; size?: number; target?: string };
@@ -232,5 +234,59 @@ describe('recording what a line wrote through symlinks', () => {
     } finally {
       kbx.stop();
     }
+  });
+});
+
+describe('refusal: the checks restore makes before it touches anything', () => {
+  const D = 'a'.repeat(64);
+  const file = (path: string): Output => ({ kind: 'file', path, digest: D, mode: 0o644, size: 1 });
+  const entryOf = (outputs: Output[], deleted: string[] = []) =>
+    ({ outputs, deleted, stdout: '', stderr: '', exit: 0, durationUs: 1, createdMs: 1, buildId: 'b' }) as Entry;
+
+  test('paths resolved through the links on disk and the links the entry makes', () => {
+    const top = tempDir('refusal');
+    const root = join(top, 'tree');
+    const out = join(top, 'outside');
+    writeTree(root, { 'sub/kept': 'x', 'in/kept': 'y' });
+    writeTree(out, { victim: 'z' });
+    symlinkSync('sub', join(root, 'to-sub'));
+    symlinkSync(out, join(root, 'to-out'));
+    symlinkSync(join(out, 'missing'), join(root, 'dangling-out'));
+    symlinkSync('loop', join(root, 'loop'));
+    const ok: Array<[string, Entry]> = [
+      ['a file in a subdirectory', entryOf([file(join(root, 'sub', 'a.o'))])],
+      ['a file in a directory not made yet', entryOf([{ kind: 'dir', path: join(root, 'new') }, file(join(root, 'new', 'deeper', 'a.o'))])],
+      ['a file through an in-tree link to an in-tree directory', entryOf([file(join(root, 'to-sub', 'a.o'))])],
+      ['a link to the root itself', entryOf([{ kind: 'link', path: join(root, 'self'), target: '.' }])],
+      ['a link through another link of the entry, inside', entryOf([{ kind: 'link', path: join(root, 'l1'), target: 'sub' }, { kind: 'link', path: join(root, 'l2'), target: 'l1/kept' }])],
+      ['replacing the link to the outside itself', entryOf([file(join(root, 'to-out'))], [join(root, 'dangling-out')])],
+    ];
+    for (const [name, e] of ok) assert.equal(refusal(e, [root]), undefined, name);
+    const bad: Array<[string, Entry]> = [
+      ['a file outside', entryOf([file(join(out, 'a.o'))])],
+      ['the root itself as a file', entryOf([file(root)])],
+      ['a deletion outside', entryOf([], [join(out, 'victim')])],
+      ['a file under an in-tree link to the outside', entryOf([file(join(root, 'to-out', 'victim'))])],
+      ['a deletion under an in-tree link to the outside', entryOf([], [join(root, 'to-out', 'victim')])],
+      ['a file under a dangling link to the outside', entryOf([file(join(root, 'dangling-out', 'a.o'))])],
+      ['a dir under a dangling link to the outside', entryOf([{ kind: 'dir', path: join(root, 'dangling-out', 'd') }])],
+      ['a file under a link loop', entryOf([file(join(root, 'loop', 'a.o'))])],
+      ['a link to the outside', entryOf([{ kind: 'link', path: join(root, 'l'), target: out }])],
+      ['a link to the root\'s parent', entryOf([{ kind: 'link', path: join(root, 'l'), target: '..' }])],
+      ['a link through an in-tree link to the outside', entryOf([{ kind: 'link', path: join(root, 'l'), target: 'to-out/victim' }])],
+      ['a link leading out through a link of the same entry', entryOf([{ kind: 'link', path: join(root, 'l1'), target: '.' }, { kind: 'link', path: join(root, 'l2'), target: 'l1/..' }])],
+      ['a file through a link of the same entry', entryOf([{ kind: 'link', path: join(root, 'l1'), target: 'sub' }, file(join(root, 'l1', 'a.o'))])],
+      ['a link of the entry that loops', entryOf([{ kind: 'link', path: join(root, 'l1'), target: 'l2' }, { kind: 'link', path: join(root, 'l2'), target: 'l1' }])],
+    ];
+    for (const [name, e] of bad) assert.match(refusal(e, [root]) ?? '(accepted)', /outside the build roots|cannot resolve/, name);
+  });
+
+  test('roots reached through a symlink are the same roots', () => {
+    const top = tempDir('refusal-roots');
+    writeTree(join(top, 'real'), { 'a.c': '' });
+    symlinkSync(join(top, 'real'), join(top, 'alias'));
+    assert.equal(refusal(entryOf([file(join(top, 'real', 'a.o'))]), [join(top, 'alias')]), undefined);
+    assert.equal(refusal(entryOf([file(join(top, 'alias', 'a.o'))]), [join(top, 'real')]), undefined);
+    assert.match(refusal(entryOf([file(join(top, 'other', 'a.o'))]), [join(top, 'alias')]) ?? '', /outside/);
   });
 });
