@@ -39,8 +39,9 @@ export function refusal(entry: Entry, roots: readonly string[]): string | undefi
     links.set(at, o.target);
   }
   const w: Walk = links.size ? { links, refuseLinks: true } : {};
+  const dirs = new Map<string, string | undefined>();
   const inside = (p: string, rootItself: boolean) => {
-    const at = locate(p, w);
+    const at = locate(p, w, dirs);
     return at !== undefined && insideRoots(at, real, rootItself);
   };
   for (const p of entry.deleted) if (!inside(p, false)) return `deletes ${p}, outside the build roots ${roots.join(':')}`;

@@ -59,12 +59,21 @@ export function resolveAll(p: string, w: Walk = {}, hops = { n: 0 }): string | u
   return cur || '/';
 }
 
-/** Where a path's last component lives: the directory above it resolved, the name kept. undefined as resolveAll. */
-export function locate(p: string, w: Walk = {}): string | undefined {
+/**
+ * Where a path's last component lives: the directory above it resolved, the
+ * name kept. undefined as resolveAll. `dirs` remembers directories resolved
+ * during one check (an entry's outputs mostly share one directory).
+ */
+export function locate(p: string, w: Walk = {}, dirs?: Map<string, string | undefined>): string | undefined {
   const i = p.lastIndexOf('/');
   const name = p.slice(i + 1);
   if (name === '' || name === '.' || name === '..') return resolveAll(p, w);
-  const dir = resolveAll(p.slice(0, i) || '/', w);
+  const above = p.slice(0, i) || '/';
+  let dir = dirs?.get(above);
+  if (dir === undefined) {
+    dir = resolveAll(above, w);
+    dirs?.set(above, dir);
+  }
   if (dir === undefined) return undefined;
   return `${dir === '/' ? '' : dir}/${name}`;
 }
