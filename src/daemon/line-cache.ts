@@ -15,6 +15,7 @@ import type { Entry, PathSets, Store, StoredOutput } from '../store/store.js';
 import { sha256 } from '../util/hash.js';
 import type { InputChange, MissWhy } from '../builds/record.js';
 import { restoreEntry } from './restore.js';
+import { insideRoots, linkDestination, locate, realRoots } from '../util/roots.js';
 import { PathSetCache, type CompactSet } from './path-set-cache.js';
 
 export type LookupResult =
@@ -73,9 +74,21 @@ function isExecutable(p: string): boolean {
   }
 }
 
-function insideAny(p: string, roots: string[]): boolean {
-  const abs = resolve(p);
-  return roots.some((r) => abs === r || abs.startsWith(r.endsWith('/') ? r : r + '/'));
+/**
+ * Where a path the line wrote or deleted really is (the directories above it
+ * resolved through symlinks: util/roots.ts), or undefined when that is
+ * outside the build roots. A symlink is inside only if it also leads inside:
+ * restore.ts refuses any other, so storing one would only miss every time.
+ */
+function insideAny(p: string, roots: string[], st?: Stats): string | undefined {
+  const real = realRoots(roots);
+  const at = locate(p);
+  if (at === undefined || !insideRoots(at, real, st?.isDirectory() ?? false)) return undefined;
+  if (st?.isSymbolicLink()) {
+    const dest = linkDestination(at, readlinkSync(p));
+    if (dest === undefined || !insideRoots(dest, real, true)) return undefined;
+  }
+  return at;
 }
 
 export class LineCache {
@@ -84,6 +97,8 @@ export class LineCache {
   private nextId = 0;
   private staticCache = new Map<string, boolean>();
   private readonly timeMacros = new TimeMacroScanner();
+  /** Told when a stored entry is refused at restore (it names paths outside the build roots). */
+  onRefused?: (buildId: string, why: string) => void;
 
   constructor(
     private readonly store: Store,
@@ -109,7 +124,7 @@ export class LineCache {
       }
       const entry = this.store.getEntry(set.strong);
       if (!entry || entry.exit !== 0) continue; // a failure stored by an older kbx is not replayed
-      const restored = restoreEntry(this.store, this.state, entry);
+      const restored = restoreEntry(this.store, this.state, entry, { roots, refused: (why) => this.onRefused?.(buildId, why) });
       if (!restored) continue; // a blob was evicted or corrupt: run the line
       return { kind: 'hit', exit: entry.exit, stdout: restored.stdout, stderr: restored.stderr, savedUs: entry.durationUs, entry, set };
     }
@@ -272,22 +287,25 @@ export class LineCache {
     const outputs: StoredOutput[] = [];
     const blobs = new Map<string, Buffer>();
     const kept = new Set<string>();
-    // Keeps one output; false for what an entry cannot hold (a fifo, a socket, a device).
-    const keep = (p: string, st: Stats): boolean => {
-      if (kept.has(p)) return true;
-      if (!st.isFile() && !st.isDirectory() && !st.isSymbolicLink()) return false;
-      kept.add(p);
+    // Keeps one output where it really is; why not, for what an entry cannot
+    // hold (a fifo, a socket, a device) or what lies outside the build roots.
+    const keep = (p: string, st: Stats): string | undefined => {
+      if (kept.has(p)) return undefined;
+      if (!st.isFile() && !st.isDirectory() && !st.isSymbolicLink()) return `output-special: ${p}`;
+      const at = insideAny(p, action.roots, st);
+      if (at === undefined) return `writes-outside-tree: ${p}`;
+      kept.add(p).add(at);
       if (st.isFile()) {
         const data = readFileSync(p);
         const digest = sha256(data);
         blobs.set(digest, data);
-        outputs.push({ kind: 'file', path: p, digest, mode: st.mode & 0o7777, size: data.length });
+        outputs.push({ kind: 'file', path: at, digest, mode: st.mode & 0o777, size: data.length });
         this.state.noteContent(p, digest);
       } else {
-        outputs.push(st.isDirectory() ? { kind: 'dir', path: p } : { kind: 'link', path: p, target: readlinkSync(p) });
+        outputs.push(st.isDirectory() ? { kind: 'dir', path: at } : { kind: 'link', path: at, target: readlinkSync(p) });
         this.state.forget(p);
       }
-      return true;
+      return undefined;
     };
     const renamedInto = renameDestinations(events);
     const removedByLine = new Set([...acc.deleted, ...acc.gone]);
@@ -303,21 +321,22 @@ export class LineCache {
         // the line made is unknown; storing "no output" would restore nothing.
         return { outcome: 'not-stored', reason: `output-vanished: ${p}`, persist: none };
       }
-      if (!insideAny(p, action.roots)) {
-        const reason = `writes-outside-tree: ${p}`;
-        this.learnUncacheable(action, reason);
-        return { outcome: 'uncacheable', reason, persist: none };
-      }
       // A directory renamed into place (mkdir t; cp src t/x; mv t out) holds what the
       // line wrote under the old name: all of it is output. A directory the line
       // made with mkdir holds its own writes, already listed, and perhaps files
       // other jobs of a parallel make wrote there, which are not this line's.
-      const odd = !keep(p, st) ? p : st.isDirectory() && renamedInto.has(p) ? keepTree(p, keep) : undefined;
-      if (odd) return { outcome: 'not-stored', reason: `output-special: ${odd}`, persist: none };
+      const why = keep(p, st) ?? (st.isDirectory() && renamedInto.has(p) ? keepTree(p, keep) : undefined);
+      if (why?.startsWith('writes-outside-tree')) {
+        this.learnUncacheable(action, why);
+        return { outcome: 'uncacheable', reason: why, persist: none };
+      }
+      if (why) return { outcome: 'not-stored', reason: why, persist: none };
     }
     // Directories first so that restoring creates them before the files inside.
     outputs.sort((a, b) => (a.kind === 'dir' ? 0 : 1) - (b.kind === 'dir' ? 0 : 1));
-    const deleted = acc.deleted.filter((p) => insideAny(p, action.roots) && !kept.has(p));
+    const deleted = acc.deleted
+      .map((p) => insideAny(p, action.roots))
+      .filter((p): p is string => p !== undefined && !kept.has(p));
 
     const stdoutDigest = done.stdout.length ? sha256(done.stdout) : '';
     const stderrDigest = done.stderr.length ? sha256(done.stderr) : '';
@@ -366,13 +385,12 @@ function listingBefore(dir: string, own: Map<string, boolean>): string {
 }
 
 /** Keeps everything under dir, symlinks not followed; returns the first entry keep refused. */
-function keepTree(dir: string, keep: (p: string, st: Stats) => boolean): string | undefined {
+function keepTree(dir: string, keep: (p: string, st: Stats) => string | undefined): string | undefined {
   for (const name of readdirSync(dir).sort()) {
     const p = join(dir, name);
     const st = lstatSync(p);
-    if (!keep(p, st)) return p;
-    const odd = st.isDirectory() ? keepTree(p, keep) : undefined;
-    if (odd) return odd;
+    const why = keep(p, st) ?? (st.isDirectory() ? keepTree(p, keep) : undefined);
+    if (why) return why;
   }
   return undefined;
 }

@@ -74,6 +74,16 @@ async function main(): Promise<void> {
     },
   });
   const cache = new LineCache(store, cfg, tmpDir);
+  // A refused entry is refused on every lookup of its line: counted each time, logged once.
+  const refusals = new Set<string>();
+  cache.onRefused = (buildId, why) => {
+    global.add('miss:hostile-entry');
+    server?.buildCounters(buildId).add('miss:hostile-entry');
+    if (refusals.has(why)) return;
+    if (refusals.size > 1000) refusals.clear();
+    refusals.add(why);
+    server?.log(`refused a stored entry: ${why}`);
+  };
   const id = codeId();
   const started = Date.now();
 

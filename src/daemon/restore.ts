@@ -4,14 +4,54 @@
 // name and renamed: a reader never sees half an object, and restored files are
 // new inodes with a fresh mtime (never hard links: later lines modify outputs
 // in place).
-import { closeSync, fchmodSync, mkdirSync, openSync, renameSync, rmSync, rmdirSync, symlinkSync, writeSync } from 'node:fs';
+//
+// An entry is untrusted data (DESIGN.md §5): before anything is fetched,
+// written or deleted, every path it names must be inside the build roots of
+// the request once the directories above it are resolved through symlinks,
+// no path may pass through a link the entry itself creates, and every link
+// it creates must lead inside the roots. An entry that fails is refused whole.
+import { closeSync, constants, fchmodSync, mkdirSync, openSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Entry, Store } from '../store/store.js';
 import type { FileState } from '../fingerprint/file-state.js';
+import { insideRoots, linkDestination, locate, realRoots, type Walk } from '../util/roots.js';
 
 export interface Restored {
   stdout: Buffer;
   stderr: Buffer;
+}
+
+export interface RestoreContext {
+  /** The build roots of the request (KBX_ROOTS). */
+  roots: readonly string[];
+  /** Told why an entry was refused; the lookup then goes on as for a missing blob. */
+  refused?(why: string): void;
+}
+
+/** Why an entry must not be restored into these roots, or undefined. Reads the file system, changes nothing. */
+export function refusal(entry: Entry, roots: readonly string[]): string | undefined {
+  const real = realRoots(roots);
+  const links = new Map<string, string>();
+  for (const o of entry.outputs) {
+    if (o.kind !== 'link') continue;
+    const at = locate(o.path);
+    if (at === undefined) return `cannot resolve ${o.path}`;
+    links.set(at, o.target);
+  }
+  const w: Walk = links.size ? { links, refuseLinks: true } : {};
+  const dirs = new Map<string, string | undefined>();
+  const inside = (p: string, rootItself: boolean) => {
+    const at = locate(p, w, dirs);
+    return at !== undefined && insideRoots(at, real, rootItself);
+  };
+  for (const p of entry.deleted) if (!inside(p, false)) return `deletes ${p}, outside the build roots ${roots.join(':')}`;
+  for (const o of entry.outputs) {
+    if (!inside(o.path, o.kind === 'dir')) return `writes ${o.path}, outside the build roots ${roots.join(':')}`;
+    if (o.kind !== 'link') continue;
+    const dest = linkDestination(locate(o.path)!, o.target, { links });
+    if (dest === undefined || !insideRoots(dest, real, true)) return `links ${o.path} to ${o.target}, outside the build roots ${roots.join(':')}`;
+  }
+  return undefined;
 }
 
 function blobOrEmpty(store: Store, digest: string): Buffer | undefined {
@@ -29,28 +69,51 @@ function ensureDir(dir: string): void {
   madeDirs.add(dir);
 }
 
+// A new file only: never opened through a symlink or a file left at the temporary name.
+const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+function openNew(tmp: string, mode: number): number {
+  try {
+    return openSync(tmp, CREATE, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    unlinkSync(tmp); // left by a daemon that died (pids are reused)
+    return openSync(tmp, CREATE, mode);
+  }
+}
+
 function writeFileAtomic(path: string, data: Buffer, mode: number): void {
   const tmp = `${path}.kbx-tmp.${process.pid}`;
+  // Permission bits only: never setuid, setgid or sticky, whatever the entry says.
+  const perm = mode & 0o777;
   let fd: number;
   try {
-    fd = openSync(tmp, 'w', mode & 0o7777);
+    fd = openNew(tmp, perm);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     madeDirs.delete(dirname(path)); // removed since (make clean): make it again
     ensureDir(dirname(path));
-    fd = openSync(tmp, 'w', mode & 0o7777);
+    fd = openNew(tmp, perm);
   }
   try {
     writeSync(fd, data);
-    fchmodSync(fd, mode & 0o7777); // open's mode is filtered by the umask
+    fchmodSync(fd, perm); // open's mode is filtered by the umask
   } finally {
     closeSync(fd);
   }
   renameSync(tmp, path);
 }
 
-/** Returns undefined (nothing written) when a blob is missing or corrupt. Throws on a write error. */
-export function restoreEntry(store: Store, state: FileState, entry: Entry): Restored | undefined {
+/**
+ * Returns undefined (nothing written) when the entry is refused (ctx.refused
+ * is told why) or a blob is missing or corrupt. Throws on a write error.
+ */
+export function restoreEntry(store: Store, state: FileState, entry: Entry, ctx: RestoreContext): Restored | undefined {
+  const why = refusal(entry, ctx.roots);
+  if (why !== undefined) {
+    ctx.refused?.(why);
+    return undefined;
+  }
   const stdout = blobOrEmpty(store, entry.stdout);
   const stderr = blobOrEmpty(store, entry.stderr);
   if (!stdout || !stderr) return undefined;

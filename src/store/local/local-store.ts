@@ -2,8 +2,10 @@
 // records in two-hex-digit fan-out folders. Every file is written under a
 // temporary name opened exclusively and renamed into place, so a reader never
 // sees half a file and two builds (or two daemons) may share the directory.
+// Nothing read back is trusted: names must be 64 hex digits before they
+// become paths, and records pass the decoder (../decode.ts).
 import {
-  closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, utimesSync, writeSync,
+  chmodSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, utimesSync, writeSync,
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { deflateRaw, inflateRawSync } from 'node:zlib';
@@ -11,6 +13,7 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { sha256 } from '../../util/hash.js';
 import type { Entry, PathSets, Store } from '../store.js';
+import { DecodeError, decodeEntry, decodePathSets, isStoreName } from '../decode.js';
 import { SizeTracker } from './eviction.js';
 
 const deflateRawAsync = promisify(deflateRaw);
@@ -38,18 +41,28 @@ export class LocalStore implements Store {
     private readonly events: LocalStoreEvents = {},
   ) {
     this.root = join(dir, 'store', 'v2');
-    mkdirSync(this.root, { recursive: true });
+    // Path sets and entries spell out the user's commands, paths and environment: owner only.
+    mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    for (const d of [join(dir, 'store'), this.root]) {
+      try {
+        chmodSync(d, 0o700); // made by an older kbx with the umask's mode
+      } catch {
+        /* not ours to change: the store still works */
+      }
+    }
     this.sizes = new SizeTracker(this.root, maxSize);
   }
 
-  private file(kind: 'cas' | 'ac', name: string): string {
-    return join(this.root, kind, name.slice(0, 2), name);
+  /** The file of a blob or record; undefined for a name that is not 64 hex digits (it never becomes a path). */
+  private file(kind: 'cas' | 'ac', name: string, suffix = ''): string | undefined {
+    if (!isStoreName(name)) return undefined;
+    return join(this.root, kind, name.slice(0, 2), name + suffix);
   }
 
   private writeAtomic(path: string, data: Buffer): boolean {
     const tmp = `${path}.tmp.${process.pid}.${randomBytes(4).toString('hex')}`;
     try {
-      mkdirSync(join(path, '..'), { recursive: true });
+      mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
       const fd = openSync(tmp, 'wx');
       try {
         writeSync(fd, data);
@@ -66,7 +79,9 @@ export class LocalStore implements Store {
     }
   }
 
-  private readJson<T>(path: string): T | undefined {
+  /** Reads and decodes a record; a file that does not decode is removed and reported. */
+  private readRecord<T>(path: string | undefined, decode: (x: unknown) => T): T | undefined {
+    if (!path) return undefined;
     let text: string;
     try {
       text = readFileSync(path, 'utf8');
@@ -74,14 +89,17 @@ export class LocalStore implements Store {
       return undefined;
     }
     try {
-      return JSON.parse(text) as T;
+      return decode(JSON.parse(text));
     } catch (err) {
-      this.dropCorrupt(path, `not valid JSON: ${(err as Error).message}`);
+      const why = err instanceof DecodeError ? `refused by the decoder: ${err.message}` : `not valid JSON: ${(err as Error).message}`;
+      this.dropCorrupt(path, why);
       return undefined;
     }
   }
 
+  /** Removes a file of this store that did not verify; only ever a path built by file(). */
   private dropCorrupt(path: string, why: string): void {
+    if (!path.startsWith(this.root + '/')) return;
     try {
       unlinkSync(path);
     } catch {
@@ -91,35 +109,29 @@ export class LocalStore implements Store {
   }
 
   getPathSets(weak: string): PathSets | undefined {
-    const rec = this.readJson<PathSets>(this.file('ac', `${weak}.p`));
-    if (rec && (!Array.isArray(rec.sets) || typeof rec.command !== 'string')) {
-      this.dropCorrupt(this.file('ac', `${weak}.p`), 'path set record has the wrong shape');
-      return undefined;
-    }
-    return rec;
+    return this.readRecord(this.file('ac', weak, '.p'), decodePathSets);
   }
 
   putPathSets(weak: string, record: PathSets): void {
-    this.writeAtomic(this.file('ac', `${weak}.p`), Buffer.from(JSON.stringify(record)));
+    const path = this.file('ac', weak, '.p');
+    if (path) this.writeAtomic(path, Buffer.from(JSON.stringify(record)));
   }
 
   getEntry(strong: string): Entry | undefined {
-    const path = this.file('ac', `${strong}.e`);
-    const e = this.readJson<Entry>(path);
-    if (e && (!Array.isArray(e.outputs) || !Array.isArray(e.deleted) || typeof e.exit !== 'number')) {
-      this.dropCorrupt(path, 'entry has the wrong shape');
-      return undefined;
-    }
-    if (e) touch(path);
+    const path = this.file('ac', strong, '.e');
+    const e = this.readRecord(path, decodeEntry);
+    if (e) touch(path!);
     return e;
   }
 
   putEntry(strong: string, entry: Entry): void {
-    this.writeAtomic(this.file('ac', `${strong}.e`), Buffer.from(JSON.stringify(entry)));
+    const path = this.file('ac', strong, '.e');
+    if (path) this.writeAtomic(path, Buffer.from(JSON.stringify(entry)));
   }
 
   getBlob(digest: string): Buffer | undefined {
     const path = this.file('cas', digest);
+    if (!path) return undefined;
     let raw: Buffer;
     try {
       raw = readFileSync(path);
@@ -147,7 +159,7 @@ export class LocalStore implements Store {
 
   async putBlob(digest: string, data: Buffer): Promise<void> {
     const path = this.file('cas', digest);
-    if (touch(path, true)) return;
+    if (!path || touch(path, true)) return;
     let body = data;
     let codec = CODEC_RAW;
     if (this.compressionLevel > 0 && data.length > 64) {
@@ -162,7 +174,7 @@ export class LocalStore implements Store {
 
   clear(): void {
     rmSync(this.root, { recursive: true, force: true });
-    mkdirSync(this.root, { recursive: true });
+    mkdirSync(this.root, { recursive: true, mode: 0o700 });
     this.sizes.reset();
   }
 }

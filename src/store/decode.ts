@@ -1,0 +1,148 @@
+// The one decoder for what a store hands back (DESIGN.md §5: the store is
+// outside kbx's trust). Every entry and path set record passes through here
+// before kbx looks at a field, and every name passes isStoreName before it
+// becomes a file name. Hand-written rather than a schema library: on a
+// 3 × 1000-input path set zod 4 and valibot 1 each doubled the time of
+// JSON.parse, and an entry is decoded on every cache hit (numbers in the
+// commit that added this file).
+import type { PathEntry } from '../fingerprint/key.js';
+import type { Entry, PathSet, PathSets, StoredOutput } from './store.js';
+
+/** Why a stored object was refused; `where` names the field, e.g. `outputs[2].digest`. */
+export class DecodeError extends Error {
+  constructor(
+    readonly where: string,
+    readonly why: string,
+  ) {
+    super(`${where}: ${why}`);
+  }
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const MAX_PATH = 4096;
+// A path set value is only ever compared with what a path holds now (a
+// digest, `dir:<digest>`, `absent`, `other:<mode>`, an existence type); a
+// wrong one is a mismatch, never an action. Its shape is left open so that a
+// new kind of value does not make every record unreadable; its size is not.
+const MAX_VALUE = 256;
+const MAX_TEXT = 1 << 20;
+
+/** A blob digest or fingerprint: the only names a store turns into file names. */
+export function isStoreName(s: unknown): s is string {
+  return typeof s === 'string' && HEX64.test(s);
+}
+
+/** Absolute, no NUL, not absurdly long (path set inputs: the tracer keeps `/./` as the line spelled it). */
+export function isAbsolutePath(p: unknown): p is string {
+  return typeof p === 'string' && p.length > 0 && p.length <= MAX_PATH && p.charCodeAt(0) === 47 && !p.includes('\0');
+}
+
+/** Absolute and normalised: no empty, `.` or `..` component, no trailing slash. Outputs and deletions. */
+export function isNormalPath(p: unknown): p is string {
+  if (!isAbsolutePath(p)) return false;
+  if (p === '/') return true;
+  if (p.endsWith('/') || p.includes('//')) return false;
+  return !/\/\.\.?(?:\/|$)/.test(p);
+}
+
+function fail(where: string, why: string): never {
+  throw new DecodeError(where, why);
+}
+
+function record(x: unknown, where: string): Record<string, unknown> {
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) fail(where, 'not an object');
+  return x as Record<string, unknown>;
+}
+
+function array(x: unknown, where: string): unknown[] {
+  if (!Array.isArray(x)) fail(where, 'not an array');
+  return x;
+}
+
+function text(x: unknown, where: string, max = MAX_TEXT): string {
+  if (typeof x !== 'string' || x.length > max) fail(where, 'not a string of reasonable length');
+  return x;
+}
+
+function int(x: unknown, where: string, max: number): number {
+  if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x > max) fail(where, `not an integer in 0..${max}`);
+  return x;
+}
+
+function digest(x: unknown, where: string, emptyOk = false): string {
+  if (emptyOk && x === '') return '';
+  if (!isStoreName(x)) fail(where, 'not 64 lowercase hex digits');
+  return x;
+}
+
+function normalPath(x: unknown, where: string): string {
+  if (!isNormalPath(x)) fail(where, 'not an absolute normalised path');
+  return x;
+}
+
+function output(x: unknown, where: string): StoredOutput {
+  const o = record(x, where);
+  const path = normalPath(o.path, `${where}.path`);
+  switch (o.kind) {
+    case 'file':
+      return {
+        kind: 'file',
+        path,
+        digest: digest(o.digest, `${where}.digest`),
+        // kbx stores permission bits only: no setuid, setgid or sticky bit.
+        mode: int(o.mode, `${where}.mode`, 0o777),
+        size: int(o.size, `${where}.size`, Number.MAX_SAFE_INTEGER),
+      };
+    case 'link': {
+      const target = text(o.target, `${where}.target`, MAX_PATH);
+      if (target === '' || target.includes('\0')) fail(`${where}.target`, 'empty or holds a NUL');
+      return { kind: 'link', path, target };
+    }
+    case 'dir':
+      return { kind: 'dir', path };
+    default:
+      return fail(`${where}.kind`, 'not file, link or dir');
+  }
+}
+
+/** Decodes a parsed entry; throws DecodeError. The result holds only the known fields. */
+export function decodeEntry(x: unknown): Entry {
+  const e = record(x, 'entry');
+  return {
+    outputs: array(e.outputs, 'outputs').map((o, i) => output(o, `outputs[${i}]`)),
+    deleted: array(e.deleted, 'deleted').map((p, i) => normalPath(p, `deleted[${i}]`)),
+    stdout: digest(e.stdout, 'stdout', true),
+    stderr: digest(e.stderr, 'stderr', true),
+    exit: int(e.exit, 'exit', 255),
+    durationUs: int(e.durationUs, 'durationUs', Number.MAX_SAFE_INTEGER),
+    createdMs: int(e.createdMs, 'createdMs', Number.MAX_SAFE_INTEGER),
+    buildId: text(e.buildId, 'buildId', 256),
+  };
+}
+
+function pathSet(x: unknown, where: string): PathSet {
+  const s = record(x, where);
+  const entries = array(s.entries, `${where}.entries`);
+  // Thousands per record: checked in place, not copied.
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i] as PathEntry | null;
+    if (typeof e !== 'object' || e === null) fail(`${where}.entries[${i}]`, 'not an object');
+    if (e.k !== 'c' && e.k !== 'e') fail(`${where}.entries[${i}].k`, "not 'c' or 'e'");
+    if (!isAbsolutePath(e.p)) fail(`${where}.entries[${i}].p`, 'not an absolute path');
+    if (typeof e.v !== 'string' || e.v.length > MAX_VALUE) fail(`${where}.entries[${i}].v`, 'not a short string');
+  }
+  return { strong: digest(s.strong, `${where}.strong`), entries: entries as PathEntry[] };
+}
+
+/** Decodes a parsed path set record; throws DecodeError. */
+export function decodePathSets(x: unknown): PathSets {
+  const r = record(x, 'record');
+  const out: PathSets = {
+    command: text(r.command, 'command'),
+    cwd: isAbsolutePath(r.cwd) ? r.cwd : fail('cwd', 'not an absolute path'),
+    sets: array(r.sets, 'sets').map((s, i) => pathSet(s, `sets[${i}]`)),
+  };
+  if (r.uncacheable !== undefined) out.uncacheable = text(r.uncacheable, 'uncacheable', 4 * MAX_PATH);
+  if (r.rules !== undefined) out.rules = int(r.rules, 'rules', 1e9);
+  return out;
+}
