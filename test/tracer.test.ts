@@ -491,3 +491,39 @@ test('without KBX_TRACE_LOG the library changes nothing, and tracing changes no 
   assert.equal(off.log, '', 'no log without KBX_TRACE_LOG');
   assert.ok(on.events.length > 0);
 });
+
+test('a change through a symlink is logged again under the path it changed; reads and plain paths are not', () => {
+  const d = scratch();
+  const away = scratch();
+  mkdirSync(join(d, 'sub'));
+  writeFileSync(join(away, 'victim'), 'old\n');
+  const r = sh(
+    d,
+    `ln -s ${away}/victim link; ln -s ${away} dir; cat link > read; echo hi > link; echo hi > dir/f; mkdir dir/k; ` +
+      'mv dir/f dir/g; rm dir/g; truncate -s 0 link; echo a > ./sub/../x; echo b > sub//y',
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const pairs: [string, string, string][] = [
+    ['w', 'link', 'victim'],
+    ['w', 'dir/f', 'f'],
+    ['k', 'dir/k', 'k'],
+    ['n', 'dir/f', 'f'],
+    ['N', 'dir/g', 'g'],
+    ['d', 'dir/g', 'g'],
+    ['m', 'link', 'victim'],
+  ];
+  for (const [op, given, real] of pairs) {
+    const i = r.events.indexOf(expectEvent(r, op, join(d, given)));
+    const next = r.events[i + 1]!;
+    assert.deepEqual([next.op, next.path], [op, join(away, real)], `${op} ${given} then its real path:\n${r.log}`);
+    assert.deepEqual([next.ino, next.size, next.mtimeNs], [r.events[i]!.ino, r.events[i]!.size, r.events[i]!.mtimeNs]);
+  }
+  expectEvent(r, 'r', join(d, 'link'));
+  expectNoEvent(r, 'r', join(away, 'victim'));
+  // No symlink on the way: one event, spelt as given.
+  expectEvent(r, 'w', `${d}/./sub/../x`);
+  expectNoEvent(r, 'w', join(d, 'x'));
+  expectEvent(r, 'w', `${d}/sub//y`);
+  expectNoEvent(r, 'w', join(d, 'sub', 'y'));
+  assert.equal(r.events.filter((e) => e.path.startsWith(away)).length, pairs.length, r.log);
+});

@@ -172,9 +172,27 @@ static int has_stat(char op)
     return op == 'm' || op == 'n' || op == 'N' || op == 'w' || op == 'd';
 }
 
+// Ops that change the tree: also logged under the path they really changed.
+static int is_change(char op)
+{
+    return op == 'w' || op == 'm' || op == 'n' || op == 'N' || op == 'd' || op == 'k' || op == 'l';
+}
+
+// How the path a change really named is found (log_real_path): through the
+// descriptor the call returned (a value >= 0), through the path's parent
+// directory (the call acted on the last component itself), or by following
+// the whole path. REAL_NONE: the event is no change, or nothing to find.
+#define REAL_NONE (-1)
+#define REAL_PARENT (-2)
+#define REAL_FOLLOW (-3)
+
+static void log_real_path(char op, const struct stat *st, int dirfd, const char *path,
+                          char *abs, size_t len, int real);
+
 // Logs one event for a path; `st` is used by has_stat ops only (NULL: the
-// path did not exist, logged as "0 0 0").
-static void log_event(char op, const struct stat *st, int dirfd, const char *path)
+// path did not exist, logged as "0 0 0"). For a change, `real` says how to
+// find the path with symlinks resolved, logged too when it differs.
+static void log_event_real(char op, const struct stat *st, int dirfd, const char *path, int real)
 {
     FORGET_NONNULL(path);
     if (log_fd < 0 || !path || !path[0]) return;    // "" is AT_EMPTY_PATH: an fd
@@ -190,11 +208,128 @@ static void log_event(char op, const struct stat *st, int dirfd, const char *pat
                               st ? (unsigned long long)st->st_ino : 0ULL,
                               st ? (long long)st->st_size : 0LL, mtime);
     }
+    size_t start = n;
     const char *why = append_path(buf, &n, sizeof buf - 1, dirfd, path);
     if (why) n = (size_t)snprintf(buf, sizeof buf, "! %s (event %c)", why, op);
     buf[n++] = '\n';
     write_line(buf, n);
+    if (!why && real != REAL_NONE) log_real_path(op, st, dirfd, path, buf + start, n - 1 - start, real);
     errno = saved;
+}
+
+static void log_event(char op, const struct stat *st, int dirfd, const char *path)
+{
+    log_event_real(op, st, dirfd, path, REAL_NONE);
+}
+
+// ---------------------------------------------------------------------------
+// Where a change really lands. The daemon checks written paths against the
+// build tree as they are spelt, so `ln -s /elsewhere d; echo > d/f` would pass
+// as a write inside it: each change is logged a second time, same op and
+// stat, under the path the kernel resolved, when that differs from the path
+// as given (lexically normalised, so `./x` and `a/../x` add nothing).
+// Syscalls and the stack only: these run in vfork children too.
+
+// "/proc/self/fd/<fd>" into buf (at least 32 bytes).
+static const char *fd_link(char *buf, int fd)
+{
+    char digits[16];
+    int k = 0;
+    unsigned v = (unsigned)fd;
+    do digits[k++] = (char)('0' + v % 10); while ((v /= 10) && k < 16);
+    memcpy(buf, "/proc/self/fd/", 14);
+    size_t n = 14;
+    while (k) buf[n++] = digits[--k];
+    buf[n] = '\0';
+    return buf;
+}
+
+// The path open as `fd`, or 0 if unknown; -1 if it is no file (a pipe, a socket).
+static ssize_t fd_path(int fd, char *out, size_t cap)
+{
+    char link[32];
+    ssize_t k = readlink(fd_link(link, fd), out, cap);
+    if (k <= 0 || (size_t)k >= cap) return 0;
+    return out[0] == '/' ? k : -1;
+}
+
+// Lexical normal form of the absolute path p[0..len): no empty or "."
+// components, ".." removes the one before. Returns the new length.
+static size_t normalise(char *p, size_t len)
+{
+    size_t out = 0, i = 0;
+    while (i < len) {
+        while (i < len && p[i] == '/') i++;
+        size_t from = i;
+        while (i < len && p[i] != '/') i++;
+        size_t clen = i - from;
+        if (clen == 0 || (clen == 1 && p[from] == '.')) continue;
+        if (clen == 2 && p[from] == '.' && p[from + 1] == '.') {
+            while (out > 0 && p[out - 1] != '/') out--;
+            if (out > 0) out--;
+            continue;
+        }
+        p[out++] = '/';
+        memmove(p + out, p + from, clen);
+        out += clen;
+    }
+    if (out == 0) p[out++] = '/';
+    return out;
+}
+
+// The resolved path of `path` (see REAL_*) into out; its length, 0 if unknown,
+// -1 if there is nothing to log (no file; or a last component in the working
+// directory or dirfd, whose paths are physical already).
+static ssize_t resolve_real(int dirfd, const char *path, int real, char *out, size_t cap)
+{
+    if (real >= 0) return fd_path(real, out, cap);
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/') len--;
+    size_t slash = len;
+    while (slash > 0 && path[slash - 1] != '/') slash--;
+    if (real == REAL_PARENT && slash == 0) return -1;
+    char dir[PATH_MAX];
+    const char *name = "";
+    size_t nlen = 0;
+    if (real == REAL_PARENT) {
+        name = path + slash;
+        nlen = len - slash;
+        size_t dlen = slash > 1 ? slash - 1 : 1;    // "/x": the parent is "/"
+        if (dlen >= sizeof dir) return 0;
+        memcpy(dir, path, dlen);
+        dir[dlen] = '\0';
+        path = dir;
+    }
+    int fd = REAL(openat)(dirfd, path, O_PATH | O_CLOEXEC | (real == REAL_PARENT ? O_DIRECTORY : 0));
+    if (fd < 0) return 0;
+    ssize_t k = fd_path(fd, out, cap);
+    close(fd);
+    if (k <= 0 || !nlen) return k;
+    if (out[k - 1] != '/') out[k++] = '/';
+    if ((size_t)k + nlen >= cap) return 0;
+    memcpy(out + k, name, nlen);
+    return k + (ssize_t)nlen;
+}
+
+static void log_real_path(char op, const struct stat *st, int dirfd, const char *path,
+                          char *abs, size_t len, int real)
+{
+    // Devices and /proc (/dev/stdout, /dev/fd/N) stay as they are spelt: what
+    // they lead to was opened by a traced process already, or is no file.
+    if (!strncmp(abs, "/dev/", 5) || !strncmp(abs, "/proc/", 6)) return;
+    char out[PATH_MAX];
+    ssize_t k = resolve_real(dirfd, path, real, out, sizeof out);
+    if (k < 0) return;
+    if (k == 0) {
+        char why[] = "! real path unknown (event ?)\n";
+        why[sizeof why - 4] = op;
+        write_line(why, sizeof why - 1);
+        return;
+    }
+    len = normalise(abs, len);
+    if ((size_t)k == len && !memcmp(out, abs, len)) return;
+    out[k] = '\0';
+    log_event(op, st, AT_FDCWD, out);
 }
 
 // ---------------------------------------------------------------------------
@@ -227,28 +362,34 @@ static const struct stat *before_stat(const struct before *b)
 // After a call on a path: `op` if it succeeded (0: log nothing), `a` if it failed
 // because the path (or a directory on it) is absent, `s` if it failed because
 // the path exists (O_EXCL, mkdir, link, symlink), nothing for other failures.
-static void log_outcome(char op, const struct before *b, int dirfd, const char *path, int ok)
+// `real` as for log_event_real.
+static void log_outcome(char op, const struct before *b, int dirfd, const char *path, int ok, int real)
 {
     if (log_fd < 0) return;
     int err = errno;
-    if (ok && op) log_event(op, b ? before_stat(b) : NULL, dirfd, path);
+    if (ok && op) log_event_real(op, b ? before_stat(b) : NULL, dirfd, path, real);
     else if (!ok && absent(err)) log_event('a', NULL, dirfd, path);
     else if (!ok && err == EEXIST) log_event('s', NULL, dirfd, path);
     errno = err;
 }
 
 // Runs `call` between take_before and log_outcome and returns its result;
-// `failed` is the value it returns on failure.
-#define TRACE_AS(type, failed, op, dirfd, path, call)                          \
+// `failed` is the value it returns on failure. `real`: see REAL_*.
+#define TRACE_REAL(type, failed, op, real, dirfd, path, call)                  \
     do {                                                                       \
         char op_ = (op);                                                       \
         struct before b_;                                                      \
         take_before(&b_, op_, (dirfd), (path));                                \
         type r_ = (call);                                                      \
-        log_outcome(op_, &b_, (dirfd), (path), r_ != (failed));                \
+        log_outcome(op_, &b_, (dirfd), (path), r_ != (failed), (real));        \
         return r_;                                                             \
     } while (0)
+#define TRACE_AS(type, failed, op, dirfd, path, call)                          \
+    TRACE_REAL(type, failed, op, REAL_NONE, dirfd, path, call)
 #define TRACE(op, dirfd, path, call) TRACE_AS(int, -1, op, dirfd, path, call)
+// A change to the path itself (rmdir, mkdir, symlink, ...) or what it leads to.
+#define TRACE_CHANGE(op, dirfd, path, call) TRACE_REAL(int, -1, op, REAL_PARENT, dirfd, path, call)
+#define TRACE_CHANGE_FOLLOW(op, dirfd, path, call) TRACE_REAL(int, -1, op, REAL_FOLLOW, dirfd, path, call)
 
 // What an open with these flags does to its path. A directory opened without
 // O_DIRECTORY is logged `s` too, by TRACE_OPEN: a listing is read only through
@@ -448,13 +589,15 @@ static int is_dir_fd(int fd)
 
 // A read-only open that turns out to be of a directory is an existence probe
 // (`s`): find and mkdir -p open "." or a parent only to come back to it.
+// A write is logged under the path it landed on too (log_real_path).
 #define TRACE_OPEN(dirfd, path, flags, call)                                   \
     do {                                                                       \
-        char open_op_ = open_op(flags);                                        \
-        if (open_op_ != 'r') TRACE(open_op_, dirfd, path, call);               \
+        char op_ = open_op(flags);                                             \
+        struct before b_;                                                      \
+        take_before(&b_, op_, (dirfd), (path));                                \
         int fd_ = (call);                                                      \
-        if (fd_ >= 0 && log_fd >= 0 && is_dir_fd(fd_)) open_op_ = 's';        \
-        log_outcome(open_op_, NULL, (dirfd), (path), fd_ >= 0);                \
+        if (op_ == 'r' && fd_ >= 0 && log_fd >= 0 && is_dir_fd(fd_)) op_ = 's'; \
+        log_outcome(op_, &b_, (dirfd), (path), fd_ >= 0, is_change(op_) ? fd_ : REAL_NONE); \
         return fd_;                                                            \
     } while (0)
 
@@ -475,9 +618,9 @@ int __openat_2(int dirfd, const char *path, int flags)
 int __openat64_2(int dirfd, const char *path, int flags)
 { TRACE_OPEN(dirfd, path, flags, REAL(__openat64_2)(dirfd, path, flags)); }
 int creat(const char *path, mode_t mode)
-{ TRACE('w', AT_FDCWD, path, REAL(creat)(path, mode)); }
+{ TRACE_OPEN(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, REAL(creat)(path, mode)); }
 int creat64(const char *path, mode_t mode)
-{ TRACE('w', AT_FDCWD, path, REAL(creat64)(path, mode)); }
+{ TRACE_OPEN(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, REAL(creat64)(path, mode)); }
 
 // ---------------------------------------------------------------------------
 // stdio opens and opendir: classified like open.
@@ -487,14 +630,25 @@ static char fopen_op(const char *path, const char *mode)
     return path && mode ? open_op(fopen_flags(mode)) : 0;  // freopen(NULL,...): same file
 }
 
+#define TRACE_FOPEN(path, mode, call)                                          \
+    do {                                                                       \
+        char op_ = fopen_op(path, mode);                                       \
+        struct before b_;                                                      \
+        take_before(&b_, op_, AT_FDCWD, (path));                               \
+        FILE *f_ = (call);                                                     \
+        log_outcome(op_, &b_, AT_FDCWD, (path), f_ != NULL,                    \
+                    f_ && is_change(op_) ? fileno(f_) : REAL_NONE);            \
+        return f_;                                                             \
+    } while (0)
+
 FILE *fopen(const char *path, const char *mode)
-{ TRACE_AS(FILE *, NULL, fopen_op(path, mode), AT_FDCWD, path, REAL(fopen)(path, mode)); }
+{ TRACE_FOPEN(path, mode, REAL(fopen)(path, mode)); }
 FILE *fopen64(const char *path, const char *mode)
-{ TRACE_AS(FILE *, NULL, fopen_op(path, mode), AT_FDCWD, path, REAL(fopen64)(path, mode)); }
+{ TRACE_FOPEN(path, mode, REAL(fopen64)(path, mode)); }
 FILE *freopen(const char *path, const char *mode, FILE *f)
-{ TRACE_AS(FILE *, NULL, fopen_op(path, mode), AT_FDCWD, path, REAL(freopen)(path, mode, f)); }
+{ TRACE_FOPEN(path, mode, REAL(freopen)(path, mode, f)); }
 FILE *freopen64(const char *path, const char *mode, FILE *f)
-{ TRACE_AS(FILE *, NULL, fopen_op(path, mode), AT_FDCWD, path, REAL(freopen64)(path, mode, f)); }
+{ TRACE_FOPEN(path, mode, REAL(freopen64)(path, mode, f)); }
 DIR *opendir(const char *path)
 { TRACE_AS(DIR *, NULL, 'r', AT_FDCWD, path, REAL(opendir)(path)); }
 
@@ -605,7 +759,7 @@ static int nftw64_hop(const char *path, const struct stat64 *st, int type, struc
         walk_now = &w_;                                                        \
         int r_ = REAL(kind)(dir, kind##_hop, __VA_ARGS__);                     \
         walk_now = w_.outer;                                                   \
-        log_outcome(0, NULL, AT_FDCWD, dir, r_ != -1);   /* a: no such dir */  \
+        log_outcome(0, NULL, AT_FDCWD, dir, r_ != -1, REAL_NONE);   /* a: no such dir */  \
         return r_;                                                             \
     } while (0)
 
@@ -751,11 +905,11 @@ static int traced_rename(int olddir, const char *old, int newdir, const char *ne
     if (log_fd < 0) return ret_of_call;
     int err = errno;
     if (ret_of_call == 0) {
-        log_event('n', before_stat(bo), olddir, old);
-        log_event('N', before_stat(bn), newdir, new);  // what the rename replaced
+        log_event_real('n', before_stat(bo), olddir, old, REAL_PARENT);
+        log_event_real('N', before_stat(bn), newdir, new, REAL_PARENT);  // what it replaced
         if (flags & RENAME_EXCHANGE) {
-            log_event('n', before_stat(bn), newdir, new);
-            log_event('N', before_stat(bo), olddir, old);
+            log_event_real('n', before_stat(bn), newdir, new, REAL_PARENT);
+            log_event_real('N', before_stat(bo), olddir, old, REAL_PARENT);
         }
     } else if (absent(err)) {
         // Either the source is missing or the destination's directory is.
@@ -787,7 +941,7 @@ static int traced_link(int olddir, const char *old, int newdir, const char *new,
     if (log_fd < 0) return ret;
     int err = errno;
     if (ret == 0) log_event('r', NULL, olddir, old);   // new has old's content
-    log_outcome('N', NULL, newdir, new, ret == 0);     // 0 0 0: a link never replaces
+    log_outcome('N', NULL, newdir, new, ret == 0, REAL_PARENT);  // 0 0 0: never replaces
     errno = err;
     return ret;
 }
@@ -798,29 +952,32 @@ int linkat(int olddir, const char *old, int newdir, const char *new, int flags)
 { return traced_link(olddir, old, newdir, new, REAL(linkat)(olddir, old, newdir, new, flags)); }
 
 int unlink(const char *path)
-{ TRACE('d', AT_FDCWD, path, REAL(unlink)(path)); }
+{ TRACE_CHANGE('d', AT_FDCWD, path, REAL(unlink)(path)); }
 int unlinkat(int dirfd, const char *path, int flags)
-{ TRACE('d', dirfd, path, REAL(unlinkat)(dirfd, path, flags)); }
+{ TRACE_CHANGE('d', dirfd, path, REAL(unlinkat)(dirfd, path, flags)); }
 int remove(const char *path)
-{ TRACE('d', AT_FDCWD, path, REAL(remove)(path)); }
+{ TRACE_CHANGE('d', AT_FDCWD, path, REAL(remove)(path)); }
 int rmdir(const char *path)
-{ TRACE('d', AT_FDCWD, path, REAL(rmdir)(path)); }
+{ TRACE_CHANGE('d', AT_FDCWD, path, REAL(rmdir)(path)); }
 int mkdir(const char *path, mode_t mode)
-{ TRACE('k', AT_FDCWD, path, REAL(mkdir)(path, mode)); }
+{ TRACE_CHANGE('k', AT_FDCWD, path, REAL(mkdir)(path, mode)); }
 int mkdirat(int dirfd, const char *path, mode_t mode)
-{ TRACE('k', dirfd, path, REAL(mkdirat)(dirfd, path, mode)); }
+{ TRACE_CHANGE('k', dirfd, path, REAL(mkdirat)(dirfd, path, mode)); }
 int symlink(const char *target, const char *path)
-{ TRACE('l', AT_FDCWD, path, REAL(symlink)(target, path)); }
+{ TRACE_CHANGE('l', AT_FDCWD, path, REAL(symlink)(target, path)); }
 int symlinkat(const char *target, int dirfd, const char *path)
-{ TRACE('l', dirfd, path, REAL(symlinkat)(target, dirfd, path)); }
+{ TRACE_CHANGE('l', dirfd, path, REAL(symlinkat)(target, dirfd, path)); }
 int truncate(const char *path, off_t len)
-{ TRACE('m', AT_FDCWD, path, REAL(truncate)(path, len)); }
+{ TRACE_CHANGE_FOLLOW('m', AT_FDCWD, path, REAL(truncate)(path, len)); }
 int truncate64(const char *path, off64_t len)
-{ TRACE('m', AT_FDCWD, path, REAL(truncate64)(path, len)); }
+{ TRACE_CHANGE_FOLLOW('m', AT_FDCWD, path, REAL(truncate64)(path, len)); }
 int chmod(const char *path, mode_t mode)
-{ TRACE('m', AT_FDCWD, path, REAL(chmod)(path, mode)); }
+{ TRACE_CHANGE_FOLLOW('m', AT_FDCWD, path, REAL(chmod)(path, mode)); }
 int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
-{ TRACE('m', dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags)); }
+{
+    int real = flags & AT_SYMLINK_NOFOLLOW ? REAL_PARENT : REAL_FOLLOW;
+    TRACE_REAL(int, -1, 'm', real, dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags));
+}
 
 // ---------------------------------------------------------------------------
 // Temporary files that libc creates with its internal open, which never comes
@@ -831,7 +988,7 @@ int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
 #define TRACE_MKSTEMP(template, call)                                          \
     do {                                                                       \
         int fd_ = (call);                                                      \
-        if (fd_ >= 0) log_event('w', NULL, AT_FDCWD, template);                \
+        if (fd_ >= 0) log_event_real('w', NULL, AT_FDCWD, template, fd_);      \
         return fd_;                                                            \
     } while (0)
 
@@ -855,7 +1012,7 @@ int mkostemps64(char *template, int suffixlen, int flags)
 char *mkdtemp(char *template)
 {
     char *dir = REAL(mkdtemp)(template);
-    if (dir) log_event('k', NULL, AT_FDCWD, dir);
+    if (dir) log_event_real('k', NULL, AT_FDCWD, dir, REAL_PARENT);
     return dir;
 }
 
