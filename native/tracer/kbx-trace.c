@@ -44,6 +44,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 // libc entry points that current headers no longer declare (fortify helpers,
@@ -74,6 +75,7 @@ int __uflow(FILE *stream);
     X(access) X(faccessat) X(__xstat) X(__xstat64) X(__lxstat) X(__lxstat64)   \
     X(__fxstatat) X(__fxstatat64)                                              \
     X(execve) X(execv) X(execvp) X(execvpe) X(posix_spawn) X(posix_spawnp)     \
+    X(system) X(popen)                                                         \
     X(rename) X(renameat) X(renameat2) X(link) X(linkat) X(unlink)             \
     X(unlinkat) X(remove) X(rmdir) X(mkdir) X(mkdirat) X(symlink)              \
     X(symlinkat) X(truncate) X(truncate64) X(chmod) X(fchmodat)                \
@@ -188,6 +190,7 @@ static int is_change(char op)
 
 static void log_real_path(char op, const struct stat *st, int dirfd, const char *path,
                           char *abs, size_t len, int real);
+static void save_for_children(const char *self, const void *base);
 
 // Logs one event for a path; `st` is used by has_stat ops only (NULL: the
 // path did not exist, logged as "0 0 0"). For a change, `real` says how to
@@ -423,11 +426,17 @@ static int fopen_flags(const char *mode)
 
 // execvp/posix_spawnp: logs what glibc's PATH search for `file` will try: `a`
 // for each absent candidate, `s` for one that exists but cannot be run, and
-// `e` for the one that will be executed.
-static void log_path_search(const char *file)
+// `e` for the one that will be executed, which is copied to `found` (PATH_MAX
+// bytes; "" if none).
+static void log_path_search(const char *file, char *found)
 {
+    found[0] = '\0';
     if (log_fd < 0 || !file || !file[0]) return;
-    if (strchr(file, '/')) { log_event('e', NULL, AT_FDCWD, file); return; }
+    if (strchr(file, '/')) {
+        if (strlen(file) < PATH_MAX) strcpy(found, file);
+        log_event('e', NULL, AT_FDCWD, file);
+        return;
+    }
     int saved = errno;
     const char *dirs = getenv("PATH");
     if (!dirs) dirs = "/bin:/usr/bin";
@@ -444,6 +453,7 @@ static void log_path_search(const char *file)
             struct stat st;
             if (REAL(stat)(cand, &st) == 0) {
                 if (S_ISREG(st.st_mode) && REAL(faccessat)(AT_FDCWD, cand, X_OK, AT_EACCESS) == 0) {
+                    strcpy(found, cand);
                     log_event('e', NULL, AT_FDCWD, cand);
                     break;
                 }
@@ -560,6 +570,7 @@ __attribute__((constructor)) static void kbx_trace_init(void)
     }
     Dl_info self = {0};
     dladdr((void *)kbx_trace_init, &self);
+    save_for_children(self.dli_fname, self.dli_fbase);
     dl_iterate_phdr(log_object, (void *)(self.dli_fname ? self.dli_fname : ""));
     errno = saved;
 }
@@ -840,17 +851,261 @@ int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *st, int fl
 { TRACE('s', dirfd, path, REAL(__fxstatat64)(ver, dirfd, path, st, flags)); }
 
 // ---------------------------------------------------------------------------
-// Programs run: e before the call (exec does not return), a if absent after.
+// Children keep the tracer. A program may give its child an environment
+// without LD_PRELOAD or KBX_TRACE_LOG (`env -i`, execve with a fresh envp,
+// clearenv): that child would run unseen and the line be stored without what
+// it wrote. So every exec*/posix_spawn* passes a copy of the environment with
+// what the constructor saved put back. A program that cannot load the tracer
+// (untraceable_program) gets a copy without it instead, so that ld.so does not
+// complain into the line's stderr, and is logged `!`: the line is not stored.
+// The copy lives on the caller's stack: these run in vfork children too.
+
+static char self_lib[PATH_MAX];         // the tracer, as LD_PRELOAD names it
+static char log_var[PATH_MAX + 16];     // "KBX_TRACE_LOG=<path>"
+static char stdin_var[80];              // "KBX_TRACE_STDIN=<dev>:<ino>" or "=none"
+static unsigned char self_ident[EI_NIDENT];   // the tracer's ELF class and data
+static unsigned self_machine;
+
+// Bounds of a stack copy; an environment beyond them is logged `!`.
+#define ENV_MAX_ENTRIES 8192
+#define PRELOAD_MAX 8192
+
+static void save_for_children(const char *self, const void *base)
+{
+    if (self && strlen(self) < sizeof self_lib) strcpy(self_lib, self);
+    snprintf(log_var, sizeof log_var, "KBX_TRACE_LOG=%s", log_path);
+    const char *v = getenv("KBX_TRACE_STDIN");
+    if (v && strlen(v) < sizeof stdin_var - 17) snprintf(stdin_var, sizeof stdin_var, "KBX_TRACE_STDIN=%s", v);
+    const ElfW(Ehdr) *eh = base;
+    if (eh && !memcmp(eh->e_ident, ELFMAG, SELFMAG)) {
+        memcpy(self_ident, eh->e_ident, EI_NIDENT);
+        self_machine = eh->e_machine;
+    }
+}
+
+// Calls `fn` for each entry of an LD_PRELOAD value (separated by spaces or
+// colons, as ld.so reads them) until it returns nonzero.
+#define FOR_EACH_PRELOAD(v, p, len, body)                                      \
+    for (const char *p = (v), *e_; *p; p = e_) {                               \
+        while (*p == ' ' || *p == ':') p++;                                    \
+        for (e_ = p; *e_ && *e_ != ' ' && *e_ != ':'; e_++) {}                 \
+        size_t len = (size_t)(e_ - p);                                         \
+        if (len) body                                                          \
+    }
+
+static int names_self(const char *v)
+{
+    size_t self_len = strlen(self_lib);
+    FOR_EACH_PRELOAD(v, p, len, { if (len == self_len && !memcmp(p, self_lib, len)) return 1; })
+    return 0;
+}
+
+// "LD_PRELOAD=" and the tracer before `old`'s entries (add), or `old`'s entries
+// without the tracer (drop) into out; returns 0 if no entry is left.
+static int make_preload(char *out, const char *old, int drop)
+{
+    size_t n = 11, self_len = strlen(self_lib);
+    memcpy(out, "LD_PRELOAD=", 11);
+    if (!drop) {
+        memcpy(out + n, self_lib, self_len);
+        n += self_len;
+    }
+    if (old) FOR_EACH_PRELOAD(old, p, len, {
+        if (!drop || len != self_len || memcmp(p, self_lib, len)) {
+            if (n > 11) out[n++] = ' ';
+            memcpy(out + n, p, len);
+            n += len;
+        }
+    })
+    out[n] = '\0';
+    return n > 11;
+}
+
+struct env_plan {
+    size_t count;           // entries in envp
+    char *const *preload;   // its (first) LD_PRELOAD entry, or NULL
+    int drop;               // the child cannot load the tracer: take it out
+    int new_preload, add_log, add_stdin;
+    size_t cap;             // bytes for the new LD_PRELOAD entry
+};
+
+// What `envp` needs for a child: 1 a changed copy, 0 nothing, -1 a copy that
+// cannot be made (logged `!`, the child goes with envp as it is).
+static int plan_env(char *const *envp, int drop, struct env_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    if (log_fd < 0) return 0;
+    p->drop = drop;
+    int preloads = 0, has_self = 0, has_log = 0, has_stdin = 0;
+    for (char *const *e = envp; e && *e; e++, p->count++) {
+        if (!strncmp(*e, "LD_PRELOAD=", 11)) {
+            if (!preloads++) p->preload = e;
+            has_self |= names_self(*e + 11);
+        } else if (!strncmp(*e, "KBX_TRACE_LOG=", 14)) {
+            has_log = 1;
+        } else if (!strncmp(*e, "KBX_TRACE_STDIN=", 16)) {
+            has_stdin = 1;
+        }
+    }
+    if (drop) {
+        if (!has_self) return 0;
+        p->new_preload = 1;
+    } else {
+        p->new_preload = !has_self || preloads > 1;
+        p->add_log = !has_log;
+        p->add_stdin = !has_stdin && stdin_var[0];
+        if (!p->new_preload && !p->add_log && !p->add_stdin) return 0;
+    }
+    p->cap = 12 + strlen(self_lib) + (p->preload ? strlen(*p->preload) : 0);
+    const char *why = NULL;
+    if (!self_lib[0]) why = "! tracer library name unknown: a child would lose it\n";
+    else if (p->count > ENV_MAX_ENTRIES || p->cap > PRELOAD_MAX) why = "! environment too large to pass the tracer on\n";
+    if (why) {
+        write_line(why, strlen(why));
+        return -1;
+    }
+    return 1;
+}
+
+static char *const *build_env(char *const *envp, const struct env_plan *p, char **vec, char *pre)
+{
+    size_t n = 0;
+    int keep = p->new_preload ? make_preload(pre, p->preload ? *p->preload + 11 : NULL, p->drop) : 0;
+    for (char *const *e = envp; e && *e; e++) {
+        if (p->new_preload && !strncmp(*e, "LD_PRELOAD=", 11)) continue;
+        vec[n++] = *e;
+    }
+    if (keep) vec[n++] = pre;
+    if (p->add_log) vec[n++] = log_var;
+    if (p->add_stdin) vec[n++] = stdin_var;
+    vec[n] = NULL;
+    return vec;
+}
+
+// Declares `out`: `envp`, or a copy on this stack frame that carries the
+// tracer (or, with `drop`, leaves it out).
+#define CHILD_ENV(out, envp, drop)                                             \
+    struct env_plan plan_;                                                     \
+    int copy_ = plan_env((envp), (drop), &plan_);                              \
+    char *vec_[copy_ > 0 ? plan_.count + 4 : 1];                               \
+    char pre_[copy_ > 0 ? plan_.cap : 1];                                      \
+    char *const *out = copy_ > 0 ? build_env((envp), &plan_, vec_, pre_) : (envp)
+
+// Why an ELF file (open as fd, its first n bytes in head) cannot load the
+// tracer: another class, byte order or machine than ours, or no program
+// interpreter (static; ld.so itself). NULL if it can, or is no ELF at all.
+static const char *elf_untraceable(int fd, const unsigned char *head, ssize_t n)
+{
+    if (n < (ssize_t)sizeof(ElfW(Ehdr)) || memcmp(head, ELFMAG, SELFMAG)) {
+        if (n >= 20 && !memcmp(head, ELFMAG, SELFMAG) && head[EI_CLASS] != self_ident[EI_CLASS])
+            return "ELF of another class";      // a 64-bit header is longer than a 32-bit file's
+        return NULL;
+    }
+    unsigned machine = head[EI_DATA] == ELFDATA2MSB ? (unsigned)head[18] << 8 | head[19]
+                                                     : (unsigned)head[19] << 8 | head[18];
+    if (self_ident[EI_CLASS] && head[EI_CLASS] != self_ident[EI_CLASS])
+        return head[EI_CLASS] == ELFCLASS32 ? "32-bit program" : "ELF of another class";
+    if (self_ident[EI_CLASS] && (head[EI_DATA] != self_ident[EI_DATA] || machine != self_machine))
+        return "program for another machine";
+    ElfW(Ehdr) eh;
+    memcpy(&eh, head, sizeof eh);
+    if (eh.e_phentsize != sizeof(ElfW(Phdr))) return NULL;   // the kernel refuses it
+    ElfW(Phdr) ph[16];
+    for (size_t i = 0; i < eh.e_phnum; i += 16) {
+        size_t k = eh.e_phnum - i < 16 ? eh.e_phnum - i : 16;
+        if (pread(fd, ph, k * sizeof *ph, (off_t)(eh.e_phoff + i * sizeof *ph)) != (ssize_t)(k * sizeof *ph))
+            return NULL;
+        for (size_t j = 0; j < k; j++)
+            if (ph[j].p_type == PT_INTERP) return NULL;
+    }
+    return "static program";
+}
+
+// Why the program at `path` cannot carry the tracer, or NULL (it can; or it
+// cannot be read, and the exec fails or ld.so loads the tracer as usual).
+// Set-id programs and those with file capabilities run in secure mode, which
+// ignores LD_PRELOAD. A script is judged by its interpreter (up to 4 `#!`
+// levels, as the kernel).
+static const char *untraceable_program(const char *path)
+{
+    char interp[256];
+    for (int depth = 0; depth < 4; depth++) {
+        struct stat st;
+        if (REAL(fstatat)(AT_FDCWD, path, &st, 0) != 0 || !S_ISREG(st.st_mode)) return NULL;
+        if ((st.st_mode & S_ISUID) || (st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+            return "set-id program";
+        if (getxattr(path, "security.capability", NULL, 0) > 0) return "program with file capabilities";
+        int fd = REAL(open)(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return NULL;
+        unsigned char head[256];
+        ssize_t n = pread(fd, head, sizeof head, 0);
+        if (n < 2 || head[0] != '#' || head[1] != '!') {
+            const char *why = elf_untraceable(fd, head, n);
+            close(fd);
+            return why;
+        }
+        close(fd);
+        size_t i = 2, k = 0;
+        while (i < (size_t)n && (head[i] == ' ' || head[i] == '\t')) i++;
+        while (i < (size_t)n && k < sizeof interp - 1 && !strchr(" \t\n", head[i]) && head[i]) interp[k++] = (char)head[i++];
+        interp[k] = '\0';
+        if (!k) return NULL;
+        path = interp;
+    }
+    return NULL;
+}
+
+// Before `path` runs: 1 if it cannot carry the tracer, logged as
+// "! <why>: <path>".
+static int cannot_trace(const char *path)
+{
+    FORGET_NONNULL(path);
+    if (log_fd < 0 || !path || !path[0]) return 0;
+    int saved = errno;
+    const char *why = untraceable_program(path);
+    if (why) {
+        char buf[LINE_CAP];
+        size_t n = (size_t)snprintf(buf, 64, "! %s: ", why);
+        if (append_path(buf, &n, sizeof buf - 1, AT_FDCWD, path)) n = (size_t)snprintf(buf, 64, "! %s", why);
+        buf[n++] = '\n';
+        write_line(buf, n);
+    }
+    errno = saved;
+    return why != NULL;
+}
+
+// ---------------------------------------------------------------------------
+// Programs run: e before the call (exec does not return), a if absent after;
+// the child's environment as CHILD_ENV makes it. The forms without an envp
+// pass `environ` as it is now (the program may have cleared it).
 // The l-forms build an argv on the stack and go through the v-forms.
 
 int execve(const char *path, char *const argv[], char *const envp[])
-{ log_event('e', NULL, AT_FDCWD, path); TRACE(0, AT_FDCWD, path, REAL(execve)(path, argv, envp)); }
+{
+    log_event('e', NULL, AT_FDCWD, path);
+    CHILD_ENV(env, envp, cannot_trace(path));
+    TRACE(0, AT_FDCWD, path, REAL(execve)(path, argv, env));
+}
 int execv(const char *path, char *const argv[])
-{ log_event('e', NULL, AT_FDCWD, path); TRACE(0, AT_FDCWD, path, REAL(execv)(path, argv)); }
+{
+    log_event('e', NULL, AT_FDCWD, path);
+    CHILD_ENV(env, environ, cannot_trace(path));
+    TRACE(0, AT_FDCWD, path, REAL(execve)(path, argv, env));
+}
 int execvp(const char *file, char *const argv[])
-{ log_path_search(file); return REAL(execvp)(file, argv); }
+{
+    char prog[PATH_MAX];
+    log_path_search(file, prog);
+    CHILD_ENV(env, environ, cannot_trace(prog));
+    return REAL(execvpe)(file, argv, env);
+}
 int execvpe(const char *file, char *const argv[], char *const envp[])
-{ log_path_search(file); return REAL(execvpe)(file, argv, envp); }
+{
+    char prog[PATH_MAX];
+    log_path_search(file, prog);
+    CHILD_ENV(env, envp, cannot_trace(prog));
+    return REAL(execvpe)(file, argv, env);
+}
 
 // Declares `argv` on the stack holding `arg` and the variadic arguments up to
 // and including the NULL; leaves `ap` open just after the NULL (execle's envp).
@@ -881,7 +1136,8 @@ int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *
                 const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
     log_event('e', NULL, AT_FDCWD, path);
-    int err = REAL(posix_spawn)(pid, path, acts, attr, argv, envp);
+    CHILD_ENV(env, envp, cannot_trace(path));
+    int err = REAL(posix_spawn)(pid, path, acts, attr, argv, env);
     if (log_fd >= 0 && absent(err)) log_event('a', NULL, AT_FDCWD, path);
     return err;
 }
@@ -889,8 +1145,35 @@ int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *
 int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *acts,
                  const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-    log_path_search(file);
-    return REAL(posix_spawnp)(pid, file, acts, attr, argv, envp);
+    char prog[PATH_MAX];
+    log_path_search(file, prog);
+    CHILD_ENV(env, envp, cannot_trace(prog));
+    return REAL(posix_spawnp)(pid, file, acts, attr, argv, env);
+}
+
+// system and popen run /bin/sh with `environ` through libc's internal spawn,
+// which no wrapper sees: if the program took the tracer out of environ, put
+// it back first. (Never in a vfork child, so setenv may allocate.)
+static void restore_environ(void)
+{
+    struct env_plan p;
+    if (plan_env(environ, 0, &p) <= 0) return;
+    char pre[p.cap];
+    if (p.new_preload && make_preload(pre, getenv("LD_PRELOAD"), 0)) setenv("LD_PRELOAD", pre + 11, 1);
+    if (p.add_log) setenv("KBX_TRACE_LOG", log_path, 1);
+    if (p.add_stdin) setenv("KBX_TRACE_STDIN", stdin_var + 16, 1);
+}
+
+int system(const char *cmd)
+{
+    if (cmd) restore_environ();
+    return REAL(system)(cmd);
+}
+
+FILE *popen(const char *cmd, const char *mode)
+{
+    restore_environ();
+    return REAL(popen)(cmd, mode);
 }
 
 // ---------------------------------------------------------------------------
