@@ -5,8 +5,10 @@
 // plain make gives, and kbx must never write outside the tree.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { untraceableProgram } from '../src/observe/untraceable.js';
 import { Kbx, assertSameTree, plainMake, summary, tempDir, writeTree } from './support/kbx.js';
 
 /** A project in a fresh temporary directory (its real path: the tracer reports physical paths). */
@@ -137,4 +139,27 @@ describe('children that lose the tracer or cannot load it', () => {
     rmSync(outside, { recursive: true, force: true });
     rmSync(refOutside, { recursive: true, force: true });
   });
+});
+
+test("the daemon's second look at executed programs: class, machine, static, set-id, through #!", () => {
+  const d = realpathSync(tempDir('programs'));
+  writeFileSync(join(d, 'p.c'), 'int main(void) { return 0; }\n');
+  execFileSync('cc', ['-o', join(d, 'dyn'), join(d, 'p.c')]);
+  execFileSync('cc', ['-static', '-o', join(d, 'static'), join(d, 'p.c')]);
+  execFileSync('cc', ['-m32', '-o', join(d, 'p32'), join(d, 'p.c')]); // apt-get install gcc-multilib
+  copyFileSync(join(d, 'dyn'), join(d, 'setid'));
+  chmodSync(join(d, 'setid'), 0o4755);
+  writeFileSync(join(d, 'script32'), `#!${d}/p32 -x\n`);
+  writeFileSync(join(d, 'script'), '#!/bin/sh\n');
+  writeFileSync(join(d, 'text'), 'not a program\n');
+  const why = (f: string) => untraceableProgram(join(d, f));
+  assert.equal(why('dyn'), undefined);
+  assert.equal(why('script'), undefined);
+  assert.equal(why('text'), undefined);
+  assert.equal(why('missing'), undefined);
+  assert.equal(why('static'), 'static-binary');
+  assert.equal(why('p32'), 'untraceable: 32-bit program');
+  assert.equal(why('script32'), 'untraceable: 32-bit program');
+  assert.equal(why('setid'), 'untraceable: set-id program');
+  rmSync(d, { recursive: true, force: true });
 });

@@ -7,7 +7,7 @@ import type { Config } from '../config/config.js';
 import { FileState } from '../fingerprint/file-state.js';
 import { strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
 import { classifyAccesses, type InputSpec } from '../observe/accesses.js';
-import { isStaticElf } from '../observe/static-binary.js';
+import { untraceableProgram } from '../observe/untraceable.js';
 import { parseTraceLog } from '../observe/trace-log.js';
 import type { Entry, PathSets, Store, StoredOutput } from '../store/store.js';
 import { sha256 } from '../util/hash.js';
@@ -74,7 +74,7 @@ export class LineCache {
   readonly state = new FileState();
   readonly pathSets: PathSetCache;
   private nextId = 0;
-  private staticCache = new Map<string, boolean>();
+  private untraceableCache = new Map<string, string | undefined>();
 
   constructor(
     private readonly store: Store,
@@ -142,13 +142,9 @@ export class LineCache {
     return this.state.content(spec.path);
   }
 
-  private isStatic(path: string): boolean {
-    let v = this.staticCache.get(path);
-    if (v === undefined) {
-      v = isStaticElf(path);
-      this.staticCache.set(path, v);
-    }
-    return v;
+  private untraceable(path: string): string | undefined {
+    if (!this.untraceableCache.has(path)) this.untraceableCache.set(path, untraceableProgram(path));
+    return this.untraceableCache.get(path);
   }
 
   private learnUncacheable(action: PendingAction, reason: string): void {
@@ -194,8 +190,8 @@ export class LineCache {
     for (const spec of acc.inputs) if (spec.kind === 'c') observed.inputs.push(spec.path);
     observed.outputs.push(...acc.written.filter((p) => existsSync(p)));
     if (!acc.uncacheable) {
-      const stat = acc.execed.find((p) => this.isStatic(p));
-      if (stat) acc.uncacheable = `static-binary: ${stat}`;
+      const prog = acc.execed.find((p) => this.untraceable(p));
+      if (prog) acc.uncacheable = `${this.untraceable(prog)}: ${prog}`;
     }
     if (acc.uncacheable) {
       if (LASTING.test(acc.uncacheable)) {
