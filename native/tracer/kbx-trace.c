@@ -10,7 +10,7 @@
 //   - the real call's result and errno reach the caller unchanged;
 //   - no malloc and no global state changes: wrappers may run in a vfork child
 //     (gcc runs its passes with vfork + execvp), which shares our memory with
-//     its suspended parent;
+//     its suspended parent (system and popen, never called there, may setenv);
 //   - one write(2) per event line, so with O_APPEND the lines of concurrent
 //     processes never interleave.
 // This is a hot path (every open of every compiler process comes through
@@ -21,10 +21,14 @@
 //
 // Calls glibc makes internally (fopen's and mkstemp's own open, execvp's own
 // execve, ...) never reach these wrappers, which is why the stdio, mk*temp*
-// and exec* forms are wrapped one by one. Static programs are not traced at all; their parent's
-// `e` event still names them. Likewise the directory walkers (fts, nftw/ftw,
-// scandir, glob) list directories with libc's internal opendir: they are
-// wrapped to log the listings they read (`r` of the directory).
+// and exec* forms are wrapped one by one. Likewise the directory walkers (fts,
+// nftw/ftw, scandir, glob) list directories with libc's internal opendir: they
+// are wrapped to log the listings they read (`r` of the directory).
+//
+// A line must be seen whole or not stored: children get the tracer back in
+// whatever environment they are given, programs that cannot load it (static,
+// 32-bit, set-id) are logged `!` before they run, and each change is logged
+// under the path it really landed on, too, when a symlink leads elsewhere.
 
 #undef _FORTIFY_SOURCE
 #define _GNU_SOURCE
