@@ -491,3 +491,90 @@ test('without KBX_TRACE_LOG the library changes nothing, and tracing changes no 
   assert.equal(off.log, '', 'no log without KBX_TRACE_LOG');
   assert.ok(on.events.length > 0);
 });
+
+test('a child given an emptied or new environment keeps the tracer; one that had it off stays off', () => {
+  const d = scratch();
+  writeFileSync(join(d, 'src'), 'x\n');
+  const script =
+    `env -i sh -c 'cat src > o1' && ${probe} spawn-noenv 'cat src > o2' -- vfork-noenv 'cat src > o3'` +
+    ` -- clearenv-system 'cat src > o4' -- execle-noenv 'cat src > o5'`;
+  const r = sh(d, script);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'spawn-noenv ok\nvfork-noenv 0\nclearenv-system 0\n');
+  for (let i = 1; i <= 5; i++) expectEvent(r, 'w', join(d, `o${i}`));
+  assert.equal(r.events.filter((e) => e.op === 'r' && e.path === join(d, 'src')).length, 5, r.log);
+
+  // What an emptied environment holds under the tracer: the tracer's own variables only.
+  const env = sh(d, 'env -i env | sort');
+  const stdin = /^KBX_TRACE_STDIN=.*$/m.exec(env.stdout)?.[0];
+  assert.ok(stdin, env.stdout);
+  assert.equal(env.stdout, `KBX_TRACE_LOG=${join(root, 'log' + (n - 1))}\n${stdin}\nLD_PRELOAD=${tracerPath}\n`);
+  // A program's own preload stays, after the tracer.
+  const own = sh(d, 'env LD_PRELOAD=libm.so.6 sh -c \'echo "$LD_PRELOAD"\'');
+  assert.equal(own.stdout, `${tracerPath} libm.so.6\n`);
+  // Without KBX_TRACE_LOG the library adds nothing.
+  assert.equal(sh(d, 'env -i env', { trace: false }).stdout, '');
+});
+
+test('programs that cannot load the tracer (32-bit, static, set-id, a script run by one) are logged ! and run without it', () => {
+  const d = scratch();
+  writeFileSync(join(d, 'p.c'), '#include <stdio.h>\nint main(void) { puts("ran"); return 0; }\n');
+  const m32 = spawnSync('cc', ['-m32', '-o', join(d, 'p32'), join(d, 'p.c')], { encoding: 'utf8' });
+  assert.equal(m32.status, 0, `cc -m32 failed (apt-get install gcc-multilib): ${m32.stderr}`);
+  execFileSync('cc', ['-static', '-o', join(d, 'pstatic'), join(d, 'p.c')]);
+  execFileSync('cc', ['-o', join(d, 'psetid'), join(d, 'p.c')]);
+  chmodSync(join(d, 'psetid'), 0o4755);
+  writeFileSync(join(d, 'script'), `#!${d}/p32\n`);
+  chmodSync(join(d, 'script'), 0o755);
+  const cases: [string, RegExp][] = [
+    ['./p32', /^32-bit program: .*\/p32$/],
+    ['./pstatic', /^static program: .*\/pstatic$/],
+    ['./psetid', /^set-id program: .*\/psetid$/],
+    ['./script', /^32-bit program: .*\/script$/],
+  ];
+  for (const [prog, why] of cases) {
+    const r = sh(d, `${prog}; echo done`);
+    assert.deepEqual([r.status, r.stdout, r.stderr], [0, 'ran\ndone\n', ''], `${prog} runs as without the tracer`);
+    assert.ok(r.events.some((e) => e.op === '!' && why.test(e.path)), `${prog}:\n${r.log}`);
+  }
+  // An ordinary dynamic program is no such thing.
+  const ok = sh(d, 'cc -o p p.c && ./p');
+  assert.equal(ok.stdout, 'ran\n');
+  assert.ok(!ok.events.some((e) => e.op === '!'), ok.log);
+});
+
+test('a change through a symlink is logged again under the path it changed; reads and plain paths are not', () => {
+  const d = scratch();
+  const away = scratch();
+  mkdirSync(join(d, 'sub'));
+  writeFileSync(join(away, 'victim'), 'old\n');
+  const r = sh(
+    d,
+    `ln -s ${away}/victim link; ln -s ${away} dir; cat link > read; echo hi > link; echo hi > dir/f; mkdir dir/k; ` +
+      'mv dir/f dir/g; rm dir/g; truncate -s 0 link; echo a > ./sub/../x; echo b > sub//y',
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const pairs: [string, string, string][] = [
+    ['w', 'link', 'victim'],
+    ['w', 'dir/f', 'f'],
+    ['k', 'dir/k', 'k'],
+    ['n', 'dir/f', 'f'],
+    ['N', 'dir/g', 'g'],
+    ['d', 'dir/g', 'g'],
+    ['m', 'link', 'victim'],
+  ];
+  for (const [op, given, real] of pairs) {
+    const i = r.events.indexOf(expectEvent(r, op, join(d, given)));
+    const next = r.events[i + 1]!;
+    assert.deepEqual([next.op, next.path], [op, join(away, real)], `${op} ${given} then its real path:\n${r.log}`);
+    assert.deepEqual([next.ino, next.size, next.mtimeNs], [r.events[i]!.ino, r.events[i]!.size, r.events[i]!.mtimeNs]);
+  }
+  expectEvent(r, 'r', join(d, 'link'));
+  expectNoEvent(r, 'r', join(away, 'victim'));
+  // No symlink on the way: one event, spelt as given.
+  expectEvent(r, 'w', `${d}/./sub/../x`);
+  expectNoEvent(r, 'w', join(d, 'x'));
+  expectEvent(r, 'w', `${d}/sub//y`);
+  expectNoEvent(r, 'w', join(d, 'sub', 'y'));
+  assert.equal(r.events.filter((e) => e.path.startsWith(away)).length, pairs.length, r.log);
+});

@@ -10,7 +10,7 @@
 //   - the real call's result and errno reach the caller unchanged;
 //   - no malloc and no global state changes: wrappers may run in a vfork child
 //     (gcc runs its passes with vfork + execvp), which shares our memory with
-//     its suspended parent;
+//     its suspended parent (system and popen, never called there, may setenv);
 //   - one write(2) per event line, so with O_APPEND the lines of concurrent
 //     processes never interleave.
 // This is a hot path (every open of every compiler process comes through
@@ -21,10 +21,14 @@
 //
 // Calls glibc makes internally (fopen's and mkstemp's own open, execvp's own
 // execve, ...) never reach these wrappers, which is why the stdio, mk*temp*
-// and exec* forms are wrapped one by one. Static programs are not traced at all; their parent's
-// `e` event still names them. Likewise the directory walkers (fts, nftw/ftw,
-// scandir, glob) list directories with libc's internal opendir: they are
-// wrapped to log the listings they read (`r` of the directory).
+// and exec* forms are wrapped one by one. Likewise the directory walkers (fts,
+// nftw/ftw, scandir, glob) list directories with libc's internal opendir: they
+// are wrapped to log the listings they read (`r` of the directory).
+//
+// A line must be seen whole or not stored: children get the tracer back in
+// whatever environment they are given, programs that cannot load it (static,
+// 32-bit, set-id) are logged `!` before they run, and each change is logged
+// under the path it really landed on, too, when a symlink leads elsewhere.
 
 #undef _FORTIFY_SOURCE
 #define _GNU_SOURCE
@@ -44,6 +48,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 // libc entry points that current headers no longer declare (fortify helpers,
@@ -74,6 +79,7 @@ int __uflow(FILE *stream);
     X(access) X(faccessat) X(__xstat) X(__xstat64) X(__lxstat) X(__lxstat64)   \
     X(__fxstatat) X(__fxstatat64)                                              \
     X(execve) X(execv) X(execvp) X(execvpe) X(posix_spawn) X(posix_spawnp)     \
+    X(system) X(popen)                                                         \
     X(rename) X(renameat) X(renameat2) X(link) X(linkat) X(unlink)             \
     X(unlinkat) X(remove) X(rmdir) X(mkdir) X(mkdirat) X(symlink)              \
     X(symlinkat) X(truncate) X(truncate64) X(chmod) X(fchmodat)                \
@@ -172,9 +178,28 @@ static int has_stat(char op)
     return op == 'm' || op == 'n' || op == 'N' || op == 'w' || op == 'd';
 }
 
+// Ops that change the tree: also logged under the path they really changed.
+static int is_change(char op)
+{
+    return op == 'w' || op == 'm' || op == 'n' || op == 'N' || op == 'd' || op == 'k' || op == 'l';
+}
+
+// How the path a change really named is found (log_real_path): through the
+// descriptor the call returned (a value >= 0), through the path's parent
+// directory (the call acted on the last component itself), or by following
+// the whole path. REAL_NONE: the event is no change, or nothing to find.
+#define REAL_NONE (-1)
+#define REAL_PARENT (-2)
+#define REAL_FOLLOW (-3)
+
+static void log_real_path(char op, const struct stat *st, int dirfd, const char *path,
+                          char *abs, size_t len, int real);
+static void save_for_children(const char *self, const void *base);
+
 // Logs one event for a path; `st` is used by has_stat ops only (NULL: the
-// path did not exist, logged as "0 0 0").
-static void log_event(char op, const struct stat *st, int dirfd, const char *path)
+// path did not exist, logged as "0 0 0"). For a change, `real` says how to
+// find the path with symlinks resolved, logged too when it differs.
+static void log_event_real(char op, const struct stat *st, int dirfd, const char *path, int real)
 {
     FORGET_NONNULL(path);
     if (log_fd < 0 || !path || !path[0]) return;    // "" is AT_EMPTY_PATH: an fd
@@ -190,11 +215,128 @@ static void log_event(char op, const struct stat *st, int dirfd, const char *pat
                               st ? (unsigned long long)st->st_ino : 0ULL,
                               st ? (long long)st->st_size : 0LL, mtime);
     }
+    size_t start = n;
     const char *why = append_path(buf, &n, sizeof buf - 1, dirfd, path);
     if (why) n = (size_t)snprintf(buf, sizeof buf, "! %s (event %c)", why, op);
     buf[n++] = '\n';
     write_line(buf, n);
+    if (!why && real != REAL_NONE) log_real_path(op, st, dirfd, path, buf + start, n - 1 - start, real);
     errno = saved;
+}
+
+static void log_event(char op, const struct stat *st, int dirfd, const char *path)
+{
+    log_event_real(op, st, dirfd, path, REAL_NONE);
+}
+
+// ---------------------------------------------------------------------------
+// Where a change really lands. The daemon checks written paths against the
+// build tree as they are spelt, so `ln -s /elsewhere d; echo > d/f` would pass
+// as a write inside it: each change is logged a second time, same op and
+// stat, under the path the kernel resolved, when that differs from the path
+// as given (lexically normalised, so `./x` and `a/../x` add nothing).
+// Syscalls and the stack only: these run in vfork children too.
+
+// "/proc/self/fd/<fd>" into buf (at least 32 bytes).
+static const char *fd_link(char *buf, int fd)
+{
+    char digits[16];
+    int k = 0;
+    unsigned v = (unsigned)fd;
+    do digits[k++] = (char)('0' + v % 10); while ((v /= 10) && k < 16);
+    memcpy(buf, "/proc/self/fd/", 14);
+    size_t n = 14;
+    while (k) buf[n++] = digits[--k];
+    buf[n] = '\0';
+    return buf;
+}
+
+// The path open as `fd`, or 0 if unknown; -1 if it is no file (a pipe, a socket).
+static ssize_t fd_path(int fd, char *out, size_t cap)
+{
+    char link[32];
+    ssize_t k = readlink(fd_link(link, fd), out, cap);
+    if (k <= 0 || (size_t)k >= cap) return 0;
+    return out[0] == '/' ? k : -1;
+}
+
+// Lexical normal form of the absolute path p[0..len): no empty or "."
+// components, ".." removes the one before. Returns the new length.
+static size_t normalise(char *p, size_t len)
+{
+    size_t out = 0, i = 0;
+    while (i < len) {
+        while (i < len && p[i] == '/') i++;
+        size_t from = i;
+        while (i < len && p[i] != '/') i++;
+        size_t clen = i - from;
+        if (clen == 0 || (clen == 1 && p[from] == '.')) continue;
+        if (clen == 2 && p[from] == '.' && p[from + 1] == '.') {
+            while (out > 0 && p[out - 1] != '/') out--;
+            if (out > 0) out--;
+            continue;
+        }
+        p[out++] = '/';
+        memmove(p + out, p + from, clen);
+        out += clen;
+    }
+    if (out == 0) p[out++] = '/';
+    return out;
+}
+
+// The resolved path of `path` (see REAL_*) into out; its length, 0 if unknown,
+// -1 if there is nothing to log (no file; or a last component in the working
+// directory or dirfd, whose paths are physical already).
+static ssize_t resolve_real(int dirfd, const char *path, int real, char *out, size_t cap)
+{
+    if (real >= 0) return fd_path(real, out, cap);
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/') len--;
+    size_t slash = len;
+    while (slash > 0 && path[slash - 1] != '/') slash--;
+    if (real == REAL_PARENT && slash == 0) return -1;
+    char dir[PATH_MAX];
+    const char *name = "";
+    size_t nlen = 0;
+    if (real == REAL_PARENT) {
+        name = path + slash;
+        nlen = len - slash;
+        size_t dlen = slash > 1 ? slash - 1 : 1;    // "/x": the parent is "/"
+        if (dlen >= sizeof dir) return 0;
+        memcpy(dir, path, dlen);
+        dir[dlen] = '\0';
+        path = dir;
+    }
+    int fd = REAL(openat)(dirfd, path, O_PATH | O_CLOEXEC | (real == REAL_PARENT ? O_DIRECTORY : 0));
+    if (fd < 0) return 0;
+    ssize_t k = fd_path(fd, out, cap);
+    close(fd);
+    if (k <= 0 || !nlen) return k;
+    if (out[k - 1] != '/') out[k++] = '/';
+    if ((size_t)k + nlen >= cap) return 0;
+    memcpy(out + k, name, nlen);
+    return k + (ssize_t)nlen;
+}
+
+static void log_real_path(char op, const struct stat *st, int dirfd, const char *path,
+                          char *abs, size_t len, int real)
+{
+    // Devices and /proc (/dev/stdout, /dev/fd/N) stay as they are spelt: what
+    // they lead to was opened by a traced process already, or is no file.
+    if (!strncmp(abs, "/dev/", 5) || !strncmp(abs, "/proc/", 6)) return;
+    char out[PATH_MAX];
+    ssize_t k = resolve_real(dirfd, path, real, out, sizeof out);
+    if (k < 0) return;
+    if (k == 0) {
+        char why[] = "! real path unknown (event ?)\n";
+        why[sizeof why - 4] = op;
+        write_line(why, sizeof why - 1);
+        return;
+    }
+    len = normalise(abs, len);
+    if ((size_t)k == len && !memcmp(out, abs, len)) return;
+    out[k] = '\0';
+    log_event(op, st, AT_FDCWD, out);
 }
 
 // ---------------------------------------------------------------------------
@@ -227,28 +369,34 @@ static const struct stat *before_stat(const struct before *b)
 // After a call on a path: `op` if it succeeded (0: log nothing), `a` if it failed
 // because the path (or a directory on it) is absent, `s` if it failed because
 // the path exists (O_EXCL, mkdir, link, symlink), nothing for other failures.
-static void log_outcome(char op, const struct before *b, int dirfd, const char *path, int ok)
+// `real` as for log_event_real.
+static void log_outcome(char op, const struct before *b, int dirfd, const char *path, int ok, int real)
 {
     if (log_fd < 0) return;
     int err = errno;
-    if (ok && op) log_event(op, b ? before_stat(b) : NULL, dirfd, path);
+    if (ok && op) log_event_real(op, b ? before_stat(b) : NULL, dirfd, path, real);
     else if (!ok && absent(err)) log_event('a', NULL, dirfd, path);
     else if (!ok && err == EEXIST) log_event('s', NULL, dirfd, path);
     errno = err;
 }
 
 // Runs `call` between take_before and log_outcome and returns its result;
-// `failed` is the value it returns on failure.
-#define TRACE_AS(type, failed, op, dirfd, path, call)                          \
+// `failed` is the value it returns on failure. `real`: see REAL_*.
+#define TRACE_REAL(type, failed, op, real, dirfd, path, call)                  \
     do {                                                                       \
         char op_ = (op);                                                       \
         struct before b_;                                                      \
         take_before(&b_, op_, (dirfd), (path));                                \
         type r_ = (call);                                                      \
-        log_outcome(op_, &b_, (dirfd), (path), r_ != (failed));                \
+        log_outcome(op_, &b_, (dirfd), (path), r_ != (failed), (real));        \
         return r_;                                                             \
     } while (0)
+#define TRACE_AS(type, failed, op, dirfd, path, call)                          \
+    TRACE_REAL(type, failed, op, REAL_NONE, dirfd, path, call)
 #define TRACE(op, dirfd, path, call) TRACE_AS(int, -1, op, dirfd, path, call)
+// A change to the path itself (rmdir, mkdir, symlink, ...) or what it leads to.
+#define TRACE_CHANGE(op, dirfd, path, call) TRACE_REAL(int, -1, op, REAL_PARENT, dirfd, path, call)
+#define TRACE_CHANGE_FOLLOW(op, dirfd, path, call) TRACE_REAL(int, -1, op, REAL_FOLLOW, dirfd, path, call)
 
 // What an open with these flags does to its path. A directory opened without
 // O_DIRECTORY is logged `s` too, by TRACE_OPEN: a listing is read only through
@@ -282,11 +430,17 @@ static int fopen_flags(const char *mode)
 
 // execvp/posix_spawnp: logs what glibc's PATH search for `file` will try: `a`
 // for each absent candidate, `s` for one that exists but cannot be run, and
-// `e` for the one that will be executed.
-static void log_path_search(const char *file)
+// `e` for the one that will be executed, which is copied to `found` (PATH_MAX
+// bytes; "" if none).
+static void log_path_search(const char *file, char *found)
 {
+    found[0] = '\0';
     if (log_fd < 0 || !file || !file[0]) return;
-    if (strchr(file, '/')) { log_event('e', NULL, AT_FDCWD, file); return; }
+    if (strchr(file, '/')) {
+        if (strlen(file) < PATH_MAX) strcpy(found, file);
+        log_event('e', NULL, AT_FDCWD, file);
+        return;
+    }
     int saved = errno;
     const char *dirs = getenv("PATH");
     if (!dirs) dirs = "/bin:/usr/bin";
@@ -303,6 +457,7 @@ static void log_path_search(const char *file)
             struct stat st;
             if (REAL(stat)(cand, &st) == 0) {
                 if (S_ISREG(st.st_mode) && REAL(faccessat)(AT_FDCWD, cand, X_OK, AT_EACCESS) == 0) {
+                    strcpy(found, cand);
                     log_event('e', NULL, AT_FDCWD, cand);
                     break;
                 }
@@ -419,6 +574,7 @@ __attribute__((constructor)) static void kbx_trace_init(void)
     }
     Dl_info self = {0};
     dladdr((void *)kbx_trace_init, &self);
+    save_for_children(self.dli_fname, self.dli_fbase);
     dl_iterate_phdr(log_object, (void *)(self.dli_fname ? self.dli_fname : ""));
     errno = saved;
 }
@@ -448,13 +604,15 @@ static int is_dir_fd(int fd)
 
 // A read-only open that turns out to be of a directory is an existence probe
 // (`s`): find and mkdir -p open "." or a parent only to come back to it.
+// A write is logged under the path it landed on too (log_real_path).
 #define TRACE_OPEN(dirfd, path, flags, call)                                   \
     do {                                                                       \
-        char open_op_ = open_op(flags);                                        \
-        if (open_op_ != 'r') TRACE(open_op_, dirfd, path, call);               \
+        char op_ = open_op(flags);                                             \
+        struct before b_;                                                      \
+        take_before(&b_, op_, (dirfd), (path));                                \
         int fd_ = (call);                                                      \
-        if (fd_ >= 0 && log_fd >= 0 && is_dir_fd(fd_)) open_op_ = 's';        \
-        log_outcome(open_op_, NULL, (dirfd), (path), fd_ >= 0);                \
+        if (op_ == 'r' && fd_ >= 0 && log_fd >= 0 && is_dir_fd(fd_)) op_ = 's'; \
+        log_outcome(op_, &b_, (dirfd), (path), fd_ >= 0, is_change(op_) ? fd_ : REAL_NONE); \
         return fd_;                                                            \
     } while (0)
 
@@ -475,9 +633,9 @@ int __openat_2(int dirfd, const char *path, int flags)
 int __openat64_2(int dirfd, const char *path, int flags)
 { TRACE_OPEN(dirfd, path, flags, REAL(__openat64_2)(dirfd, path, flags)); }
 int creat(const char *path, mode_t mode)
-{ TRACE('w', AT_FDCWD, path, REAL(creat)(path, mode)); }
+{ TRACE_OPEN(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, REAL(creat)(path, mode)); }
 int creat64(const char *path, mode_t mode)
-{ TRACE('w', AT_FDCWD, path, REAL(creat64)(path, mode)); }
+{ TRACE_OPEN(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, REAL(creat64)(path, mode)); }
 
 // ---------------------------------------------------------------------------
 // stdio opens and opendir: classified like open.
@@ -487,14 +645,25 @@ static char fopen_op(const char *path, const char *mode)
     return path && mode ? open_op(fopen_flags(mode)) : 0;  // freopen(NULL,...): same file
 }
 
+#define TRACE_FOPEN(path, mode, call)                                          \
+    do {                                                                       \
+        char op_ = fopen_op(path, mode);                                       \
+        struct before b_;                                                      \
+        take_before(&b_, op_, AT_FDCWD, (path));                               \
+        FILE *f_ = (call);                                                     \
+        log_outcome(op_, &b_, AT_FDCWD, (path), f_ != NULL,                    \
+                    f_ && is_change(op_) ? fileno(f_) : REAL_NONE);            \
+        return f_;                                                             \
+    } while (0)
+
 FILE *fopen(const char *path, const char *mode)
-{ TRACE_AS(FILE *, NULL, fopen_op(path, mode), AT_FDCWD, path, REAL(fopen)(path, mode)); }
+{ TRACE_FOPEN(path, mode, REAL(fopen)(path, mode)); }
 FILE *fopen64(const char *path, const char *mode)
-{ TRACE_AS(FILE *, NULL, fopen_op(path, mode), AT_FDCWD, path, REAL(fopen64)(path, mode)); }
+{ TRACE_FOPEN(path, mode, REAL(fopen64)(path, mode)); }
 FILE *freopen(const char *path, const char *mode, FILE *f)
-{ TRACE_AS(FILE *, NULL, fopen_op(path, mode), AT_FDCWD, path, REAL(freopen)(path, mode, f)); }
+{ TRACE_FOPEN(path, mode, REAL(freopen)(path, mode, f)); }
 FILE *freopen64(const char *path, const char *mode, FILE *f)
-{ TRACE_AS(FILE *, NULL, fopen_op(path, mode), AT_FDCWD, path, REAL(freopen64)(path, mode, f)); }
+{ TRACE_FOPEN(path, mode, REAL(freopen64)(path, mode, f)); }
 DIR *opendir(const char *path)
 { TRACE_AS(DIR *, NULL, 'r', AT_FDCWD, path, REAL(opendir)(path)); }
 
@@ -605,7 +774,7 @@ static int nftw64_hop(const char *path, const struct stat64 *st, int type, struc
         walk_now = &w_;                                                        \
         int r_ = REAL(kind)(dir, kind##_hop, __VA_ARGS__);                     \
         walk_now = w_.outer;                                                   \
-        log_outcome(0, NULL, AT_FDCWD, dir, r_ != -1);   /* a: no such dir */  \
+        log_outcome(0, NULL, AT_FDCWD, dir, r_ != -1, REAL_NONE);   /* a: no such dir */  \
         return r_;                                                             \
     } while (0)
 
@@ -686,17 +855,261 @@ int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *st, int fl
 { TRACE('s', dirfd, path, REAL(__fxstatat64)(ver, dirfd, path, st, flags)); }
 
 // ---------------------------------------------------------------------------
-// Programs run: e before the call (exec does not return), a if absent after.
+// Children keep the tracer. A program may give its child an environment
+// without LD_PRELOAD or KBX_TRACE_LOG (`env -i`, execve with a fresh envp,
+// clearenv): that child would run unseen and the line be stored without what
+// it wrote. So every exec*/posix_spawn* passes a copy of the environment with
+// what the constructor saved put back. A program that cannot load the tracer
+// (untraceable_program) gets a copy without it instead, so that ld.so does not
+// complain into the line's stderr, and is logged `!`: the line is not stored.
+// The copy lives on the caller's stack: these run in vfork children too.
+
+static char self_lib[PATH_MAX];         // the tracer, as LD_PRELOAD names it
+static char log_var[PATH_MAX + 16];     // "KBX_TRACE_LOG=<path>"
+static char stdin_var[80];              // "KBX_TRACE_STDIN=<dev>:<ino>" or "=none"
+static unsigned char self_ident[EI_NIDENT];   // the tracer's ELF class and data
+static unsigned self_machine;
+
+// Bounds of a stack copy; an environment beyond them is logged `!`.
+#define ENV_MAX_ENTRIES 8192
+#define PRELOAD_MAX 8192
+
+static void save_for_children(const char *self, const void *base)
+{
+    if (self && strlen(self) < sizeof self_lib) strcpy(self_lib, self);
+    snprintf(log_var, sizeof log_var, "KBX_TRACE_LOG=%s", log_path);
+    const char *v = getenv("KBX_TRACE_STDIN");
+    if (v && strlen(v) < sizeof stdin_var - 17) snprintf(stdin_var, sizeof stdin_var, "KBX_TRACE_STDIN=%s", v);
+    const ElfW(Ehdr) *eh = base;
+    if (eh && !memcmp(eh->e_ident, ELFMAG, SELFMAG)) {
+        memcpy(self_ident, eh->e_ident, EI_NIDENT);
+        self_machine = eh->e_machine;
+    }
+}
+
+// Calls `fn` for each entry of an LD_PRELOAD value (separated by spaces or
+// colons, as ld.so reads them) until it returns nonzero.
+#define FOR_EACH_PRELOAD(v, p, len, body)                                      \
+    for (const char *p = (v), *e_; *p; p = e_) {                               \
+        while (*p == ' ' || *p == ':') p++;                                    \
+        for (e_ = p; *e_ && *e_ != ' ' && *e_ != ':'; e_++) {}                 \
+        size_t len = (size_t)(e_ - p);                                         \
+        if (len) body                                                          \
+    }
+
+static int names_self(const char *v)
+{
+    size_t self_len = strlen(self_lib);
+    FOR_EACH_PRELOAD(v, p, len, { if (len == self_len && !memcmp(p, self_lib, len)) return 1; })
+    return 0;
+}
+
+// "LD_PRELOAD=" and the tracer before `old`'s entries (add), or `old`'s entries
+// without the tracer (drop) into out; returns 0 if no entry is left.
+static int make_preload(char *out, const char *old, int drop)
+{
+    size_t n = 11, self_len = strlen(self_lib);
+    memcpy(out, "LD_PRELOAD=", 11);
+    if (!drop) {
+        memcpy(out + n, self_lib, self_len);
+        n += self_len;
+    }
+    if (old) FOR_EACH_PRELOAD(old, p, len, {
+        if (!drop || len != self_len || memcmp(p, self_lib, len)) {
+            if (n > 11) out[n++] = ' ';
+            memcpy(out + n, p, len);
+            n += len;
+        }
+    })
+    out[n] = '\0';
+    return n > 11;
+}
+
+struct env_plan {
+    size_t count;           // entries in envp
+    char *const *preload;   // its (first) LD_PRELOAD entry, or NULL
+    int drop;               // the child cannot load the tracer: take it out
+    int new_preload, add_log, add_stdin;
+    size_t cap;             // bytes for the new LD_PRELOAD entry
+};
+
+// What `envp` needs for a child: 1 a changed copy, 0 nothing, -1 a copy that
+// cannot be made (logged `!`, the child goes with envp as it is).
+static int plan_env(char *const *envp, int drop, struct env_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    if (log_fd < 0) return 0;
+    p->drop = drop;
+    int preloads = 0, has_self = 0, has_log = 0, has_stdin = 0;
+    for (char *const *e = envp; e && *e; e++, p->count++) {
+        if (!strncmp(*e, "LD_PRELOAD=", 11)) {
+            if (!preloads++) p->preload = e;
+            has_self |= names_self(*e + 11);
+        } else if (!strncmp(*e, "KBX_TRACE_LOG=", 14)) {
+            has_log = 1;
+        } else if (!strncmp(*e, "KBX_TRACE_STDIN=", 16)) {
+            has_stdin = 1;
+        }
+    }
+    if (drop) {
+        if (!has_self) return 0;
+        p->new_preload = 1;
+    } else {
+        p->new_preload = !has_self || preloads > 1;
+        p->add_log = !has_log;
+        p->add_stdin = !has_stdin && stdin_var[0];
+        if (!p->new_preload && !p->add_log && !p->add_stdin) return 0;
+    }
+    p->cap = 12 + strlen(self_lib) + (p->preload ? strlen(*p->preload) : 0);
+    const char *why = NULL;
+    if (!self_lib[0]) why = "! tracer library name unknown: a child would lose it\n";
+    else if (p->count > ENV_MAX_ENTRIES || p->cap > PRELOAD_MAX) why = "! environment too large to pass the tracer on\n";
+    if (why) {
+        write_line(why, strlen(why));
+        return -1;
+    }
+    return 1;
+}
+
+static char *const *build_env(char *const *envp, const struct env_plan *p, char **vec, char *pre)
+{
+    size_t n = 0;
+    int keep = p->new_preload ? make_preload(pre, p->preload ? *p->preload + 11 : NULL, p->drop) : 0;
+    for (char *const *e = envp; e && *e; e++) {
+        if (p->new_preload && !strncmp(*e, "LD_PRELOAD=", 11)) continue;
+        vec[n++] = *e;
+    }
+    if (keep) vec[n++] = pre;
+    if (p->add_log) vec[n++] = log_var;
+    if (p->add_stdin) vec[n++] = stdin_var;
+    vec[n] = NULL;
+    return vec;
+}
+
+// Declares `out`: `envp`, or a copy on this stack frame that carries the
+// tracer (or, with `drop`, leaves it out).
+#define CHILD_ENV(out, envp, drop)                                             \
+    struct env_plan plan_;                                                     \
+    int copy_ = plan_env((envp), (drop), &plan_);                              \
+    char *vec_[copy_ > 0 ? plan_.count + 4 : 1];                               \
+    char pre_[copy_ > 0 ? plan_.cap : 1];                                      \
+    char *const *out = copy_ > 0 ? build_env((envp), &plan_, vec_, pre_) : (envp)
+
+// Why an ELF file (open as fd, its first n bytes in head) cannot load the
+// tracer: another class, byte order or machine than ours, or no program
+// interpreter (static; ld.so itself). NULL if it can, or is no ELF at all.
+static const char *elf_untraceable(int fd, const unsigned char *head, ssize_t n)
+{
+    if (n < (ssize_t)sizeof(ElfW(Ehdr)) || memcmp(head, ELFMAG, SELFMAG)) {
+        if (n >= 20 && !memcmp(head, ELFMAG, SELFMAG) && head[EI_CLASS] != self_ident[EI_CLASS])
+            return "ELF of another class";      // a 64-bit header is longer than a 32-bit file's
+        return NULL;
+    }
+    unsigned machine = head[EI_DATA] == ELFDATA2MSB ? (unsigned)head[18] << 8 | head[19]
+                                                     : (unsigned)head[19] << 8 | head[18];
+    if (self_ident[EI_CLASS] && head[EI_CLASS] != self_ident[EI_CLASS])
+        return head[EI_CLASS] == ELFCLASS32 ? "32-bit program" : "ELF of another class";
+    if (self_ident[EI_CLASS] && (head[EI_DATA] != self_ident[EI_DATA] || machine != self_machine))
+        return "program for another machine";
+    ElfW(Ehdr) eh;
+    memcpy(&eh, head, sizeof eh);
+    if (eh.e_phentsize != sizeof(ElfW(Phdr))) return NULL;   // the kernel refuses it
+    ElfW(Phdr) ph[16];
+    for (size_t i = 0; i < eh.e_phnum; i += 16) {
+        size_t k = eh.e_phnum - i < 16 ? eh.e_phnum - i : 16;
+        if (pread(fd, ph, k * sizeof *ph, (off_t)(eh.e_phoff + i * sizeof *ph)) != (ssize_t)(k * sizeof *ph))
+            return NULL;
+        for (size_t j = 0; j < k; j++)
+            if (ph[j].p_type == PT_INTERP) return NULL;
+    }
+    return "static program";
+}
+
+// Why the program at `path` cannot carry the tracer, or NULL (it can; or it
+// cannot be read, and the exec fails or ld.so loads the tracer as usual).
+// Set-id programs and those with file capabilities run in secure mode, which
+// ignores LD_PRELOAD. A script is judged by its interpreter (up to 4 `#!`
+// levels, as the kernel).
+static const char *untraceable_program(const char *path)
+{
+    char interp[256];
+    for (int depth = 0; depth < 4; depth++) {
+        struct stat st;
+        if (REAL(fstatat)(AT_FDCWD, path, &st, 0) != 0 || !S_ISREG(st.st_mode)) return NULL;
+        if ((st.st_mode & S_ISUID) || (st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+            return "set-id program";
+        if (getxattr(path, "security.capability", NULL, 0) > 0) return "program with file capabilities";
+        int fd = REAL(open)(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return NULL;
+        unsigned char head[256];
+        ssize_t n = pread(fd, head, sizeof head, 0);
+        if (n < 2 || head[0] != '#' || head[1] != '!') {
+            const char *why = elf_untraceable(fd, head, n);
+            close(fd);
+            return why;
+        }
+        close(fd);
+        size_t i = 2, k = 0;
+        while (i < (size_t)n && (head[i] == ' ' || head[i] == '\t')) i++;
+        while (i < (size_t)n && k < sizeof interp - 1 && !strchr(" \t\n", head[i]) && head[i]) interp[k++] = (char)head[i++];
+        interp[k] = '\0';
+        if (!k) return NULL;
+        path = interp;
+    }
+    return NULL;
+}
+
+// Before `path` runs: 1 if it cannot carry the tracer, logged as
+// "! <why>: <path>".
+static int cannot_trace(const char *path)
+{
+    FORGET_NONNULL(path);
+    if (log_fd < 0 || !path || !path[0]) return 0;
+    int saved = errno;
+    const char *why = untraceable_program(path);
+    if (why) {
+        char buf[LINE_CAP];
+        size_t n = (size_t)snprintf(buf, 64, "! %s: ", why);
+        if (append_path(buf, &n, sizeof buf - 1, AT_FDCWD, path)) n = (size_t)snprintf(buf, 64, "! %s", why);
+        buf[n++] = '\n';
+        write_line(buf, n);
+    }
+    errno = saved;
+    return why != NULL;
+}
+
+// ---------------------------------------------------------------------------
+// Programs run: e before the call (exec does not return), a if absent after;
+// the child's environment as CHILD_ENV makes it. The forms without an envp
+// pass `environ` as it is now (the program may have cleared it).
 // The l-forms build an argv on the stack and go through the v-forms.
 
 int execve(const char *path, char *const argv[], char *const envp[])
-{ log_event('e', NULL, AT_FDCWD, path); TRACE(0, AT_FDCWD, path, REAL(execve)(path, argv, envp)); }
+{
+    log_event('e', NULL, AT_FDCWD, path);
+    CHILD_ENV(env, envp, cannot_trace(path));
+    TRACE(0, AT_FDCWD, path, REAL(execve)(path, argv, env));
+}
 int execv(const char *path, char *const argv[])
-{ log_event('e', NULL, AT_FDCWD, path); TRACE(0, AT_FDCWD, path, REAL(execv)(path, argv)); }
+{
+    log_event('e', NULL, AT_FDCWD, path);
+    CHILD_ENV(env, environ, cannot_trace(path));
+    TRACE(0, AT_FDCWD, path, REAL(execve)(path, argv, env));
+}
 int execvp(const char *file, char *const argv[])
-{ log_path_search(file); return REAL(execvp)(file, argv); }
+{
+    char prog[PATH_MAX];
+    log_path_search(file, prog);
+    CHILD_ENV(env, environ, cannot_trace(prog));
+    return REAL(execvpe)(file, argv, env);
+}
 int execvpe(const char *file, char *const argv[], char *const envp[])
-{ log_path_search(file); return REAL(execvpe)(file, argv, envp); }
+{
+    char prog[PATH_MAX];
+    log_path_search(file, prog);
+    CHILD_ENV(env, envp, cannot_trace(prog));
+    return REAL(execvpe)(file, argv, env);
+}
 
 // Declares `argv` on the stack holding `arg` and the variadic arguments up to
 // and including the NULL; leaves `ap` open just after the NULL (execle's envp).
@@ -727,7 +1140,8 @@ int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *
                 const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
     log_event('e', NULL, AT_FDCWD, path);
-    int err = REAL(posix_spawn)(pid, path, acts, attr, argv, envp);
+    CHILD_ENV(env, envp, cannot_trace(path));
+    int err = REAL(posix_spawn)(pid, path, acts, attr, argv, env);
     if (log_fd >= 0 && absent(err)) log_event('a', NULL, AT_FDCWD, path);
     return err;
 }
@@ -735,8 +1149,35 @@ int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *
 int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *acts,
                  const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-    log_path_search(file);
-    return REAL(posix_spawnp)(pid, file, acts, attr, argv, envp);
+    char prog[PATH_MAX];
+    log_path_search(file, prog);
+    CHILD_ENV(env, envp, cannot_trace(prog));
+    return REAL(posix_spawnp)(pid, file, acts, attr, argv, env);
+}
+
+// system and popen run /bin/sh with `environ` through libc's internal spawn,
+// which no wrapper sees: if the program took the tracer out of environ, put
+// it back first. (Never in a vfork child, so setenv may allocate.)
+static void restore_environ(void)
+{
+    struct env_plan p;
+    if (plan_env(environ, 0, &p) <= 0) return;
+    char pre[p.cap];
+    if (p.new_preload && make_preload(pre, getenv("LD_PRELOAD"), 0)) setenv("LD_PRELOAD", pre + 11, 1);
+    if (p.add_log) setenv("KBX_TRACE_LOG", log_path, 1);
+    if (p.add_stdin) setenv("KBX_TRACE_STDIN", stdin_var + 16, 1);
+}
+
+int system(const char *cmd)
+{
+    if (cmd) restore_environ();
+    return REAL(system)(cmd);
+}
+
+FILE *popen(const char *cmd, const char *mode)
+{
+    restore_environ();
+    return REAL(popen)(cmd, mode);
 }
 
 // ---------------------------------------------------------------------------
@@ -751,11 +1192,11 @@ static int traced_rename(int olddir, const char *old, int newdir, const char *ne
     if (log_fd < 0) return ret_of_call;
     int err = errno;
     if (ret_of_call == 0) {
-        log_event('n', before_stat(bo), olddir, old);
-        log_event('N', before_stat(bn), newdir, new);  // what the rename replaced
+        log_event_real('n', before_stat(bo), olddir, old, REAL_PARENT);
+        log_event_real('N', before_stat(bn), newdir, new, REAL_PARENT);  // what it replaced
         if (flags & RENAME_EXCHANGE) {
-            log_event('n', before_stat(bn), newdir, new);
-            log_event('N', before_stat(bo), olddir, old);
+            log_event_real('n', before_stat(bn), newdir, new, REAL_PARENT);
+            log_event_real('N', before_stat(bo), olddir, old, REAL_PARENT);
         }
     } else if (absent(err)) {
         // Either the source is missing or the destination's directory is.
@@ -787,7 +1228,7 @@ static int traced_link(int olddir, const char *old, int newdir, const char *new,
     if (log_fd < 0) return ret;
     int err = errno;
     if (ret == 0) log_event('r', NULL, olddir, old);   // new has old's content
-    log_outcome('N', NULL, newdir, new, ret == 0);     // 0 0 0: a link never replaces
+    log_outcome('N', NULL, newdir, new, ret == 0, REAL_PARENT);  // 0 0 0: never replaces
     errno = err;
     return ret;
 }
@@ -798,29 +1239,32 @@ int linkat(int olddir, const char *old, int newdir, const char *new, int flags)
 { return traced_link(olddir, old, newdir, new, REAL(linkat)(olddir, old, newdir, new, flags)); }
 
 int unlink(const char *path)
-{ TRACE('d', AT_FDCWD, path, REAL(unlink)(path)); }
+{ TRACE_CHANGE('d', AT_FDCWD, path, REAL(unlink)(path)); }
 int unlinkat(int dirfd, const char *path, int flags)
-{ TRACE('d', dirfd, path, REAL(unlinkat)(dirfd, path, flags)); }
+{ TRACE_CHANGE('d', dirfd, path, REAL(unlinkat)(dirfd, path, flags)); }
 int remove(const char *path)
-{ TRACE('d', AT_FDCWD, path, REAL(remove)(path)); }
+{ TRACE_CHANGE('d', AT_FDCWD, path, REAL(remove)(path)); }
 int rmdir(const char *path)
-{ TRACE('d', AT_FDCWD, path, REAL(rmdir)(path)); }
+{ TRACE_CHANGE('d', AT_FDCWD, path, REAL(rmdir)(path)); }
 int mkdir(const char *path, mode_t mode)
-{ TRACE('k', AT_FDCWD, path, REAL(mkdir)(path, mode)); }
+{ TRACE_CHANGE('k', AT_FDCWD, path, REAL(mkdir)(path, mode)); }
 int mkdirat(int dirfd, const char *path, mode_t mode)
-{ TRACE('k', dirfd, path, REAL(mkdirat)(dirfd, path, mode)); }
+{ TRACE_CHANGE('k', dirfd, path, REAL(mkdirat)(dirfd, path, mode)); }
 int symlink(const char *target, const char *path)
-{ TRACE('l', AT_FDCWD, path, REAL(symlink)(target, path)); }
+{ TRACE_CHANGE('l', AT_FDCWD, path, REAL(symlink)(target, path)); }
 int symlinkat(const char *target, int dirfd, const char *path)
-{ TRACE('l', dirfd, path, REAL(symlinkat)(target, dirfd, path)); }
+{ TRACE_CHANGE('l', dirfd, path, REAL(symlinkat)(target, dirfd, path)); }
 int truncate(const char *path, off_t len)
-{ TRACE('m', AT_FDCWD, path, REAL(truncate)(path, len)); }
+{ TRACE_CHANGE_FOLLOW('m', AT_FDCWD, path, REAL(truncate)(path, len)); }
 int truncate64(const char *path, off64_t len)
-{ TRACE('m', AT_FDCWD, path, REAL(truncate64)(path, len)); }
+{ TRACE_CHANGE_FOLLOW('m', AT_FDCWD, path, REAL(truncate64)(path, len)); }
 int chmod(const char *path, mode_t mode)
-{ TRACE('m', AT_FDCWD, path, REAL(chmod)(path, mode)); }
+{ TRACE_CHANGE_FOLLOW('m', AT_FDCWD, path, REAL(chmod)(path, mode)); }
 int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
-{ TRACE('m', dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags)); }
+{
+    int real = flags & AT_SYMLINK_NOFOLLOW ? REAL_PARENT : REAL_FOLLOW;
+    TRACE_REAL(int, -1, 'm', real, dirfd, path, REAL(fchmodat)(dirfd, path, mode, flags));
+}
 
 // ---------------------------------------------------------------------------
 // Temporary files that libc creates with its internal open, which never comes
@@ -831,7 +1275,7 @@ int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
 #define TRACE_MKSTEMP(template, call)                                          \
     do {                                                                       \
         int fd_ = (call);                                                      \
-        if (fd_ >= 0) log_event('w', NULL, AT_FDCWD, template);                \
+        if (fd_ >= 0) log_event_real('w', NULL, AT_FDCWD, template, fd_);      \
         return fd_;                                                            \
     } while (0)
 
@@ -855,7 +1299,7 @@ int mkostemps64(char *template, int suffixlen, int flags)
 char *mkdtemp(char *template)
 {
     char *dir = REAL(mkdtemp)(template);
-    if (dir) log_event('k', NULL, AT_FDCWD, dir);
+    if (dir) log_event_real('k', NULL, AT_FDCWD, dir, REAL_PARENT);
     return dir;
 }
 

@@ -7,7 +7,7 @@ import type { Config } from '../config/config.js';
 import { FileState, listingDigest } from '../fingerprint/file-state.js';
 import { strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
 import { classifyAccesses, entriesChanged, renameDestinations, type Accesses, type InputSpec } from '../observe/accesses.js';
-import { isStaticElf } from '../observe/static-binary.js';
+import { untraceableProgram } from '../observe/untraceable.js';
 import { parseTraceLog } from '../observe/trace-log.js';
 import { TimeMacroScanner } from '../observe/time-macros.js';
 import { timeMacroInputs } from '../fingerprint/time-inputs.js';
@@ -95,7 +95,7 @@ export class LineCache {
   readonly state = new FileState();
   readonly pathSets: PathSetCache;
   private nextId = 0;
-  private staticCache = new Map<string, boolean>();
+  private untraceableCache = new Map<string, string | undefined>();
   private readonly timeMacros = new TimeMacroScanner();
   /** Told when a stored entry is refused at restore (it names paths outside the build roots). */
   onRefused?: (buildId: string, why: string) => void;
@@ -197,13 +197,9 @@ export class LineCache {
     return undefined;
   }
 
-  private isStatic(path: string): boolean {
-    let v = this.staticCache.get(path);
-    if (v === undefined) {
-      v = isStaticElf(path);
-      this.staticCache.set(path, v);
-    }
-    return v;
+  private untraceable(path: string): string | undefined {
+    if (!this.untraceableCache.has(path)) this.untraceableCache.set(path, untraceableProgram(path));
+    return this.untraceableCache.get(path);
   }
 
   private learnUncacheable(action: PendingAction, reason: string): void {
@@ -249,8 +245,8 @@ export class LineCache {
     for (const spec of acc.inputs) if (spec.kind === 'c') observed.inputs.push(spec.path);
     observed.outputs.push(...acc.written.filter((p) => existsSync(p)));
     if (!acc.uncacheable) {
-      const stat = acc.execed.find((p) => this.isStatic(p));
-      if (stat) acc.uncacheable = `static-binary: ${stat}`;
+      const prog = acc.execed.find((p) => this.untraceable(p));
+      if (prog) acc.uncacheable = `${this.untraceable(prog)}: ${prog}`;
     }
     if (acc.uncacheable) {
       if (LASTING.test(acc.uncacheable)) {
@@ -334,9 +330,20 @@ export class LineCache {
     }
     // Directories first so that restoring creates them before the files inside.
     outputs.sort((a, b) => (a.kind === 'dir' ? 0 : 1) - (b.kind === 'dir' ? 0 : 1));
-    const deleted = acc.deleted
-      .map((p) => insideAny(p, action.roots))
-      .filter((p): p is string => p !== undefined && !kept.has(p));
+    // A file outside the tree that the line removed, and had not made itself
+    // (a temporary in /tmp is made and removed by the line), is a change a hit
+    // could not repeat.
+    const ownTemporaries = new Set(acc.gone);
+    const deleted: string[] = [];
+    for (const p of acc.deleted) {
+      const at = insideAny(p, action.roots);
+      if (at === undefined && !ownTemporaries.has(p)) {
+        const reason = `writes-outside-tree: ${p}`;
+        this.learnUncacheable(action, reason);
+        return { outcome: 'uncacheable', reason, persist: none };
+      }
+      if (at !== undefined && !kept.has(at)) deleted.push(at);
+    }
 
     const stdoutDigest = done.stdout.length ? sha256(done.stdout) : '';
     const stderrDigest = done.stderr.length ? sha256(done.stderr) : '';
