@@ -127,3 +127,28 @@ describe('a line that fails', () => {
     assert.equal(readFileSync(join(proj, 'out'), 'utf8'), readFileSync(join(ref, 'out'), 'utf8'));
   });
 });
+
+describe('a line that removes a file outside the tree', () => {
+  const kbx = new Kbx('outside-rm');
+  after(() => kbx.stop());
+
+  test('is not cached: a clean rebuild removes the file again, as plain make does', () => {
+    const outside = tempDir('outside-rm-canary');
+    const canary = join(outside, 'stale.lock');
+    const { proj } = project('outside-rm', {
+      Makefile: ['out:', `\trm -f ${canary}; echo made > out`, ''].join('\n'),
+    });
+    writeFileSync(canary, 'x');
+    const first = kbx.make(proj);
+    assert.equal(first.status, 0, first.stderr);
+    assert.ok(!existsSync(canary));
+
+    writeFileSync(canary, 'x');
+    rmSync(join(proj, 'out'));
+    const second = kbx.make(proj);
+    assert.equal(second.status, 0, second.stderr);
+    assert.equal(readFileSync(join(proj, 'out'), 'utf8'), 'made\n');
+    assert.ok(!existsSync(canary), 'the warm build left the file outside the tree that plain make removes');
+    assert.equal(summary(second.stderr).hits, 0, second.stderr);
+  });
+});
