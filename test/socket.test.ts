@@ -5,10 +5,12 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { Kbx, assertSameTree, plainMake, summary, tempDir, writeTree } from './support/kbx.js';
+import { control } from '../src/daemon/client.js';
+import { socketPath } from '../src/daemon/paths.js';
 import { sha256 } from '../src/util/hash.js';
 
 const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
@@ -140,6 +142,32 @@ describe('the socket is only ever in a private directory', () => {
 });
 
 describe("the daemon's files", () => {
+  test('build-end deletes no events file but the one kbx made for that build', async () => {
+    const kbx = new Kbx('events');
+    kbxs.push(kbx);
+    const { proj } = projects('events');
+    assert.equal(kbx.make(proj).status, 0); // a daemon is running
+    const canaries = join(tempDir('canary'), 'canary');
+    writeFileSync(canaries, 'keep me');
+    const inStore = join(kbx.dir, 'x.events');
+    writeFileSync(inStore, 'keep me');
+    const sock = socketPath(kbx.dir);
+    const requests: Array<[string, string]> = [
+      ['b1-1', canaries],
+      ['../x', join(kbx.dir, 'builds', '..', 'x.events')],
+      ['b2-2', join(kbx.dir, 'builds', 'other-1.events')],
+    ];
+    writeFileSync(join(kbx.dir, 'builds', 'other-1.events'), '');
+    for (const [build, events] of requests) {
+      await control(sock, { cmd: 'build-start', build, startMs: Date.now(), record: true });
+      await control(sock, { cmd: 'build-end', build, events, dir: proj, args: [], exit: 0 });
+    }
+    await control(sock, { cmd: 'sync' });
+    assert.equal(readFileSync(canaries, 'utf8'), 'keep me');
+    assert.equal(readFileSync(inStore, 'utf8'), 'keep me');
+    assert.ok(existsSync(join(kbx.dir, 'builds', 'other-1.events')), "another build's events file stays");
+  });
+
   test('KBX_DIR and builds/ are made 0700; a tmp/ that was already there is left alone', () => {
     const home = join(tempDir('home'), 'home');
     writeTree(home, { 'tmp/keep': 'mine' });

@@ -2,7 +2,7 @@
 // (detached, output to $KBX_DIR/daemon.log); exits after `idle_timeout`
 // seconds without a connection, or on `kbx daemon stop`.
 import { connect } from 'node:net';
-import { readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { lstatSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { loadConfig, type Config } from '../config/config.js';
 import { saveBuild } from '../builds/archive.js';
@@ -12,14 +12,30 @@ import { LocalStore } from '../store/local/local-store.js';
 import { LineCache } from './line-cache.js';
 import { DaemonServer } from './server.js';
 import { PersistentCounters } from './stats.js';
-import { TRACE_LOG_NAME, codeId, daemonLogPath, makePrivateDir, prepareKbxDir, socketPath, tracesDir } from './paths.js';
+import { TRACE_LOG_NAME, buildFile, codeId, daemonLogPath, makePrivateDir, prepareKbxDir, socketPath, tracesDir } from './paths.js';
+
+/**
+ * The build's events file, if the request names the one kbx make created for
+ * it ($KBX_DIR/builds/<id>.events, a regular file): the daemon reads and
+ * deletes it, so it takes no other path from a request.
+ */
+function eventsFile(cfg: Config, req: { [k: string]: unknown }): string | undefined {
+  const own = buildFile(cfg.dir, req.build, 'events');
+  if (!own || req.events !== own) return undefined;
+  try {
+    return lstatSync(own).isFile() ? own : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Writes the build's record (build-end); a failure is logged, never fatal. */
 function saveRecording(server: DaemonServer, cfg: Config, req: { [k: string]: unknown }): void {
   const rec = server.takeRecording(String(req.build));
   const endMs = Date.now();
   if (!rec || typeof req.dir !== 'string') return;
-  const events = typeof req.events === 'string' ? req.events : undefined;
+  const events = eventsFile(cfg, req);
+  if (req.events !== undefined && !events) server.log(`build-end of ${String(req.build)}: ignored events path ${String(req.events)}`);
   try {
     let shimLines: LineRecord[] = [];
     if (events) {
