@@ -5,7 +5,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { Kbx, assertSameTree, plainMake, summary, tempDir, writeTree } from './support/kbx.js';
@@ -190,5 +190,50 @@ describe("the daemon's files", () => {
     assert.equal(k2.make(projects('fresh').proj).status, 0);
     assert.equal(statSync(fresh).mode & 0o777, 0o700, 'KBX_DIR');
     assert.equal(statSync(join(fresh, 'builds')).mode & 0o777, 0o700, 'builds/');
+  });
+});
+
+describe('lines the daemon never sees', () => {
+  // a.out reads gen.h (its stat is then trusted for a moment); `bump` runs
+  // $(MAKE), so the shim passes it through, and rewrites gen.h; c.out reads
+  // gen.h right after. Its entry from the first build holds the old gen.h.
+  const files = {
+    Makefile: [
+      'all: c.out',
+      'a.out: gen.h',
+      '\tcat gen.h > a.out',
+      'stamp: a.out',
+      '\tcp next.h gen.h && $(MAKE) -s -C sub && touch stamp',
+      'c.out: stamp',
+      '\tcat gen.h > c.out',
+      '',
+    ].join('\n'),
+    'sub/Makefile': 'all:\n\t@:\n',
+    'gen.h': '#define V 1\n',
+    'next.h': '#define V 1\n',
+  };
+
+  test('a line that reads a file a pass-through line just rewrote misses', async () => {
+    const kbx = new Kbx('unseen');
+    kbxs.push(kbx);
+    const proj = join(tempDir('unseen'), 'proj');
+    const ref = join(tempDir('unseen-ref'), 'proj');
+    writeTree(proj, files);
+    writeTree(ref, files);
+    assert.equal(kbx.make(proj).status, 0);
+    assert.equal(plainMake(ref).status, 0);
+    for (const d of [proj, ref]) {
+      rmSync(join(d, 'a.out'));
+      rmSync(join(d, 'stamp'), { force: true });
+      rmSync(join(d, 'c.out'), { force: true });
+      writeFileSync(join(d, 'next.h'), '#define V 2\n');
+    }
+    const r = kbx.make(proj);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(plainMake(ref).status, 0);
+    assert.equal(readFileSync(join(proj, 'c.out'), 'utf8'), '#define V 2\n', r.stderr);
+    assertSameTree(proj, ref);
+    const s = summary(r.stderr);
+    assert.deepEqual([s.hits, s.misses], [1, 1], r.stderr);
   });
 });

@@ -129,11 +129,13 @@ async function main(): Promise<void> {
         };
       case 'build-start':
         cache.state.newGeneration();
+        server.unseen.watch(String(req.build), buildFile(cfg.dir, req.build, 'counters'));
         server.buildCounters(String(req.build));
         if (req.record !== false) server.startRecording(String(req.build), Number(req.startMs) || Date.now());
         return { ok: true };
       case 'build-end': {
         const c = server.endBuild(String(req.build));
+        server.unseen.unwatch(String(req.build));
         // Writing the record takes a few hundred ms on a kernel build: after the
         // reply, so that kbx make is not kept waiting ('sync' waits for it).
         server.later(() => saveRecording(server, cfg, req));
