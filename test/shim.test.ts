@@ -12,7 +12,7 @@ import { FrameReader, MsgType, encodeFrame, type Frame } from '../src/daemon/pro
 import { cleanEnv } from './support/env.js';
 import { parseShimEvents } from '../src/builds/shim-events.js';
 
-const SLOT = { trivial: 0, recursive: 1, passDaemon: 2, fallback: 3, hit: 4, miss: 5, passConfig: 6, passFlags: 7, warned: 15 };
+const SLOT = { trivial: 0, recursive: 1, passDaemon: 2, fallback: 3, hit: 4, miss: 5, passConfig: 6, passFlags: 7, unseenEnded: 8, unseenUnknown: 9, warned: 15 };
 
 let dir: string;
 let n = 0;
@@ -202,7 +202,9 @@ describe('what the shim does not understand, it leaves to the real shell', () =>
       assert.equal(got.stderr.toString(), want.stderr.toString(), what);
       assert.equal(got.code, want.code, what);
     }
-    assert.deepEqual(counters(ctr), Array(16).fill(0), 'none of these is counted');
+    const c = counters(ctr);
+    assert.deepEqual([...c.slice(0, SLOT.unseenEnded), ...c.slice(SLOT.unseenEnded + 1)], Array(15).fill(0), 'none of these is counted');
+    assert.equal(c[SLOT.unseenEnded], 4, 'the daemon learns when each line with KBX_SOCKET has ended');
   });
 
   test('shell flags other than -c (.POSIX: -ec) are passed through, not cached', async () => {
@@ -472,6 +474,43 @@ describe('talking to the daemon', () => {
     assert.equal(r.code, 9);
     assert.equal(r.stdout.toString(), 'ready\ngot-term\n');
     assert.deepEqual(parseShimEvents(readFileSync(events)).map((l) => [l.kind, l.exit]), [['pass', 9]]);
+  });
+
+  test('without KBX_EVENTS, SIGTERM sent to the shim also reaches the pass-through line it waits for', async () => {
+    const d = scratch();
+    const peer = await startPeer(d, answer(encodeFrame(MsgType.Pass, ['runs-date'])));
+    const env = shimEnv(d, peer);
+    const r = await termWhenReady(env, d);
+    await peer.close();
+    assert.equal(r.code, 9);
+    assert.equal(r.stdout.toString(), 'ready\ngot-term\n');
+    assert.equal(counters(env.KBX_COUNTERS!)[SLOT.unseenEnded], 1);
+  });
+
+  test('every line the daemon does not run counts its end in slot 8 before the shim exits; trivial lines, hits and misses do not', async () => {
+    const d = scratch();
+    for (const sub of ['pass', 'hit', 'build']) mkdirSync(join(d, sub));
+    const pass = await startPeer(join(d, 'pass'), answer(encodeFrame(MsgType.Pass, ['runs-date'])));
+    const hit = await startPeer(join(d, 'hit'), answer(encodeFrame(MsgType.Hit, ['0', '', ''])));
+    const ctr = newCounters(join(d, 'build')); // shimEnv makes a fresh one in d for each call
+    const env = (peer: Peer, extra: Record<string, string> = {}) => shimEnv(d, peer, { KBX_COUNTERS: ctr, ...extra });
+    const ended = () => counters(ctr)[SLOT.unseenEnded];
+    // Each line reads the count as it runs: the shim adds to it only after the line's end.
+    const seen = async (args: string[], e: Record<string, string>) => Number((await shim(args, e, d)).stdout.toString().trim());
+    const show = `od -An -tu8 -j${SLOT.unseenEnded * 8} -N8 ${ctr}`;
+    assert.equal(await seen(['-c', `${show} # make`], env(pass)), 0, 'recursive make');
+    assert.equal(ended(), 1);
+    assert.equal(await seen(['-c', show], env(pass)), 1, 'PASS');
+    assert.equal(await seen(['-c', show], env(pass, { KBX_PASSTHROUGH: '1' })), 2, 'KBX_PASSTHROUGH');
+    assert.equal(await seen(['-ec', show], env(pass)), 3, 'shell flags');
+    assert.equal(await seen(['-c', show], env(pass, { KBX_SOCKET: join(d, 'no-daemon') })), 4, 'fallback');
+    assert.equal(ended(), 5);
+    await shim(['-c', 'echo trivial'], env(pass), d);
+    await shim(['-c', 'cc -c x.c'], env(hit), d);
+    await pass.close();
+    await hit.close();
+    assert.equal(ended(), 5, 'trivial lines and hits change no file the daemon does not know of');
+    assert.equal(counters(ctr)[SLOT.unseenUnknown], 0);
   });
 
   test('lines that run make never reach the daemon', async () => {

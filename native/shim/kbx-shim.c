@@ -3,12 +3,13 @@
 // Contract: docs/PROTOCOL.md sections 1 (environment), 2 (frames), 4 (counters).
 //
 // Per line, in this order:
-//   1. anything we do not understand, or no KBX_SOCKET: exec the real shell;
+//   1. no KBX_SOCKET: exec the real shell;
 //   2. trivial lines (`:`, `set -e;`, plain echos): done here, no shell;
-//   3. pass-through (KBX_PASSTHROUGH=1, recursive make, shell flags): exec;
-//   4. cacheable: LOOKUP to the daemon → HIT (replay), PASS (exec) or MISS
+//   3. pass-through (KBX_PASSTHROUGH=1, recursive make, shell flags, anything
+//      we do not understand): run in a child, count its end for the daemon;
+//   4. cacheable: LOOKUP to the daemon → HIT (replay), PASS (as 3) or MISS
 //      (run traced, send DONE, wait for ACK);
-//   5. any daemon trouble before the line ran: exec the real shell (fallback).
+//   5. any daemon trouble before the line ran: as 3 (fallback).
 //
 // Hot path: steps 1-2 run for about half of all lines of a kernel build and
 // must cost no more than `dash -c :`, so they use no stdio, read the
@@ -40,7 +41,7 @@ enum {
   SLOT_TRIVIAL = 0, SLOT_RECURSIVE = 1, SLOT_PASS_DAEMON = 2, SLOT_FALLBACK = 3,
   SLOT_HIT = 4, SLOT_MISS = 5, SLOT_PASS_CONFIG = 6,
   SLOT_PASS_FLAGS = 7, // proposed addition to PROTOCOL.md section 4
-  SLOT_WARNED = 15,
+  SLOT_UNSEEN_ENDED = 8, SLOT_UNSEEN_UNKNOWN = 9, SLOT_WARNED = 15,
 };
 enum { MSG_LOOKUP = 1, MSG_HIT = 2, MSG_MISS = 3, MSG_PASS = 4, MSG_DONE = 5, MSG_ACK = 6 };
 #define MAX_FRAME (64u << 20)
@@ -260,12 +261,27 @@ static void show_current_line(void) {
   __atomic_fetch_add(&c[16], 1, __ATOMIC_ACQ_REL);
 }
 
-// Runs a pass-through line in a child, forwarding make's signals, and records
-// it. posix_spawn (a vfork underneath) rather than fork: no page tables to
-// copy, which was a third of a millisecond per line. Signals are blocked
-// while the handlers go in; the shell starts with the mask we inherited, and
-// exec resets our handlers to the default while ignored signals stay ignored.
-static _Noreturn void run_recorded(int slot, const char *reason) {
+// A line the daemon does not see may write files whose stat the daemon trusts
+// for a moment (src/fingerprint/file-state.ts). Counting the line's end in
+// slot 8, before the shim exits and so before make starts any line that
+// depends on it, lets the daemon see it at the next LOOKUP and check every
+// file again (PROTOCOL.md section 4). A line whose end cannot be known sets
+// slot 9: the daemon then trusts no earlier check for the rest of the build.
+static void unseen_line_ended(void) { count(SLOT_UNSEEN_ENDED); }
+
+static void unseen_line_end_unknown(void) {
+  volatile uint64_t *c = counters();
+  if (c) __atomic_store_n(&c[SLOT_UNSEEN_UNKNOWN], 1, __ATOMIC_SEQ_CST);
+}
+
+// Runs a line the daemon does not see in a child, forwarding make's signals,
+// then counts its end and records it (with KBX_EVENTS). posix_spawn (a vfork
+// underneath) rather than fork: no page tables to copy, which was a third of
+// a millisecond per line. Signals are blocked while the handlers go in; the
+// shell starts with the mask we inherited, and exec resets our handlers to
+// the default while ignored signals stay ignored. The jobserver's descriptors
+// are inherited as by exec.
+static _Noreturn void run_unseen(int slot, const char *reason) {
   static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
   sigset_t block, old;
   sigemptyset(&block);
@@ -285,6 +301,7 @@ static _Noreturn void run_recorded(int slot, const char *reason) {
   int err = posix_spawn(&pid, env.real_shell, NULL, &attr, g_argv, environ);
   if (err) {
     sigprocmask(SIG_SETMASK, &old, NULL);
+    unseen_line_end_unknown();
     record_event(slot, -1, 0, reason);
     exec_real_shell(); // says why, as it would have
   }
@@ -297,6 +314,7 @@ static _Noreturn void run_recorded(int slot, const char *reason) {
       break;
     }
   }
+  unseen_line_ended();
   record_event(slot, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), now_us(), reason);
   exit_like(status);
 }
@@ -304,8 +322,7 @@ static _Noreturn void run_recorded(int slot, const char *reason) {
 static _Noreturn void pass_through_because(int slot, const char *reason) {
   count(slot);
   show_current_line();
-  if (env.events) run_recorded(slot, reason);
-  exec_real_shell();
+  run_unseen(slot, reason);
 }
 
 static _Noreturn void pass_through(int slot) { pass_through_because(slot, NULL); }
@@ -326,8 +343,7 @@ static _Noreturn void __attribute__((format(printf, 1, 2))) fallback(const char 
     va_end(ap);
     say("kbx: %s; running recipe lines without the cache (see kbx daemon status)\n", what);
   }
-  record_event(SLOT_FALLBACK, -1, 0, NULL);
-  exec_real_shell();
+  run_unseen(SLOT_FALLBACK, NULL);
 }
 
 // ------------------------------------------------------------- command line
@@ -908,7 +924,8 @@ int main(int argc, char **argv) {
   read_env();
   if (env.events) g_start_us = now_us();
   g_cmd = parse_args(argc, argv);
-  if (!g_cmd || !env.socket) exec_real_shell();
+  if (!env.socket) exec_real_shell();
+  if (!g_cmd) run_unseen(SLOT_PASS_FLAGS, NULL); // left to the shell, but the daemon must learn its end
   try_trivial(g_cmd); // exits if it was
   if (g_extra_flags) pass_through(SLOT_PASS_FLAGS);
   if (env.passthrough && !strcmp(env.passthrough, "1")) pass_through(SLOT_PASS_CONFIG);

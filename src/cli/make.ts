@@ -3,11 +3,11 @@
 // cannot start (no daemon, no compiler for the shim), make runs plainly: kbx
 // never stands between a developer and a build.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { control, ensureDaemon } from '../daemon/client.js';
-import { daemonLogPath } from '../daemon/paths.js';
+import { buildFile, daemonLogPath } from '../daemon/paths.js';
 import { linkVmlinuxMakeArgs } from '../kernel/link/route.js';
 import { buildNative, shimPath, tracerPath } from '../native/build.js';
 import { KbxError } from '../util/errors.js';
@@ -131,10 +131,9 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
   }
 
   const buildId = `${Date.now().toString(36)}-${process.pid}`;
-  const buildsDir = join(cfg.dir, 'builds');
-  mkdirSync(buildsDir, { recursive: true });
-  const countersFile = join(buildsDir, `${buildId}.counters`);
-  const eventsFile = join(buildsDir, `${buildId}.events`);
+  // In $KBX_DIR/builds, which ensureDaemon made private.
+  const countersFile = buildFile(cfg.dir, buildId, 'counters')!;
+  const eventsFile = buildFile(cfg.dir, buildId, 'events')!;
   writeFileSync(countersFile, Buffer.alloc(COUNTERS_SIZE));
   const record = cfg.buildsKept > 0;
   if (record) writeFileSync(eventsFile, '');

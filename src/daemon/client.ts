@@ -2,14 +2,14 @@
 // none (or one running older code) serves this store directory.
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
-import { mkdirSync, openSync } from 'node:fs';
+import { openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/config.js';
 import { KbxError } from '../util/errors.js';
 import { FrameReader, encodeFrame } from './protocol.js';
 import { CONTROL_REPLY, CONTROL_REQUEST } from './server.js';
-import { codeId, daemonLogPath, socketPath } from './paths.js';
+import { checkPrivateDir, codeId, daemonLogPath, makePrivateDir, prepareKbxDir, socketPath } from './paths.js';
 
 export interface DaemonStatus {
   pid: number;
@@ -22,9 +22,18 @@ export interface DaemonStatus {
   storeBytes: number;
 }
 
-/** Sends one control request; rejects if no daemon answers within timeoutMs. */
+/**
+ * Sends one control request; rejects if no daemon answers within timeoutMs,
+ * or, without connecting, if the socket is not in a private directory.
+ */
 export function control<T>(sock: string, req: Record<string, unknown>, timeoutMs = 30000): Promise<T> {
   return new Promise((resolve, reject) => {
+    try {
+      checkPrivateDir(dirname(sock));
+    } catch (err) {
+      reject(err as Error);
+      return;
+    }
     const s = connect(sock);
     const reader = new FrameReader();
     const timer = setTimeout(() => {
@@ -63,19 +72,35 @@ export async function daemonStatus(cfg: Config): Promise<DaemonStatus | undefine
   }
 }
 
+/** Like daemonStatus, but a socket directory that is not private is an error, not "no daemon". */
+async function checkedStatus(sock: string): Promise<DaemonStatus | undefined> {
+  try {
+    return await control<DaemonStatus>(sock, { cmd: 'status' }, 5000);
+  } catch (err) {
+    if (err instanceof KbxError) throw err;
+    return undefined;
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Returns the socket of a daemon running this kbx's code, starting one if needed. */
+/**
+ * Returns the socket of a daemon running this kbx's code, starting one if
+ * needed. Makes KBX_DIR's private directories first, and throws KbxError
+ * (KBX_UNSAFE_DIR) rather than connect to, or hand the shims, a socket in a
+ * directory another user could write.
+ */
 export async function ensureDaemon(cfg: Config): Promise<string> {
   const sock = socketPath(cfg.dir);
+  prepareKbxDir(cfg.dir);
+  makePrivateDir(dirname(sock));
   const want = codeId();
-  const st = await daemonStatus(cfg);
+  const st = await checkedStatus(sock);
   if (st && st.codeId === want) return sock;
   if (st) {
     await control(sock, { cmd: 'stop' }).catch(() => {});
-    for (let i = 0; i < 100 && (await daemonStatus(cfg)); i++) await sleep(50);
+    for (let i = 0; i < 100 && (await checkedStatus(sock)); i++) await sleep(50);
   }
-  mkdirSync(cfg.dir, { recursive: true });
   const main = join(dirname(fileURLToPath(import.meta.url)), 'main.js');
   // A daemon that is still shutting down makes a new one give up at once; try again.
   for (let attempt = 0; attempt < 5; attempt++) {
@@ -87,7 +112,7 @@ export async function ensureDaemon(cfg: Config): Promise<string> {
     });
     child.unref();
     for (let i = 0; i < 200; i++) {
-      const now = await daemonStatus(cfg);
+      const now = await checkedStatus(sock);
       if (now?.codeId === want) return sock;
       if (child.exitCode !== null) break;
       await sleep(25);

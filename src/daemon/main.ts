@@ -2,8 +2,8 @@
 // (detached, output to $KBX_DIR/daemon.log); exits after `idle_timeout`
 // seconds without a connection, or on `kbx daemon stop`.
 import { connect } from 'node:net';
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { lstatSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { loadConfig, type Config } from '../config/config.js';
 import { saveBuild } from '../builds/archive.js';
 import type { LineRecord } from '../builds/record.js';
@@ -12,18 +12,35 @@ import { LocalStore } from '../store/local/local-store.js';
 import { LineCache } from './line-cache.js';
 import { DaemonServer } from './server.js';
 import { PersistentCounters } from './stats.js';
-import { codeId, daemonLogPath, socketPath } from './paths.js';
+import { TRACE_LOG_NAME, buildFile, codeId, daemonLogPath, makePrivateDir, prepareKbxDir, socketPath, tracesDir } from './paths.js';
+
+/**
+ * The build's events file, if the request names the one kbx make created for
+ * it ($KBX_DIR/builds/<id>.events, a regular file): the daemon reads and
+ * deletes it, so it takes no other path from a request.
+ */
+function eventsFile(cfg: Config, req: { [k: string]: unknown }): string | undefined {
+  const own = buildFile(cfg.dir, req.build, 'events');
+  if (!own || req.events !== own) return undefined;
+  try {
+    return lstatSync(own).isFile() ? own : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Writes the build's record (build-end); a failure is logged, never fatal. */
 function saveRecording(server: DaemonServer, cfg: Config, req: { [k: string]: unknown }): void {
   const rec = server.takeRecording(String(req.build));
   const endMs = Date.now();
   if (!rec || typeof req.dir !== 'string') return;
+  const events = eventsFile(cfg, req);
+  if (req.events !== undefined && !events) server.log(`build-end of ${String(req.build)}: ignored events path ${String(req.events)}`);
   try {
     let shimLines: LineRecord[] = [];
-    if (typeof req.events === 'string') {
+    if (events) {
       try {
-        shimLines = parseShimEvents(readFileSync(req.events));
+        shimLines = parseShimEvents(readFileSync(events));
       } catch {
         /* no line wrote an event */
       }
@@ -33,8 +50,13 @@ function saveRecording(server: DaemonServer, cfg: Config, req: { [k: string]: un
   } catch (err) {
     server.log(`could not save the record of build ${rec.id}: ${(err as Error).stack}`);
   } finally {
-    if (typeof req.events === 'string') rmSync(req.events, { force: true });
+    if (events) rmSync(events, { force: true });
   }
+}
+
+/** Removes trace logs a previous daemon left (killed mid-line): only files named like kbx's own. */
+function removeOldTraces(dir: string): void {
+  for (const name of readdirSync(dir)) if (TRACE_LOG_NAME.test(name)) rmSync(join(dir, name), { force: true });
 }
 
 function alive(path: string): Promise<boolean> {
@@ -50,11 +72,11 @@ function alive(path: string): Promise<boolean> {
 
 async function main(): Promise<void> {
   const cfg = loadConfig();
-  mkdirSync(cfg.dir, { recursive: true });
-  const tmpDir = join(cfg.dir, 'tmp');
-  rmSync(tmpDir, { recursive: true, force: true });
-  mkdirSync(tmpDir, { recursive: true });
+  prepareKbxDir(cfg.dir);
+  const tmpDir = tracesDir(cfg.dir);
+  removeOldTraces(tmpDir);
   const sock = socketPath(cfg.dir);
+  makePrivateDir(dirname(sock)); // never bind, or trust a listener, where another user could
   // Keep one previous log; a log grows by a line per uncacheable line or miss.
   try {
     if (statSync(daemonLogPath(cfg.dir)).size > 8 * 2 ** 20) renameSync(daemonLogPath(cfg.dir), `${daemonLogPath(cfg.dir)}.old`);
@@ -117,11 +139,13 @@ async function main(): Promise<void> {
         };
       case 'build-start':
         cache.state.newGeneration();
+        server.unseen.watch(String(req.build), buildFile(cfg.dir, req.build, 'counters'));
         server.buildCounters(String(req.build));
         if (req.record !== false) server.startRecording(String(req.build), Number(req.startMs) || Date.now());
         return { ok: true };
       case 'build-end': {
         const c = server.endBuild(String(req.build));
+        server.unseen.unwatch(String(req.build));
         // Writing the record takes a few hundred ms on a kernel build: after the
         // reply, so that kbx make is not kept waiting ('sync' waits for it).
         server.later(() => saveRecording(server, cfg, req));

@@ -11,6 +11,7 @@ import { EnvDigests, type LineRequest } from '../fingerprint/key.js';
 import { Counters, PersistentCounters } from './stats.js';
 import { BuildRecorder, calibrateClock, nowUs } from '../builds/recorder.js';
 import type { MissWhy } from '../builds/record.js';
+import { UnseenLines } from './unseen-lines.js';
 
 export const CONTROL_REQUEST = 16;
 export const CONTROL_REPLY = 17;
@@ -38,6 +39,8 @@ export class DaemonServer {
   private pendingPersist = new Set<Promise<void>>();
   private pendingLater = new Set<Promise<void>>();
   private envDigests: EnvDigests;
+  /** Lines the shims ran without asking (kbx make's build-start and build-end watch each build's counters). */
+  readonly unseen = new UnseenLines();
 
   constructor(
     private readonly cache: LineCache,
@@ -207,6 +210,8 @@ export class DaemonServer {
       return envB.find((b) => b.subarray(0, prefix.length).equals(prefix))?.subarray(prefix.length).toString();
     };
     const roots = getenv('KBX_ROOTS')?.split(':').filter(Boolean) ?? [cwdB.toString()];
+    // A line a shim ran itself may have rewritten files checked before it.
+    if (this.unseen.ranSince(buildId)) this.cache.ranUnseen();
     try {
       const envDigest = this.envDigests.of(envB);
       const req = { cwd: cwdB.toString(), command: cmdB.toString(), tty: ttyB.toString(), envDigest, timeEnv: this.envDigests.timeEnv(envDigest) };
