@@ -58,3 +58,26 @@ test('an unsupported make is refused with a clear error', () => {
   assert.match(r.stderr, /KBX_UNSUPPORTED_MAKE/);
   assert.match(r.stderr, /needs GNU make 4.0 or newer/);
 });
+
+test('a changed setting reaches the daemon at the next build; a setting only the CLI reads does not restart it', () => {
+  const kbx = new Kbx('cfgchange');
+  const proj = tempDir('cfgchange-proj');
+  writeFileSync(join(proj, 'Makefile'), 'out: src\n\tcat src > out\n');
+  writeFileSync(join(proj, 'src'), 'a\n');
+  const pid = () => /pid (\d+)/.exec(kbx.run(['daemon', 'status']).stdout)?.[1];
+  try {
+    assert.equal(kbx.make(proj).status, 0);
+    const first = pid();
+    assert.ok(first, 'a daemon runs');
+    assert.equal(kbx.make(proj, [], { KBX_PROGRESS: 'off' }).status, 0);
+    assert.equal(pid(), first, 'progress is the CLI’s: the daemon stays');
+    writeFileSync(join(kbx.dir, 'kbx.conf'), 'compression_level = 0\n');
+    assert.equal(kbx.make(proj).status, 0);
+    const second = pid();
+    assert.ok(second && second !== first, 'the daemon that read the old kbx.conf was replaced');
+    assert.equal(kbx.make(proj, [], { KBX_ENV_IGNORE: 'FOO' }).status, 0);
+    assert.notEqual(pid(), second, 'a KBX_ variable that changes a daemon setting replaces it too');
+  } finally {
+    kbx.stop();
+  }
+});

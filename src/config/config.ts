@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { KbxError } from '../util/errors.js';
+import { sha256 } from '../util/hash.js';
 
 type Kind = 'size' | 'int' | 'list' | 'bool' | 'string';
 
@@ -176,4 +177,18 @@ export function describeConfig(cfg: Config): string {
     lines.push(`${key} = ${v.raw}  (${v.origin === 'environment' ? envName(key) : v.origin})`);
   }
   return lines.join('\n');
+}
+
+// Settings only the CLI reads: changing them must not restart the daemon.
+const CLI_ONLY: ReadonlySet<ConfigKey> = new Set(['progress', 'progress_interval', 'link_vmlinux']);
+
+/**
+ * A digest of every setting the daemon acts on. The daemon reads its settings
+ * once, when it starts; a CLI whose settings (kbx.conf or KBX_* variables)
+ * differ from the running daemon's replaces it, so a changed ignore_paths or
+ * max_size takes effect at the next build instead of at the next idle exit.
+ */
+export function configId(cfg: Config): string {
+  const keys = (Object.keys(cfg.values) as ConfigKey[]).filter((k) => !CLI_ONLY.has(k)).sort();
+  return sha256(JSON.stringify([cfg.dir, ...keys.map((k) => [k, cfg.values[k].raw])])).slice(0, 16);
 }

@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Config } from '../config/config.js';
+import { configId, type Config } from '../config/config.js';
 import { KbxError } from '../util/errors.js';
 import { FrameReader, encodeFrame } from './protocol.js';
 import { CONTROL_REPLY, CONTROL_REQUEST } from './server.js';
@@ -14,6 +14,8 @@ import { checkPrivateDir, codeId, daemonLogPath, makePrivateDir, prepareKbxDir, 
 export interface DaemonStatus {
   pid: number;
   codeId: string;
+  /** configId() of the settings the daemon read when it started. */
+  configId: string;
   dir: string;
   socket: string;
   uptimeSec: number;
@@ -95,8 +97,10 @@ export async function ensureDaemon(cfg: Config): Promise<string> {
   prepareKbxDir(cfg.dir);
   makePrivateDir(dirname(sock));
   const want = codeId();
+  const wantConfig = configId(cfg);
+  const current = (st: DaemonStatus | undefined) => st?.codeId === want && st.configId === wantConfig;
   const st = await checkedStatus(sock);
-  if (st && st.codeId === want) return sock;
+  if (current(st)) return sock;
   if (st) {
     await control(sock, { cmd: 'stop' }).catch(() => {});
     for (let i = 0; i < 100 && (await checkedStatus(sock)); i++) await sleep(50);
@@ -113,7 +117,7 @@ export async function ensureDaemon(cfg: Config): Promise<string> {
     child.unref();
     for (let i = 0; i < 200; i++) {
       const now = await checkedStatus(sock);
-      if (now?.codeId === want) return sock;
+      if (current(now)) return sock;
       if (child.exitCode !== null) break;
       await sleep(25);
     }

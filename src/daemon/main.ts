@@ -4,7 +4,7 @@
 import { connect } from 'node:net';
 import { lstatSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { loadConfig, type Config } from '../config/config.js';
+import { configId, loadConfig, type Config } from '../config/config.js';
 import { saveBuild } from '../builds/archive.js';
 import type { LineRecord } from '../builds/record.js';
 import { parseShimEvents } from '../builds/shim-events.js';
@@ -130,6 +130,7 @@ async function main(): Promise<void> {
         return {
           pid: process.pid,
           codeId: id,
+          configId: configId(cfg),
           dir: cfg.dir,
           socket: sock,
           uptimeSec: Math.round((Date.now() - started) / 1000),
