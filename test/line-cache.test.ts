@@ -3,7 +3,7 @@
 // when the files the line wrote are, or are no longer, there.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/config.js';
 import { LineCache } from '../src/daemon/line-cache.js';
@@ -61,6 +61,9 @@ describe('what a miss stores', () => {
     const out = join(tree, 'out.o');
     writeFileSync(out, 'object');
     assert.equal(await run(`w 0 0 0 ${out}\n`), 'stored');
+    // Gone, as after `make clean`: only the restore can bring it back.
+    rmSync(out);
     assert.equal(await run(`w 0 0 0 ${out}\n`), 'hit');
+    assert.equal(readFileSync(out, 'utf8'), 'object');
   });
 });
