@@ -15,17 +15,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { LinkReport } from '../src/kernel/link/events.js';
-import { between, boot, canBoot, cpioNewc, initramfs, type Boot } from './support/boot.js';
-import { cKallsyms, hasTool, kernelTree } from './support/kernel-tree.js';
+import { between, boot, bootNeeds, cpioNewc, initramfs, type Boot } from './support/boot.js';
+import { cKallsyms, kernelTree } from './support/kernel-tree.js';
 import { runCKallsyms } from './support/kallsyms-oracle.js';
-import { captureOverride, linkTree, WITH_BTF, make, readSystemMap, runKbxLink, runStockLink, type LinkTree, type MapLine } from './support/link-tree.js';
+import { linuxSource, program, unlessMissing } from './support/tools.js';
+import { captureOverride, linkTree, make, readSystemMap, runKbxLink, runStockLink, type LinkTree, type MapLine } from './support/link-tree.js';
 
 const tree = kernelTree();
-const bootable = canBoot();
 const work = mkdtempSync(join(tmpdir(), 'kbx-boot-test-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-describe('a newc cpio', { skip: !hasTool('cpio') && 'cpio is not installed' }, () => {
+describe('a newc cpio', { skip: unlessMissing(program('cpio', 'cpio')) }, () => {
   test('lists as written, device node and symlink included', () => {
     const a = cpioNewc([
       { kind: 'dir', path: 'dev' },
@@ -99,7 +99,7 @@ function readKallsyms(lines: string[]): KallsymsLine[] {
     });
 }
 
-describe('booting the stock and the kbx kernel', { skip: (!tree && 'linux-source-6.1 missing') || (bootable !== true && bootable) }, () => {
+describe('booting the stock and the kbx kernel', { skip: unlessMissing(linuxSource(tree), ...bootNeeds()) }, () => {
   let lt: LinkTree;
   const kernels: Record<'stock' | 'kbx', Kernel> = { stock: { dir: join(work, 'stock'), map: [] }, kbx: { dir: join(work, 'kbx'), map: [] } };
 
@@ -186,8 +186,10 @@ describe('booting the stock and the kbx kernel', { skip: (!tree && 'linux-source
     });
   }
 
+  // Without pahole the tree has no CONFIG_DEBUG_INFO_BTF.
+  const noBtf = unlessMissing(program('pahole', 'dwarves'));
   for (const which of ['stock', 'kbx'] as const) {
-    test(`the ${which} kernel parses its BTF at boot`, { skip: !WITH_BTF && 'no pahole, so no CONFIG_DEBUG_INFO_BTF in the tree' }, () => {
+    test(`the ${which} kernel parses its BTF at boot`, { skip: noBtf }, () => {
       const c = kernels[which].boot!.console;
       const lines = between(c, BTF_BEGIN, BTF_END);
       assert.ok(lines, `no BTF section on the console:\n${c.slice(-3000)}`);

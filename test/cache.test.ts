@@ -5,8 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, copyFileSync, cpSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { Kbx, assertSameTree, copyFixture, plainMake, repoRoot, snapshot, summary, tempDir, writeTree } from './support/kbx.js';
+import { program, unlessMissing } from './support/tools.js';
 
 const fixture = join(repoRoot, 'test', 'fixtures', 'pipeline');
 const copyPipeline = (tag: string) => copyFixture('pipeline', tag);
@@ -156,11 +156,7 @@ describe('compiler wrappers', () => {
   after(() => kbx.stop());
 
   for (const wrapper of ['ccache', 'distcc']) {
-    test(`CC="${wrapper} gcc": the wrapper's own cache and state stay out of the key, and a clean rebuild hits`, (t) => {
-      if (spawnSync('sh', ['-c', `command -v ${wrapper}`]).status !== 0) {
-        t.skip(`${wrapper} is not installed`);
-        return;
-      }
+    test(`CC="${wrapper} gcc": the wrapper's own cache and state stay out of the key, and a clean rebuild hits`, { skip: unlessMissing(program(wrapper, wrapper)) }, () => {
       const proj = copyPipeline(wrapper);
       const ref = copyPipeline(`${wrapper}-ref`);
       const env = { CCACHE_DIR: join(tempDir('ccache'), 'c'), DISTCC_HOSTS: '' };

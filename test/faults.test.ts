@@ -1,12 +1,14 @@
 // kbx must never be the reason a build fails or differs: each fault below
-// leaves a successful build whose outputs equal plain make's.
+// leaves a successful build whose outputs equal plain make's, and the
+// summary's counts show that kbx served the lines it could (a kbx that
+// never started would pass on equality alone).
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kbx, assertSameTree, copyFixture, plainMake, summary, tempDir } from './support/kbx.js';
-
+import { Kbx, type RunResult, assertSameTree, copyFixture, plainMake, repoRoot, summary, tempDir, writeTree } from './support/kbx.js';
 
 function allFiles(dir: string): string[] {
   const out: string[] = [];
@@ -21,36 +23,102 @@ function allFiles(dir: string): string[] {
   return out;
 }
 
+// Recipe lines of the pipeline fixture's `all`: five per object, two objects, two for the link.
+const PIPELINE_LINES = 12;
+
+/** Starts the store's daemon as any `kbx make` does, with a build of nothing. */
+function startDaemon(kbx: Kbx): void {
+  const dir = join(tempDir('start'), 'proj');
+  writeTree(dir, { Makefile: 'all:\n\tcp Makefile copy\n' });
+  const r = kbx.make(dir);
+  assert.equal(summary(r.stderr).misses, 1, r.stderr);
+}
+
+// Two goals over the same item lines, each run by every build (FORCE): two
+// builds at once run or restore the same lines, with the same keys, side by
+// side. Item lines write through a temporary renamed into place, as kbuild's
+// do, so that neither build ever reads a half-written item of the other.
+const SHARED_ITEMS = 20;
+const SHARED_MAKEFILE = `ITEMS := ${Array.from({ length: SHARED_ITEMS }, (_, i) => `item${i + 1}.txt`).join(' ')}
+all: forward.txt backward.txt
+item%.txt: FORCE
+\techo "item $*" > $@.tmp.$$$$ && mv $@.tmp.$$$$ $@
+forward.txt: $(ITEMS)
+\tcat $^ > $@
+backward.txt: $(ITEMS)
+\ttac $^ > $@
+FORCE:
+clean:
+\trm -f item*.txt forward.txt backward.txt
+.PHONY: FORCE clean
+`;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Whether a process still runs (a zombie no longer does: its sockets are closed). */
+function alive(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Starts `kbx make` in proj and returns once a recipe line has created
+ * `marker` (the line then waits for the test), with the build still running.
+ */
+async function startUntil(kbx: Kbx, proj: string, marker: string): Promise<{ done: Promise<RunResult> }> {
+  const done = kbx.makeAsync(proj);
+  let ended = false;
+  void done.then(() => (ended = true));
+  while (!existsSync(join(proj, marker)) && !ended) await sleep(20);
+  if (ended) assert.fail(`the build ended before ${marker} appeared:\n${(await done).stderr}`);
+  return { done };
+}
+
+// before/N go through the daemon; `blocking` says it has started, then waits
+// for the test to kill the daemon and create `go`; after/N run without it.
+const KILL_MAKEFILE = `BEFORE := $(patsubst %,before/%,1 2 3 4)
+AFTER := $(patsubst %,after/%,1 2 3 4)
+all: $(AFTER)
+after/%: blocking
+\tmkdir -p after && echo "after $*" > $@
+blocking: $(BEFORE)
+\ttouch blocking.started; while [ ! -e go ]; do sleep 0.02; done; cat $(BEFORE) > $@
+before/%:
+\tmkdir -p before && echo "before $*" > $@
+`;
+
 describe('faults', () => {
-  let reference: string;
   let pipelineRef: string;
   before(() => {
-    reference = copyFixture('many', 'many-ref');
-    assert.equal(plainMake(reference, ['-j2']).status, 0);
     pipelineRef = copyFixture('pipeline', 'pipeline-ref');
     assert.equal(plainMake(pipelineRef).status, 0);
   });
 
   test('killing the daemon in the middle of a build: the build finishes without the cache and says so once', async () => {
     const kbx = new Kbx('kill');
-    const proj = copyFixture('many', 'kill');
-    const running = kbx.makeAsync(proj, ['-j2']);
-    let pid: number | undefined;
-    for (let i = 0; i < 200 && !pid; i++) {
-      await sleep(20);
-      const st = kbx.run(['daemon', 'status']);
-      pid = Number(/pid (\d+)/.exec(st.stdout)?.[1]) || undefined;
-    }
-    assert.ok(pid, 'the daemon started');
-    await sleep(400);
+    const proj = join(tempDir('kill'), 'proj');
+    const ref = join(tempDir('kill-ref'), 'proj');
+    writeTree(proj, { Makefile: KILL_MAKEFILE });
+    writeTree(ref, { Makefile: KILL_MAKEFILE, go: '' });
+    assert.equal(plainMake(ref).status, 0);
+    // The blocking line has started: the lines before it went through the daemon.
+    const running = await startUntil(kbx, proj, 'blocking.started');
+    const pid = Number(/pid (\d+)/.exec(kbx.run(['daemon', 'status']).stdout)?.[1]);
+    assert.ok(pid > 0, 'no daemon pid');
     process.kill(pid, 'SIGKILL');
-    const r = await running;
+    while (alive(pid)) await sleep(20);
+    writeFileSync(join(proj, 'go'), '');
+    const r = await running.done;
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stderr.match(/running recipe lines without the cache/g)?.length, 1, r.stderr);
-    assert.ok(summary(r.stderr).fallback > 0, r.stderr);
-    assertSameTree(proj, reference);
+    const s = summary(r.stderr);
+    // before/1..4 and the blocking line were cache misses; after/1..4 ran without the daemon.
+    assert.equal(s.misses, 5, r.stderr);
+    assert.equal(s.fallback, 4, r.stderr);
+    assertSameTree(proj, ref);
     kbx.stop();
   });
 
@@ -76,7 +144,7 @@ describe('faults', () => {
     kbx.stop();
   });
 
-  test('a full disk under the store: the build succeeds and equals the plain build', (t) => {
+  test('a full disk under the store: the build succeeds, equals the plain build, and what fitted is served', (t) => {
     const mnt = tempDir('fulldisk');
     try {
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt], { stdio: 'ignore' });
@@ -84,11 +152,12 @@ describe('faults', () => {
       t.skip('mounting a small tmpfs needs root');
       return;
     }
+    const kbx = new Kbx('fulldisk', { KBX_DIR: join(mnt, 'kbx') });
     try {
-      const kbx = new Kbx('fulldisk', { KBX_DIR: join(mnt, 'kbx') });
       mkdirSync(join(mnt, 'kbx'));
       const proj = copyFixture('pipeline', 'fulldisk');
-      writeFileSync(join(proj, 'big.bin'), Buffer.alloc(400 * 1024, 7));
+      // Random, so that deflate cannot shrink it under the 256 KiB the store has.
+      writeFileSync(join(proj, 'big.bin'), randomBytes(400 * 1024));
       writeFileSync(join(proj, 'Makefile'), readFileSync(join(proj, 'Makefile'), 'utf8').replace('all: prog', 'all: prog big.copy\nbig.copy: big.bin\n\tcp $< $@'));
       const ref = copyFixture('pipeline', 'fulldisk-ref');
       cpSync(join(proj, 'Makefile'), join(ref, 'Makefile'));
@@ -97,25 +166,74 @@ describe('faults', () => {
       let r = kbx.make(proj);
       assert.equal(r.status, 0, r.stderr);
       assertSameTree(proj, ref);
+      const first = summary(r.stderr);
+      // The pipeline's lines fit and are stored; big.copy does not fit.
+      assert.equal(first.misses, PIPELINE_LINES + 1, r.stderr);
+      assert.ok((kbx.stats()['store-write-error'] ?? 0) > 0, 'the store never ran out of room');
       plainMake(proj, ['clean']);
       r = kbx.make(proj);
       assert.equal(r.status, 0, r.stderr);
       assertSameTree(proj, ref);
-      kbx.stop();
+      const second = summary(r.stderr);
+      assert.equal(second.hits, PIPELINE_LINES, r.stderr);
+      assert.equal(second.misses, 1, r.stderr);
     } finally {
+      kbx.stop();
       execFileSync('umount', ['-l', mnt]);
     }
   });
 
-  test('two builds at once on one store both succeed and equal the plain build', async () => {
+  test('two builds at once of one tree into one store: the same lines meet, both equal the plain build, then all hits', async () => {
     const kbx = new Kbx('twobuilds');
-    const a = copyFixture('many', 'two-a');
-    const b = copyFixture('many', 'two-b');
-    const [ra, rb] = await Promise.all([kbx.makeAsync(a, ['-j2']), kbx.makeAsync(b, ['-j2'])]);
-    assert.equal(ra.status, 0, ra.stderr);
-    assert.equal(rb.status, 0, rb.stderr);
-    assertSameTree(a, reference);
-    assertSameTree(b, reference);
+    const proj = join(tempDir('two'), 'proj');
+    const ref = join(tempDir('two-ref'), 'proj');
+    writeTree(proj, { Makefile: SHARED_MAKEFILE });
+    writeTree(ref, { Makefile: SHARED_MAKEFILE });
+    assert.equal(plainMake(ref, ['-j2', 'all']).status, 0);
+    // The daemon first: two `kbx make` starting one at once is the next test.
+    startDaemon(kbx);
+    const [ra, rb] = await Promise.all([kbx.makeAsync(proj, ['-j2', 'forward.txt']), kbx.makeAsync(proj, ['-j2', 'backward.txt'])]);
+    for (const r of [ra, rb]) {
+      assert.equal(r.status, 0, r.stderr);
+      const s = summary(r.stderr);
+      assert.equal(s.fallback, 0, r.stderr);
+      assert.equal(s.hits + s.misses, SHARED_ITEMS + 1, r.stderr);
+    }
+    assert.ok(summary(ra.stderr).stored + summary(rb.stderr).stored >= SHARED_ITEMS + 2, `${ra.stderr}\n${rb.stderr}`);
+    assertSameTree(proj, ref);
+    // What the two wrote side by side reads back: with every output spoiled
+    // (not removed: an item line's mv probes its target, which is part of its
+    // key), a third build is all hits and restores the right bytes.
+    for (const f of readdirSync(proj)) if (f !== 'Makefile') writeFileSync(join(proj, f), 'spoiled\n');
+    const r = kbx.make(proj, ['-j2', 'all']);
+    assert.equal(r.status, 0, r.stderr);
+    const s = summary(r.stderr);
+    assert.equal(s.hits, SHARED_ITEMS + 2, r.stderr);
+    assert.equal(s.misses + s.fallback, 0, r.stderr);
+    assertSameTree(proj, ref);
+    assert.equal(kbx.stats()['corrupt-entry'] ?? 0, 0);
+    kbx.stop();
+  });
+  test('a daemon started while another serves the store (two kbx make at once) leaves the running lines alone', async () => {
+    const kbx = new Kbx('second-daemon');
+    const proj = join(tempDir('second-daemon'), 'proj');
+    // The line reads in.txt and writes out.txt, then waits for the test.
+    writeTree(proj, { Makefile: 'out.txt: in.txt\n\tcp in.txt out.txt; touch started; while [ ! -e go ]; do sleep 0.02; done\n', 'in.txt': 'one\n' });
+    const running = await startUntil(kbx, proj, 'started');
+    // What the second of two `kbx make` started at once does when both found
+    // no daemon: start one, which finds this one serving and exits.
+    const second = spawnSync(process.execPath, [join(repoRoot, 'dist', 'src', 'daemon', 'main.js')], { env: kbx.env(), stdio: 'ignore' });
+    assert.equal(second.status, 0);
+    writeFileSync(join(proj, 'go'), '');
+    const r = await running.done;
+    assert.equal(r.status, 0, r.stderr);
+    // Whatever was stored, a changed in.txt must make out.txt again.
+    writeFileSync(join(proj, 'in.txt'), 'two\n');
+    const again = kbx.make(proj);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(readFileSync(join(proj, 'out.txt'), 'utf8'), 'two\n', `${r.stderr}\n${again.stderr}`);
+    // And the line was traced whole, so it was stored.
+    assert.equal(summary(r.stderr).stored, 1, r.stderr);
     kbx.stop();
   });
 });

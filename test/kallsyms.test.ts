@@ -21,6 +21,8 @@ import {
 } from '../src/kernel/kallsyms/index.js';
 import { readMap, selectSymbols } from '../src/kernel/kallsyms/symbols.js';
 import { cKallsyms, kernelTree } from './support/kernel-tree.js';
+import { linkTree, reproducibleBtf, runStockLink } from './support/link-tree.js';
+import { linuxSource, program, unlessMissing } from './support/tools.js';
 import { assertStockTablesAreOurs } from './support/stock-tables.js';
 import { syntheticMap } from './support/kallsyms-synthetic.js';
 import {
@@ -93,7 +95,7 @@ function compareWithC(mapPath: string, o: KallsymsOptions, target: AsmTarget): '
   return 'same-tables';
 }
 
-describe('kallsyms matches the 6.1 C tool', { skip: !tool && 'no linux-source-6.1 tree' }, () => {
+describe('kallsyms matches the 6.1 C tool', { skip: unlessMissing(linuxSource(tree)) }, () => {
   const fixture = join(FIXTURES, 'vmlinux-i386-tinyconfig.nm');
   const synthetic = join(work, 'synthetic.map');
   writeFileSync(synthetic, syntheticMap(3000));
@@ -127,11 +129,11 @@ describe('kallsyms matches the 6.1 C tool', { skip: !tool && 'no linux-source-6.
 
   const be32 = TARGETS.be32;
   const be64 = TARGETS.be64;
-  test('big-endian 32-bit (powerpc) tables', { skip: !be32.available() && 'no powerpc-linux-gnu-as' }, () => {
+  test('big-endian 32-bit (powerpc) tables', { skip: unlessMissing(program('powerpc-linux-gnu-as', 'binutils-powerpc-linux-gnu')) }, () => {
     assert.equal(compareWithC(fixture, { baseRelative: true }, be32), 'same-tables');
     assert.equal(compareWithC(fixture, { allSymbols: true }, be32), 'same-tables');
   });
-  test('big-endian 64-bit (mips64) tables', { skip: !be64.available() && 'no mips-linux-gnu-as' }, () => {
+  test('big-endian 64-bit (mips64) tables', { skip: unlessMissing(program('mips-linux-gnu-as', 'binutils-mips-linux-gnu')) }, () => {
     assert.equal(compareWithC(synthetic, { allSymbols: true, absolutePercpu: true, baseRelative: true }, be64), 'same-tables');
     assert.equal(compareWithC(synthetic, { allSymbols: true }, be64), 'same-tables');
   });
@@ -197,14 +199,23 @@ describe('kallsyms symbol selection', () => {
   });
 });
 
-// Kernels built by the stock script as in test/fixtures/kallsyms/README.md,
-// named explicitly (a tree left on disk may since have been relinked).
-// test/link-vmlinux.test.ts makes the same check on the tree it links in every run.
+// The tree the link and boot tests share (test/support/link-tree.ts: built
+// the first time, reused after), linked here by its own script: the tables
+// the C tool put in its vmlinux are ours. Kernels named in KBX_KALLSYMS_BUILDS
+// (built by the stock script as in test/fixtures/kallsyms/README.md) are
+// checked too. test/link-vmlinux.test.ts makes the same check on the tree.
 const BUILT_TREES = (process.env.KBX_KALLSYMS_BUILDS ?? '')
   .split(':')
   .filter((d) => existsSync(join(d, 'vmlinux')) && existsSync(join(d, '.tmp_vmlinux.kallsyms2.syms')));
 
-describe('a linked vmlinux', { skip: BUILT_TREES.length === 0 && 'no built kernel tree' }, () => {
+describe('a linked vmlinux', { skip: unlessMissing(linuxSource(tree)) }, () => {
+  test('the shared link tree, linked by its script: its tables are ours for its final symbol map, and patching them in changes no byte', () => {
+    const lt = linkTree(tree!);
+    // The last link may have been kbx's (the boot and link tests make one).
+    const r = runStockLink(lt.out, reproducibleBtf(lt.call));
+    assert.equal(r.status, 0, r.stderr);
+    assertStockTablesAreOurs(lt.out);
+  });
   for (const dir of BUILT_TREES) {
     test(`${dir}: its tables are ours for its final symbol map, and patching them in changes no byte`, () => {
       assertStockTablesAreOurs(dir);

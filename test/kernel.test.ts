@@ -13,6 +13,7 @@ import { loadBuild } from '../src/builds/archive.js';
 import { Kbx, plainMake, repoRoot, summary } from './support/kbx.js';
 import { withPage } from './support/report-browser.js';
 import { kernelTree } from './support/kernel-tree.js';
+import { linuxSource, unlessMissing } from './support/tools.js';
 
 // Fixed so that two builds of the same tree produce the same bytes (`make
 // clean` keeps .version, so the build number would otherwise move).
@@ -33,7 +34,7 @@ function assertSameArtifacts(actual: Map<string, Buffer>, expected: Map<string, 
   for (const a of ARTIFACTS) assert.ok(actual.get(a)!.equals(expected.get(a)!), `${a} of the ${what} build differs from the plain build`);
 }
 
-describe('Linux 6.1 tinyconfig', { skip: kernelTree() ? false : 'linux-source-6.1 is not installed' }, () => {
+describe('Linux 6.1 tinyconfig', { skip: unlessMissing(linuxSource(kernelTree())) }, () => {
   const tree = kernelTree()!;
   const kbx = new Kbx('kernel', REPRODUCIBLE);
   let plain: Map<string, Buffer>;

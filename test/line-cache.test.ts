@@ -64,7 +64,10 @@ describe('what a miss stores', () => {
     const out = join(tree, 'out.o');
     writeFileSync(out, 'object');
     assert.equal(await run(`w 0 0 0 ${out}\n`), 'stored');
+    // Gone, as after `make clean`: only the restore can bring it back.
+    rmSync(out);
     assert.equal(await run(`w 0 0 0 ${out}\n`), 'hit');
+    assert.equal(readFileSync(out, 'utf8'), 'object');
   });
 });
 

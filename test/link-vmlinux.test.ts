@@ -31,6 +31,7 @@ import { cleanEnv } from './support/env.js';
 import { assertStockTablesAreOurs } from './support/stock-tables.js';
 import { Kbx, summary } from './support/kbx.js';
 import { kernelTree } from './support/kernel-tree.js';
+import { linuxSource, unlessMissing } from './support/tools.js';
 import {
   countingLd,
   LINK_TREE_DIR,
@@ -44,6 +45,7 @@ import {
 } from './support/link-tree.js';
 
 const tree = kernelTree();
+const noSource = unlessMissing(linuxSource(tree));
 const OUT = join(LINK_TREE_DIR, 'out');
 const work = mkdtempSync(join(tmpdir(), 'kbx-link-test-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -52,12 +54,12 @@ describe('recognising the script', () => {
   const script = tree ? readFileSync(join(tree, 'scripts/link-vmlinux.sh'), 'utf8') : undefined;
   const kc = tree ? readFileSync(join(tree, 'scripts/kallsyms.c')) : undefined;
 
-  test("6.1's script and kallsyms.c are known, also with a comment edited", { skip: !tree && 'linux-source-6.1 missing' }, () => {
+  test("6.1's script and kallsyms.c are known, also with a comment edited", { skip: noSource }, () => {
     assert.deepEqual(classify(script!, kc), { known: true, version: '6.1', what: "Linux 6.1 (Debian's linux-source-6.1)" });
     assert.equal(classify(script!.replace('# link vmlinux', '# link vmlinux (edited)\n\n#'), kc).known, true);
   });
 
-  test('a changed line of code, or another kallsyms.c, is not', { skip: !tree && 'linux-source-6.1 missing' }, () => {
+  test('a changed line of code, or another kallsyms.c, is not', { skip: noSource }, () => {
     const d = classify(script!.replace('kallsyms_step 2', 'kallsyms_step 2; true'), kc);
     assert.equal(d.known, false);
     assert.match(!d.known ? d.reason : '', /not one kbx knows/);
@@ -309,7 +311,7 @@ describe('finding the tables in nm output', () => {
 describe('routing the link line of kbx make', () => {
   const mkv = tree ? readFileSync(join(tree, 'scripts/Makefile.vmlinux'), 'utf8') : '';
 
-  test('a 6.1 tree, or its O= object tree, gets the override; the recipe is 6.1’s own with kbx for $<', { skip: !tree && 'linux-source-6.1 missing' }, () => {
+  test('a 6.1 tree, or its O= object tree, gets the override; the recipe is 6.1’s own with kbx for $<', { skip: noSource }, () => {
     const r = route(tree!, '/usr/bin/node', '/opt/kbx/dist/src/cli/link-vmlinux.js');
     assert.ok(r.routed);
     const kbx =
@@ -324,7 +326,7 @@ describe('routing the link line of kbx make', () => {
     assert.equal(route(obj).routed, true);
   });
 
-  test('another recipe, another script, or no kernel at all: no override', { skip: !tree && 'linux-source-6.1 missing' }, () => {
+  test('another recipe, another script, or no kernel at all: no override', { skip: noSource }, () => {
     const known = classify(readFileSync(join(tree!, 'scripts/link-vmlinux.sh'), 'utf8'), readFileSync(join(tree!, 'scripts/kallsyms.c')));
     const changed = mkv.replace('$< "$(LD)"', '$< --verbose "$(LD)"');
     const res = routable(known, changed);
@@ -402,7 +404,7 @@ function report(path: string): LinkReport & { status: number } {
   return JSON.parse(readFileSync(path, 'utf8')) as LinkReport & { status: number };
 }
 
-describe('linking a 6.1 tinyconfig kernel once', { skip: !tree && 'linux-source-6.1 missing' }, () => {
+describe('linking a 6.1 tinyconfig kernel once', { skip: noSource }, () => {
   let stock: Stock;
 
   before(() => {

@@ -5,15 +5,14 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { hasTool } from './kernel-tree.js';
+import { check, program, type Need } from './tools.js';
 
 export const BUSYBOX = '/bin/busybox';
 export const QEMU = 'qemu-system-x86_64';
 
-export function canBoot(): string | true {
-  if (!hasTool(QEMU)) return `${QEMU} is not installed (apt-get install qemu-system-x86)`;
-  if (!existsSync(BUSYBOX) || !isStatic(readFileSync(BUSYBOX))) return `${BUSYBOX} is not a static busybox (apt-get install busybox-static)`;
-  return true;
+/** What booting needs: QEMU and a static busybox for the initramfs. */
+export function bootNeeds(): Need[] {
+  return [program(QEMU, 'qemu-system-x86'), check(`${BUSYBOX}, statically linked`, 'busybox-static', existsSync(BUSYBOX) && isStatic(readFileSync(BUSYBOX)))];
 }
 
 /** An ELF executable without a PT_INTERP program header (no dynamic loader). */

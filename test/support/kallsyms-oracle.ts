@@ -6,7 +6,6 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KallsymsOptions } from '../../src/kernel/kallsyms/index.js';
-import { hasTool } from './kernel-tree.js';
 
 export interface AsmTarget {
   name: string;
@@ -14,7 +13,6 @@ export interface AsmTarget {
   endian: 'little' | 'big';
   /** Assembles preprocessed assembly `src` into `obj`, with _text defined absolute. */
   assemble(src: string, obj: string, text: bigint): void;
-  available(): boolean;
 }
 
 const defsym = (text: bigint): string => `_text=0x${text.toString(16)}`;
@@ -25,28 +23,24 @@ export const TARGETS: Record<'le32' | 'le64' | 'be32' | 'be64', AsmTarget> = {
     wordSize: 4,
     endian: 'little',
     assemble: (src, obj, text) => execFileSync('as', ['--32', '--defsym', defsym(text), '-o', obj, src]),
-    available: () => hasTool('as'),
   },
   le64: {
     name: 'x86_64',
     wordSize: 8,
     endian: 'little',
     assemble: (src, obj, text) => execFileSync('as', ['--64', '--defsym', defsym(text), '-o', obj, src]),
-    available: () => hasTool('as'),
   },
   be32: {
     name: 'powerpc',
     wordSize: 4,
     endian: 'big',
     assemble: (src, obj, text) => execFileSync('powerpc-linux-gnu-as', ['--defsym', defsym(text), '-o', obj, src]),
-    available: () => hasTool('powerpc-linux-gnu-as'),
   },
   be64: {
     name: 'mips64',
     wordSize: 8,
     endian: 'big',
     assemble: (src, obj, text) => execFileSync('mips-linux-gnu-as', ['-64', '--defsym', defsym(text), '-o', obj, src]),
-    available: () => hasTool('mips-linux-gnu-as'),
   },
 };
 
