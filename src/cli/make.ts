@@ -121,22 +121,23 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
   checkMake(make);
   const inv = parseMakeArgs(args, process.cwd(), process.env);
   let sock: string;
-  try {
-    buildNative();
-    sock = await ensureDaemon(cfg);
-  } catch (err) {
-    const msg = err instanceof KbxError ? err.format() : `kbx: ${(err as Error).message}`;
-    process.stderr.write(`${msg}\nkbx: running make without the cache\n`);
-    return runMake(make, args, process.env);
-  }
-
   const buildId = `${Date.now().toString(36)}-${process.pid}`;
   // In $KBX_DIR/builds, which ensureDaemon made private.
   const countersFile = buildFile(cfg.dir, buildId, 'counters')!;
   const eventsFile = buildFile(cfg.dir, buildId, 'events')!;
-  writeFileSync(countersFile, Buffer.alloc(COUNTERS_SIZE));
   const record = cfg.buildsKept > 0;
-  if (record) writeFileSync(eventsFile, '');
+  try {
+    buildNative();
+    sock = await ensureDaemon(cfg);
+    // A full disk under KBX_DIR fails here: the build still runs, plainly.
+    writeFileSync(countersFile, Buffer.alloc(COUNTERS_SIZE));
+    if (record) writeFileSync(eventsFile, '');
+  } catch (err) {
+    rmSync(countersFile, { force: true });
+    const msg = err instanceof KbxError ? err.format() : `kbx: ${(err as Error).message}`;
+    process.stderr.write(`${msg}\nkbx: running make without the cache\n`);
+    return runMake(make, args, process.env);
+  }
   const started = Date.now();
   await control(sock, { cmd: 'build-start', build: buildId, startMs: started, record }).catch(() => {});
 

@@ -54,9 +54,28 @@ function saveRecording(server: DaemonServer, cfg: Config, req: { [k: string]: un
   }
 }
 
-/** Removes trace logs a previous daemon left (killed mid-line): only files named like kbx's own. */
+/**
+ * Removes trace logs a daemon that is gone left (killed mid-line): only files
+ * named like kbx's own, and only those of a daemon process no longer running.
+ * Called once this daemon holds the socket: a second daemon started at the
+ * same moment exits without touching the traces of lines the first one is
+ * serving (an incomplete trace would store an entry with inputs missing).
+ */
 function removeOldTraces(dir: string): void {
-  for (const name of readdirSync(dir)) if (TRACE_LOG_NAME.test(name)) rmSync(join(dir, name), { force: true });
+  for (const name of readdirSync(dir)) {
+    const m = TRACE_LOG_NAME.exec(name);
+    if (m && !processRuns(Number(m[1]))) rmSync(join(dir, name), { force: true });
+  }
+}
+
+function processRuns(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function alive(path: string): Promise<boolean> {
@@ -74,7 +93,6 @@ async function main(): Promise<void> {
   const cfg = loadConfig();
   prepareKbxDir(cfg.dir);
   const tmpDir = tracesDir(cfg.dir);
-  removeOldTraces(tmpDir);
   const sock = socketPath(cfg.dir);
   makePrivateDir(dirname(sock)); // never bind, or trust a listener, where another user could
   // Keep one previous log; a log grows by a line per uncacheable line or miss.
@@ -189,6 +207,7 @@ async function main(): Promise<void> {
     await server.listen(sock);
   }
   sockIno = statSync(sock).ino;
+  removeOldTraces(tmpDir);
   server.log(`daemon ${process.pid} listening on ${sock} (code ${id})`);
 
   setInterval(() => {

@@ -38,7 +38,7 @@ export function tracesDir(dir: string): string {
   return join(dir, 'traces');
 }
 
-export const TRACE_LOG_NAME = /^trace-\d+-\d+\.log$/;
+export const TRACE_LOG_NAME = /^trace-(\d+)-\d+\.log$/;
 
 /** A build id as `kbx make` makes them (base-36 time, pid): never a path. */
 export const BUILD_ID = /^[0-9a-z]{1,16}-\d{1,10}$/;
