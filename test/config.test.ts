@@ -81,3 +81,15 @@ test('a changed setting reaches the daemon at the next build; a setting only the
     kbx.stop();
   }
 });
+
+test('real_shell must name an executable by its absolute path', () => {
+  const dir = tempDir('config-shell');
+  for (const bad of ['bash', '/nonexistent/sh', dir]) {
+    assert.throws(
+      () => loadConfig({ KBX_DIR: dir, KBX_REAL_SHELL: bad }),
+      (e: unknown) => e instanceof KbxError && /real_shell = .* is not the absolute path of an executable shell/.test(e.message),
+      bad,
+    );
+  }
+  assert.equal(loadConfig({ KBX_DIR: dir, KBX_REAL_SHELL: '/bin/bash' }).realShell, '/bin/bash');
+});

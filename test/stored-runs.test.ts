@@ -152,3 +152,20 @@ describe('a line that removes a file outside the tree', () => {
     assert.equal(summary(second.stderr).hits, 0, second.stderr);
   });
 });
+
+describe('the shell that runs the lines', () => {
+  const kbx = new Kbx('shell-key');
+  after(() => kbx.stop());
+
+  test('is part of the key: a line run by bash is not answered with what dash printed', () => {
+    // dash's echo turns \n into a newline; bash's prints it as it is.
+    const { proj } = project('shell-key', { Makefile: ['out:', "\techo 'a\\nb' > out", ''].join('\n') });
+    assert.equal(kbx.make(proj).status, 0);
+    assert.equal(readFileSync(join(proj, 'out'), 'utf8'), 'a\nb\n');
+    rmSync(join(proj, 'out'));
+    const r = kbx.make(proj, [], { KBX_REAL_SHELL: '/bin/bash' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(readFileSync(join(proj, 'out'), 'utf8'), 'a\\nb\n');
+    assert.equal(summary(r.stderr).hits, 0, r.stderr);
+  });
+});

@@ -2,9 +2,9 @@
 // documentation. Values come from (lowest to highest) the default, the file
 // $KBX_DIR/kbx.conf (`key = value` lines), and KBX_<KEY> variables.
 // `kbx config` shows each value and where it came from.
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { KbxError } from '../util/errors.js';
 import { sha256 } from '../util/hash.js';
 
@@ -25,7 +25,7 @@ export const CONFIG_KEYS = {
   env_ignore: { kind: 'list', default: '', doc: 'Extra environment variable names left out of the key.' },
   uncacheable_programs: { kind: 'list', default: 'date', doc: 'Programs (basenames) whose output depends on more than their inputs; a line that runs one is never cached.' },
   path_sets_per_command: { kind: 'int', default: '16', doc: 'How many different input sets to remember for one command line.' },
-  real_shell: { kind: 'string', default: '/bin/sh', doc: 'The shell that runs recipe lines.' },
+  real_shell: { kind: 'string', default: '/bin/sh', doc: "The shell that runs recipe lines (kbx's shim takes make's SHELL, so a Makefile's own SHELL setting is not used: set this for bash-only recipes)." },
   builds_kept: { kind: 'int', default: '20', doc: 'How many recorded builds (for kbx steps, explain, trace and report) to keep; 0 records none.' },
   progress: { kind: 'string', default: 'auto', doc: "Progress display of kbx make: auto (a status line on a terminal, none otherwise), tty, plain (a line every few seconds) or off." },
   progress_interval: { kind: 'int', default: '10', doc: 'Seconds between progress lines in plain mode.' },
@@ -85,6 +85,17 @@ function validate(key: ConfigKey, v: ConfigValue, where: string): void {
   if (def.kind === 'int' && !/^\d+$/.test(v.raw.trim())) throw bad('a whole number');
   if (def.kind === 'bool' && !/^(true|false|1|0|yes|no)$/i.test(v.raw.trim())) throw bad('true or false');
   if (key === 'progress' && !(PROGRESS_MODES as string[]).includes(v.raw.trim())) throw bad(`one of ${PROGRESS_MODES.join(', ')}`);
+  if (key === 'real_shell' && !isExecutableFile(v.raw.trim())) throw bad('the absolute path of an executable shell, such as /bin/sh or /bin/bash');
+}
+
+function isExecutableFile(p: string): boolean {
+  if (!isAbsolute(p)) return false;
+  try {
+    accessSync(p, constants.X_OK);
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function splitList(raw: string): string[] {

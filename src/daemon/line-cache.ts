@@ -272,6 +272,9 @@ export class LineCache {
     // After valuing: a change between that and this stat shows here too.
     const changed = this.inputChangedDuringLine(acc, action.startUs, changedEntries);
     if (changed) return { outcome: 'not-stored', reason: `input-changed: ${changed}`, persist: none };
+    // The shim started the shell before the tracer was there: its bytes are an input too.
+    const shell = action.req.shell;
+    if (shell && !entries.some((e) => e.k === 'c' && e.p === shell)) entries.push({ k: 'c', p: shell, v: this.state.content(shell) });
     // A compile naming __DATE__/__TIME__/__TIMESTAMP__: key the date or mtimes, or store nothing.
     const line = { execed: acc.execed, entries, env: action.req.timeEnv ?? {}, command: action.req.command, startedMs: action.startedMs, nowMs: this.pathSets.now() };
     const timeInputs = timeMacroInputs(line, this.timeMacros, this.state);

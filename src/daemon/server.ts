@@ -214,7 +214,7 @@ export class DaemonServer {
     if (this.unseen.ranSince(buildId)) this.cache.ranUnseen();
     try {
       const envDigest = this.envDigests.of(envB);
-      const req = { cwd: cwdB.toString(), command: cmdB.toString(), tty: ttyB.toString(), envDigest, timeEnv: this.envDigests.timeEnv(envDigest) };
+      const req = { cwd: cwdB.toString(), command: cmdB.toString(), tty: ttyB.toString(), envDigest, timeEnv: this.envDigests.timeEnv(envDigest), shell: getenv('KBX_REAL_SHELL') || '/bin/sh' };
       const res = this.cache.lookup(req, roots, buildId);
       if (res.kind === 'hit') {
         const endUs = nowUs(); // before the reply: the shim may end and make start the next line at once

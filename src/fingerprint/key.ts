@@ -11,7 +11,8 @@ import type { FileState } from './file-state.js';
 import type { InputKind } from '../observe/accesses.js';
 
 // 3: pseudo-inputs for __DATE__/__TIMESTAMP__; entries stored by kbx-key-2
-// hold none, so a compile using them must not find those.
+// hold none, so a compile using them must not find those. Also the shell
+// that runs the line (KBX_REAL_SHELL, and its bytes as an input).
 export const KEY_FORMAT = 'kbx-key-3';
 
 /**
@@ -56,6 +57,8 @@ export interface LineRequest {
   envDigest: string;
   /** The line's TIME_VARIABLES; missing: none was set. */
   timeEnv?: TimeEnv;
+  /** The shell the shim runs the line with (KBX_REAL_SHELL): its bytes are an input of every run. */
+  shell?: string;
 }
 
 export function keyEnvironment(env: readonly string[], extraIgnore: readonly string[]): string[] {
@@ -63,7 +66,9 @@ export function keyEnvironment(env: readonly string[], extraIgnore: readonly str
   for (const entry of env) {
     const eq = entry.indexOf('=');
     const name = eq < 0 ? entry : entry.slice(0, eq);
-    if (name.startsWith('KBX_') || VOLATILE_ENV.has(name)) continue;
+    // kbx's own variables, less the shell that runs the line: /bin/sh and bash
+    // give different outputs for the same line (echo '\\n', [[ ]]).
+    if ((name.startsWith('KBX_') && name !== 'KBX_REAL_SHELL') || VOLATILE_ENV.has(name)) continue;
     if (extraIgnore.includes(name) && !(TIME_VARIABLES as readonly string[]).includes(name)) continue;
     if (name === 'MAKEFLAGS' || name === 'MFLAGS') out.push(`${name}=${normalizeMakeflags(entry.slice(eq + 1))}`);
     else out.push(entry);
