@@ -51,21 +51,26 @@ describe('Linux 6.1 tinyconfig', { skip: unlessMissing(linuxSource(kernelTree())
     plain = artifacts(plainOut);
   });
 
-  test('a cold kbx build gives the plain build\'s vmlinux and bzImage', () => {
+  // The summary line of each build, in the test log: the warm hit count is reported with every run.
+  const report = (t: { diagnostic(msg: string): void }, r: { stderr: string }) => t.diagnostic(/^kbx: \d+ lines.*$/m.exec(r.stderr)?.[0] ?? 'no summary line');
+
+  test('a cold kbx build gives the plain build\'s vmlinux and bzImage', (t) => {
     assert.equal(kbx.make(tree, [`O=${kbxOut}`, 'tinyconfig']).status, 0);
     const r = kbx.make(tree, [`O=${kbxOut}`, '-j2']);
     assert.equal(r.status, 0, r.stderr.slice(-3000));
+    report(t, r);
     const s = summary(r.stderr);
     assert.ok(s.misses > 400, r.stderr.slice(-500));
     assert.equal(s.fallback, 0, r.stderr.slice(-500));
     assertSameArtifacts(artifacts(kbxOut), plain, 'cold kbx');
   });
 
-  test('after make clean, the warm build is served from the cache and is byte-identical', () => {
+  test('after make clean, the warm build is served from the cache and is byte-identical', (t) => {
     assert.equal(plainMake(tree, [`O=${kbxOut}`, 'clean'], REPRODUCIBLE).status, 0);
     const logBefore = daemonLog().length;
     const r = kbx.make(tree, [`O=${kbxOut}`, '-j2']);
     assert.equal(r.status, 0, r.stderr.slice(-3000));
+    report(t, r);
     const s = summary(r.stderr);
     assert.ok(s.hits > 1500, r.stderr.slice(-500));
     // The first clean rebuild after a cold one may miss lines that probe a
@@ -79,10 +84,11 @@ describe('Linux 6.1 tinyconfig', { skip: unlessMissing(linuxSource(kernelTree())
     assertSameArtifacts(artifacts(kbxOut), plain, 'warm kbx');
   });
 
-  test('a second clean rebuild misses nothing at all', () => {
+  test('a second clean rebuild misses nothing at all', (t) => {
     assert.equal(plainMake(tree, [`O=${kbxOut}`, 'clean'], REPRODUCIBLE).status, 0);
     const r = kbx.make(tree, [`O=${kbxOut}`, '-j2']);
     assert.equal(r.status, 0, r.stderr.slice(-3000));
+    report(t, r);
     assert.equal(summary(r.stderr).misses, 0, r.stderr.slice(-500));
     assertSameArtifacts(artifacts(kbxOut), plain, 'second warm kbx');
     const st = spawnSync('cmp', [join(kbxOut, 'vmlinux'), join(plainOut, 'vmlinux')]);
