@@ -84,12 +84,18 @@ describe('Linux 6.1 tinyconfig', { skip: unlessMissing(linuxSource(kernelTree())
     assertSameArtifacts(artifacts(kbxOut), plain, 'warm kbx');
   });
 
-  test('a second clean rebuild misses nothing at all', (t) => {
+  test('a second clean rebuild misses nothing but lines that fail', (t) => {
     assert.equal(plainMake(tree, [`O=${kbxOut}`, 'clean'], REPRODUCIBLE).status, 0);
     const r = kbx.make(tree, [`O=${kbxOut}`, '-j2']);
     assert.equal(r.status, 0, r.stderr.slice(-3000));
     report(t, r);
-    assert.equal(summary(r.stderr).misses, 0, r.stderr.slice(-500));
+    // A line that failed is never stored (its failure may come from what no key
+    // holds), so it runs every time: kbuild's `$(shell [ … ] && echo y)` tests.
+    assert.equal(kbx.run(['builds']).status, 0); // waits for the record
+    const missed = loadBuild(kbx.dir).lines.filter((l) => l.kind === 'miss');
+    assert.deepEqual(missed.filter((l) => l.exit === 0).map((l) => l.command), [], 'lines that succeeded missed');
+    assert.ok(missed.length <= 2, r.stderr.slice(-500));
+    assert.equal(summary(r.stderr).misses, missed.length, r.stderr.slice(-500));
     assertSameArtifacts(artifacts(kbxOut), plain, 'second warm kbx');
     const st = spawnSync('cmp', [join(kbxOut, 'vmlinux'), join(plainOut, 'vmlinux')]);
     assert.equal(st.status, 0);
