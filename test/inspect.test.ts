@@ -3,11 +3,12 @@
 // file; `kbx explain` names what changed. Real make and gcc on fixtures.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listBuilds, loadBuild } from '../src/builds/archive.js';
 import { formatWordDiff, wordDiff } from '../src/builds/query.js';
-import { Kbx, copyFixture, plainMake, summary, tempDir, writeTree } from './support/kbx.js';
+import { Kbx, copyFixture, kbxMain, plainMake, summary, tempDir, writeTree } from './support/kbx.js';
 
 const copyPipeline = (tag: string) => copyFixture('pipeline', tag);
 /** The daemon writes a record just after its build: `kbx builds` waits for it. */
@@ -86,6 +87,13 @@ describe('build records', () => {
       const r = k.run(['builds']);
       assert.equal(r.status, 0, r.stderr);
       assert.equal(r.stdout.trim().split('\n').length, 2, r.stdout);
+
+      // `kbx builds | head -1`: the reader closes the pipe before node has even
+      // started (its stdin closed at once), so kbx's first write meets EPIPE.
+      const script = `set -o pipefail; '${process.execPath}' '${kbxMain}' builds | (exec 0<&-; sleep 1)`;
+      const closed = spawnSync('bash', ['-c', script], { env: k.env(), encoding: 'utf8' });
+      assert.equal(closed.status, 0, closed.stderr);
+      assert.equal(closed.stderr, '');
     } finally {
       k.stop();
     }

@@ -14,6 +14,15 @@ import { registerReportCommands } from './report-commands.js';
 import { kbxMake } from './make.js';
 import { formatStats } from './stats.js';
 
+// A reader that went away (`kbx builds | head -1`) ends the output, as in any
+// Unix tool: exit quietly instead of dying on EPIPE with a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
 const program = new Command();
 program
   .name('kbx')
