@@ -1,7 +1,7 @@
 // The local store: verified blobs, safe records, and least-recently-used eviction.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalStore } from '../src/store/local/local-store.js';
 import { sha256 } from '../src/util/hash.js';
@@ -61,4 +61,17 @@ test('past the size limit the least recently used blobs go first', async () => {
   assert.equal(store.getBlob(digests[1]!), undefined, 'the least recently used blob was evicted');
   assert.ok(store.sizes.evictedFiles > 0);
   assert.ok(readdirSync(join(store.root, 'cas')).length > 0);
+});
+
+test('the size it counts is what is on disk, however often a record is rewritten', () => {
+  const store = new LocalStore(tempDir('ls-rewrite'), 2 ** 30, 1);
+  const weak = 'cd'.repeat(32);
+  const strong = (i: number) => i.toString(16).padStart(64, '0');
+  const entries = (n: number) => Array.from({ length: n }, (_, i) => ({ k: 'c' as const, p: `/src/file-${i}.h`, v: 'ab'.repeat(32) }));
+  for (let i = 1; i <= 40; i++) {
+    store.putPathSets(weak, { command: 'cc -c x.c', cwd: '/src', sets: Array.from({ length: Math.min(i, 16) }, (_, j) => ({ strong: strong(j), entries: entries(20) })) });
+  }
+  const onDisk = (dir: string): number =>
+    readdirSync(dir, { withFileTypes: true }).reduce((n, d) => n + (d.isDirectory() ? onDisk(join(dir, d.name)) : statSync(join(dir, d.name)).size), 0);
+  assert.equal(store.sizes.current(), onDisk(store.root));
 });

@@ -5,7 +5,7 @@
 // Nothing read back is trusted: names must be 64 hex digits before they
 // become paths, and records pass the decoder (../decode.ts).
 import {
-  chmodSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, utimesSync, writeSync,
+  chmodSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeSync,
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { deflateRaw, inflateRawSync } from 'node:zlib';
@@ -60,6 +60,7 @@ export class LocalStore implements Store {
   }
 
   private writeAtomic(path: string, data: Buffer): boolean {
+    this.sizes.current(); // the first count scans the store: before this file, or its temporary, is in it
     const tmp = `${path}.tmp.${process.pid}.${randomBytes(4).toString('hex')}`;
     try {
       mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
@@ -69,8 +70,16 @@ export class LocalStore implements Store {
       } finally {
         closeSync(fd);
       }
+      // A rewrite (a command's path sets, again and again) replaces the old
+      // file: only the difference is new.
+      let replaced = 0;
+      try {
+        replaced = statSync(path).size;
+      } catch {
+        /* a new file */
+      }
       renameSync(tmp, path);
-      this.sizes.added(data.length);
+      this.sizes.added(data.length - replaced);
       return true;
     } catch (err) {
       rmSync(tmp, { force: true });
