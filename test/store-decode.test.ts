@@ -106,10 +106,21 @@ describe('path set decoder', () => {
     assert.equal(d.uncacheable, undefined);
   });
 
+  test("keeps a __DATE__ compile's date (named by its zone) and a __TIMESTAMP__ source's mtime", () => {
+    const r = sets();
+    r.sets[0]!.entries.push({ k: 'date', p: 'Europe/Berlin', v: '2026-12-06' }, { k: 'mtime', p: '/src/a.c', v: '1765000000' });
+    const d = decodePathSets(JSON.parse(JSON.stringify(r)));
+    assert.deepEqual(d.sets[0]!.entries.slice(-2), [
+      { k: 'date', p: 'Europe/Berlin', v: '2026-12-06' },
+      { k: 'mtime', p: '/src/a.c', v: '1765000000' },
+    ]);
+  });
+
   const hostile: Array<[string, (r: ReturnType<typeof sets>) => void, RegExp]> = [
     ['a strong fingerprint that is a path', (r) => ((r.sets[0] as Record<string, unknown>).strong = '../../x'), /strong/],
     ['an input kind other than c or e', (r) => (r.sets[0]!.entries[0]!.k = 'x'), /\.k$/],
     ['a relative input path', (r) => (r.sets[0]!.entries[0]!.p = 'a.c'), /\.p$/],
+    ['an mtime input with a relative path', (r) => (r.sets[0]!.entries[0]!.k = 'mtime', r.sets[0]!.entries[0]!.p = 'a.c'), /\.p$/],
     ['an input path with a NUL', (r) => (r.sets[0]!.entries[0]!.p = '/src/a\0'), /\.p$/],
     ['a huge value', (r) => (r.sets[0]!.entries[0]!.v = 'x'.repeat(10_000)), /\.v$/],
     ['a value that is not a string', (r) => (r.sets[0]!.entries[0]!.v = 7), /\.v$/],

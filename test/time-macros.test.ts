@@ -83,6 +83,10 @@ describe('time macros in a real compile', () => {
     const b = build(kbx, dir);
     assert.equal(b.hits, 1);
     assert.ok(b.object.equals(plainObject(src, Y2001)), 'x.o differs from the plain build');
+    // Read back from the store by a new daemon, the date input still decodes.
+    kbx.stop();
+    assert.equal(build(kbx, dir).hits, 1);
+    assert.equal(kbx.stats()['corrupt-entry'] ?? 0, 0);
   });
 
   test('SOURCE_DATE_EPOCH fixes __DATE__ and __TIME__ but not __TIMESTAMP__: stored, hits, and a touch misses', () => {

@@ -127,8 +127,12 @@ function pathSet(x: unknown, where: string): PathSet {
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i] as PathEntry | null;
     if (typeof e !== 'object' || e === null) fail(`${where}.entries[${i}]`, 'not an object');
-    if (e.k !== 'c' && e.k !== 'e') fail(`${where}.entries[${i}].k`, "not 'c' or 'e'");
-    if (!isAbsolutePath(e.p)) fail(`${where}.entries[${i}].p`, 'not an absolute path');
+    // A file (c, e; mtime: a __TIMESTAMP__ source) is named by its absolute path;
+    // the date of a __DATE__ compile by its time zone (time-inputs.ts).
+    if (e.k === 'date') {
+      if (typeof e.p !== 'string' || e.p.length > 256 || e.p.includes('\0')) fail(`${where}.entries[${i}].p`, 'not a time zone name');
+    } else if (e.k !== 'c' && e.k !== 'e' && e.k !== 'mtime') fail(`${where}.entries[${i}].k`, "not 'c', 'e', 'mtime' or 'date'");
+    else if (!isAbsolutePath(e.p)) fail(`${where}.entries[${i}].p`, 'not an absolute path');
     if (typeof e.v !== 'string' || e.v.length > MAX_VALUE) fail(`${where}.entries[${i}].v`, 'not a short string');
   }
   return { strong: digest(s.strong, `${where}.strong`), entries: entries as PathEntry[] };
