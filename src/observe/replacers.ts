@@ -1,0 +1,96 @@
+// Whether a line's probes of the files it then replaces whole may be keyed as
+// "absent or a file" instead of the existence they saw (accesses.ts).
+//
+// A trace cannot say which process made a probe, nor whether a write depended
+// on it: `test -e out || cp src out` and `gcc -c -o out src.c` leave the same
+// events when out is absent, yet only the second writes out whatever was there.
+// So the judgement is about the whole line: every program it ran must be one
+// known to replace its output without looking at what was there beyond
+// unlinking it (the GNU toolchain: BFD unlinks an ordinary file before writing
+// it), and the shell that ran the line may not have tested a file itself.
+// Anything else keeps today's key: a miss, never a wrong output.
+import { basename } from 'node:path';
+import type { TraceEvent } from './trace-log.js';
+
+// Basenames, after an optional `<triplet>-` prefix and `-<version>` suffix
+// (Debian's /usr/bin/x86_64-linux-gnu-gcc-12). Not ar (it adds to an archive
+// that exists), not cp or shell redirections (they truncate in place: the old
+// file's mode, links and symlink decide where and how the bytes land), not mv
+// (onto a directory it moves inside), not ccache (untested here).
+const TOOLS = new Set([
+  'gcc', 'cc', 'g++', 'c++', 'cpp', 'cc1', 'cc1plus', 'collect2', 'lto-wrapper',
+  'as', 'ld', 'ld.bfd', 'ld.gold', 'objcopy', 'strip',
+]);
+
+/** The shell that runs lines: dash only (bash reads BASH_ENV, a script kbx cannot see into here). */
+const SHELLS = new Set(['dash']);
+
+// fixdep only reads the depfile it is given and writes to stdout; kbuild's, by its place.
+const KERNEL_TOOLS = [/\/scripts\/basic\/fixdep$/];
+
+// A shared object loaded at start (x events list them with the program).
+const LIBRARY = /\.so(?:\.[0-9.]+)?$/;
+
+function isTool(p: string): boolean {
+  if (KERNEL_TOOLS.some((re) => re.test(p))) return true;
+  const name = basename(p).replace(/-[0-9][0-9.]*$/, '');
+  // The whole name or what follows any '-': `gcc`, `x86_64-linux-gnu-gcc`, `lto-wrapper`.
+  for (let i = 0; i < name.length; i = name.indexOf('-', i) + 1 || name.length) if (TOOLS.has(name.slice(i))) return true;
+  return false;
+}
+
+// Shell words that observe files or build commands kbx cannot read from the
+// text: test and [ (dash builtins that stat), eval, aliases, sourced files,
+// PATH lookups of names, and directory changes (chdir is not traced).
+const FORBIDDEN_WORDS = new Set([
+  'test', '[', '[[', ']]', 'eval', 'alias', '.', 'source', 'command', 'type', 'hash',
+  'cd', 'pushd', 'popd', 'noclobber', 'shopt', 'compgen',
+]);
+
+/**
+ * Why the shell's own part of the line might depend on a file's existence, or
+ * undefined. Conservative by design: quoting is dropped before words are
+ * split, so `te''st` is seen as `test`, and any expansion (`$x`, `$(…)`, a
+ * backquote) or glob character could make a word the text does not show.
+ */
+export function shellTextRisk(command: string): string | undefined {
+  if (/\$[A-Za-z_{(]|`/.test(command)) return 'expansion';
+  const words = command
+    .replace(/['"\\]/g, '')
+    .split(/[\s;&|()<>{}!]+/)
+    .filter((w) => w !== '');
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    if (FORBIDDEN_WORDS.has(w)) return `word ${w}`;
+    if (/[*?[\]]/.test(w)) return `glob ${w}`;
+    // set -C (noclobber) makes `>` fail on a file that exists.
+    if (w === 'set') for (let j = i + 1; j < words.length && /^[-+]/.test(words[j]!); j++) if (/[Co]/.test(words[j]!)) return `set ${words[j]}`;
+    // rm without -f prints an error and fails when the file is absent.
+    if (w === 'rm' && !/^-[a-zA-Z]*f/.test(words[i + 1] ?? '')) return 'rm without -f';
+  }
+  return undefined;
+}
+
+/**
+ * Whether every program the line ran replaces its outputs blindly (see the
+ * top of this file), and the command text does not test files itself. `rm`
+ * is allowed only as `rm -f` (checked in the text): then it is silent and
+ * succeeds whether the file was there or not.
+ */
+export function replacesOutputsBlindly(events: readonly TraceEvent[], command: string): boolean {
+  if (shellTextRisk(command) !== undefined) return false;
+  let shells = 0;
+  for (const ev of events) {
+    if (ev.op !== 'x' && ev.op !== 'e') continue;
+    if (ev.op === 'x' && LIBRARY.test(ev.path)) continue;
+    const name = basename(ev.path);
+    if (SHELLS.has(name) || name === 'sh') {
+      // The line's own shell: its x event only. A second shell runs a script kbx cannot read.
+      if (ev.op === 'e' || ++shells > 1) return false;
+      continue;
+    }
+    if (name === 'rm' || isTool(ev.path)) continue;
+    return false;
+  }
+  return true;
+}
