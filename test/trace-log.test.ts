@@ -312,7 +312,11 @@ test('conditional lines keep the probe: shell tests, other programs, a second sh
   keep(GCC_PROGRAMS, 'T=test; $T -e a.o || gcc -c -o a.o a.c');
   keep(GCC_PROGRAMS, 'eval "gcc -c -o a.o a.c"');
   keep(GCC_PROGRAMS, 'set -C; gcc -c -o a.o a.c');
-  keep(GCC_PROGRAMS, 'rm a.o; gcc -c -o a.o a.c'); // rm without -f complains when a.o is absent
+  const rm = 'e /usr/bin/rm\nx /usr/bin/rm\n';
+  keep(GCC_PROGRAMS + rm, 'rm a.o; gcc -c -o a.o a.c'); // rm without -f complains when a.o is absent
+  keep(GCC_PROGRAMS + rm, '/bin/rm -v a.o; gcc -c -o a.o a.c');
+  keep(GCC_PROGRAMS + 'e /usr/bin/mkdir\nx /usr/bin/mkdir\n', 'mkdir o; gcc -c -o a.o a.c'); // fails when o exists
+  assert.equal(probeOf(GCC_PROGRAMS + rm + GCC_ABSENT, 'rm -rf a.o; mkdir -p o && gcc -c -o a.o a.c')?.replaced, true);
   // A program not known to replace its output blindly: cp (test -e out || cp src out, cp -n, ...).
   keep(GCC_PROGRAMS + 'e /usr/bin/cp\nx /usr/bin/cp\n', 'gcc -c -o a.o a.c && cp a.o b.o');
   keep(GCC_PROGRAMS + 'e /usr/bin/ar\nx /usr/bin/x86_64-linux-gnu-ar\n', 'gcc -c -o a.o a.c && ar rcs a.a a.o');

@@ -47,6 +47,14 @@ const FORBIDDEN_WORDS = new Set([
   'cd', 'pushd', 'popd', 'noclobber', 'shopt', 'compgen',
 ]);
 
+// Programs that are blind to what was there only with a flag, checked in the
+// text: rm without -f complains and fails when the file is absent, mkdir
+// without -p when the directory exists.
+const NEEDS_FLAG = new Map([
+  ['rm', 'f'],
+  ['mkdir', 'p'],
+]);
+
 /**
  * Why the shell's own part of the line might depend on a file's existence, or
  * undefined. Conservative by design: quoting is dropped before words are
@@ -65,8 +73,8 @@ export function shellTextRisk(command: string): string | undefined {
     if (/[*?[\]]/.test(w)) return `glob ${w}`;
     // set -C (noclobber) makes `>` fail on a file that exists.
     if (w === 'set') for (let j = i + 1; j < words.length && /^[-+]/.test(words[j]!); j++) if (/[Co]/.test(words[j]!)) return `set ${words[j]}`;
-    // rm without -f prints an error and fails when the file is absent.
-    if (w === 'rm' && !/^-[a-zA-Z]*f/.test(words[i + 1] ?? '')) return 'rm without -f';
+    const needs = NEEDS_FLAG.get(w.slice(w.lastIndexOf('/') + 1));
+    if (needs && !(words[i + 1] ?? '').match(/^-[a-zA-Z]+$/)?.[0].includes(needs)) return `${w} without -${needs}`;
   }
   return undefined;
 }
@@ -74,8 +82,8 @@ export function shellTextRisk(command: string): string | undefined {
 /**
  * Whether every program the line ran replaces its outputs blindly (see the
  * top of this file), and the command text does not test files itself. `rm`
- * is allowed only as `rm -f` (checked in the text): then it is silent and
- * succeeds whether the file was there or not.
+ * and `mkdir` are allowed only as `rm -f` and `mkdir -p` (checked in the
+ * text): then they are silent and succeed whether the path was there or not.
  */
 export function replacesOutputsBlindly(events: readonly TraceEvent[], command: string): boolean {
   if (shellTextRisk(command) !== undefined) return false;
@@ -89,7 +97,7 @@ export function replacesOutputsBlindly(events: readonly TraceEvent[], command: s
       if (ev.op === 'e' || ++shells > 1) return false;
       continue;
     }
-    if (name === 'rm' || isTool(ev.path)) continue;
+    if (NEEDS_FLAG.has(name) || isTool(ev.path)) continue;
     return false;
   }
   return true;
