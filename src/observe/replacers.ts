@@ -1,14 +1,42 @@
 // Whether a line's probes of the files it then replaces whole may be keyed as
-// "absent or a file" instead of the existence they saw (accesses.ts).
+// "absent or a file" instead of the existence they saw (accesses.ts). gcc,
+// as, ld and objcopy stat their output before replacing it; keyed as seen, an
+// entry made in a clean tree misses on every touch rebuild and one made with
+// the outputs in place misses after `make clean`.
 //
-// A trace cannot say which process made a probe, nor whether a write depended
-// on it: `test -e out || cp src out` and `gcc -c -o out src.c` leave the same
-// events when out is absent, yet only the second writes out whatever was there.
+// Why not for every line. A trace cannot say which process made a probe, nor
+// whether a write depended on it; the cases where keying "absent or a file"
+// would restore what plain make does not produce:
+// - `test -e out || cp src out` writes out only when it is absent; with it
+//   present the run writes nothing and keeps its probe, but the entry made
+//   when it was absent would be restored over an out that exists: after src
+//   went v1 (out absent: out=v1), v2 (out removed first: out=v2), v1 again,
+//   plain make keeps out=v2 and that entry would write v1.
+// - `[ -e o ] && gcc -DAGAIN -o o … || gcc -o o …`: each branch writes o whole,
+//   so its trace looks like a plain compile; either entry restored in the
+//   other state is the other branch's object.
+// - `sh check.sh; gcc -o o …` where the script tests o and writes another file.
+// - `rm o; …` (no -f) prints an error when o is absent; `mkdir d` (no -p) fails
+//   when d exists; `cp`/`>` truncate an existing file in place (its mode and
+//   hard links stay, a symlink is written through); `ar` adds to an archive
+//   that exists; `mv` onto a directory moves inside it.
+// Restoring "replaces the path whole" (restore.ts) does not help: the first
+// two write nothing, or something else, in the state they did not see.
+//
 // So the judgement is about the whole line: every program it ran must be one
-// known to replace its output without looking at what was there beyond
-// unlinking it (the GNU toolchain: BFD unlinks an ordinary file before writing
-// it), and the shell that ran the line may not have tested a file itself.
-// Anything else keeps today's key: a miss, never a wrong output.
+// known to replace its output whatever was there (the GNU toolchain: BFD
+// unlinks an ordinary file before writing; the compiler driver writes nothing
+// of its own), the shell must be the line's one dash with a text that cannot
+// test a file, and rm and mkdir only as rm -f and mkdir -p. (cc1 -S and cpp -E
+// truncate their -o file in place: a run with it present is no whole
+// replacement and keeps its probe; an entry made with it absent restores the
+// same bytes as a new file, with the mode it was made with.) The value then
+// holds only for an absent path or a regular file of one link (key.ts). What
+// is left trusted: that a program named like a GNU tool is one, and that such
+// a tool does not read its own output path as an input when it exists (a
+// compile that includes its own -o file, which plain make itself builds
+// differently clean and incremental). Anything else keeps the probe as it was
+// seen: a miss, never a wrong output.
 import { basename } from 'node:path';
 import type { TraceEvent } from './trace-log.js';
 
