@@ -10,21 +10,22 @@ import { join } from 'node:path';
 import { Kbx, assertSameTree, plainMake, summary, tempDir, writeTree, type RunResult } from './support/kbx.js';
 import { program, unlessMissing } from './support/tools.js';
 
-// Compiles, an objcopy post-processing step, a link; objects depend on flags.mk,
-// so a flags change rebuilds them with the old outputs in place.
+// Compiles (then a program kbx knows nothing of reads the object, as kbuild's
+// objtool and fixdep do), an objcopy post-processing step, a link; objects
+// depend on flags.mk, so a flags change rebuilds them with the old outputs in place.
 const PROJECT: Record<string, string> = {
   Makefile: `include flags.mk
 MAKEFLAGS += -r
 OBJS := main.o util.o extra.o
 all: prog
 %.o: %.c common.h flags.mk
-\tgcc $(CFLAGS) -c -o $@ $<
+\tgcc $(CFLAGS) -c -o $@ $< && od -An -N4 -tx1 $@ > $@.head
 %.post.o: %.o
 \tobjcopy -R .comment $< $@
 prog: $(OBJS:.o=.post.o)
 \tgcc -o $@ $^
 clean:
-\trm -f *.o prog
+\trm -f *.o *.head prog
 .SECONDARY:
 `,
   'flags.mk': 'CFLAGS := -O1\n',

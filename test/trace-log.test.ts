@@ -323,10 +323,19 @@ test('conditional lines keep the probe: shell tests, other programs, a second sh
   // A script run by a second shell can test anything.
   keep(GCC_PROGRAMS + 'e /bin/sh\nx /usr/bin/dash\n', 'sh check.sh; gcc -c -o a.o a.c');
   keep(GCC_PROGRAMS.replace('/usr/bin/dash', '/usr/bin/bash'), 'gcc -c -o a.o a.c');
-  // The kernel's compile line is blind: fixdep by its place in a kernel tree, rm -f, the trap text.
-  const kbuild =
-    "set -e;  trap 'rm -f a.o; trap - HUP; kill -s HUP $$' HUP; gcc -Wp,-MMD,./.a.o.d -c -o a.o a.c; scripts/basic/fixdep ./.a.o.d a.o 'gcc -c -o a.o a.c' > ./.a.o.cmd; rm -f ./.a.o.d";
-  const fixdep = 'e /k/scripts/basic/fixdep\nx /k/scripts/basic/fixdep\ne /usr/bin/rm\nx /usr/bin/rm\n';
-  assert.equal(probeOf(GCC_PROGRAMS + fixdep + GCC_ABSENT, kbuild)?.replaced, true);
+  // Any program started before the first change of a.o counts, even one that only reads.
   keep(GCC_PROGRAMS + 'e /b/fixdep\nx /b/fixdep\n', 'gcc -c -o a.o a.c; ./fixdep');
+});
+
+test('programs started after the output was replaced cannot have seen what was there', () => {
+  // kbuild's compile line: objtool and fixdep run after gcc; the trap text never runs.
+  const kbuild =
+    "set -e;  trap 'rm -f a.o; trap - HUP; kill -s HUP $$' HUP; gcc -Wp,-MMD,./.a.o.d -c -o a.o a.c; " +
+    "./tools/objtool/objtool --orc a.o; scripts/basic/fixdep ./.a.o.d a.o 'gcc -c -o a.o a.c' > ./.a.o.cmd; rm -f ./.a.o.d";
+  const after =
+    'e /k/tools/objtool/objtool\nx /k/tools/objtool/objtool\nx /lib/x86_64-linux-gnu/libelf.so.1\nr /b/a.o\nm 20 1096 5 /b/a.o\n' +
+    'e /k/scripts/basic/fixdep\nx /k/scripts/basic/fixdep\nw 0 0 0 /b/.a.o.cmd\ne /usr/bin/rm\nx /usr/bin/rm\n';
+  assert.deepEqual(probeOf(GCC_PROGRAMS + GCC_PRESENT + after, kbuild), { kind: 'e', path: '/b/a.o', replaced: true });
+  // The same programs before the change: they may have looked.
+  assert.equal(probeOf(GCC_PROGRAMS + after.replace('r /b/a.o\nm 20 1096 5 /b/a.o\n', '') + GCC_PRESENT, kbuild)?.replaced, undefined);
 });

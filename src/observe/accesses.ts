@@ -3,7 +3,7 @@
 // deleted, or the reason it cannot be cached. Pure: no file system access.
 import { basename, dirname, resolve } from 'node:path';
 import type { PreStat, TraceEvent } from './trace-log.js';
-import { replacesOutputsBlindly } from './replacers.js';
+import { blindUntil } from './replacers.js';
 
 /** c: the content matters; e: only whether it exists (and as what). */
 export type InputKind = 'c' | 'e';
@@ -84,8 +84,9 @@ interface PathHistory {
   first: TraceEvent;
   /** The stat carried by the first change to the path: the version the line had read. */
   pre?: PreStat;
-  /** The first change to the path (w m n N d k l). */
+  /** The first change to the path (w m n N d k l), and its index in the trace. */
   firstChange?: TraceEvent;
+  firstChangeAt: number;
   /** The line made a directory or symlink there. */
   madeDirOrLink: boolean;
   readBeforeWrite: boolean;
@@ -102,7 +103,7 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
   const paths = new Map<string, PathHistory>();
   const execed = new Set<string>();
 
-  for (const ev of events) {
+  for (const [i, ev] of events.entries()) {
     if (ev.op === 'i') return { ...result, uncacheable: 'reads-stdin' };
     if (ev.op === '!') return { ...result, uncacheable: `untraceable: ${ev.path}` };
     const p = ev.path;
@@ -119,7 +120,7 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
     }
     let h = paths.get(p);
     if (!h) {
-      h = { first: ev, readBeforeWrite: false, wrote: false, goneAfterWrite: false, changedAfterRead: false, madeDirOrLink: false, lastOp: ev.op };
+      h = { first: ev, readBeforeWrite: false, wrote: false, goneAfterWrite: false, changedAfterRead: false, madeDirOrLink: false, firstChangeAt: -1, lastOp: ev.op };
       paths.set(p, h);
     }
     if (READS.has(ev.op) && !h.wrote) h.readBeforeWrite = true;
@@ -131,7 +132,10 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
       if (ev.pre) h.pre = ev.pre;
       else if (h.readBeforeWrite) h.changedAfterRead = true;
     }
-    if ((WRITES.has(ev.op) || ev.op === 'd' || ev.op === 'n') && !h.firstChange) h.firstChange = ev;
+    if ((WRITES.has(ev.op) || ev.op === 'd' || ev.op === 'n') && !h.firstChange) {
+      h.firstChange = ev;
+      h.firstChangeAt = i;
+    }
     if (ev.op === 'k' || ev.op === 'l') h.madeDirOrLink = true;
     if (WRITES.has(ev.op)) {
       h.wrote = true;
@@ -141,7 +145,7 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
     h.lastOp = ev.op;
   }
 
-  let blind: boolean | undefined; // judged once, only if some probe needs it
+  let blind: number | undefined; // judged once, only if some probe needs it
   for (const [p, h] of paths) {
     const firstOp = h.first.op;
     if (h.readBeforeWrite || PROBES.has(firstOp)) {
@@ -149,7 +153,7 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
       const spec: InputSpec = { kind: h.readBeforeWrite ? 'c' : 'e', path: p };
       if (h.pre && h.readBeforeWrite) spec.pre = h.pre; // a probe's key is existence only
       if (firstOp === 'a') spec.startAbsent = true;
-      if (!h.readBeforeWrite && replacedWhole(h) && (blind ??= opts.command !== undefined && replacesOutputsBlindly(events, opts.command))) {
+      if (!h.readBeforeWrite && replacedWhole(h) && h.firstChangeAt < (blind ??= opts.command === undefined ? -1 : blindUntil(events, opts.command))) {
         spec.replaced = true;
       }
       result.inputs.push(spec);

@@ -23,11 +23,13 @@
 // Restoring "replaces the path whole" (restore.ts) does not help: the first
 // two write nothing, or something else, in the state they did not see.
 //
-// So the judgement is about the whole line: every program it ran must be one
-// known to replace its output whatever was there (the GNU toolchain: BFD
-// unlinks an ordinary file before writing; the compiler driver writes nothing
-// of its own), the shell must be the line's one dash with a text that cannot
-// test a file, and rm and mkdir only as rm -f and mkdir -p. (cc1 -S and cpp -E
+// So the judgement is about the line up to the change: every program started
+// before the path was first changed must be one known to replace its output
+// whatever was there (the GNU toolchain: BFD unlinks an ordinary file before
+// writing; the compiler driver writes nothing of its own), the shell must be
+// the line's one dash with a text that cannot test a file, and rm and mkdir
+// only as rm -f and mkdir -p. Programs started after the change (kbuild's
+// fixdep and objtool after the compile) saw only what the line made. (cc1 -S and cpp -E
 // truncate their -o file in place: a run with it present is no whole
 // replacement and keeps its probe; an entry made with it absent restores the
 // same bytes as a new file, with the mode it was made with.) The value then
@@ -53,14 +55,10 @@ const TOOLS = new Set([
 /** The shell that runs lines: dash only (bash reads BASH_ENV, a script kbx cannot see into here). */
 const SHELLS = new Set(['dash']);
 
-// fixdep only reads the depfile it is given and writes to stdout; kbuild's, by its place.
-const KERNEL_TOOLS = [/\/scripts\/basic\/fixdep$/];
-
 // A shared object loaded at start (x events list them with the program).
 const LIBRARY = /\.so(?:\.[0-9.]+)?$/;
 
 function isTool(p: string): boolean {
-  if (KERNEL_TOOLS.some((re) => re.test(p))) return true;
   const name = basename(p).replace(/-[0-9][0-9.]*$/, '');
   // The whole name or what follows any '-': `gcc`, `x86_64-linux-gnu-gcc`, `lto-wrapper`.
   for (let i = 0; i < name.length; i = name.indexOf('-', i) + 1 || name.length) if (TOOLS.has(name.slice(i))) return true;
@@ -108,25 +106,29 @@ export function shellTextRisk(command: string): string | undefined {
 }
 
 /**
- * Whether every program the line ran replaces its outputs blindly (see the
- * top of this file), and the command text does not test files itself. `rm`
- * and `mkdir` are allowed only as `rm -f` and `mkdir -p` (checked in the
- * text): then they are silent and succeed whether the path was there or not.
+ * How far into the trace the line is blind to what was at a path it replaces
+ * whole: the index of the first event that starts a program not known to
+ * replace its output blindly (or a second shell), events.length if none, -1
+ * if the command text may test files itself. A path whose first change comes
+ * before that index may be keyed "absent or a file": a program that starts
+ * after the change cannot have seen what was there. The tracer writes a
+ * change after the call returned and a process's `x` lines before its program
+ * runs, so an `x` after the change in the log started after it; an `e` (the
+ * parent's, before the exec) after the change is later still.
  */
-export function replacesOutputsBlindly(events: readonly TraceEvent[], command: string): boolean {
-  if (shellTextRisk(command) !== undefined) return false;
+export function blindUntil(events: readonly TraceEvent[], command: string): number {
+  if (shellTextRisk(command) !== undefined) return -1;
   let shells = 0;
-  for (const ev of events) {
+  for (const [i, ev] of events.entries()) {
     if (ev.op !== 'x' && ev.op !== 'e') continue;
     if (ev.op === 'x' && LIBRARY.test(ev.path)) continue;
     const name = basename(ev.path);
     if (SHELLS.has(name) || name === 'sh') {
       // The line's own shell: its x event only. A second shell runs a script kbx cannot read.
-      if (ev.op === 'e' || ++shells > 1) return false;
+      if (ev.op === 'e' || ++shells > 1) return i;
       continue;
     }
-    if (NEEDS_FLAG.has(name) || isTool(ev.path)) continue;
-    return false;
+    if (!NEEDS_FLAG.has(name) && !isTool(ev.path)) return i;
   }
-  return true;
+  return events.length;
 }
