@@ -260,3 +260,82 @@ test('reading /dev/urandom makes a line uncacheable; writing /dev/null does not'
   assert.equal(acc.uncacheable, undefined);
   assert.deepEqual(acc.inputs.map((i) => [i.kind, i.path]), [['e', '/dev/null.gch'], ['c', '/usr/bin/gcc']]);
 });
+
+// A probe of a file the line then replaces whole (accesses.ts, replacers.ts):
+// keyed "absent or a file" only when every program of the line replaces its
+// output blindly and the shell text tests no file itself.
+const GCC_PROGRAMS =
+  'x /usr/bin/dash\nx /lib/x86_64-linux-gnu/libc.so.6\ne /usr/bin/gcc\nx /usr/bin/x86_64-linux-gnu-gcc-12\n' +
+  'e /usr/lib/gcc/x86_64-linux-gnu/12/cc1\nx /usr/lib/gcc/x86_64-linux-gnu/12/cc1\ne /usr/bin/as\nx /usr/bin/x86_64-linux-gnu-as\n';
+const GCC_ABSENT = 'r /b/a.c\na /b/a.o\na /b/a.o\nw 0 0 0 /b/a.o\n';
+const GCC_PRESENT = 'r /b/a.c\ns /b/a.o\ns /b/a.o\nd 12 1096 1700000000000000000 /b/a.o\nw 0 0 0 /b/a.o\n';
+
+function probeOf(log: string, command: string, path = '/b/a.o') {
+  const { events, bad } = parseTraceLog(log);
+  assert.deepEqual(bad, []);
+  const acc = classifyAccesses(events, bad, { ...opts, command });
+  assert.equal(acc.uncacheable, undefined);
+  return acc.inputs.find((i) => i.path === path);
+}
+
+test('gcc -c -o: the output probe, absent or present, is keyed as replaced', () => {
+  const cmd = 'set -e; gcc -Iinclude -c -o a.o a.c; rm -f .a.o.d';
+  assert.deepEqual(probeOf(GCC_PROGRAMS + GCC_ABSENT, cmd), { kind: 'e', path: '/b/a.o', startAbsent: true, replaced: true });
+  assert.deepEqual(probeOf(GCC_PROGRAMS + GCC_PRESENT, cmd), { kind: 'e', path: '/b/a.o', replaced: true });
+  // A rename onto the output replaces it whole too; the ld chmod after the write changes nothing.
+  const renamed = 'x /usr/bin/x86_64-linux-gnu-objcopy\ns /b/a.o\nw 0 0 0 /b/t\nn 5 6 7 /b/t\nN 12 1096 1 /b/a.o\nm 8 9 10 /b/a.o\n';
+  assert.deepEqual(probeOf(renamed, 'objcopy x a.o'), { kind: 'e', path: '/b/a.o', replaced: true });
+  // Without the command text (an older caller) nothing changes.
+  const { events, bad } = parseTraceLog(GCC_PROGRAMS + GCC_PRESENT);
+  assert.deepEqual(classifyAccesses(events, bad, opts).inputs.find((i) => i.path === '/b/a.o'), { kind: 'e', path: '/b/a.o' });
+});
+
+test('a probe stays what it saw when the write was not a whole replacement or the file was read', () => {
+  const cmd = 'gcc -c -o a.o a.c';
+  const keep = (log: string, path = '/b/a.o') => assert.equal(probeOf(GCC_PROGRAMS + log, cmd, path)?.replaced, undefined, log);
+  keep('s /b/a.o\nw 12 1096 1 /b/a.o\n'); // truncated in place: mode, links and symlinks of the old file decide
+  keep('s /b/a.o\nr /b/a.o\nd 12 1096 1 /b/a.o\nw 0 0 0 /b/a.o\n'); // its content was read: a content input
+  keep('a /b/a.o\nw 0 0 0 /b/a.o\nd 13 5 2 /b/a.o\n'); // removed again: a temporary, not an output
+  keep('a /b/d\nk /b/d\n', '/b/d'); // a directory (mkdir without -p fails on one that exists)
+  keep('a /b/l\nl /b/l\n', '/b/l'); // a symlink (ln -s fails on one that exists)
+  keep('a /b/a.o\n'); // only probed
+  assert.deepEqual(probeOf(GCC_PROGRAMS + 's /b/a.o\nm 12 1096 1 /b/a.o\n', cmd), { kind: 'c', path: '/b/a.o', pre: pre(12n, 1096n, 1n) });
+});
+
+test('conditional lines keep the probe: shell tests, other programs, a second shell', () => {
+  const keep = (programs: string, cmd: string) => assert.equal(probeOf(programs + GCC_ABSENT, cmd)?.replaced, undefined, cmd);
+  // The shell's own test: gcc alone would be blind, the line is not.
+  keep(GCC_PROGRAMS, '[ -e a.o ] || gcc -c -o a.o a.c');
+  keep(GCC_PROGRAMS, 'test -e a.o || gcc -c -o a.o a.c');
+  keep(GCC_PROGRAMS, "te''st -e a.o || gcc -c -o a.o a.c");
+  keep(GCC_PROGRAMS, 'if [[ ! -f a.o ]]; then gcc -c -o a.o a.c; fi');
+  keep(GCC_PROGRAMS, 'T=test; $T -e a.o || gcc -c -o a.o a.c');
+  keep(GCC_PROGRAMS, 'eval "gcc -c -o a.o a.c"');
+  keep(GCC_PROGRAMS, 'set -C; gcc -c -o a.o a.c');
+  const rm = 'e /usr/bin/rm\nx /usr/bin/rm\n';
+  keep(GCC_PROGRAMS + rm, 'rm a.o; gcc -c -o a.o a.c'); // rm without -f complains when a.o is absent
+  keep(GCC_PROGRAMS + rm, '/bin/rm -v a.o; gcc -c -o a.o a.c');
+  keep(GCC_PROGRAMS + 'e /usr/bin/mkdir\nx /usr/bin/mkdir\n', 'mkdir o; gcc -c -o a.o a.c'); // fails when o exists
+  assert.equal(probeOf(GCC_PROGRAMS + rm + GCC_ABSENT, 'rm -rf a.o; mkdir -p o && gcc -c -o a.o a.c')?.replaced, true);
+  // A program not known to replace its output blindly: cp (test -e out || cp src out, cp -n, ...).
+  keep(GCC_PROGRAMS + 'e /usr/bin/cp\nx /usr/bin/cp\n', 'gcc -c -o a.o a.c && cp a.o b.o');
+  keep(GCC_PROGRAMS + 'e /usr/bin/ar\nx /usr/bin/x86_64-linux-gnu-ar\n', 'gcc -c -o a.o a.c && ar rcs a.a a.o');
+  // A script run by a second shell can test anything.
+  keep(GCC_PROGRAMS + 'e /bin/sh\nx /usr/bin/dash\n', 'sh check.sh; gcc -c -o a.o a.c');
+  keep(GCC_PROGRAMS.replace('/usr/bin/dash', '/usr/bin/bash'), 'gcc -c -o a.o a.c');
+  // Any program started before the first change of a.o counts, even one that only reads.
+  keep(GCC_PROGRAMS + 'e /b/fixdep\nx /b/fixdep\n', 'gcc -c -o a.o a.c; ./fixdep');
+});
+
+test('programs started after the output was replaced cannot have seen what was there', () => {
+  // kbuild's compile line: objtool and fixdep run after gcc; the trap text never runs.
+  const kbuild =
+    "set -e;  trap 'rm -f a.o; trap - HUP; kill -s HUP $$' HUP; gcc -Wp,-MMD,./.a.o.d -c -o a.o a.c; " +
+    "./tools/objtool/objtool --orc a.o; scripts/basic/fixdep ./.a.o.d a.o 'gcc -c -o a.o a.c' > ./.a.o.cmd; rm -f ./.a.o.d";
+  const after =
+    'e /k/tools/objtool/objtool\nx /k/tools/objtool/objtool\nx /lib/x86_64-linux-gnu/libelf.so.1\nr /b/a.o\nm 20 1096 5 /b/a.o\n' +
+    'e /k/scripts/basic/fixdep\nx /k/scripts/basic/fixdep\nw 0 0 0 /b/.a.o.cmd\ne /usr/bin/rm\nx /usr/bin/rm\n';
+  assert.deepEqual(probeOf(GCC_PROGRAMS + GCC_PRESENT + after, kbuild), { kind: 'e', path: '/b/a.o', replaced: true });
+  // The same programs before the change: they may have looked.
+  assert.equal(probeOf(GCC_PROGRAMS + after.replace('r /b/a.o\nm 20 1096 5 /b/a.o\n', '') + GCC_PRESENT, kbuild)?.replaced, undefined);
+});

@@ -5,7 +5,7 @@ import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync,
 import { join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { FileState, listingDigest } from '../fingerprint/file-state.js';
-import { strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
+import { ABSENT_OR_FILE, replaceableNow, strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
 import { classifyAccesses, entriesChanged, renameDestinations, type Accesses, type InputSpec } from '../observe/accesses.js';
 import { untraceableProgram } from '../observe/untraceable.js';
 import { parseTraceLog } from '../observe/trace-log.js';
@@ -157,6 +157,8 @@ export class LineCache {
   }
 
   private inputValue(spec: InputSpec): string | undefined {
+    // The line left a file of its own there (replacers.ts says why its probe may be keyed so).
+    if (spec.replaced && replaceableNow(spec.path)) return ABSENT_OR_FILE;
     if (spec.kind === 'e') {
       if (spec.startAbsent) return 'absent';
       const now = this.state.existence(spec.path);
@@ -241,6 +243,7 @@ export class LineCache {
     const acc = classifyAccesses(events, bad, {
       ignorePrefixes: [...this.cfg.ignorePaths, this.cfg.dir, ...action.ignore],
       uncacheablePrograms: this.cfg.uncacheablePrograms,
+      command: action.req.command,
     });
     for (const spec of acc.inputs) if (spec.kind === 'c') observed.inputs.push(spec.path);
     observed.outputs.push(...acc.written.filter((p) => existsSync(p)));

@@ -126,7 +126,7 @@ export class PathSetCache {
       const kind = set.content[i] ? 'c' : 'e';
       const p = this.strings[set.paths[i]!]!;
       const v = this.strings[set.values[i]!]!;
-      const now = currentValue(state, kind, p);
+      const now = currentValue(state, kind, p, v);
       if (now !== v) {
         const entry: PathEntry = { k: kind, p, v };
         return { entry, now };
@@ -142,7 +142,7 @@ export class PathSetCache {
       const kind = set.content[i] ? 'c' : 'e';
       const p = this.strings[set.paths[i]!]!;
       const v = this.strings[set.values[i]!]!;
-      const now = currentValue(state, kind, p);
+      const now = currentValue(state, kind, p, v);
       if (now !== v) out.push({ entry: { k: kind, p, v }, now });
     }
     return out;

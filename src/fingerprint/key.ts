@@ -6,6 +6,7 @@
 //              then the pseudo-inputs of a compile that names the time macros
 //              (time-inputs.ts: the date, and mtimes)
 //   strong = H(weak, path set)
+import { lstatSync } from 'node:fs';
 import { hashFields } from '../util/hash.js';
 import type { FileState } from './file-state.js';
 import type { InputKind } from '../observe/accesses.js';
@@ -147,8 +148,29 @@ export function strongFingerprint(weak: string, entries: readonly PathEntry[]): 
   return hashFields(fields);
 }
 
-/** The value a file entry (c or e) has now; pseudo-inputs: time-inputs.ts. */
-export function currentValue(state: FileState, kind: InputKind, path: string): string {
+/**
+ * The value of an existence entry for a probe of a file the line then replaced
+ * whole (accesses.ts, replacers.ts): it holds while the path is absent or a
+ * regular file of one link, whatever its bytes, as the line's tools unlink
+ * such a file before writing theirs. Not a symlink or a hard link (a truncating
+ * writer would write through them), nor a directory.
+ */
+export const ABSENT_OR_FILE = 'absent|file';
+
+/** Whether the path is absent or a regular file with one link: looked at now, never cached. */
+export function replaceableNow(path: string): boolean {
+  try {
+    const st = lstatSync(path);
+    return st.isFile() && st.nlink === 1;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR';
+  }
+}
+
+/** The value a file entry (c or e) has now, for comparing with its stored value; pseudo-inputs: time-inputs.ts. */
+export function currentValue(state: FileState, kind: InputKind, path: string, stored?: string): string {
+  if (kind === 'e' && stored === ABSENT_OR_FILE && replaceableNow(path)) return ABSENT_OR_FILE;
   return kind === 'c' ? state.content(path) : state.existence(path);
 }
 

@@ -3,6 +3,7 @@
 // deleted, or the reason it cannot be cached. Pure: no file system access.
 import { basename, dirname, resolve } from 'node:path';
 import type { PreStat, TraceEvent } from './trace-log.js';
+import { blindUntil } from './replacers.js';
 
 /** c: the content matters; e: only whether it exists (and as what). */
 export type InputKind = 'c' | 'e';
@@ -17,6 +18,12 @@ export interface InputSpec {
   pre?: PreStat;
   /** The line's first access found the path absent. */
   startAbsent?: true;
+  /**
+   * An existence probe of a path the line then replaced whole: keyed as
+   * "absent or a file" (line-cache.ts), not as what the probe saw. Set only
+   * for lines that replacers.ts judges blind to what was there.
+   */
+  replaced?: true;
 }
 
 export interface Accesses {
@@ -41,6 +48,8 @@ export interface ClassifyOptions {
   /** Prefixes whose accesses are no part of any key (ccache's own cache, for example). */
   ignorePrefixes: string[];
   uncacheablePrograms: string[];
+  /** The line's command text; without it no probe is ever keyed as replaced. */
+  command?: string;
 }
 
 const READS = new Set(['r', 'x', 'm', 'n']);
@@ -75,6 +84,11 @@ interface PathHistory {
   first: TraceEvent;
   /** The stat carried by the first change to the path: the version the line had read. */
   pre?: PreStat;
+  /** The first change to the path (w m n N d k l), and its index in the trace. */
+  firstChange?: TraceEvent;
+  firstChangeAt: number;
+  /** The line made a directory or symlink there. */
+  madeDirOrLink: boolean;
   readBeforeWrite: boolean;
   wrote: boolean;
   /** Removed or renamed away since its last write. */
@@ -89,7 +103,7 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
   const paths = new Map<string, PathHistory>();
   const execed = new Set<string>();
 
-  for (const ev of events) {
+  for (const [i, ev] of events.entries()) {
     if (ev.op === 'i') return { ...result, uncacheable: 'reads-stdin' };
     if (ev.op === '!') return { ...result, uncacheable: `untraceable: ${ev.path}` };
     const p = ev.path;
@@ -106,7 +120,7 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
     }
     let h = paths.get(p);
     if (!h) {
-      h = { first: ev, readBeforeWrite: false, wrote: false, goneAfterWrite: false, changedAfterRead: false, lastOp: ev.op };
+      h = { first: ev, readBeforeWrite: false, wrote: false, goneAfterWrite: false, changedAfterRead: false, madeDirOrLink: false, firstChangeAt: -1, lastOp: ev.op };
       paths.set(p, h);
     }
     if (READS.has(ev.op) && !h.wrote) h.readBeforeWrite = true;
@@ -118,6 +132,11 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
       if (ev.pre) h.pre = ev.pre;
       else if (h.readBeforeWrite) h.changedAfterRead = true;
     }
+    if ((WRITES.has(ev.op) || ev.op === 'd' || ev.op === 'n') && !h.firstChange) {
+      h.firstChange = ev;
+      h.firstChangeAt = i;
+    }
+    if (ev.op === 'k' || ev.op === 'l') h.madeDirOrLink = true;
     if (WRITES.has(ev.op)) {
       h.wrote = true;
       h.goneAfterWrite = false;
@@ -126,6 +145,7 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
     h.lastOp = ev.op;
   }
 
+  let blind: number | undefined; // judged once, only if some probe needs it
   for (const [p, h] of paths) {
     const firstOp = h.first.op;
     if (h.readBeforeWrite || PROBES.has(firstOp)) {
@@ -133,6 +153,9 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
       const spec: InputSpec = { kind: h.readBeforeWrite ? 'c' : 'e', path: p };
       if (h.pre && h.readBeforeWrite) spec.pre = h.pre; // a probe's key is existence only
       if (firstOp === 'a') spec.startAbsent = true;
+      if (!h.readBeforeWrite && replacedWhole(h) && h.firstChangeAt < (blind ??= opts.command === undefined ? -1 : blindUntil(events, opts.command))) {
+        spec.replaced = true;
+      }
       result.inputs.push(spec);
     }
     if (h.wrote) result.written.push(p);
@@ -142,6 +165,20 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
   result.execed = [...execed];
   result.inputs.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return result;
+}
+
+/**
+ * The line removed or renamed over what was at the path, or created it where
+ * nothing was, then left a file there of its own making: the old file's bytes,
+ * mode and links are gone whatever they were. Not a truncating open of an
+ * existing file (`w` with a stat: cp, `>`), which keeps its inode, mode and
+ * links and writes through a symlink; not a directory (k) or symlink (l).
+ */
+function replacedWhole(h: PathHistory): boolean {
+  const c = h.firstChange;
+  if (!c || !h.wrote || h.goneAfterWrite || h.madeDirOrLink || h.lastOp === 'd' || h.lastOp === 'n') return false;
+  const created = c.op === 'w' && c.pre !== undefined && c.pre.ino === 0n && c.pre.size === 0n && c.pre.mtimeNs === 0n;
+  return created || c.op === 'd' || c.op === 'N';
 }
 
 /**
