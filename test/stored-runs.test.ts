@@ -169,3 +169,18 @@ describe('the shell that runs the lines', () => {
     assert.equal(summary(r.stderr).hits, 0, r.stderr);
   });
 });
+
+describe('the daemon log', () => {
+  const kbx = new Kbx('log-lines');
+  after(() => kbx.stop());
+
+  test('has one record per line, however many lines a recipe has', () => {
+    // A recipe line continued with backslash-newline reaches the shell, and the log, with its newline.
+    const { proj } = project('log-lines', { Makefile: ['out:', '\techo a > out; \\', '\tdate >> out', ''].join('\n') });
+    const r = kbx.make(proj);
+    assert.equal(r.status, 0, r.stderr);
+    const log = readFileSync(join(kbx.dir, 'daemon.log'), 'utf8').trimEnd().split('\n');
+    assert.ok(log.some((l) => /uncacheable \(runs-date\): echo a > out; \\\\ndate >> out/.test(l)), log.join('\n'));
+    for (const l of log) assert.match(l, /^\d{4}-\d\d-\d\dT[\d:.]+Z /, `a record without its own time: ${l}`);
+  });
+});

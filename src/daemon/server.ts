@@ -71,9 +71,10 @@ export class DaemonServer {
     return this.active > 0 ? 0 : Date.now() - this.lastActivity;
   }
 
+  /** One record per line, however long: newlines in a recipe or a stack become the two characters \n. */
   log(msg: string): void {
     try {
-      appendFileSync(this.logFile, `${new Date().toISOString()} ${msg}\n`);
+      appendFileSync(this.logFile, `${new Date().toISOString()} ${msg.replace(/\r?\n/g, '\\n')}\n`);
     } catch {
       /* logging must never break serving */
     }
