@@ -200,3 +200,28 @@ describe('word diff', () => {
     assert.equal(formatWordDiff(d), 'gcc [--O2-] {+-O1+} -Wall -c a.c … y -I z {+-DX+}');
   });
 });
+
+describe('kbx report and kbx trace without a build', () => {
+  test('take the newest build of the tree they run in, not the newest on the machine', () => {
+    const k = new Kbx('two-trees');
+    try {
+      const a = copyPipeline('tree-a');
+      const b = copyPipeline('tree-b');
+      assert.equal(k.make(a).status, 0);
+      assert.equal(k.make(b).status, 0);
+      synced(k);
+      const [newest, older] = listBuilds(k.dir);
+      assert.equal(newest!.dir, b);
+      for (const cmd of ['report', 'trace']) {
+        const r = k.run([cmd, '-o', '-'], { cwd: a });
+        assert.equal(r.status, 0, r.stderr);
+        assert.ok(r.stdout.includes(older!.id) && !r.stdout.includes(newest!.id), `${cmd} in tree a showed another build`);
+      }
+      const elsewhere = k.run(['trace', '-o', '-'], { cwd: tempDir('no-tree') });
+      assert.equal(elsewhere.status, 0, elsewhere.stderr);
+      assert.match(elsewhere.stderr, new RegExp(`no build was recorded in .*; using the newest, ${newest!.id}`));
+    } finally {
+      k.stop();
+    }
+  });
+});

@@ -2,7 +2,7 @@
 // <id>.meta.json its header (small, for listing and progress estimates). The
 // newest `builds_kept` builds are kept.
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { KbxError } from '../util/errors.js';
 import { writeAtomic } from '../util/files.js';
@@ -61,6 +61,23 @@ export function findBuild(kbxDir: string, which?: string): BuildMeta {
     matches.length ? `'${w}' names ${matches.length} builds` : `no recorded build is '${w}'`,
     "'kbx builds' lists them: give a number from its first column or an id",
   );
+}
+
+/** Whether `cwd` is make's directory of the build, its O= directory, or inside one of them. */
+function buildHolds(meta: BuildMeta, cwd: string): boolean {
+  const dirs = [meta.dir, ...meta.args.filter((a) => a.startsWith('O=')).map((a) => resolve(meta.dir, a.slice(2)))];
+  return dirs.some((d) => cwd === d || cwd.startsWith(d.endsWith('/') ? d : `${d}/`));
+}
+
+/**
+ * The build a command without a BUILD argument means: the newest build of the
+ * tree `cwd` is in (make's directory or its O= directory), or, when none was
+ * recorded there, the newest of all (`here` false: say so).
+ */
+export function newestBuildFor(kbxDir: string, cwd: string): { meta: BuildMeta; here: boolean } {
+  const all = listBuilds(kbxDir);
+  const mine = all.find((m) => buildHolds(m, cwd));
+  return mine ? { meta: mine, here: true } : { meta: findBuild(kbxDir), here: false };
 }
 
 export function loadBuild(kbxDir: string, which?: string): BuildRecord {

@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadBuild } from '../builds/archive.js';
+import { loadBuild, newestBuildFor } from '../builds/archive.js';
 import { loadConfig } from '../config/config.js';
 import { analyzeBuild } from '../report/analysis.js';
 import { chromeTrace } from '../report/chrome-trace.js';
@@ -28,7 +28,15 @@ function emit(file: string, text: string): void {
   process.stdout.write(`${path}\n`);
 }
 
-const BUILD_ARG = "which build: 1 (default) is the newest, N the N-th newest, or an id ('kbx builds' lists them)";
+const BUILD_ARG = "which build: N the N-th newest, or an id ('kbx builds' lists them); default: the newest build of the tree you are in";
+
+/** The build named, or the newest of the tree the command runs in (the newest of all, said, when that tree has none). */
+function chosenBuild(dir: string, which: string | undefined): string {
+  if (which !== undefined) return which;
+  const { meta, here } = newestBuildFor(dir, process.cwd());
+  if (!here) process.stderr.write(`kbx: no build was recorded in ${process.cwd()}; using the newest, ${meta.id} (in ${meta.dir})\n`);
+  return meta.id;
+}
 
 export function registerReportCommands(program: Command): void {
   program
@@ -39,7 +47,7 @@ export function registerReportCommands(program: Command): void {
     .action(async (which: string | undefined, opts: { output?: string }) => {
       const dir = loadConfig().dir;
       await recordsWritten(dir);
-      const rec = loadBuild(dir, which);
+      const rec = loadBuild(dir, chosenBuild(dir, which));
       emit(opts.output ?? `kbx-trace-${rec.id}.json`, JSON.stringify(chromeTrace(rec, analyzeBuild(rec))));
     });
 
@@ -52,7 +60,7 @@ export function registerReportCommands(program: Command): void {
     .action(async (which: string | undefined, opts: { output?: string; sizes: boolean }) => {
       const dir = loadConfig().dir;
       await recordsWritten(dir);
-      const rec = loadBuild(dir, which);
+      const rec = loadBuild(dir, chosenBuild(dir, which));
       const data = pageData(rec, analyzeBuild(rec), opts.sizes ? measureOutputs(rec) : undefined);
       emit(opts.output ?? `kbx-report-${rec.id}.html`, reportHtml(data));
     });
