@@ -184,3 +184,34 @@ describe('the daemon log', () => {
     for (const l of log) assert.match(l, /^\d{4}-\d\d-\d\dT[\d:.]+Z /, `a record without its own time: ${l}`);
   });
 });
+
+describe('a recipe that runs $(SHELL) itself', () => {
+  const kbx = new Kbx('shell-script');
+  after(() => kbx.stop());
+
+  test('`$(SHELL) script.sh` and `$(SHELL) -c …` are traced whole and cached: hits after clean, misses after an edit of the script or its input', () => {
+    const { proj } = project('shell-script', {
+      src: 'hello\n',
+      'script.sh': 'cat "$1" > "$2"\n',
+      Makefile: ['all: out out2', 'out: src script.sh', '\t$(SHELL) script.sh src out', 'out2: src', "\t$(SHELL) -c 'cat src > out2'", 'clean:', '\trm -f out out2', ''].join('\n'),
+    });
+    const first = kbx.make(proj);
+    assert.equal(first.status, 0, first.stderr);
+    assert.equal(summary(first.stderr).stored, 2, first.stderr);
+    rmSync(join(proj, 'out'));
+    rmSync(join(proj, 'out2'));
+    const warm = kbx.make(proj);
+    assert.equal(summary(warm.stderr).hits, 2, warm.stderr);
+    assert.equal(readFileSync(join(proj, 'out'), 'utf8') + readFileSync(join(proj, 'out2'), 'utf8'), 'hello\nhello\n');
+
+    writeFileSync(join(proj, 'script.sh'), 'tr a-z A-Z < "$1" > "$2"\n');
+    const edited = kbx.make(proj);
+    assert.equal(summary(edited.stderr).misses, 1, edited.stderr);
+    assert.equal(readFileSync(join(proj, 'out'), 'utf8'), 'HELLO\n');
+    writeFileSync(join(proj, 'src'), 'bye\n');
+    const again = kbx.make(proj);
+    assert.equal(summary(again.stderr).misses, 2, again.stderr);
+    assert.equal(readFileSync(join(proj, 'out'), 'utf8'), 'BYE\n');
+    assert.equal(readFileSync(join(proj, 'out2'), 'utf8'), 'bye\n');
+  });
+});

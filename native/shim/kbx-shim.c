@@ -51,7 +51,7 @@ enum { MSG_LOOKUP = 1, MSG_HIT = 2, MSG_MISS = 3, MSG_PASS = 4, MSG_DONE = 5, MS
 // it once per name).
 static struct {
   const char *socket, *real_shell, *counters, *build_id, *timeout_ms, *make_name,
-      *passthrough, *tracer, *makeflags, *ld_preload, *events;
+      *passthrough, *tracer, *makeflags, *ld_preload, *events, *trace_log;
 } env;
 
 static char **g_argv;     // our argv; g_argv[0] is replaced by the real shell
@@ -70,7 +70,7 @@ static void read_env(void) {
       MATCH("KBX_COUNTERS", counters) MATCH("KBX_BUILD_ID", build_id)
       MATCH("KBX_TIMEOUT_MS", timeout_ms) MATCH("KBX_MAKE", make_name)
       MATCH("KBX_PASSTHROUGH", passthrough) MATCH("KBX_TRACER", tracer)
-      MATCH("KBX_EVENTS", events)
+      MATCH("KBX_EVENTS", events) MATCH("KBX_TRACE_LOG", trace_log)
     } else {
       MATCH("MAKEFLAGS", makeflags) MATCH("LD_PRELOAD", ld_preload)
     }
@@ -924,7 +924,11 @@ int main(int argc, char **argv) {
   read_env();
   if (env.events) g_start_us = now_us();
   g_cmd = parse_args(argc, argv);
-  if (!env.socket) exec_real_shell();
+  // Run as `$(SHELL) script` or `$(SHELL) -c …` by a line kbx is tracing: the
+  // line is being recorded whole, so this is only its shell, traced with it
+  // (the tracer lets this static program pass, PROTOCOL.md section 3). A
+  // lookup here would answer part of the line from the cache, unseen.
+  if (env.trace_log || !env.socket) exec_real_shell();
   if (!g_cmd) run_unseen(SLOT_PASS_FLAGS, NULL); // left to the shell, but the daemon must learn its end
   try_trivial(g_cmd); // exits if it was
   if (g_extra_flags) pass_through(SLOT_PASS_FLAGS);

@@ -867,6 +867,7 @@ int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *st, int fl
 static char self_lib[PATH_MAX];         // the tracer, as LD_PRELOAD names it
 static char log_var[PATH_MAX + 16];     // "KBX_TRACE_LOG=<path>"
 static char stdin_var[80];              // "KBX_TRACE_STDIN=<dev>:<ino>" or "=none"
+static char shim_path[PATH_MAX];        // KBX_SHIM: kbx's shim, run as $(SHELL) inside a line
 static unsigned char self_ident[EI_NIDENT];   // the tracer's ELF class and data
 static unsigned self_machine;
 
@@ -880,6 +881,8 @@ static void save_for_children(const char *self, const void *base)
     snprintf(log_var, sizeof log_var, "KBX_TRACE_LOG=%s", log_path);
     const char *v = getenv("KBX_TRACE_STDIN");
     if (v && strlen(v) < sizeof stdin_var - 17) snprintf(stdin_var, sizeof stdin_var, "KBX_TRACE_STDIN=%s", v);
+    const char *shim = getenv("KBX_SHIM");
+    if (shim && strlen(shim) < sizeof shim_path) strcpy(shim_path, shim);
     const ElfW(Ehdr) *eh = base;
     if (eh && !memcmp(eh->e_ident, ELFMAG, SELFMAG)) {
         memcpy(self_ident, eh->e_ident, EI_NIDENT);
@@ -1034,6 +1037,9 @@ static const char *untraceable_program(const char *path)
 {
     char interp[256];
     for (int depth = 0; depth < 4; depth++) {
+        // kbx's shim is static, but inside a traced line it only execs the
+        // real shell, which loads the tracer (`$(SHELL) script.sh`).
+        if (shim_path[0] && !strcmp(path, shim_path)) return NULL;
         struct stat st;
         if (REAL(fstatat)(AT_FDCWD, path, &st, 0) != 0 || !S_ISREG(st.st_mode)) return NULL;
         if ((st.st_mode & S_ISUID) || (st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))

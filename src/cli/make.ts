@@ -145,6 +145,7 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
     ...process.env,
     KBX_SOCKET: sock,
     KBX_TRACER: tracerPath,
+    KBX_SHIM: shimPath,
     KBX_REAL_SHELL: cfg.realShell,
     KBX_COUNTERS: countersFile,
     ...(record ? { KBX_EVENTS: eventsFile } : {}),

@@ -8,6 +8,7 @@ import { FileState, listingDigest } from '../fingerprint/file-state.js';
 import { ABSENT_OR_FILE, replaceableNow, strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
 import { classifyAccesses, entriesChanged, renameDestinations, type Accesses, type InputSpec } from '../observe/accesses.js';
 import { untraceableProgram } from '../observe/untraceable.js';
+import { shimPath } from '../native/build.js';
 import { parseTraceLog } from '../observe/trace-log.js';
 import { TimeMacroScanner } from '../observe/time-macros.js';
 import { timeMacroInputs } from '../fingerprint/time-inputs.js';
@@ -200,6 +201,9 @@ export class LineCache {
   }
 
   private untraceable(path: string): string | undefined {
+    // kbx's own shim, run as `$(SHELL) …` by a traced line: static, but it
+    // only execs the real shell there, which the tracer enters.
+    if (path === shimPath) return undefined;
     if (!this.untraceableCache.has(path)) this.untraceableCache.set(path, untraceableProgram(path));
     return this.untraceableCache.get(path);
   }
