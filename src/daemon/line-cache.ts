@@ -78,11 +78,11 @@ function isExecutable(p: string): boolean {
 /**
  * Where a path the line wrote or deleted really is (the directories above it
  * resolved through symlinks: util/roots.ts), or undefined when that is
- * outside the build roots. A symlink is inside only if it also leads inside:
- * restore.ts refuses any other, so storing one would only miss every time.
+ * outside the build roots (`real`: realRoots of the line's roots). A symlink
+ * is inside only if it also leads inside: restore.ts refuses any other, so
+ * storing one would only miss every time.
  */
-function insideAny(p: string, roots: string[], st?: Stats): string | undefined {
-  const real = realRoots(roots);
+function insideAny(p: string, real: readonly string[], st?: Stats): string | undefined {
   const at = locate(p);
   if (at === undefined || !insideRoots(at, real, st?.isDirectory() ?? false)) return undefined;
   if (st?.isSymbolicLink()) {
@@ -293,12 +293,13 @@ export class LineCache {
     const outputs: StoredOutput[] = [];
     const blobs = new Map<string, Buffer>();
     const kept = new Set<string>();
+    const real = realRoots(action.roots); // once per run, not once per output
     // Keeps one output where it really is; why not, for what an entry cannot
     // hold (a fifo, a socket, a device) or what lies outside the build roots.
     const keep = (p: string, st: Stats): string | undefined => {
       if (kept.has(p)) return undefined;
       if (!st.isFile() && !st.isDirectory() && !st.isSymbolicLink()) return `output-special: ${p}`;
-      const at = insideAny(p, action.roots, st);
+      const at = insideAny(p, real, st);
       if (at === undefined) return `writes-outside-tree: ${p}`;
       kept.add(p).add(at);
       if (st.isFile()) {
@@ -346,7 +347,7 @@ export class LineCache {
     const ownTemporaries = new Set(acc.gone);
     const deleted: string[] = [];
     for (const p of acc.deleted) {
-      const at = insideAny(p, action.roots);
+      const at = insideAny(p, real);
       if (at === undefined && !ownTemporaries.has(p)) {
         const reason = `writes-outside-tree: ${p}`;
         this.learnUncacheable(action, reason);
