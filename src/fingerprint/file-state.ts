@@ -4,7 +4,7 @@
 // when its stat changed.
 import { readFileSync, readdirSync, statSync, type BigIntStats } from 'node:fs';
 import { sha256 } from '../util/hash.js';
-import type { PreStat } from '../observe/trace-log.js';
+import { absentBefore, type PreStat } from '../observe/trace-log.js';
 
 export const ABSENT = 'absent';
 
@@ -178,7 +178,7 @@ export class FileState {
    * if kbx saw that exact version (same inode, size and mtime) earlier.
    */
   contentBefore(p: string, pre: PreStat): string | undefined {
-    if (pre.ino === 0n && pre.size === 0n && pre.mtimeNs === 0n) return ABSENT;
+    if (absentBefore(pre)) return ABSENT;
     const k = this.known.get(p);
     if (k && k.ino === pre.ino && k.size === pre.size && k.mtimeNs === pre.mtimeNs) return k.digest;
     return undefined;

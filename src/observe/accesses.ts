@@ -2,7 +2,7 @@
 // depended on (read before written), the outputs it left, the files it
 // deleted, or the reason it cannot be cached. Pure: no file system access.
 import { basename, dirname, resolve } from 'node:path';
-import type { PreStat, TraceEvent } from './trace-log.js';
+import { absentBefore, type PreStat, type TraceEvent } from './trace-log.js';
 import { blindUntil } from './replacers.js';
 
 /** c: the content matters; e: only whether it exists (and as what). */
@@ -177,7 +177,7 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
 function replacedWhole(h: PathHistory): boolean {
   const c = h.firstChange;
   if (!c || !h.wrote || h.goneAfterWrite || h.madeDirOrLink || h.lastOp === 'd' || h.lastOp === 'n') return false;
-  const created = c.op === 'w' && c.pre !== undefined && c.pre.ino === 0n && c.pre.size === 0n && c.pre.mtimeNs === 0n;
+  const created = c.op === 'w' && c.pre !== undefined && absentBefore(c.pre);
   return created || c.op === 'd' || c.op === 'N';
 }
 
@@ -209,7 +209,7 @@ export function entriesChanged(events: TraceEvent[]): Map<string, Map<string, bo
   for (const p of changed) {
     const ev = first.get(p)!;
     const abs = resolve(p);
-    const existed = ev.op === 'a' || ev.op === 'k' || ev.op === 'l' ? false : ev.pre ? ev.pre.ino !== 0n || ev.pre.size !== 0n || ev.pre.mtimeNs !== 0n : true;
+    const existed = ev.op === 'a' || ev.op === 'k' || ev.op === 'l' ? false : ev.pre ? !absentBefore(ev.pre) : true;
     let names = byDir.get(dirname(abs));
     if (!names) byDir.set(dirname(abs), (names = new Map()));
     names.set(basename(abs), existed);

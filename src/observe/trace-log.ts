@@ -10,6 +10,11 @@ export interface PreStat {
   mtimeNs: bigint;
 }
 
+/** The tracer's stat before a change says the path did not exist (all three 0). */
+export function absentBefore(pre: PreStat): boolean {
+  return pre.ino === 0n && pre.size === 0n && pre.mtimeNs === 0n;
+}
+
 export interface TraceEvent {
   op: TraceOp;
   /** Absolute path; for `!` the reason; for `i` empty. */
