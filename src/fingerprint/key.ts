@@ -89,6 +89,7 @@ export function envDigest(env: readonly string[], extraIgnore: readonly string[]
 export class EnvDigests {
   private memo = new Map<string, string>();
   private vars = new Map<string, string[]>();
+  private times = new Map<string, TimeEnv>();
 
   constructor(private readonly extraIgnore: readonly string[]) {}
 
@@ -101,9 +102,11 @@ export class EnvDigests {
       if (this.memo.size >= 4096) {
         this.memo.clear();
         this.vars.clear();
+        this.times.clear();
       }
       this.memo.set(rawKey, d);
       this.vars.set(d, env);
+      this.times.set(d, timeVariables(env));
     }
     return d;
   }
@@ -113,16 +116,20 @@ export class EnvDigests {
     return this.vars.get(digest) ?? [];
   }
 
-  /** The TIME_VARIABLES behind a digest this object made. */
+  /** The TIME_VARIABLES behind a digest this object made (every lookup asks: found once per environment). */
   timeEnv(digest: string): TimeEnv {
-    const out: TimeEnv = {};
-    for (const entry of this.variables(digest)) {
-      const eq = entry.indexOf('=');
-      const name = eq > 0 ? TIME_VARIABLES.find((n) => n === entry.slice(0, eq)) : undefined;
-      if (name) out[name] = entry.slice(eq + 1);
-    }
-    return out;
+    return this.times.get(digest) ?? {};
   }
+}
+
+function timeVariables(env: readonly string[]): TimeEnv {
+  const out: TimeEnv = {};
+  for (const entry of env) {
+    const eq = entry.indexOf('=');
+    const name = eq > 0 ? TIME_VARIABLES.find((n) => n === entry.slice(0, eq)) : undefined;
+    if (name) out[name] = entry.slice(eq + 1);
+  }
+  return out;
 }
 
 export function weakFingerprint(req: LineRequest): string {
