@@ -33,7 +33,6 @@ export interface PendingAction {
   req: LineRequest;
   roots: string[];
   traceLog: string;
-  startedMs: number;
   /**
    * When the line started, µs since the epoch on the wall clock: the shim's
    * start (server.ts), else the lookup. An input changed at or after it may
@@ -132,7 +131,7 @@ export class LineCache {
     const id = `${process.pid}-${++this.nextId}`;
     return {
       kind: 'miss',
-      action: { id, buildId, ignore: [], weak, req, roots, traceLog: `${this.tmpDir}/trace-${id}.log`, startedMs: Date.now(), startUs: Date.now() * 1000 },
+      action: { id, buildId, ignore: [], weak, req, roots, traceLog: `${this.tmpDir}/trace-${id}.log`, startUs: Date.now() * 1000 },
       why: !rec ? { kind: 'new-command' } : firstDiff ? this.explainMiss(rec.sets) : { kind: 'unavailable' },
       whyText: firstDiff ? `${firstDiff.entry.p} was ${firstDiff.entry.v.slice(0, 16)}, now ${firstDiff.now.slice(0, 16)}` : rec ? 'stored outputs unavailable' : 'new command',
     };
@@ -283,7 +282,7 @@ export class LineCache {
     const shell = action.req.shell;
     if (shell && !entries.some((e) => e.k === 'c' && e.p === shell)) entries.push({ k: 'c', p: shell, v: this.state.content(shell) });
     // A compile naming __DATE__/__TIME__/__TIMESTAMP__: key the date or mtimes, or store nothing.
-    const line = { execed: acc.execed, entries, env: action.req.timeEnv ?? {}, command: action.req.command, startedMs: action.startedMs, nowMs: this.pathSets.now() };
+    const line = { execed: acc.execed, entries, env: action.req.timeEnv ?? {}, command: action.req.command, startedMs: action.startUs / 1000, nowMs: this.pathSets.now() };
     const timeInputs = timeMacroInputs(line, this.timeMacros, this.state);
     if (typeof timeInputs === 'string') return { outcome: 'not-stored', reason: timeInputs, persist: none };
     entries.push(...timeInputs);

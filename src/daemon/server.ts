@@ -191,14 +191,12 @@ export class DaemonServer {
     const [version, buildIdB, cwdB, cmdB, ttyB, ...envB] = f.fields;
     // The shim's own start time, for the build record: not part of the environment.
     let startUs = lookupUs;
-    let shimStartUs: number | undefined;
     const last = envB[envB.length - 1];
     if (last && last.subarray(0, START_FIELD.length).equals(START_FIELD)) {
       envB.pop();
       const t = Number(last.subarray(START_FIELD.length).toString());
       // Two clocks (the shim's CLOCK_REALTIME, Node's): never after the lookup.
       if (t > lookupUs - 3_600_000_000) startUs = Math.min(t, lookupUs);
-      if (Number.isFinite(t)) shimStartUs = t;
     }
     const buildId = buildIdB?.toString() ?? '';
     if (version?.toString() !== PROTOCOL_VERSION || !cwdB || !cmdB || !ttyB) {
@@ -232,9 +230,9 @@ export class DaemonServer {
         return undefined;
       }
       res.action.ignore = wrapperStateDirs(getenv);
-      // For the input-changed check, the shim's own clock as is (it is the clock of file
-      // times), never after the lookup's wall clock.
-      if (shimStartUs !== undefined) res.action.startUs = Math.min(shimStartUs, res.action.startUs);
+      // For the input-changed check: the shim's start (its CLOCK_REALTIME, the clock of
+      // file times), never after the lookup's wall clock.
+      res.action.startUs = Math.min(startUs, res.action.startUs);
       send(MsgType.Miss, [res.action.id, res.action.traceLog]);
       this.count(buildId, 'miss');
       if (res.why.kind !== 'new-command') this.log(`miss (${res.whyText}): ${res.action.req.command.slice(0, 200)}`);
