@@ -50,6 +50,30 @@ function projects(tag: string): { proj: string; ref: string } {
 const kbxs: Kbx[] = [];
 after(() => kbxs.forEach((k) => k.stop()));
 
+/**
+ * Builds a fresh project through kbx with these settings while the impostors
+ * listen: none of them may see a connection, and the build must succeed and
+ * equal plain make's. Returns kbx's output.
+ */
+async function buildPast(fakes: Impostor[], name: string, env: Record<string, string>): Promise<{ stderr: string }> {
+  const kbx = new Kbx(name, env);
+  kbxs.push(kbx);
+  const { proj, ref } = projects(`sock-${name}`);
+  const r = await kbx.makeAsync(proj);
+  for (const f of fakes) await f.close();
+  assert.deepEqual(fakes.map((f) => f.connections()), fakes.map(() => 0), 'kbx talked to an impostor');
+  assert.equal(r.status, 0, r.stderr);
+  assertSameTree(proj, ref);
+  return r;
+}
+
+/** kbx refused the directory, named it, and ran make without the cache. */
+function assertRefused(stderr: string, dir: string): void {
+  assert.match(stderr, /KBX_UNSAFE_DIR/);
+  assert.ok(stderr.includes(dir), `the message names ${dir}: ${stderr}`);
+  assert.match(stderr, /running make without the cache/);
+}
+
 describe('the socket is only ever in a private directory', () => {
   test('a long KBX_DIR: an impostor bound at the old /tmp fallback path is never contacted', async () => {
     const t = tempDir('sock-long');
@@ -58,14 +82,7 @@ describe('the socket is only ever in a private directory', () => {
     const dir = join(t, 'd'.repeat(120));
     // Where kbx put the socket when $KBX_DIR/daemon.sock was too long.
     const fake = await impostor(join(tmp, `kbx-${uid}-${sha256(dir).slice(0, 16)}.sock`));
-    const kbx = new Kbx('long', { KBX_DIR: dir, TMPDIR: tmp });
-    kbxs.push(kbx);
-    const { proj, ref } = projects('sock-long');
-    const r = await kbx.makeAsync(proj);
-    await fake.close();
-    assert.equal(fake.connections(), 0, 'kbx talked to the impostor');
-    assert.equal(r.status, 0, r.stderr);
-    assertSameTree(proj, ref);
+    const r = await buildPast([fake], 'long', { KBX_DIR: dir, TMPDIR: tmp });
     assert.equal(summary(r.stderr).stored, 1, `kbx ran with its own daemon: ${r.stderr}`);
     const sockDir = join(tmp, `kbx-${uid}`);
     assert.equal(statSync(sockDir).mode & 0o777, 0o700);
@@ -81,17 +98,7 @@ describe('the socket is only ever in a private directory', () => {
       const fake = await impostor(join(sockDir, `${sha256(dir).slice(0, 16)}.sock`));
       if (how === 'world-writable') chmodSync(sockDir, 0o777);
       else chownSync(sockDir, nobody, nobody);
-      const kbx = new Kbx('tmpdir', { KBX_DIR: dir, TMPDIR: tmp });
-      kbxs.push(kbx);
-      const { proj, ref } = projects('sock-tmpdir');
-      const r = await kbx.makeAsync(proj);
-      await fake.close();
-      assert.equal(fake.connections(), 0, 'kbx talked to the impostor');
-      assert.equal(r.status, 0, r.stderr);
-      assertSameTree(proj, ref);
-      assert.match(r.stderr, /KBX_UNSAFE_DIR/);
-      assert.ok(r.stderr.includes(sockDir), `the message names ${sockDir}: ${r.stderr}`);
-      assert.match(r.stderr, /running make without the cache/);
+      assertRefused((await buildPast([fake], 'tmpdir', { KBX_DIR: dir, TMPDIR: tmp })).stderr, sockDir);
     });
   }
 
@@ -103,16 +110,7 @@ describe('the socket is only ever in a private directory', () => {
       const fakes = [await impostor(join(dir, 'daemon.sock')), await impostor(join(dir, 'run', 'daemon.sock'))];
       if (how === 'world-writable') chmodSync(dir, 0o777);
       else chownSync(dir, nobody, nobody);
-      const kbx = new Kbx('dir', { KBX_DIR: dir });
-      kbxs.push(kbx);
-      const { proj, ref } = projects('sock-dir');
-      const r = await kbx.makeAsync(proj);
-      for (const f of fakes) await f.close();
-      assert.deepEqual(fakes.map((f) => f.connections()), [0, 0], 'kbx talked to an impostor');
-      assert.equal(r.status, 0, r.stderr);
-      assertSameTree(proj, ref);
-      assert.match(r.stderr, /KBX_UNSAFE_DIR/);
-      assert.ok(r.stderr.includes(dir), r.stderr);
+      assertRefused((await buildPast(fakes, 'dir', { KBX_DIR: dir })).stderr, dir);
     });
   }
 
@@ -127,16 +125,7 @@ describe('the socket is only ever in a private directory', () => {
       const fake = await impostor(join(run, 'daemon.sock'));
       if (how === 'world-writable') chmodSync(run, 0o777);
       if (how === 'owned by nobody') chownSync(run, nobody, nobody);
-      const kbx = new Kbx('run', { KBX_DIR: dir });
-      kbxs.push(kbx);
-      const { proj, ref } = projects('sock-run');
-      const r = await kbx.makeAsync(proj);
-      await fake.close();
-      assert.equal(fake.connections(), 0, 'kbx talked to the impostor');
-      assert.equal(r.status, 0, r.stderr);
-      assertSameTree(proj, ref);
-      assert.match(r.stderr, /KBX_UNSAFE_DIR/);
-      assert.ok(r.stderr.includes(join(dir, 'run')), r.stderr);
+      assertRefused((await buildPast([fake], 'run', { KBX_DIR: dir })).stderr, join(dir, 'run'));
     });
   }
 });
