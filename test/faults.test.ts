@@ -213,7 +213,11 @@ describe('faults', () => {
       assert.equal(s.fallback, 0, r.stderr);
       assert.equal(s.hits + s.misses, SHARED_ITEMS + 1, r.stderr);
     }
-    assert.ok(summary(ra.stderr).stored + summary(rb.stderr).stored >= SHARED_ITEMS + 2, `${ra.stderr}\n${rb.stderr}`);
+    // Every item line either hit (the other build stored it first) or was
+    // stored. The cat and the tac may not be: when the other build's hit
+    // restored an item while they read it, that is input-changed, by design.
+    const [sa, sb] = [summary(ra.stderr), summary(rb.stderr)];
+    assert.ok(sa.hits + sb.hits + sa.stored + sb.stored >= 2 * SHARED_ITEMS, `${ra.stderr}\n${rb.stderr}`);
     assertSameTree(proj, ref);
     // What the two wrote side by side reads back: with every output spoiled
     // (not removed: an item line's mv probes its target, which is part of its
