@@ -51,7 +51,7 @@ enum { MSG_LOOKUP = 1, MSG_HIT = 2, MSG_MISS = 3, MSG_PASS = 4, MSG_DONE = 5, MS
 // it once per name).
 static struct {
   const char *socket, *real_shell, *counters, *build_id, *timeout_ms, *make_name,
-      *passthrough, *tracer, *makeflags, *ld_preload, *events, *trace_log;
+      *passthrough, *tracer, *makeflags, *ld_preload, *events, *trace_log, *make_log;
 } env;
 
 static char **g_argv;     // our argv; g_argv[0] is replaced by the real shell
@@ -71,6 +71,7 @@ static void read_env(void) {
       MATCH("KBX_TIMEOUT_MS", timeout_ms) MATCH("KBX_MAKE", make_name)
       MATCH("KBX_PASSTHROUGH", passthrough) MATCH("KBX_TRACER", tracer)
       MATCH("KBX_EVENTS", events) MATCH("KBX_TRACE_LOG", trace_log)
+      MATCH("KBX_MAKE_LOG", make_log)
     } else {
       MATCH("MAKEFLAGS", makeflags) MATCH("LD_PRELOAD", ld_preload)
     }
@@ -933,6 +934,19 @@ int main(int argc, char **argv) {
   try_trivial(g_cmd); // exits if it was
   if (g_extra_flags) pass_through(SLOT_PASS_FLAGS);
   if (env.passthrough && !strcmp(env.passthrough, "1")) pass_through(SLOT_PASS_CONFIG);
-  if (jobserver_open() || mentions_make(g_cmd)) pass_through(SLOT_RECURSIVE);
+  if (jobserver_open() || mentions_make(g_cmd)) {
+    // kbx make logs what every make reads (PROTOCOL.md section 3, "Make log"):
+    // the tracer took itself out of make's children, so put it back for this one.
+    if (env.make_log && *env.make_log && env.tracer && *env.tracer) {
+      size_t n = strlen(env.tracer) + (env.ld_preload ? strlen(env.ld_preload) + 1 : 0) + 1;
+      char *preload = malloc(n);
+      if (preload) {
+        strcpy(preload, env.tracer);
+        if (env.ld_preload && *env.ld_preload) strcat(strcat(preload, " "), env.ld_preload);
+        setenv("LD_PRELOAD", preload, 1);
+      }
+    }
+    pass_through(SLOT_RECURSIVE);
+  }
   run_cacheable();
 }

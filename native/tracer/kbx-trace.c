@@ -114,6 +114,10 @@ WRAPPED(DECLARE_REAL)
 #define LOG_FLAGS (O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC)
 
 static int log_fd = -1;             // -1: not tracing, every wrapper forwards
+// Make mode (KBX_MAKE_LOG, PROTOCOL.md section 3, "Make log"): this process is
+// make itself, not a recipe line; only the files it reads (r), opens that fail
+// (a) and its $(wildcard) patterns (g) are logged, and children are left alone.
+static int make_only;
 static char log_path[PATH_MAX];
 
 // Standard input of the first traced process, "<dev>:<ino>", inherited by
@@ -203,6 +207,9 @@ static void log_event_real(char op, const struct stat *st, int dirfd, const char
 {
     FORGET_NONNULL(path);
     if (log_fd < 0 || !path || !path[0]) return;    // "" is AT_EMPTY_PATH: an fd
+    // make's stats of prerequisites are no parse input; an absent file make
+    // tried to read is (log_outcome), an absent program or rename is not.
+    if (make_only && op != 'r' && op != 'a') return;
     int saved = errno;
     char buf[LINE_CAP];
     size_t n = 0;
@@ -375,7 +382,7 @@ static void log_outcome(char op, const struct before *b, int dirfd, const char *
     if (log_fd < 0) return;
     int err = errno;
     if (ok && op) log_event_real(op, b ? before_stat(b) : NULL, dirfd, path, real);
-    else if (!ok && absent(err)) log_event('a', NULL, dirfd, path);
+    else if (!ok && absent(err) && (!make_only || op == 'r')) log_event('a', NULL, dirfd, path);
     else if (!ok && err == EEXIST) log_event('s', NULL, dirfd, path);
     errno = err;
 }
@@ -463,7 +470,7 @@ static void log_path_search(const char *file, char *found)
                 }
                 log_event('s', NULL, AT_FDCWD, cand);
             } else if (absent(errno)) {
-                log_event('a', NULL, AT_FDCWD, cand);
+                if (!make_only) log_event('a', NULL, AT_FDCWD, cand);
             }
         }
         if (!*end) break;
@@ -548,13 +555,35 @@ static void note_outer_stdin(void)
     setenv("KBX_TRACE_STDIN", val, 1);
 }
 
+static int make_preload(char *out, const char *old, int drop);
+#define PRELOAD_MAX_ENV 8192
+
+// Whether this process is make (its program's file name is KBX_MAKE, default
+// "make") and kbx make asked for its reads (KBX_MAKE_LOG).
+static int is_make_process(void)
+{
+    const char *want = getenv("KBX_MAKE");
+    if (!getenv("KBX_MAKE_LOG")) return 0;
+    if (!want || !want[0]) want = "make";
+    char exe[PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k <= 0) return 0;
+    exe[k] = '\0';
+    const char *base = strrchr(exe, '/');
+    return !strcmp(base ? base + 1 : exe, want);
+}
+
 __attribute__((constructor)) static void kbx_trace_init(void)
 {
     int saved = errno;
 #define RESOLVE(fn) (void)REAL(fn);
     WRAPPED(RESOLVE)
     const char *path = getenv("KBX_TRACE_LOG");
-    if (!path || !path[0] || strlen(path) >= sizeof log_path) { errno = saved; return; }
+    if ((!path || !path[0]) && is_make_process()) {
+        path = getenv("KBX_MAKE_LOG");
+        make_only = 1;
+    }
+    if (!path || !path[0] || strlen(path) >= sizeof log_path) { make_only = 0; errno = saved; return; }
     strcpy(log_path, path);
     int fd = REAL(open)(log_path, LOG_FLAGS, 0666);
     if (fd < 0) { errno = saved; return; }
@@ -564,6 +593,21 @@ __attribute__((constructor)) static void kbx_trace_init(void)
         fd = high;
     }
     log_fd = fd;
+    if (make_only) {
+        // make's children are recipe lines: they run without the tracer (the
+        // shim puts it back for a line that runs make again).
+        Dl_info me = {0};
+        dladdr((void *)kbx_trace_init, &me);
+        save_for_children(me.dli_fname, me.dli_fbase);
+        const char *old = getenv("LD_PRELOAD");
+        char pre[PRELOAD_MAX_ENV];
+        if (old && strlen(old) + 12 < sizeof pre) {
+            if (make_preload(pre, old, 1)) setenv("LD_PRELOAD", pre + 11, 1);
+            else unsetenv("LD_PRELOAD");
+        }
+        errno = saved;
+        return;
+    }
     note_outer_stdin();
 
     char exe[PATH_MAX];
@@ -665,7 +709,10 @@ FILE *freopen(const char *path, const char *mode, FILE *f)
 FILE *freopen64(const char *path, const char *mode, FILE *f)
 { TRACE_FOPEN(path, mode, REAL(freopen64)(path, mode, f)); }
 DIR *opendir(const char *path)
-{ TRACE_AS(DIR *, NULL, 'r', AT_FDCWD, path, REAL(opendir)(path)); }
+{
+    if (make_only) return REAL(opendir)(path);   // make's directory cache: existence checks
+    TRACE_AS(DIR *, NULL, 'r', AT_FDCWD, path, REAL(opendir)(path));
+}
 
 // ---------------------------------------------------------------------------
 // Directory listings. A listing is an input (r of the directory) only when it
@@ -801,8 +848,28 @@ static int glob_lstat(const char *path, struct stat *st) { return lstat(path, st
 static int glob_stat64(const char *path, struct stat64 *st) { return stat64(path, st); }
 static int glob_lstat64(const char *path, struct stat64 *st) { return lstat64(path, st); }
 
+// make's $(wildcard) and include patterns: `g <matches> <pattern>`.
+static void log_glob(const char *pattern, int ret, size_t matches)
+{
+    char count[32];
+    snprintf(count, sizeof count, "%zu", ret == 0 ? matches : (size_t)0);
+    char buf[LINE_CAP];
+    size_t n = (size_t)snprintf(buf, sizeof buf, "g %s ", count);
+    const char *why = append_path(buf, &n, sizeof buf - 1, AT_FDCWD, pattern);
+    if (why) n = (size_t)snprintf(buf, sizeof buf, "! %s (event g)", why);
+    buf[n++] = '\n';
+    write_line(buf, n);
+}
+
 #define TRACE_GLOB(kind, sfx, pattern, flags, errfn, g)                        \
     do {                                                                       \
+        if (make_only && log_fd >= 0 && (g) && pattern) {                     \
+            int r_ = REAL(kind)(pattern, flags, errfn, g);                     \
+            int saved_ = errno;                                                \
+            log_glob(pattern, r_, (g)->gl_pathc);                              \
+            errno = saved_;                                                    \
+            return r_;                                                         \
+        }                                                                      \
         if (log_fd < 0 || !(g) || ((flags) & GLOB_ALTDIRFUNC))                 \
             return REAL(kind)(pattern, flags, errfn, g);                       \
         (g)->gl_opendir = glob_opendir;                                        \
@@ -941,7 +1008,7 @@ struct env_plan {
 static int plan_env(char *const *envp, int drop, struct env_plan *p)
 {
     memset(p, 0, sizeof *p);
-    if (log_fd < 0) return 0;
+    if (log_fd < 0 || make_only) return 0;
     p->drop = drop;
     int preloads = 0, has_self = 0, has_log = 0, has_stdin = 0;
     for (char *const *e = envp; e && *e; e++, p->count++) {
@@ -1148,7 +1215,7 @@ int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *
     log_event('e', NULL, AT_FDCWD, path);
     CHILD_ENV(env, envp, cannot_trace(path));
     int err = REAL(posix_spawn)(pid, path, acts, attr, argv, env);
-    if (log_fd >= 0 && absent(err)) log_event('a', NULL, AT_FDCWD, path);
+    if (log_fd >= 0 && !make_only && absent(err)) log_event('a', NULL, AT_FDCWD, path);
     return err;
 }
 
@@ -1206,7 +1273,7 @@ static int traced_rename(int olddir, const char *old, int newdir, const char *ne
         }
     } else if (absent(err)) {
         // Either the source is missing or the destination's directory is.
-        log_event('a', NULL, bo->exists ? newdir : olddir, bo->exists ? new : old);
+        if (!make_only) log_event('a', NULL, bo->exists ? newdir : olddir, bo->exists ? new : old);
     } else if (err == EEXIST) {
         log_event('s', NULL, newdir, new);          // RENAME_NOREPLACE
     }

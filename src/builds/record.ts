@@ -56,6 +56,38 @@ export interface LineRecord {
   savedUs?: number;
   /** miss: why it missed. */
   why?: MissWhy;
+  /** hit, or a stored miss: the weak and strong fingerprints of the run restored or stored (replay finds it by them). */
+  weak?: string;
+  strong?: string;
+  /** hit: answered by replay before make ran, not by a shim. */
+  replayed?: true;
+}
+
+/** What replay (src/replay/) needs of a build besides its lines (ARCHITECTURE.md, Replay). */
+export interface ReplayBasis {
+  /** Digest of kbx make's own environment, as environments enter keys. */
+  envDigest: string;
+  /** What make read when deciding, valued (src/replay/make-inputs.ts); absent when it could not be known. */
+  makeInputs?: Array<{ k: 'c' | 'a' | 'g'; p: string; v: string }>;
+  /** Why makeInputs is absent. */
+  unknown?: string;
+  /** Outputs of this build's lines that make read (.cmd files, included makefiles), as indexes into paths. */
+  produced: number[];
+  /** Each output path of a hit or miss (index into paths) and what it held at the build's end: a digest, 'absent', 'dir', 'link:<target>' or 'other'. */
+  ends: Array<[number, string]>;
+}
+
+/** What replay did before make ran. */
+export interface ReplaySpan {
+  startUs: number;
+  endUs: number;
+  /** The build replayed; undefined when none could be. */
+  from?: string;
+  lines: number;
+  restored: number;
+  refreshed: number;
+  /** Why nothing was replayed, or why replay stopped early. */
+  why?: string;
 }
 
 export interface BuildMeta {
@@ -80,4 +112,8 @@ export interface BuildRecord extends BuildMeta {
   paths: string[];
   /** Environments (sorted NAME=value, kbx's own and volatile variables left out) the lines refer to by index. */
   envs: string[][];
+  /** For replaying this build later; missing in records of builds that kbx make did not log. */
+  basis?: ReplayBasis;
+  /** What replay did before this build's make ran. */
+  replay?: ReplaySpan;
 }

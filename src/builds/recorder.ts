@@ -1,7 +1,7 @@
 // The daemon's record of one build in progress: the lines it answered (hits
 // and misses) as they finish, with paths and environments interned; at the
 // end, merged with the shim's events file into a BuildRecord.
-import { BUILD_FORMAT, type BuildRecord, type LineKind, type LineRecord } from './record.js';
+import { BUILD_FORMAT, type BuildRecord, type LineKind, type LineRecord, type ReplaySpan } from './record.js';
 
 // Line starts come from the shims' CLOCK_REALTIME, ends of hits and misses
 // from here: both must be the same clock. performance.now() is monotonic and
@@ -44,6 +44,10 @@ export class BuildRecorder {
   private envs: string[][] = [];
   private envIds = new Map<string, number>();
   readonly startMs: number;
+  /** What replay did before make ran (kbx make's replay request). */
+  replay?: ReplaySpan;
+  /** Digest of kbx make's environment as keys take it (build-start), for the replay basis. */
+  envDigest?: string;
 
   constructor(readonly id: string, startMs?: number) {
     this.startMs = startMs ?? Date.now();
@@ -68,6 +72,30 @@ export class BuildRecorder {
       this.envIds.set(digest, id);
     }
     return id;
+  }
+
+  /**
+   * Adds the lines replay answered from another build's record (their path
+   * and environment indexes are that record's), dated within the replay span,
+   * so that the next replay finds them here too.
+   */
+  addReplayed(from: { lines: LineRecord[]; paths: string[]; envs: string[][] }, indexes: readonly number[], startUs: number, endUs: number): void {
+    const step = indexes.length ? Math.max(0, (endUs - startUs) / indexes.length) : 0;
+    indexes.forEach((i, k) => {
+      const l = from.lines[i]!;
+      const at = Math.floor(startUs + k * step);
+      this.lines.push({
+        ...l,
+        kind: 'hit',
+        startUs: at,
+        endUs: at,
+        env: l.env === undefined ? undefined : this.env(`replayed:${from.envs[l.env]!.join('\0')}`, () => from.envs[l.env!]!),
+        inputs: l.inputs.map((x) => this.path(from.paths[x]!)),
+        outputs: l.outputs.map((x) => this.path(from.paths[x]!)),
+        why: undefined,
+        replayed: true,
+      });
+    });
   }
 
   add(line: LineRecord): void {
@@ -95,6 +123,7 @@ export class BuildRecorder {
       lines,
       paths: this.paths,
       envs: this.envs,
+      ...(this.replay ? { replay: this.replay } : {}),
     };
   }
 }

@@ -41,8 +41,9 @@ program
   .passThroughOptions()
   .option('--progress <mode>', `progress display: ${PROGRESS_MODES.join(', ')} (config key progress)`)
   .option('--no-link-vmlinux', "run the tree's scripts/link-vmlinux.sh instead of kbx link-vmlinux (config key link_vmlinux)")
+  .option('--no-replay', 'leave every line to make: do not restore the last build before make runs (config key replay)')
   .argument('[make-args...]')
-  .action(async (args: string[], opts: { progress?: string; linkVmlinux: boolean }) => {
+  .action(async (args: string[], opts: { progress?: string; linkVmlinux: boolean; replay: boolean }) => {
     const cfg = loadConfig();
     if (opts.progress !== undefined) {
       if (!(PROGRESS_MODES as string[]).includes(opts.progress))
@@ -50,6 +51,7 @@ program
       cfg.progress = opts.progress as ProgressMode;
     }
     if (!opts.linkVmlinux) cfg.linkVmlinux = false;
+    if (!opts.replay) cfg.replay = false;
     process.exitCode = await kbxMake(args, cfg);
   });
 

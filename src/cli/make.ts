@@ -14,7 +14,8 @@ import { KbxError } from '../util/errors.js';
 import { formatSummary, type BuildSummary } from './summary.js';
 import { runWithStatusLine, startPlainProgress } from './progress.js';
 import { listBuilds } from '../builds/archive.js';
-import type { BuildMeta } from '../builds/record.js';
+import type { BuildMeta, ReplaySpan } from '../builds/record.js';
+import { makeEnvDigest, makeLogEnv, replayBeforeMake } from './replay.js';
 
 // The counters file (docs/PROTOCOL.md, section 4): 16 slots, then the line being run.
 export const COUNTERS_SIZE = 512;
@@ -139,7 +140,9 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
     return runMake(make, args, process.env);
   }
   const started = Date.now();
-  await control(sock, { cmd: 'build-start', build: buildId, startMs: started, record }).catch(() => {});
+  const replayOn = cfg.replay && record && !inv.goals.some(isConfigGoal);
+  const digest = replayOn ? makeEnvDigest(cfg) : undefined;
+  await control(sock, { cmd: 'build-start', build: buildId, startMs: started, record, envDigest: digest }).catch(() => {});
 
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -158,6 +161,11 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
   if (inv.goals.some(isConfigGoal)) env.KBX_PASSTHROUGH = '1';
 
   if (record) await control(sock, { cmd: 'sync' }).catch(() => {}); // the previous build's record, for the progress estimate
+  let replay: ReplaySpan | undefined;
+  if (replayOn) {
+    Object.assign(env, makeLogEnv(tracerPath, buildFile(cfg.dir, buildId, 'makelog')!));
+    replay = await replayBeforeMake(sock, buildId, inv, args, digest!);
+  }
   const route = cfg.linkVmlinux ? linkVmlinuxMakeArgs(inv) : [];
   const makeArgs = [...args, ...route, `SHELL=${shimPath}`];
   const mode = progressMode(cfg, inv);
@@ -180,6 +188,6 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
     daemon = undefined;
     rmSync(eventsFile, { force: true }); // otherwise the daemon removes it once it has read it
   }
-  process.stderr.write(formatSummary({ shim, daemon, elapsedMs, logFile: daemonLogPath(cfg.dir) }) + '\n');
+  process.stderr.write(formatSummary({ shim, daemon, elapsedMs, logFile: daemonLogPath(cfg.dir), replay }) + '\n');
   return status;
 }

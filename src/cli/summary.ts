@@ -1,4 +1,6 @@
 // The one line `kbx make` prints at the end of a build.
+import type { ReplaySpan } from '../builds/record.js';
+import { formatReplay } from './replay.js';
 
 export interface BuildSummary {
   /** Counters the shims kept in the counters file. */
@@ -7,6 +9,8 @@ export interface BuildSummary {
   daemon?: { counts: Record<string, number>; savedUs: number; rssBytes: number };
   elapsedMs: number;
   logFile?: string;
+  /** What replay did before make ran (undefined: it was off or the daemon did not answer). */
+  replay?: ReplaySpan;
 }
 
 const n = (v: number | undefined) => v ?? 0;
@@ -28,5 +32,6 @@ export function formatSummary(s: BuildSummary): string {
   if (internal) parts.push(`${internal} internal kbx errors (the lines ran as without kbx; see ${s.logFile ?? 'the daemon log'})`);
   const stored = n(s.daemon?.counts.stored);
   const saved = s.daemon ? `; saved ${(s.daemon.savedUs / 1e6).toFixed(1)} s of recipe time` : '';
-  return `kbx: ${total} lines in ${(s.elapsedMs / 1000).toFixed(1)} s: ${parts.join(', ')} (${stored} stored)${saved}`;
+  const replayed = s.replay && s.replay.lines > 0 ? `; ${formatReplay(s.replay)}` : '';
+  return `kbx: ${total} lines in ${(s.elapsedMs / 1000).toFixed(1)} s: ${parts.join(', ')} (${stored} stored)${saved}${replayed}`;
 }

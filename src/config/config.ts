@@ -30,6 +30,7 @@ export const CONFIG_KEYS = {
   progress: { kind: 'string', default: 'auto', doc: "Progress display of kbx make: auto (a status line on a terminal, none otherwise), tty, plain (a line every few seconds) or off." },
   progress_interval: { kind: 'int', default: '10', doc: 'Seconds between progress lines in plain mode.' },
   link_vmlinux: { kind: 'bool', default: 'true', doc: "Route Linux's scripts/link-vmlinux.sh through kbx link-vmlinux (one link instead of three); false runs the tree's script." },
+  replay: { kind: 'bool', default: 'true', doc: "Before make runs, restore the outputs of the last build of the same goals whose inputs still hold (ARCHITECTURE.md, Replay); false leaves every line to make." },
 } satisfies Record<string, KeyDef>;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
@@ -55,6 +56,7 @@ export interface Config {
   progress: ProgressMode;
   progressIntervalSec: number;
   linkVmlinux: boolean;
+  replay: boolean;
 }
 
 export type ProgressMode = 'auto' | 'tty' | 'plain' | 'off';
@@ -164,6 +166,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     progress: values.progress.raw.trim() as ProgressMode,
     progressIntervalSec: Math.max(1, int('progress_interval')),
     linkVmlinux: /^(true|1|yes)$/i.test(values.link_vmlinux.raw.trim()),
+    replay: /^(true|1|yes)$/i.test(values.replay.raw.trim()),
   };
 }
 
@@ -191,7 +194,7 @@ export function describeConfig(cfg: Config): string {
 }
 
 // Settings only the CLI reads: changing them must not restart the daemon.
-const CLI_ONLY: ReadonlySet<ConfigKey> = new Set(['progress', 'progress_interval', 'link_vmlinux']);
+const CLI_ONLY: ReadonlySet<ConfigKey> = new Set(['progress', 'progress_interval', 'link_vmlinux', 'replay']);
 
 /**
  * A digest of every setting the daemon acts on. The daemon reads its settings

@@ -20,7 +20,7 @@ import { insideRoots, linkDestination, locate, realRoots } from '../util/roots.j
 import { PathSetCache, type CompactSet } from './path-set-cache.js';
 
 export type LookupResult =
-  | { kind: 'hit'; exit: number; stdout: Buffer; stderr: Buffer; savedUs: number; entry: Entry; set: CompactSet }
+  | { kind: 'hit'; exit: number; stdout: Buffer; stderr: Buffer; savedUs: number; entry: Entry; set: CompactSet; weak: string }
   | { kind: 'miss'; action: PendingAction; why: MissWhy; whyText: string }
   | { kind: 'pass'; reason: string };
 
@@ -56,6 +56,8 @@ export interface RecordResult {
   persist: Promise<void>;
   /** What the trace showed, when it could be read: files read (content) and written. */
   observed?: { inputs: string[]; outputs: string[] };
+  /** stored: the strong fingerprint it is stored under. */
+  strong?: string;
 }
 
 // Bumped whenever the rules that find a line uncacheable change, so that a
@@ -126,7 +128,7 @@ export class LineCache {
       if (!entry || entry.exit !== 0) continue; // a failure stored by an older kbx is not replayed
       const restored = restoreEntry(this.store, this.state, entry, { roots, refused: (why) => this.onRefused?.(buildId, why) });
       if (!restored) continue; // a blob was evicted or corrupt: run the line
-      return { kind: 'hit', exit: entry.exit, stdout: restored.stdout, stderr: restored.stderr, savedUs: entry.durationUs, entry, set };
+      return { kind: 'hit', exit: entry.exit, stdout: restored.stdout, stderr: restored.stderr, savedUs: entry.durationUs, entry, set, weak };
     }
     const id = `${process.pid}-${++this.nextId}`;
     return {
@@ -387,7 +389,7 @@ export class LineCache {
       rec.sets = [{ strong, entries }, ...rec.sets.filter((s) => s.strong !== strong)].slice(0, this.cfg.pathSetsPerCommand);
       this.pathSets.put(action.weak, rec);
     })();
-    return { outcome: 'stored', persist };
+    return { outcome: 'stored', persist, strong };
   }
 }
 

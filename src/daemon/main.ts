@@ -12,6 +12,9 @@ import { LocalStore } from '../store/local/local-store.js';
 import { LineCache } from './line-cache.js';
 import { DaemonServer } from './server.js';
 import { PersistentCounters } from './stats.js';
+import { computeBasis } from '../replay/basis.js';
+import { replayBuild } from '../replay/replay.js';
+import type { FileState } from '../fingerprint/file-state.js';
 import { TRACE_LOG_NAME, buildFile, codeId, daemonLogPath, makePrivateDir, prepareKbxDir, socketPath, tracesDir } from './paths.js';
 
 /**
@@ -30,11 +33,12 @@ function eventsFile(cfg: Config, req: { [k: string]: unknown }): string | undefi
 }
 
 /** Writes the build's record (build-end); a failure is logged, never fatal. */
-function saveRecording(server: DaemonServer, cfg: Config, req: { [k: string]: unknown }): void {
+function saveRecording(server: DaemonServer, cfg: Config, req: { [k: string]: unknown }, state: FileState): void {
   const rec = server.takeRecording(String(req.build));
   const endMs = Date.now();
   if (!rec || typeof req.dir !== 'string') return;
   const events = eventsFile(cfg, req);
+  const makeLogFile = buildFile(cfg.dir, req.build, 'makelog');
   if (req.events !== undefined && !events) server.log(`build-end of ${String(req.build)}: ignored events path ${String(req.events)}`);
   try {
     let shimLines: LineRecord[] = [];
@@ -46,11 +50,26 @@ function saveRecording(server: DaemonServer, cfg: Config, req: { [k: string]: un
       }
     }
     const args = Array.isArray(req.args) ? req.args.map(String) : [];
-    saveBuild(cfg.dir, rec.finish({ dir: req.dir, args, exit: Number(req.exit ?? -1), endMs, shimLines }), cfg.buildsKept);
+    const record = rec.finish({ dir: req.dir, args, exit: Number(req.exit ?? -1), endMs, shimLines });
+    if (rec.envDigest) {
+      let makeLog: Buffer | undefined;
+      try {
+        if (makeLogFile) makeLog = readFileSync(makeLogFile);
+      } catch {
+        /* make never started */
+      }
+      try {
+        record.basis = computeBasis(record, makeLog, rec.envDigest, state);
+      } catch (err) {
+        server.log(`could not record build ${rec.id} for replay: ${(err as Error).stack}`);
+      }
+    }
+    saveBuild(cfg.dir, record, cfg.buildsKept);
   } catch (err) {
     server.log(`could not save the record of build ${rec.id}: ${(err as Error).stack}`);
   } finally {
     if (events) rmSync(events, { force: true });
+    if (makeLogFile) rmSync(makeLogFile, { force: true });
   }
 }
 
@@ -161,13 +180,44 @@ async function main(): Promise<void> {
         server.unseen.watch(String(req.build), buildFile(cfg.dir, req.build, 'counters'));
         server.buildCounters(String(req.build));
         if (req.record !== false) server.startRecording(String(req.build), Number(req.startMs) || Date.now());
+        if (typeof req.envDigest === 'string') {
+          const r = server.recording(String(req.build));
+          if (r) r.envDigest = req.envDigest;
+        }
         return { ok: true };
+      case 'replay': {
+        const build = String(req.build);
+        // After the previous build's record is written; never throws into kbx make.
+        return server.laterDone().then(async () => {
+          try {
+            const { span, source, indexes } = await replayBuild(
+              cfg.dir,
+              { dir: String(req.dir), args: Array.isArray(req.args) ? req.args.map(String) : [], envDigest: String(req.envDigest) },
+              { store, pathSets: cache.pathSets, state: cache.state, roots: Array.isArray(req.roots) ? req.roots.map(String) : [String(req.dir)] },
+            );
+            const r = server.recording(build);
+            if (r) r.replay = span;
+            if (r && source && indexes) r.addReplayed(source, indexes, span.startUs, span.endUs);
+            const c = server.buildCounters(build);
+            for (const [name, n] of [['replayed-lines', span.lines], ['replay-restored', span.restored], ['replay-refreshed', span.refreshed]] as const) {
+              global.add(name, n);
+              c.add(name, n);
+            }
+            if (span.why) server.log(`replay of ${build}: none (${span.why})`);
+            return span;
+          } catch (err) {
+            server.log(`replay of ${build} failed: ${(err as Error).stack}`);
+            global.add('replay:internal-error');
+            return { why: 'internal-error', lines: 0, restored: 0, refreshed: 0 };
+          }
+        });
+      }
       case 'build-end': {
         const c = server.endBuild(String(req.build));
         server.unseen.unwatch(String(req.build));
         // Writing the record takes a few hundred ms on a kernel build: after the
         // reply, so that kbx make is not kept waiting ('sync' waits for it).
-        server.later(() => saveRecording(server, cfg, req));
+        server.later(() => saveRecording(server, cfg, req, cache.state));
         return server.drain().then(() => {
           global.flush();
           return { counts: c.counts, savedUs: c.savedUs, rssBytes: process.memoryUsage().rss };

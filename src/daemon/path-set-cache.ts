@@ -148,6 +148,19 @@ export class PathSetCache {
     return out;
   }
 
+  /**
+   * Whether every entry of a set holds when its file entries are valued by
+   * `value` instead of the tree (replay: the tree as earlier lines will leave it).
+   */
+  holdsAs(set: CompactSet, value: (kind: 'c' | 'e', path: string, stored: string) => string): boolean {
+    if (set.pseudo && this.pseudoMismatches(set, true).length) return false;
+    for (let i = 0; i < set.paths.length; i++) {
+      const v = this.strings[set.values[i]!]!;
+      if (value(set.content[i] ? 'c' : 'e', this.strings[set.paths[i]!]!, v) !== v) return false;
+    }
+    return true;
+  }
+
   /** The paths whose content a set depends on (the files the line read, programs included). */
   contentPaths(set: CompactSet): string[] {
     const out: string[] = [];

@@ -44,7 +44,7 @@ export const TRACE_LOG_NAME = /^trace-(\d+)-\d+\.log$/;
 export const BUILD_ID = /^[0-9a-z]{1,16}-\d{1,10}$/;
 
 /** `$KBX_DIR/builds/<id>.<ext>`: the counters and events files of one build, or undefined for an id kbx never makes. */
-export function buildFile(dir: string, buildId: unknown, ext: 'events' | 'counters'): string | undefined {
+export function buildFile(dir: string, buildId: unknown, ext: 'events' | 'counters' | 'makelog'): string | undefined {
   return typeof buildId === 'string' && BUILD_ID.test(buildId) ? join(dir, 'builds', `${buildId}.${ext}`) : undefined;
 }
 

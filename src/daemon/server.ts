@@ -103,6 +103,10 @@ export class DaemonServer {
     this.recorders.set(id, new BuildRecorder(id, startMs));
   }
 
+  recording(id: string): BuildRecorder | undefined {
+    return this.recorders.get(id);
+  }
+
   takeRecording(id: string): BuildRecorder | undefined {
     const r = this.recorders.get(id);
     this.recorders.delete(id);
@@ -261,11 +265,13 @@ export class DaemonServer {
       outputs: res.entry.outputs.map((o) => rec.path(o.path)),
       from: res.entry.buildId,
       savedUs: res.savedUs,
+      weak: res.weak,
+      strong: res.set.strong,
     });
   }
 
   /** Adds a finished (or abandoned) miss to its build's record. */
-  private recordMiss(p: Pending, endUs: number, exit: number, observed: { inputs: string[]; outputs: string[] } | undefined, reason?: string): void {
+  private recordMiss(p: Pending, endUs: number, exit: number, observed: { inputs: string[]; outputs: string[] } | undefined, reason?: string, strong?: string): void {
     const rec = this.recorders.get(p.buildId);
     if (!rec) return;
     const line = {
@@ -280,6 +286,7 @@ export class DaemonServer {
       outputs: (observed?.outputs ?? []).map((x) => rec.path(x)),
       why: p.why,
       ...(reason ? { reason } : {}),
+      ...(strong ? { weak: p.action.weak, strong } : {}),
     };
     rec.add(line);
   }
@@ -309,7 +316,7 @@ export class DaemonServer {
       });
       send(MsgType.Ack, []);
       this.count(buildId, res.outcome === 'stored' ? 'stored' : `${res.outcome}:${res.reason?.split(':')[0]}`);
-      this.recordMiss(pending, doneUs, exit, res.observed, res.outcome === 'stored' ? undefined : res.reason);
+      this.recordMiss(pending, doneUs, exit, res.observed, res.outcome === 'stored' ? undefined : res.reason, res.strong);
       if (res.outcome === 'uncacheable') this.log(`uncacheable (${res.reason}): ${action.req.command.slice(0, 300)}`);
       const p = res.persist.catch((err) => {
         this.log(`storing failed: ${(err as Error).stack}`);

@@ -44,5 +44,7 @@ export interface Store {
   putEntry(strong: string, entry: Entry): void;
   /** The blob's bytes, verified against its digest; undefined if missing or corrupt. */
   getBlob(digest: string): Buffer | undefined;
+  /** getBlob without blocking the daemon: replay reads thousands at once (a store without it is read with getBlob). */
+  getBlobAsync?(digest: string): Promise<Buffer | undefined>;
   putBlob(digest: string, data: Buffer): Promise<void>;
 }

@@ -8,7 +8,8 @@ import {
   chmodSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeSync,
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { deflateRaw, inflateRawSync } from 'node:zlib';
+import { deflateRaw, inflateRaw, inflateRawSync } from 'node:zlib';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { sha256 } from '../../util/hash.js';
@@ -17,6 +18,7 @@ import { DecodeError, decodeEntry, decodePathSets, isStoreName } from '../decode
 import { SizeTracker } from './eviction.js';
 
 const deflateRawAsync = promisify(deflateRaw);
+const inflateRawAsync = promisify(inflateRaw);
 
 // Blob file: 4-byte magic, 1 codec byte (0 raw, 1 deflate), then the data.
 const MAGIC = Buffer.from('KBXB');
@@ -147,12 +149,37 @@ export class LocalStore implements Store {
     } catch {
       return undefined;
     }
+    return this.checkBlob(path, digest, raw, (z) => inflateRawSync(z));
+  }
+
+  async getBlobAsync(digest: string): Promise<Buffer | undefined> {
+    const path = this.file('cas', digest);
+    if (!path) return undefined;
+    let raw: Buffer;
+    try {
+      raw = await readFile(path);
+    } catch {
+      return undefined;
+    }
+    let inflated: Buffer | undefined;
+    if (raw.length >= 5 && raw.subarray(0, 4).equals(MAGIC) && raw[4] === CODEC_DEFLATE) {
+      try {
+        inflated = await inflateRawAsync(raw.subarray(5));
+      } catch {
+        inflated = undefined; // checkBlob inflates again and drops it as corrupt
+      }
+    }
+    return this.checkBlob(path, digest, raw, (z) => inflated ?? inflateRawSync(z));
+  }
+
+  /** A blob file's content, verified; a corrupt file is removed and counted. */
+  private checkBlob(path: string, digest: string, raw: Buffer, inflate: (z: Buffer) => Buffer): Buffer | undefined {
     let data: Buffer;
     try {
       if (raw.length < 5 || !raw.subarray(0, 4).equals(MAGIC)) throw new Error('bad header');
       const codec = raw[4];
       if (codec === CODEC_RAW) data = raw.subarray(5);
-      else if (codec === CODEC_DEFLATE) data = inflateRawSync(raw.subarray(5));
+      else if (codec === CODEC_DEFLATE) data = inflate(raw.subarray(5));
       else throw new Error(`unknown codec ${codec}`);
     } catch (err) {
       this.dropCorrupt(path, (err as Error).message);

@@ -1,0 +1,212 @@
+// Which lines of a recorded build replay can answer before make runs, and what
+// each output path must hold afterwards (ARCHITECTURE.md, Replay). Reads the
+// tree and the store, changes nothing: apply.ts does the writing.
+//
+// The walk goes through the record in order, keeping an overlay of what the
+// lines replayed so far will leave (a file's digest, a path's absence, a
+// directory's new entries). A line is replayed when its stored path set
+// holds against the overlay and the tree, and none of the paths it reads is
+// an output of a line that is not replayed (everything downstream of a line
+// that must run again runs again). Then each output path must end as the
+// recorded build left it (a later line kbx did not see, or make itself, may
+// have changed it) and hold either nothing (restore), exactly that (refresh),
+// or else its writers are not replayed: a file that differs is make's to
+// judge, never overwritten. The walk repeats without those writers until no
+// such conflict is left.
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { dirname, basename, join, resolve } from 'node:path';
+import type { BuildRecord } from '../builds/record.js';
+import { listingDigest, type FileState } from '../fingerprint/file-state.js';
+import { ABSENT_OR_FILE, currentValue } from '../fingerprint/key.js';
+import type { CompactSet, PathSetCache } from '../daemon/path-set-cache.js';
+import type { Entry, Store } from '../store/store.js';
+import { refusal } from '../daemon/restore.js';
+
+export type Final =
+  | { kind: 'file'; digest: string; mode: number }
+  | { kind: 'absent' }
+  | { kind: 'dir' }
+  | { kind: 'link'; target: string };
+
+export type Action = 'restore' | 'keep' | 'mkdir';
+
+export interface PlannedPath {
+  path: string;
+  final: Final;
+  /** Index in the record of the last line that writes it. */
+  order: number;
+  /** Record indexes of the replayed lines that write or delete it. */
+  writers: number[];
+  action: Action;
+}
+
+export interface PlannedLine {
+  index: number;
+  entry: Entry;
+  set: CompactSet;
+}
+
+export interface Plan {
+  lines: PlannedLine[];
+  paths: PlannedPath[];
+}
+
+export interface PlanContext {
+  store: Store;
+  pathSets: PathSetCache;
+  state: FileState;
+  roots: readonly string[];
+}
+
+/** The value an output path is recorded with at a build's end (ReplayBasis.ends). */
+export function encodeFinal(f: Final): string {
+  return f.kind === 'file' ? f.digest : f.kind === 'link' ? `link:${f.target}` : f.kind;
+}
+
+/** What a path holds now, encoded as ReplayBasis.ends values are. */
+export function valueNow(state: FileState, p: string): { value: string; mode?: number } {
+  let st;
+  try {
+    st = lstatSync(p);
+  } catch {
+    return { value: 'absent' };
+  }
+  if (st.isSymbolicLink()) return { value: `link:${readlinkSync(p)}` };
+  if (st.isDirectory()) return { value: 'dir' };
+  if (!st.isFile()) return { value: 'other' };
+  return { value: state.content(p), mode: st.mode & 0o777 };
+}
+
+const MAX_ROUNDS = 8;
+
+/** Plans a replay of `rec`, or says why none is possible. `ends` maps a path to its value at the recorded build's end. */
+export function planReplay(
+  rec: BuildRecord,
+  ends: ReadonlyMap<string, string>,
+  produced: readonly string[],
+  ctx: PlanContext,
+  forced = new Set<number>(),
+): Plan | { why: string } {
+  const allOutputs = new Set<string>();
+  for (const l of rec.lines) for (const k of l.outputs) allOutputs.add(resolve(rec.paths[k]!));
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const plan = walk(rec, ctx, forced);
+    let conflicts = 0;
+    for (const pp of plan.paths) {
+      const action = decide(pp, ends.get(pp.path), ctx.state);
+      if (action) pp.action = action;
+      else {
+        for (const w of pp.writers) if (!forced.has(w)) forced.add(w), conflicts++;
+      }
+    }
+    if (conflicts) continue;
+    const planned = new Set(plan.paths.map((pp) => pp.path));
+    for (const p of produced) {
+      if (planned.has(p) || kbuildLocal(p, allOutputs)) continue;
+      if (valueNow(ctx.state, p).value === ends.get(p)) continue;
+      return { why: `make reads ${p}, which replay cannot put back as the build left it` };
+    }
+    return plan;
+  }
+  return { why: `outputs still conflict after ${MAX_ROUNDS} rounds` };
+}
+
+/**
+ * A kbuild target's command file `D/.X.cmd`, or the target `D/X` itself, when
+ * the build wrote both: the .cmd defines only X's command, prerequisites and
+ * rule, so whatever make finds there changes what make does for X alone
+ * (which replay restores with its .cmd, or leaves for make to judge).
+ */
+function kbuildLocal(p: string, outputs: ReadonlySet<string>): boolean {
+  const dir = dirname(p);
+  const name = basename(p);
+  const m = /^\.(.+)\.cmd$/.exec(name);
+  if (m) return outputs.has(join(dir, m[1]!));
+  return outputs.has(join(dir, `.${name}.cmd`));
+}
+
+/** What to do with a planned path given what it must end as and holds now; undefined: a conflict. */
+function decide(pp: PlannedPath, end: string | undefined, state: FileState): Action | undefined {
+  if (end !== encodeFinal(pp.final)) return undefined; // changed after its line, by something kbx did not see
+  const now = valueNow(state, pp.path);
+  switch (pp.final.kind) {
+    case 'file':
+      if (now.value === 'absent') return 'restore';
+      return now.value === pp.final.digest && now.mode === pp.final.mode ? 'keep' : undefined;
+    case 'absent':
+      return now.value === 'absent' ? 'keep' : undefined;
+    case 'dir':
+      return now.value === 'dir' ? 'keep' : now.value === 'absent' ? 'mkdir' : undefined;
+    case 'link':
+      return now.value === end ? 'keep' : now.value === 'absent' ? 'restore' : undefined;
+  }
+}
+
+function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>): Plan {
+  const overlay = new Map<string, Final>();
+  const children = new Map<string, Map<string, boolean>>();
+  const blocked = new Set<string>();
+  const paths = new Map<string, PlannedPath>();
+  const lines: PlannedLine[] = [];
+
+  const put = (p: string, f: Final, i: number) => {
+    overlay.set(p, f);
+    const dir = dirname(p);
+    let c = children.get(dir);
+    if (!c) children.set(dir, (c = new Map()));
+    c.set(basename(p), f.kind !== 'absent');
+    const pp = paths.get(p);
+    if (pp) {
+      pp.final = f;
+      pp.order = i;
+      pp.writers.push(i);
+    } else paths.set(p, { path: p, final: f, order: i, writers: [i], action: 'keep' });
+  };
+  const listing = (dir: string) => {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      names = [];
+    }
+    const set = new Set(names);
+    for (const [name, exists] of children.get(dir) ?? []) {
+      if (exists) set.add(name);
+      else set.delete(name);
+    }
+    return listingDigest(set);
+  };
+  const valueAs = (kind: 'c' | 'e', path: string, stored: string): string => {
+    const p = resolve(path);
+    if (blocked.has(p)) return '\0blocked';
+    const o = overlay.get(p);
+    if (o) {
+      if (kind === 'c') return o.kind === 'file' ? o.digest : o.kind === 'absent' ? 'absent' : o.kind === 'dir' ? listing(p) : '\0link';
+      if (stored === ABSENT_OR_FILE) return o.kind === 'file' || o.kind === 'absent' ? ABSENT_OR_FILE : '\0';
+      return o.kind === 'link' ? '\0link' : o.kind;
+    }
+    if (kind === 'c' && stored.startsWith('dir:') && children.has(p)) return listing(p);
+    return currentValue(ctx.state, kind, path, stored);
+  };
+
+  rec.lines.forEach((line, i) => {
+    if (line.kind !== 'hit' && line.kind !== 'miss') return;
+    const block = (entry?: Entry) => {
+      for (const k of line.outputs) blocked.add(resolve(rec.paths[k]!));
+      for (const o of entry?.outputs ?? []) blocked.add(resolve(o.path));
+      for (const d of entry?.deleted ?? []) blocked.add(resolve(d));
+    };
+    if (forced.has(i) || !line.weak || !line.strong) return block();
+    const set = ctx.pathSets.get(line.weak)?.sets.find((s) => s.strong === line.strong);
+    const entry = set && ctx.store.getEntry(line.strong);
+    if (!set || !entry || entry.exit !== 0 || refusal(entry, ctx.roots) !== undefined) return block(entry);
+    if (!ctx.pathSets.holdsAs(set, valueAs)) return block(entry);
+    for (const d of entry.deleted) put(resolve(d), { kind: 'absent' }, i);
+    for (const o of entry.outputs) {
+      const p = resolve(o.path);
+      put(p, o.kind === 'file' ? { kind: 'file', digest: o.digest, mode: o.mode & 0o777 } : o.kind === 'link' ? { kind: 'link', target: o.target } : { kind: 'dir' }, i);
+    }
+    lines.push({ index: i, entry, set });
+  });
+  return { lines, paths: [...paths.values()].sort((a, b) => a.order - b.order) };
+}
