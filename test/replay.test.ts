@@ -1,0 +1,200 @@
+// Replay before make (ARCHITECTURE.md, Replay): kbx make restores the last
+// build's outputs whose inputs still hold before make runs, and only while
+// make's own inputs (makefiles, $(wildcard) results, arguments, environment)
+// are the ones recorded. Real make and gcc; every result is compared with
+// plain make's in a copy of the same tree.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFileSync, cpSync, existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Kbx, assertSameTree, plainMake, summary, tempDir, writeTree, type RunResult } from './support/kbx.js';
+
+// A makefile that does not record commands: objects depend on their source
+// only, so plain make after a flags change keeps old objects unless cleaned.
+const PROJECT: Record<string, string> = {
+  Makefile: `CFLAGS := -O1
+SRCS := $(wildcard *.c)
+all: prog tool
+prog: $(SRCS:.c=.o)
+\tgcc -o $@ $^
+%.o: %.c common.h
+\tgcc $(CFLAGS) $(EXTRA) -c -o $@ $<
+tool: tool.in
+\tcp tool.in tool
+clean:
+\trm -f *.o prog tool
+`,
+  'common.h': '#define SCALE 3\nint util(int);\n',
+  'main.c': '#include "common.h"\nint main(void) { return util(SCALE) - 9; }\n',
+  'util.c': '#include "common.h"\nint util(int x) { return x * SCALE; }\n',
+  'tool.in': 'a tool\n',
+};
+
+function project(tag: string): string {
+  const dir = join(tempDir(tag), 'proj');
+  writeTree(dir, PROJECT);
+  return dir;
+}
+
+function replayed(r: RunResult): number {
+  return Number(/replayed (\d+) lines/.exec(r.stderr)?.[1] ?? 0);
+}
+
+function ok(r: RunResult): RunResult {
+  assert.equal(r.status, 0, r.stderr);
+  return r;
+}
+
+/** Plain make in a copy of `dir` after `change`, from a clean tree: what kbx must equal. */
+function plainAfter(dir: string, tag: string, change: (d: string) => void): string {
+  const ref = join(tempDir(tag), 'proj');
+  cpSync(dir, ref, { recursive: true });
+  change(ref);
+  ok(plainMake(ref));
+  return ref;
+}
+
+const clean = (d: string) => ok(plainMake(d, ['clean']));
+
+describe('replay before make', () => {
+  test('after make clean, every line is replayed before make, which then runs none; the tree equals plain make', () => {
+    const kbx = new Kbx('replay-clean');
+    const dir = project('replay-clean');
+    try {
+      ok(kbx.make(dir));
+      clean(dir);
+      const r = ok(kbx.make(dir));
+      assert.equal(replayed(r), 4, r.stderr);
+      assert.equal(summary(r.stderr).hits + summary(r.stderr).misses, 0, r.stderr);
+      assertSameTree(dir, plainAfter(dir, 'replay-clean-ref', clean));
+      assert.ok((kbx.stats()['replayed-lines'] ?? 0) >= 4);
+      // The build that replayed is replayed in turn.
+      clean(dir);
+      assert.equal(replayed(ok(kbx.make(dir))), 4);
+    } finally {
+      kbx.stop();
+    }
+  });
+
+  test('CFLAGS changed in the Makefile after make clean: no object of the old flags is restored', () => {
+    const kbx = new Kbx('replay-cflags');
+    const dir = project('replay-cflags');
+    const edit = (d: string) => writeFileSync(join(d, 'Makefile'), PROJECT.Makefile!.replace('-O1', '-O0'));
+    try {
+      ok(kbx.make(dir));
+      clean(dir);
+      edit(dir);
+      const r = ok(kbx.make(dir));
+      assert.equal(replayed(r), 0, r.stderr);
+      assertSameTree(dir, plainAfter(dir, 'replay-cflags-ref', () => {}));
+    } finally {
+      kbx.stop();
+    }
+  });
+
+  test('a variable changed in the environment: nothing is replayed', () => {
+    const kbx = new Kbx('replay-env');
+    const dir = project('replay-env');
+    try {
+      ok(kbx.make(dir));
+      clean(dir);
+      const r = ok(kbx.make(dir, [], { EXTRA: '-DSCALE2' }));
+      assert.equal(replayed(r), 0, r.stderr);
+      assertSameTree(dir, plainAfter(dir, 'replay-env-ref', () => {}));
+      clean(dir);
+      // EXTRA enters the command: the plain reference uses it too.
+      const ref = join(tempDir('replay-env-ref2'), 'proj');
+      cpSync(dir, ref, { recursive: true });
+      ok(plainMake(ref, [], { EXTRA: '-DSCALE2' }));
+      ok(kbx.make(dir, [], { EXTRA: '-DSCALE2' }));
+      assertSameTree(dir, ref);
+    } finally {
+      kbx.stop();
+    }
+  });
+
+  test('a makefile edit that drops a target: its output is not restored', () => {
+    const kbx = new Kbx('replay-drop');
+    const dir = project('replay-drop');
+    const edit = (d: string) => writeFileSync(join(d, 'Makefile'), PROJECT.Makefile!.replace('all: prog tool', 'all: prog').replace(/tool: tool\.in\n\tcp tool\.in tool\n/, ''));
+    try {
+      ok(kbx.make(dir));
+      clean(dir);
+      edit(dir);
+      ok(kbx.make(dir));
+      assert.equal(existsSync(join(dir, 'tool')), false);
+      assertSameTree(dir, plainAfter(dir, 'replay-drop-ref', () => {}));
+    } finally {
+      kbx.stop();
+    }
+  });
+
+  test('a new source that $(wildcard) finds: the program is linked with it', () => {
+    const kbx = new Kbx('replay-wildcard');
+    const dir = project('replay-wildcard');
+    const add = (d: string) => {
+      writeFileSync(join(d, 'extra.c'), 'int extra(void) { return 0; }\n');
+    };
+    try {
+      ok(kbx.make(dir));
+      clean(dir);
+      add(dir);
+      ok(kbx.make(dir));
+      assertSameTree(dir, plainAfter(dir, 'replay-wildcard-ref', () => {}));
+    } finally {
+      kbx.stop();
+    }
+  });
+
+  test('an output edited by hand is left as plain make leaves it', () => {
+    const kbx = new Kbx('replay-hand');
+    const dir = project('replay-hand');
+    try {
+      ok(kbx.make(dir));
+      const ref = join(tempDir('replay-hand-ref'), 'proj');
+      cpSync(dir, ref, { recursive: true, preserveTimestamps: true });
+      // gcc's probe of its own object is no input: only the object's content tells.
+      for (const d of [dir, ref]) appendFileSync(join(d, 'main.o'), 'edited\n');
+      ok(plainMake(ref));
+      ok(kbx.make(dir));
+      assert.ok(readFileSync(join(dir, 'main.o')).toString('latin1').endsWith('edited\n'));
+      assertSameTree(dir, ref);
+    } finally {
+      kbx.stop();
+    }
+  });
+
+  test('a touched header, content unchanged: outputs get fresh dates and make runs no line', () => {
+    const kbx = new Kbx('replay-touch');
+    const dir = project('replay-touch');
+    try {
+      ok(kbx.make(dir));
+      const now = Date.now() / 1000;
+      utimesSync(join(dir, 'common.h'), now, now);
+      const r = ok(kbx.make(dir));
+      assert.match(r.stderr, /refreshed 3\b/); // main.o and util.o read the header; prog reads them
+      assert.equal(summary(r.stderr).hits + summary(r.stderr).misses, 0, r.stderr);
+      assert.match(ok(plainMake(dir)).stdout, /Nothing to be done/);
+    } finally {
+      kbx.stop();
+    }
+  });
+
+  test('--no-replay and replay = false leave every line to make', () => {
+    const kbx = new Kbx('replay-off');
+    const dir = project('replay-off');
+    try {
+      ok(kbx.make(dir));
+      clean(dir);
+      const r = ok(kbx.make(dir, ['--no-replay']));
+      assert.equal(replayed(r), 0);
+      assert.equal(summary(r.stderr).hits, 4, r.stderr);
+      clean(dir);
+      const off = ok(kbx.make(dir, [], { KBX_REPLAY: 'false' }));
+      assert.equal(replayed(off), 0);
+      assert.equal(summary(off.stderr).hits, 4, off.stderr);
+    } finally {
+      kbx.stop();
+    }
+  });
+});
