@@ -60,8 +60,12 @@ export function chromeTrace(rec: BuildRecord, a: BuildAnalysis): ChromeTrace {
     if (critical.has(i)) args.criticalPath = true;
     return { name: a.labels[i]!, cat: l.kind, ph: 'X', ts: l.startUs - t0, dur: durationUs(l), pid: PID, tid: laneTid(a, i), args };
   });
+  // Replay before make: one span on its own lane (tid 0), before make's first line.
+  const replay: TraceEvent[] = rec.replay
+    ? [{ name: `replay: ${rec.replay.lines} lines, ${rec.replay.restored} restored, ${rec.replay.refreshed} refreshed`, cat: 'replay', ph: 'X', ts: rec.replay.startUs - t0, dur: Math.max(1, rec.replay.endUs - rec.replay.startUs), pid: PID, tid: 0, args: { ...rec.replay } }]
+    : [];
   return {
-    traceEvents: [...meta, ...lines],
+    traceEvents: [...meta, ...replay, ...lines],
     displayTimeUnit: 'ms',
     otherData: { build: rec.id, dir: rec.dir, args: rec.args.join(' '), exit: String(rec.exit) },
   };
