@@ -589,7 +589,7 @@ test("perl's start-up reads of /dev/urandom (hash and rand() seeds) are not logg
   const seeded = run(d, '/usr/bin/perl', ['-e', 'print 1'], { env: { PERL_HASH_SEED: '0' } });
   expectNoEvent(seeded, 'r', '/dev/urandom');
   // The script's own read comes after the start-up ones: the window is closed.
-  for (const env of [{}, { PERL_HASH_SEED: '0' }]) {
+  for (const env of [{}, { PERL_HASH_SEED: '0' }] as Record<string, string>[]) {
     const own = run(d, '/usr/bin/perl', ['-e', 'open(my $f, "<", "/dev/urandom") or die; read($f, my $b, 4); print length $b'], { env });
     assert.equal(own.stdout, '4', own.stderr);
     expectEvent(own, 'r', '/dev/urandom');
