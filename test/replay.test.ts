@@ -30,6 +30,9 @@ clean:
   'tool.in': 'a tool\n',
 };
 
+// test/support/kbx.ts turns replay off for the other suites.
+const ON = { KBX_REPLAY: 'true' };
+
 function project(tag: string): string {
   const dir = join(tempDir(tag), 'proj');
   writeTree(dir, PROJECT);
@@ -58,7 +61,7 @@ const clean = (d: string) => ok(plainMake(d, ['clean']));
 
 describe('replay before make', () => {
   test('after make clean, every line is replayed before make, which then runs none; the tree equals plain make', () => {
-    const kbx = new Kbx('replay-clean');
+    const kbx = new Kbx('replay-clean', ON);
     const dir = project('replay-clean');
     try {
       ok(kbx.make(dir));
@@ -77,7 +80,7 @@ describe('replay before make', () => {
   });
 
   test('CFLAGS changed in the Makefile after make clean: no object of the old flags is restored', () => {
-    const kbx = new Kbx('replay-cflags');
+    const kbx = new Kbx('replay-cflags', ON);
     const dir = project('replay-cflags');
     const edit = (d: string) => writeFileSync(join(d, 'Makefile'), PROJECT.Makefile!.replace('-O1', '-O0'));
     try {
@@ -93,7 +96,7 @@ describe('replay before make', () => {
   });
 
   test('a variable changed in the environment: nothing is replayed', () => {
-    const kbx = new Kbx('replay-env');
+    const kbx = new Kbx('replay-env', ON);
     const dir = project('replay-env');
     try {
       ok(kbx.make(dir));
@@ -114,7 +117,7 @@ describe('replay before make', () => {
   });
 
   test('a makefile edit that drops a target: its output is not restored', () => {
-    const kbx = new Kbx('replay-drop');
+    const kbx = new Kbx('replay-drop', ON);
     const dir = project('replay-drop');
     const edit = (d: string) => writeFileSync(join(d, 'Makefile'), PROJECT.Makefile!.replace('all: prog tool', 'all: prog').replace(/tool: tool\.in\n\tcp tool\.in tool\n/, ''));
     try {
@@ -130,7 +133,7 @@ describe('replay before make', () => {
   });
 
   test('a new source that $(wildcard) finds: the program is linked with it', () => {
-    const kbx = new Kbx('replay-wildcard');
+    const kbx = new Kbx('replay-wildcard', ON);
     const dir = project('replay-wildcard');
     const add = (d: string) => {
       writeFileSync(join(d, 'extra.c'), 'int extra(void) { return 0; }\n');
@@ -147,7 +150,7 @@ describe('replay before make', () => {
   });
 
   test('an output edited by hand is left as plain make leaves it', () => {
-    const kbx = new Kbx('replay-hand');
+    const kbx = new Kbx('replay-hand', ON);
     const dir = project('replay-hand');
     try {
       ok(kbx.make(dir));
@@ -165,7 +168,7 @@ describe('replay before make', () => {
   });
 
   test('a touched header, content unchanged: outputs get fresh dates and make runs no line', () => {
-    const kbx = new Kbx('replay-touch');
+    const kbx = new Kbx('replay-touch', ON);
     const dir = project('replay-touch');
     try {
       ok(kbx.make(dir));
@@ -181,7 +184,7 @@ describe('replay before make', () => {
   });
 
   test('--no-replay and replay = false leave every line to make', () => {
-    const kbx = new Kbx('replay-off');
+    const kbx = new Kbx('replay-off', ON);
     const dir = project('replay-off');
     try {
       ok(kbx.make(dir));
