@@ -19,7 +19,10 @@ import {
   layoutTables,
   type KallsymsOptions,
 } from '../src/kernel/kallsyms/index.js';
-import { readMap, selectSymbols } from '../src/kernel/kallsyms/symbols.js';
+import { selectSymbols } from '../src/kernel/kallsyms/symbols.js';
+import { KALLSYMS_6_1 } from '../src/kernel/kallsyms/versions.js';
+
+const readMap = KALLSYMS_6_1.readMap;
 import { cKallsyms, kernelTree } from './support/kernel-tree.js';
 import { linkTree, reproducibleBtf, runStockLink } from './support/link-tree.js';
 import { linuxSource, program, unlessMissing } from './support/tools.js';
@@ -55,7 +58,7 @@ function compareWithC(mapPath: string, o: KallsymsOptions, target: AsmTarget): '
   const c = runCKallsyms(tool!, mapPath, o);
   let mine;
   try {
-    mine = kallsyms(input, o, target);
+    mine = kallsyms(input, o, target, KALLSYMS_6_1);
   } catch (e) {
     assert.ok(e instanceof KallsymsError, String(e));
     assert.notEqual(c.status, 0, `C tool succeeded where we failed: ${e.message}`);
@@ -170,7 +173,7 @@ describe('kallsyms symbol selection', () => {
   });
 
   test('without --all-symbols only text and init text remain, minus symbols at _etext/_einittext', () => {
-    const sel = selectSymbols(map, {});
+    const sel = selectSymbols(map, {}, KALLSYMS_6_1);
     const kept = new Set(sel.symbols.map((s) => s.name));
     assert.ok(kept.has('_etext') && kept.has('_einittext') && kept.has('_stext'));
     assert.ok(!kept.has('at_etext_dropped') && !kept.has('at_einittext_dropped'));
@@ -180,13 +183,13 @@ describe('kallsyms symbol selection', () => {
   test('ties at one address: non-weak, then not linker-provided, then fewer underscores, then input order', () => {
     const same = readMap(Buffer.from('10 W weak_tie\n10 T __start_tie\n10 T ___tie\n10 T tie\n10 T b\n10 T a\n'));
     assert.deepEqual(
-      selectSymbols(same, { allSymbols: true }).symbols.map((s) => s.name),
+      selectSymbols(same, { allSymbols: true }, KALLSYMS_6_1).symbols.map((s) => s.name),
       ['tie', 'b', 'a', '___tie', '__start_tie', 'weak_tie'],
     );
   });
 
   test('--absolute-percpu marks percpu symbols absolute and retypes them A', () => {
-    const sel = selectSymbols(map, { allSymbols: true, absolutePercpu: true, baseRelative: true });
+    const sel = selectSymbols(map, { allSymbols: true, absolutePercpu: true, baseRelative: true }, KALLSYMS_6_1);
     const pc = sel.symbols.find((s) => s.name === 'fixed_percpu_data')!;
     assert.equal(pc.percpuAbsolute, true);
     assert.equal(String.fromCharCode(pc.type), 'A');
@@ -195,7 +198,7 @@ describe('kallsyms symbol selection', () => {
   });
 
   test('an empty selection is the C tool\'s "No valid symbol."', () => {
-    assert.throws(() => selectSymbols(readMap(Buffer.from('10 D data\n')), {}), { code: 'KALLSYMS_NO_SYMBOLS' });
+    assert.throws(() => selectSymbols(readMap(Buffer.from('10 D data\n')), {}, KALLSYMS_6_1), { code: 'KALLSYMS_NO_SYMBOLS' });
   });
 });
 
