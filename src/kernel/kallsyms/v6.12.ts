@@ -91,16 +91,21 @@ function readMap(input: Uint8Array): SymbolMap {
 }
 
 /**
- * write_src() prints each kept name in a C comment beside its bytes; a name
- * holding "*" "/" ends the comment early and the tool's .S does not
- * assemble, so the stock link fails. Such a table is refused here (the link
- * falls back to the stock script) rather than made where plain kbuild makes none.
+ * write_src() prints each kept name in a C comment beside its bytes, and
+ * every token (a piece of a name) raw inside `.asciz "..."`. A name holding
+ * "*" "/" ends the comment early (the .S does not assemble: the stock link
+ * fails); a '"', a backslash or a carriage return is read by the assembler
+ * as something else than the byte (the table it makes is not the names).
+ * Such a table is refused here, so the link falls back to the stock script,
+ * rather than made where plain kbuild makes none or another.
  */
+const unprintable = /\*\/|["\\\r]/;
+
 function checkSelection(symbols: readonly SymEntry[]): void {
   for (const s of symbols) {
     const printed = String.fromCharCode(s.type) + s.name;
-    if (printed.includes('*/')) {
-      throw new KallsymsError('KALLSYMS_BAD_NAME', `symbol ${printed} would end the comment the C tool prints it in; its .S would not assemble`);
+    if (unprintable.test(printed)) {
+      throw new KallsymsError('KALLSYMS_BAD_NAME', `symbol ${JSON.stringify(printed)}: the C tool's assembly cannot hold its name as it is`);
     }
   }
 }
