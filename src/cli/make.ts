@@ -166,7 +166,7 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
     Object.assign(env, makeLogEnv(tracerPath, buildFile(cfg.dir, buildId, 'makelog')!));
     replay = await replayBeforeMake(sock, buildId, inv, args, digest!);
   }
-  const route = cfg.linkVmlinux ? linkVmlinuxMakeArgs(inv) : [];
+  const route = cfg.linkVmlinux ? linkVmlinuxMakeArgs(inv, (line) => process.stderr.write(line)) : [];
   const makeArgs = [...args, ...route, `SHELL=${shimPath}`];
   const mode = progressMode(cfg, inv);
   const progress = { countersFile, startedMs: started, previous: previousBuild(cfg.dir, inv.dir, args) };
