@@ -7,6 +7,7 @@
 //          ccache and kbx build from their caches
 //   noop   `make` on the built tree
 //   touch  `touch fs/ioctl.c` in the source tree, then `make`
+//   header `touch include/linux/fs.h` (content unchanged), then `make`
 // Measured: wall-clock seconds of the whole make (for kbx, the whole `kbx
 // make` process, daemon start-up included). Also: whether kbx's vmlinux and
 // bzImage equal plain's after each scenario, and the daemon's resident memory
@@ -16,9 +17,9 @@ import { join } from 'node:path';
 import { REPRODUCIBLE, cleanEnv, kbx, kbxSummary, must, readLog, timed, type KbxSummary } from './common.js';
 
 export type Mode = 'plain' | 'ccache' | 'kbx';
-export type KernelScenario = 'cold' | 'warm' | 'noop' | 'touch';
+export type KernelScenario = 'cold' | 'warm' | 'noop' | 'touch' | 'header';
 export const MODES: Mode[] = ['plain', 'ccache', 'kbx'];
-export const KERNEL_SCENARIOS: KernelScenario[] = ['cold', 'warm', 'noop', 'touch'];
+export const KERNEL_SCENARIOS: KernelScenario[] = ['cold', 'warm', 'noop', 'touch', 'header'];
 export type KernelConfig = 'tinyconfig' | 'modversions';
 
 export interface KernelRun {
@@ -58,7 +59,8 @@ export interface KernelOptions {
   say: (msg: string) => void;
 }
 
-const TOUCHED = 'fs/ioctl.c';
+// The file each touch scenario touches in the source tree (its content stays).
+const TOUCHED: Partial<Record<KernelScenario, string>> = { touch: 'fs/ioctl.c', header: 'include/linux/fs.h' };
 
 export function runKernel(o: KernelOptions): KernelResult {
   const res: KernelResult = { runs: [], same: {}, daemonPids: {} };
@@ -101,9 +103,10 @@ export function runKernel(o: KernelOptions): KernelResult {
     const log = join(logs, `${s}-${m}.log`);
     const args = [`O=${out(m)}`, `-j${o.jobs}`, ...ccArgs(m)];
     if (m === 'ccache') must('ccache', ['-z'], { env: env(m) });
-    if (s === 'touch') {
+    const touched = TOUCHED[s];
+    if (touched) {
       const now = new Date();
-      utimesSync(join(o.tree, TOUCHED), now, now);
+      utimesSync(join(o.tree, touched), now, now);
     }
     const t = m === 'kbx'
       ? timed(process.execPath, [kbx.main, 'make', ...args], { cwd: o.tree, env: env(m), log })

@@ -4,8 +4,8 @@
 // printed as a markdown table (bench/table.ts). See bench/README.md.
 //
 //   npm run bench -- [--config tinyconfig|modversions] [--jobs 2]
-//                    [--only plain,ccache,kbx] [--scenarios cold,warm,noop,touch,micro]
-//                    [--out FILE.md] [--work /var/tmp/kbx-bench]
+//                    [--only plain,ccache,kbx] [--scenarios cold,warm,noop,touch,header,micro]
+//                    [--out FILE.md] [--work /var/tmp/kbx-bench] [--tree DIR]
 //                    [--trivial-runs 2000] [--hit-runs 200]
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -26,6 +26,8 @@ const { values: opt } = parseArgs({
     scenarios: { type: 'string', default: [...KERNEL_SCENARIOS, 'micro'].join(',') },
     out: { type: 'string' },
     work: { type: 'string', default: '/var/tmp/kbx-bench' },
+    // The touch scenarios change mtimes in it: a private copy keeps others' trees as they are.
+    tree: { type: 'string' },
     'trivial-runs': { type: 'string', default: '2000' },
     'hit-runs': { type: 'string', default: '200' },
     help: { type: 'boolean', short: 'h' },
@@ -40,7 +42,7 @@ function fail(msg: string): never {
 if (opt.help) {
   process.stdout.write(
     'usage: node dist/bench/run.js [--config tinyconfig|modversions] [--jobs N] [--only plain,ccache,kbx]\n' +
-      '       [--scenarios cold,warm,noop,touch,micro] [--out FILE.md] [--work DIR] [--trivial-runs N] [--hit-runs N]\n',
+      '       [--scenarios cold,warm,noop,touch,header,micro] [--out FILE.md] [--work DIR] [--tree LINUX-6.1-SRC] [--trivial-runs N] [--hit-runs N]\n',
   );
   process.exit(0);
 }
@@ -73,7 +75,7 @@ const started = Date.now();
 const loadStart = la();
 let kernel: KernelResult | undefined;
 let micro: MicroResult | undefined;
-const tree = kernelScenarios.length ? kernelTree() : undefined;
+const tree = kernelScenarios.length ? opt.tree ?? kernelTree() : undefined;
 if (kernelScenarios.length && !tree) fail('no Linux 6.1 tree: install linux-source-6.1 (see test/support/kernel-tree.ts)');
 if (tree && modes.includes('ccache') && tool('ccache', ['--version']) === '?') fail('ccache is not installed (apt-get install ccache)');
 
