@@ -183,6 +183,46 @@ describe('replay before make', () => {
     }
   });
 
+  // kbuild's shape: make includes the .cmd file of each target that exists,
+  // and the final link runs make again, so the shim passes it through.
+  const KBUILD_LIKE: Record<string, string> = {
+    Makefile: `targets := lib.o prog
+-include $(foreach f,$(wildcard $(targets)),$(dir $(f)).$(notdir $(f)).cmd)
+all: prog
+lib.o: lib.c lib.h
+\tgcc -c -o $@ $< && echo 'cmd_lib.o := gcc' > .lib.o.cmd
+prog: lib.o
+\t$(MAKE) --version >/dev/null && gcc -o $@ lib.o && echo 'cmd_prog := link' > .prog.cmd
+clean:
+\trm -f lib.o prog .lib.o.cmd .prog.cmd
+`,
+    'lib.h': '#define RET 0\n',
+    'lib.c': '#include "lib.h"\nint main(void) { return RET; }\n',
+  };
+
+  test('a kbuild-like tree: a target no cached line wrote (the link) existing now but not when make looked does not stop replay', () => {
+    const kbx = new Kbx('replay-kbuild', ON);
+    const dir = join(tempDir('replay-kbuild'), 'proj');
+    writeTree(dir, KBUILD_LIKE);
+    try {
+      ok(kbx.make(dir));
+      clean(dir);
+      assert.equal(replayed(ok(kbx.make(dir))), 1); // recorded with prog absent when make looked
+      const now = Date.now() / 1000;
+      utimesSync(join(dir, 'lib.h'), now, now);
+      const r = ok(kbx.make(dir));
+      assert.equal(replayed(r), 1, r.stderr);
+      assert.equal(summary(r.stderr).hits + summary(r.stderr).misses, 0, r.stderr);
+      assert.match(ok(plainMake(dir)).stdout, /Nothing to be done/);
+      const ref = join(tempDir('replay-kbuild-ref'), 'proj');
+      writeTree(ref, KBUILD_LIKE);
+      ok(plainMake(ref));
+      assertSameTree(dir, ref);
+    } finally {
+      kbx.stop();
+    }
+  });
+
   test('--no-replay and replay = false leave every line to make', () => {
     const kbx = new Kbx('replay-off', ON);
     const dir = project('replay-off');

@@ -15,7 +15,7 @@
 // compared here: replay itself puts them back as the build left them, and
 // planReplay refuses to replay at all when one of them cannot be (plan.ts).
 import { readdirSync } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { FileState } from '../fingerprint/file-state.js';
 import { sha256 } from '../util/hash.js';
 
@@ -105,6 +105,27 @@ function valueNow(state: FileState, r: { k: string; p: string }, produced: Reado
   return state.existence(r.p) === 'absent' ? 'n0' : 'n1';
 }
 
+/** kbuild's command file of target D/X: D/.X.cmd. */
+export function cmdFileOf(target: string): string {
+  return join(dirname(target), `.${basename(target)}.cmd`);
+}
+
+/**
+ * kbuild's `existing-targets := $(wildcard $(targets))` and `-include` of each
+ * one's `D/.X.cmd`, for a target X that no cached line wrote (the link of
+ * vmlinux passes through the shim): whether X exists decides only whether make
+ * reads its .cmd, and a .cmd defines X's command, prerequisites and rule alone.
+ * Replay never writes X, so make judges X by what it finds there, as without
+ * replay; neither read is part of the gate. Recognised by the pair: a literal
+ * look for D/X and a read of D/.X.cmd (in the log, or the .cmd exists at the
+ * build's end because X was made after make looked).
+ */
+function kbuildTargetRead(r: MakeRead, looked: ReadonlySet<string>, read: ReadonlySet<string>, state: FileState): boolean {
+  if (r.k === 'g') return read.has(cmdFileOf(r.p)) || state.existence(cmdFileOf(r.p)) !== 'absent';
+  const m = /^\.(.+)\.cmd$/.exec(basename(r.p));
+  return !!m && looked.has(join(dirname(r.p), m[1]!));
+}
+
 /**
  * Values make's reads at the end of the recorded build. Returns the inputs
  * the gate compares and the reads that are outputs of the build's lines.
@@ -112,12 +133,15 @@ function valueNow(state: FileState, r: { k: string; p: string }, produced: Reado
 export function valueMakeReads(reads: readonly MakeRead[], produced: ReadonlySet<string>, state: FileState): { inputs: MakeInput[]; producedReads: string[] } {
   const inputs: MakeInput[] = [];
   const producedReads: string[] = [];
+  const looked = new Set(reads.filter((r) => r.k === 'g' && !MAGIC.test(r.p)).map((r) => r.p));
+  const read = new Set(reads.filter((r) => r.k !== 'g').map((r) => r.p));
   for (const r of reads) {
     const literal = r.k !== 'g' || !MAGIC.test(r.p);
     if (literal && produced.has(r.p)) {
       producedReads.push(r.p);
       continue;
     }
+    if (literal && kbuildTargetRead(r, looked, read, state)) continue;
     let v: string;
     if (r.k === 'a') v = 'absent';
     else if (r.k === 'g' && literal) v = (r.n ?? 0) > 0 ? 'n1' : 'n0';
