@@ -26,6 +26,9 @@ export function argsKey(args: readonly string[]): string {
 // Builds of the same invocation looked at, newest first: the last one may have
 // been made from another state (an incremental build after a clean one).
 const CANDIDATES = 4;
+// kbx make waits 600 s for the reply, then starts make: a replay that has not
+// begun writing by this time gives up, so it never writes while make runs.
+const WRITE_DEADLINE_MS = 120_000;
 
 /** Why the record cannot be replayed now, or its plan. */
 function planFor(rec: BuildRecord, req: ReplayRequest, ctx: PlanContext, forced: Set<number>): Plan | { why: string } {
@@ -50,6 +53,7 @@ export interface Replayed {
 
 export async function replayBuild(kbxDir: string, req: ReplayRequest, ctx: PlanContext): Promise<Replayed> {
   const startUs = nowUs();
+  const deadline = Date.now() + WRITE_DEADLINE_MS;
   const span = (s: Partial<ReplaySpan>): Replayed => ({ span: { startUs, endUs: nowUs(), lines: 0, restored: 0, refreshed: 0, ...s } });
   // A build in which make ran no line (nothing to do) has nothing to replay.
   const metas = listBuilds(kbxDir)
@@ -77,6 +81,7 @@ export async function replayBuild(kbxDir: string, req: ReplayRequest, ctx: PlanC
         for (const pp of missing) for (const w of pp.writers) forced.add(w);
         continue;
       }
+      if (Date.now() > deadline) return span({ why: `planning took over ${WRITE_DEADLINE_MS / 1000} s` });
       const done = await applyPlan(plan, blobs, ctx.state, ctx.pathSets);
       return { ...span({ from: rec.id, lines: plan.lines.length, ...done }), source: rec, indexes: plan.lines.map((l) => l.index) };
     }
