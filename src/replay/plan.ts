@@ -56,6 +56,8 @@ export interface PlanContext {
   pathSets: PathSetCache;
   state: FileState;
   roots: readonly string[];
+  /** Entries read so far, by strong fingerprint: a plan walks the record again after each conflict. */
+  entries?: Map<string, Entry | undefined>;
 }
 
 /** The value an output path is recorded with at a build's end (ReplayBasis.ends). */
@@ -142,6 +144,12 @@ function decide(pp: PlannedPath, end: string | undefined, state: FileState): Act
   }
 }
 
+function readEntry(ctx: PlanContext, strong: string): Entry | undefined {
+  const memo = (ctx.entries ??= new Map());
+  if (!memo.has(strong)) memo.set(strong, ctx.store.getEntry(strong));
+  return memo.get(strong);
+}
+
 function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>): Plan {
   const overlay = new Map<string, Final>();
   const children = new Map<string, Map<string, boolean>>();
@@ -198,7 +206,7 @@ function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>): 
     };
     if (forced.has(i) || !line.weak || !line.strong) return block();
     const set = ctx.pathSets.get(line.weak)?.sets.find((s) => s.strong === line.strong);
-    const entry = set && ctx.store.getEntry(line.strong);
+    const entry = set && readEntry(ctx, line.strong);
     if (!set || !entry || entry.exit !== 0 || refusal(entry, ctx.roots) !== undefined) return block(entry);
     if (!ctx.pathSets.holdsAs(set, valueAs)) return block(entry);
     for (const d of entry.deleted) put(resolve(d), { kind: 'absent' }, i);
