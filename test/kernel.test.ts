@@ -257,7 +257,8 @@ describe('Linux 6.1 tinyconfig', { skip: unlessMissing(linuxSource(kernelTree())
   });
 
   test('make clean, then one source edited: the edited object and what reads it are built, not restored', () => {
-    for (const out of [kbxOut, plainOut]) assert.equal(plainMake(tree, [`O=${out}`, 'clean'], REPRODUCIBLE).status, 0);
+    // Plain make builds incrementally (same bytes as after a clean: the builds are reproducible).
+    assert.equal(plainMake(tree, [`O=${kbxOut}`, 'clean'], REPRODUCIBLE).status, 0);
     appendFileSync(join(tree, EDITED), '\nint kbx_replay_edit_marker = 1;\n');
     const r = kbx.make(tree, [`O=${kbxOut}`, '-j2']);
     assert.equal(r.status, 0, r.stderr.slice(-3000));

@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, cpSync, existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { Kbx, assertSameTree, plainMake, summary, tempDir, writeTree, type RunResult } from './support/kbx.js';
 
 // A makefile that does not record commands: objects depend on their source
@@ -178,6 +179,27 @@ describe('replay before make', () => {
       assert.match(r.stderr, /refreshed 3\b/); // main.o and util.o read the header; prog reads them
       assert.equal(summary(r.stderr).hits + summary(r.stderr).misses, 0, r.stderr);
       assert.match(ok(plainMake(dir)).stdout, /Nothing to be done/);
+    } finally {
+      kbx.stop();
+    }
+  });
+
+  test('a $(shell …) result that changed after make clean: the outputs of commands built from it are not restored', () => {
+    const kbx = new Kbx('replay-shell', ON);
+    const dir = join(tempDir('replay-shell'), 'proj');
+    const files = {
+      Makefile: 'VER := $(shell cat ver.txt)\nall: prog\nprog: main.c\n\tgcc -DVER=$(VER) -o $@ main.c\nclean:\n\trm -f prog\n',
+      'main.c': 'int main(void) { return VER; }\n',
+      'ver.txt': '1\n',
+    };
+    writeTree(dir, files);
+    try {
+      ok(kbx.make(dir));
+      clean(dir);
+      writeFileSync(join(dir, 'ver.txt'), '2\n');
+      const r = ok(kbx.make(dir));
+      assert.equal(replayed(r), 0, r.stderr);
+      assert.equal(spawnSync(join(dir, 'prog')).status, 2);
     } finally {
       kbx.stop();
     }

@@ -49,6 +49,8 @@ export interface PlannedLine {
 export interface Plan {
   lines: PlannedLine[];
   paths: PlannedPath[];
+  /** A line that wrote no file but printed, which no longer holds: see walk(). */
+  printer?: string;
 }
 
 export interface PlanContext {
@@ -93,6 +95,7 @@ export function planReplay(
   for (const l of rec.lines) for (const k of l.outputs) allOutputs.add(resolve(rec.paths[k]!));
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const plan = walk(rec, ctx, forced);
+    if (plan.printer) return { why: `a line whose output make may read ($(shell …)) no longer holds: ${plan.printer.slice(0, 200)}` };
     let conflicts = 0;
     for (const pp of plan.paths) {
       const action = decide(pp, ends.get(pp.path), ctx.state);
@@ -156,6 +159,7 @@ function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>): 
   const blocked = new Set<string>();
   const paths = new Map<string, PlannedPath>();
   const lines: PlannedLine[] = [];
+  let printerChanged: string | undefined;
 
   const put = (p: string, f: Final, i: number) => {
     overlay.set(p, f);
@@ -207,8 +211,16 @@ function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>): 
     if (forced.has(i) || !line.weak || !line.strong) return block();
     const set = ctx.pathSets.get(line.weak)?.sets.find((s) => s.strong === line.strong);
     const entry = set && readEntry(ctx, line.strong);
-    if (!set || !entry || entry.exit !== 0 || refusal(entry, ctx.roots) !== undefined) return block(entry);
-    if (!ctx.pathSets.holdsAs(set, valueAs)) return block(entry);
+    // A line that wrote no file but printed may be make's $(shell …), whose
+    // output can be in the command texts of the lines replayed (a version
+    // string in CFLAGS): outside kbuild nothing would make rerun them. Make
+    // parses after replay, so the line is checked against the tree as replay
+    // leaves it; one that no longer holds (or cannot be checked) stops replay.
+    const printer = !line.outputs.length && (!entry || entry.stdout !== '');
+    if (!set || !entry || entry.exit !== 0 || refusal(entry, ctx.roots) !== undefined || !ctx.pathSets.holdsAs(set, valueAs)) {
+      if (printer) printerChanged ??= line.command;
+      return block(entry);
+    }
     for (const d of entry.deleted) put(resolve(d), { kind: 'absent' }, i);
     for (const o of entry.outputs) {
       const p = resolve(o.path);
@@ -216,5 +228,5 @@ function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>): 
     }
     lines.push({ index: i, entry, set });
   });
-  return { lines, paths: [...paths.values()].sort((a, b) => a.order - b.order) };
+  return { lines, paths: [...paths.values()].sort((a, b) => a.order - b.order), ...(printerChanged !== undefined ? { printer: printerChanged } : {}) };
 }
