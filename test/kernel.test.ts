@@ -221,7 +221,7 @@ describe('Linux 6.1 tinyconfig', { skip: unlessMissing(linuxSource(kernelTree())
     for (const out of [kbxOut, plainOut]) rmSync(join(out, 'init/main.o'));
     const first = kbx.make(tree, [`O=${kbxOut}`, ...one]); // a record of this goal, with the old flags
     assert.equal(first.status, 0, first.stderr.slice(-3000));
-    for (const out of [kbxOut, plainOut]) rmSync(join(out, 'init/main.o'));
+    rmSync(join(kbxOut, 'init/main.o'));
     const r = kbx.make(tree, [`O=${kbxOut}`, ...one], flags);
     assert.equal(r.status, 0, r.stderr.slice(-3000));
     assert.equal(replayed(r), 0, r.stderr.slice(-500));

@@ -184,6 +184,26 @@ describe('replay before make', () => {
     }
   });
 
+  test('a $(wildcard) with wildcards in a directory component (kbuild: every defconfig under arch/x86/configs) holds, and a new match stops replay', () => {
+    const kbx = new Kbx('replay-deepglob', ON);
+    const dir = join(tempDir('replay-deepglob'), 'proj');
+    writeTree(dir, {
+      Makefile: 'BOARDS := $(wildcard cfg/*/*_defconfig)\nall: out\nout: in\n\tcp in out\nclean:\n\trm -f out\n',
+      in: 'x\n',
+      'cfg/a/one_defconfig': '',
+    });
+    try {
+      ok(kbx.make(dir));
+      clean(dir);
+      assert.equal(replayed(ok(kbx.make(dir))), 1);
+      clean(dir);
+      writeTree(dir, { 'cfg/b/two_defconfig': '' });
+      assert.equal(replayed(ok(kbx.make(dir))), 0);
+    } finally {
+      kbx.stop();
+    }
+  });
+
   test('a $(shell …) result that changed after make clean: the outputs of commands built from it are not restored', () => {
     const kbx = new Kbx('replay-shell', ON);
     const dir = join(tempDir('replay-shell'), 'proj');

@@ -78,23 +78,37 @@ function escape(ch: string): string {
 }
 
 /**
- * The names a wildcard pattern matches now, less the paths the build wrote,
- * as one digest; 'unknown' for a pattern with wildcards above its last
- * component (never equal to anything: see holds()).
+ * The paths a wildcard pattern matches now, less the paths the build wrote, as
+ * one digest. Wildcards may stand in any component (kbuild's top Makefile
+ * looks for every `*_defconfig` in each directory under `arch/x86/configs`):
+ * each is matched against the names in the directories matched so far, as
+ * glob(3) does.
  */
 export function globValue(pattern: string, produced: ReadonlySet<string>): string {
-  const dir = dirname(pattern);
-  const base = basename(pattern);
-  if (MAGIC.test(dir)) return 'unknown';
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    names = [];
+  const parts = pattern.split('/').filter(Boolean);
+  let dirs = ['/'];
+  let i = 0;
+  for (; i < parts.length && !MAGIC.test(parts[i]!); i++) dirs = [join(dirs[0]!, parts[i]!)];
+  const list = (d: string) => {
+    try {
+      return readdirSync(d);
+    } catch {
+      return [];
+    }
+  };
+  for (; i < parts.length; i++) {
+    const part = parts[i]!;
+    const next: string[] = [];
+    if (!MAGIC.test(part)) {
+      for (const d of dirs) if (list(d).includes(part)) next.push(join(d, part));
+    } else {
+      const re = nameMatcher(part);
+      const hidden = part.startsWith('.');
+      for (const d of dirs) for (const n of list(d)) if ((hidden || !n.startsWith('.')) && re.test(n)) next.push(join(d, n));
+    }
+    dirs = next;
   }
-  const re = nameMatcher(base);
-  const hidden = base.startsWith('.');
-  const hits = names.filter((n) => (hidden || !n.startsWith('.')) && re.test(n) && !produced.has(resolve(dir, n)));
+  const hits = dirs.filter((p) => !produced.has(p));
   return `m:${sha256(hits.sort().join('\0'))}`;
 }
 
