@@ -1,0 +1,201 @@
+// The Redis backend (issue 11): one server, or a Redis Cluster with the
+// `cluster` attribute. Keys are `kbx:cas:<sha256>` and `kbx:ac:<key>`
+// (PROTOCOL.md §7). The client is ioredis: its commandTimeout rejects a
+// command already sent to a frozen server (kill -STOP), which node-redis's
+// timeout does not do without its experimental `rejectInFlight`.
+//
+// Fail fast, never stall: no offline queue, no retries, no reconnecting in
+// the background. A call that finds no connection opens one (bounded by the
+// connect timeout); a connection that failed or timed out is dropped, so the
+// next call starts afresh (a restarted server serves again).
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { RemoteError, type RemoteBackend, type RemoteKind, type RemoteSpec } from './backend.js';
+
+type Client = Redis | Cluster;
+
+/** How a `redis://` or `rediss://` spec connects; throws an Error naming the setting for a bad form. */
+export interface RedisTarget {
+  nodes: { host: string; port: number }[];
+  cluster: boolean;
+  options: RedisOptions;
+}
+
+export function redisTarget(spec: RemoteSpec): RedisTarget {
+  const u = spec.url;
+  const bad = (what: string) => new Error(`remote_storage ${spec.display}: ${what}`);
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw bad('not a redis:// or rediss:// URL');
+  if (u.hostname === '') throw bad('no host');
+  if (u.search !== '' || u.hash !== '') throw bad('a Redis URL takes no query or fragment (attributes follow a |)');
+  const path = u.pathname.replace(/^\/$/, '');
+  if (path !== '' && !/^\/\d{1,5}$/.test(path)) throw bad(`the path must be a database number, as redis://host/1, not ${path}`);
+  const db = path === '' ? 0 : Number(path.slice(1));
+  const cluster = spec.attrs.has('cluster');
+  const nodes = [{ host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port === '' ? 6379 : Number(u.port) }];
+  if (cluster) {
+    if (db !== 0) throw bad('a Redis Cluster has only database 0');
+    for (const seed of splitSeeds(spec.attrs.get('cluster') ?? '')) {
+      const m = /^(\[[^\]]+\]|[^:[\]]+):(\d{1,5})$/.exec(seed);
+      if (m === null) throw bad(`cluster=${seed}: each extra node is host:port`);
+      nodes.push({ host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) });
+    }
+  }
+  const options: RedisOptions = {
+    db,
+    connectTimeout: spec.connectTimeoutMs,
+    commandTimeout: spec.operationTimeoutMs,
+    enableOfflineQueue: false,
+    enableReadyCheck: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: () => null,
+    reconnectOnError: () => false,
+    lazyConnect: true,
+  };
+  if (u.username !== '') options.username = decodeURIComponent(u.username);
+  if (u.password !== '') options.password = decodeURIComponent(u.password);
+  if (u.protocol === 'rediss:') options.tls = { servername: nodes[0]!.host };
+  return { nodes, cluster, options };
+}
+
+/** `cluster`, `cluster=true` or `cluster=h:p,h:p` (more seed nodes than the URL's). */
+function splitSeeds(value: string): string[] {
+  if (value === '' || value === 'true') return [];
+  return value.split(',').map((s) => s.trim());
+}
+
+const keyOf = (kind: RemoteKind, key: string) => `kbx:${kind}:${key}`;
+
+export function openRedisBackend(spec: RemoteSpec): RemoteBackend {
+  return new RedisBackend(spec, redisTarget(spec));
+}
+
+class RedisBackend implements RemoteBackend {
+  private client?: Promise<Client>;
+  private closed = false;
+  /** The client's last 'error' event: why a connection closed (ECONNREFUSED, WRONGPASS), which a call reports only as "Connection is closed". */
+  private lastEvent?: Error;
+
+  constructor(
+    readonly spec: RemoteSpec,
+    private readonly target: RedisTarget,
+  ) {}
+
+  async get(kind: RemoteKind, key: string): Promise<Buffer | undefined> {
+    const v = await this.call(`get ${kind}`, (c) => c.getBuffer(keyOf(kind, key)));
+    return v ?? undefined;
+  }
+
+  async put(kind: RemoteKind, key: string, data: Buffer): Promise<void> {
+    if (this.spec.readOnly) throw new RemoteError(`redis ${this.spec.display}: read-only`, 'forbidden');
+    await this.call(`put ${kind}`, (c) => c.set(keyOf(kind, key), data));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const c = this.client;
+    this.client = undefined;
+    if (c !== undefined) await c.then((x) => this.bounded(ended(x), 1000), () => undefined).catch(() => undefined);
+  }
+
+  private async call<T>(what: string, op: (c: Client) => Promise<T>): Promise<T> {
+    if (this.closed) throw new RemoteError(`redis ${this.spec.display}: closed`, 'error');
+    let pending = (this.client ??= this.connect());
+    try {
+      let c = await pending;
+      if (c.status === 'end' || c.status === 'close') {
+        // The server closed it (restarted, or idle timeout): open another.
+        this.drop(pending);
+        c = await (pending = this.client ??= this.connect());
+      }
+      return await this.bounded(op(c));
+    } catch (e) {
+      const err = this.classify(what, e);
+      // A reply error (OOM, NOPERM) leaves the connection sound; anything
+      // else may leave it half-dead, so the next call opens a new one.
+      if (!isReplyError(e) || err.kind === 'auth') this.drop(pending);
+      throw err;
+    }
+  }
+
+  private async connect(): Promise<Client> {
+    const { nodes, cluster, options } = this.target;
+    const c: Client = cluster
+      ? new Cluster(nodes, clusterOptions(options, this.spec))
+      : new Redis({ ...nodes[0]!, ...options });
+    this.lastEvent = undefined;
+    c.on('error', (e: Error) => {
+      this.lastEvent = e;
+    });
+    try {
+      await this.bounded(c.connect(), this.spec.connectTimeoutMs);
+    } catch (e) {
+      c.disconnect();
+      throw e;
+    }
+    return c;
+  }
+
+  /** A guard over the client's own timeouts: no call outlives them, whatever the library does. */
+  private bounded<T>(p: Promise<T>, ms = this.spec.connectTimeoutMs + this.spec.operationTimeoutMs): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    });
+    return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+  }
+
+  private drop(pending: Promise<Client>): void {
+    if (this.client !== pending) return;
+    this.client = undefined;
+    pending.then((c) => c.disconnect(), () => undefined);
+  }
+
+  /** A RemoteError from the server's or the client's words, first line only, never a secret. */
+  private classify(what: string, e: unknown): RemoteError {
+    let raw = e instanceof Error ? e.message : String(e);
+    if (/Connection is closed|isn't writeable|isn't ready/.test(raw) && this.lastEvent !== undefined) raw = this.lastEvent.message;
+    raw = raw.split('\n')[0]!.slice(0, 300);
+    const text = this.scrub(raw);
+    const message = `redis ${this.spec.display}: ${what}: ${text}`;
+    if (/timed out|ETIMEDOUT/i.test(raw)) return new RemoteError(message, 'timeout');
+    if (/^(WRONGPASS|NOAUTH)\b|^ERR (AUTH|invalid password|invalid username)/i.test(raw)) return new RemoteError(message, 'auth');
+    if (/^OOM\b/.test(raw)) return new RemoteError(message, 'full');
+    if (/^(NOPERM|READONLY)\b/.test(raw)) return new RemoteError(message, 'forbidden');
+    return new RemoteError(message, 'error');
+  }
+
+  private scrub(text: string): string {
+    const secrets = [this.spec.url.password, decodeURIComponent(this.spec.url.password)].filter((s) => s.length > 0);
+    return secrets.reduce((t, s) => t.split(s).join('***'), text);
+  }
+}
+
+function clusterOptions(options: RedisOptions, spec: RemoteSpec): ClusterOptions {
+  const { retryStrategy: _r, enableOfflineQueue: _q, lazyConnect: _l, db: _d, ...redisOptions } = options;
+  return {
+    redisOptions,
+    enableOfflineQueue: false,
+    enableReadyCheck: false,
+    lazyConnect: true,
+    clusterRetryStrategy: () => null,
+    slotsRefreshTimeout: spec.connectTimeoutMs,
+    // MOVED/ASK after a resharding are followed; a down node is not waited for.
+    maxRedirections: 4,
+    retryDelayOnFailover: 0,
+    retryDelayOnClusterDown: 0,
+    retryDelayOnTryAgain: 0,
+  };
+}
+
+/** Disconnects and resolves when the socket is closed. */
+function ended(c: Client): Promise<void> {
+  return new Promise((res) => {
+    if (c.status === 'end') return res();
+    c.once('end', () => res());
+    c.disconnect();
+  });
+}
+
+function isReplyError(e: unknown): boolean {
+  return e instanceof Error && e.name === 'ReplyError';
+}
