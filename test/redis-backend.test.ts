@@ -2,15 +2,20 @@
 // it stores comes back, and every way a server fails is one RemoteError of
 // the right kind, promptly, with no secret in its text.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RemoteError, type RemoteBackend, type RemoteSpec } from '../src/store/remote/backend.js';
 import { openRedisBackend, redisTarget } from '../src/store/remote/redis-backend.js';
-import { freePort, RedisCluster, RedisServer, redisNeeds } from './support/redis.js';
+import { repoRoot } from './support/kbx.js';
+import { freePort, RedisCluster, RedisServer, redisNeeds, TlsFront } from './support/redis.js';
 import { unlessMissing } from './support/tools.js';
 
 const skip = unlessMissing(...redisNeeds);
+const execFileAsync = promisify(execFile);
 
 function spec(url: string, attrs: Record<string, string> = {}, timeouts = { connect: 500, operation: 300 }): RemoteSpec {
   const u = new URL(url);
@@ -201,6 +206,44 @@ describe('redis backend, server faults', { skip }, () => {
     }
   });
 });
+
+describe('redis backend over TLS (rediss://)', { skip }, () => {
+  test('the server certificate is checked: unknown CA refused; trusted through NODE_EXTRA_CA_CERTS, a round trip works', async () => {
+    const server = await RedisServer.start();
+    const front = await TlsFront.start(server.port);
+    const url = `rediss://127.0.0.1:${front.port}`;
+    try {
+      await using(openRedisBackend(spec(url)), async (b) => {
+        const e = await failure(b.get('cas', '4'.repeat(64)));
+        assert.equal(e.kind, 'error', e.message);
+        assert.match(e.message, /certificate/);
+      });
+      // Node reads NODE_EXTRA_CA_CERTS only when it starts: a child process.
+      const script = `
+        import { openRedisBackend } from ${JSON.stringify(join(repoRoot, 'dist', 'src', 'store', 'remote', 'redis-backend.js'))};
+        const b = openRedisBackend(${specSource(url)});
+        await b.put('cas', '4'.repeat(64), Buffer.from('over tls'));
+        process.stdout.write(String(await b.get('cas', '4'.repeat(64))));
+        await b.close();`;
+      // Not spawnSync: the TLS front runs in this process's event loop.
+      const r = await execFileAsync(process.execPath, ['--input-type=module', '-e', script], {
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: front.caFile },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      assert.equal(r.stdout, 'over tls', r.stderr);
+      assert.equal(server.cli('get', `kbx:cas:${'4'.repeat(64)}`).trim(), 'over tls');
+    } finally {
+      await front.stop();
+      await server.stop();
+    }
+  });
+});
+
+/** JavaScript source that builds the same spec in a child process. */
+function specSource(url: string): string {
+  return `{ url: new URL(${JSON.stringify(url)}), display: ${JSON.stringify(url)}, readOnly: false, connectTimeoutMs: 2000, operationTimeoutMs: 2000, shards: [], attrs: new Map() }`;
+}
 
 describe('redis URL forms', () => {
   test('a bad form is an error naming it; the cluster attribute takes more seed nodes', () => {

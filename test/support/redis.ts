@@ -3,14 +3,19 @@
 // stopped by the test (and by process exit, should a test crash). Never the
 // system's service.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer, type Server } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { program, type Need } from './tools.js';
 
-export const redisNeeds: Need[] = [program('redis-server', 'redis-server'), program('redis-cli', 'redis-tools')];
+export const redisNeeds: Need[] = [
+  program('redis-server', 'redis-server'),
+  program('redis-cli', 'redis-tools'),
+  program('openssl', 'openssl'),
+];
 
 const running = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -134,6 +139,48 @@ export class RedisServer {
 
   async stop(): Promise<void> {
     await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A TLS front for a plain server (Debian's redis-server is built without
+ * TLS), with a self-signed certificate for 127.0.0.1 and localhost in
+ * `caFile`: what a client sees of a rediss:// server.
+ */
+export class TlsFront {
+  private constructor(
+    readonly port: number,
+    readonly caFile: string,
+    private readonly server: Server,
+    private readonly dir: string,
+  ) {}
+
+  static async start(target: number): Promise<TlsFront> {
+    const dir = mkdtempSync(join(tmpdir(), 'kbx-redis-tls-'));
+    const r = spawnSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
+        '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    if (r.status !== 0) throw new Error(`openssl req: ${r.stderr}`);
+    const server = createTlsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (tls) => {
+      const plain = createConnection({ host: '127.0.0.1', port: target });
+      tls.pipe(plain).pipe(tls);
+      tls.on('error', () => plain.destroy());
+      plain.on('error', () => tls.destroy());
+    });
+    server.on('tlsClientError', () => undefined);
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+    const addr = server.address();
+    if (addr === null || typeof addr === 'string') throw new Error('no port');
+    return new TlsFront(addr.port, join(dir, 'cert.pem'), server, dir);
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((res) => this.server.close(() => res()));
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
