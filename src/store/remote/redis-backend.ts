@@ -9,6 +9,7 @@
 // connect timeout); a connection that failed or timed out is dropped, so the
 // next call starts afresh (a restarted server serves again).
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { KbxError } from '../../util/errors.js';
 import { RemoteError, type RemoteBackend, type RemoteKind, type RemoteSpec } from './backend.js';
 
 type Client = Redis | Cluster;
@@ -22,23 +23,17 @@ export interface RedisTarget {
 
 export function redisTarget(spec: RemoteSpec): RedisTarget {
   const u = spec.url;
-  const bad = (what: string) => new Error(`remote_storage ${spec.display}: ${what}`);
+  const bad = (what: string) =>
+    new KbxError('KBX_BAD_REMOTE', `remote_storage item '${spec.display}': ${what}`, HINT);
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw bad('not a redis:// or rediss:// URL');
   if (u.hostname === '') throw bad('no host');
   if (u.search !== '' || u.hash !== '') throw bad('a Redis URL takes no query or fragment (attributes follow a |)');
   const path = u.pathname.replace(/^\/$/, '');
   if (path !== '' && !/^\/\d{1,5}$/.test(path)) throw bad(`the path must be a database number, as redis://host/1, not ${path}`);
   const db = path === '' ? 0 : Number(path.slice(1));
-  const cluster = spec.attrs.has('cluster');
+  const cluster = spec.attrs.has('cluster') && spec.attrs.get('cluster') !== 'false';
+  if (cluster && db !== 0) throw bad('a Redis Cluster has only database 0');
   const nodes = [{ host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port === '' ? 6379 : Number(u.port) }];
-  if (cluster) {
-    if (db !== 0) throw bad('a Redis Cluster has only database 0');
-    for (const seed of splitSeeds(spec.attrs.get('cluster') ?? '')) {
-      const m = /^(\[[^\]]+\]|[^:[\]]+):(\d{1,5})$/.exec(seed);
-      if (m === null) throw bad(`cluster=${seed}: each extra node is host:port`);
-      nodes.push({ host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) });
-    }
-  }
   const options: RedisOptions = {
     db,
     connectTimeout: spec.connectTimeoutMs,
@@ -59,11 +54,7 @@ export function redisTarget(spec: RemoteSpec): RedisTarget {
   return { nodes, cluster, options };
 }
 
-/** `cluster`, `cluster=true` or `cluster=h:p,h:p` (more seed nodes than the URL's). */
-function splitSeeds(value: string): string[] {
-  if (value === '' || value === 'true') return [];
-  return value.split(',').map((s) => s.trim());
-}
+const HINT = "write redis://[user:password@]host[:port][/db] or rediss://…, and a cluster as 'redis://host:port|cluster' (any one node; kbx learns the others)";
 
 const keyOf = (kind: RemoteKind, key: string) => `kbx:${kind}:${key}`;
 
@@ -76,6 +67,7 @@ class RedisBackend implements RemoteBackend {
   private closed = false;
   /** The client's last 'error' event: why a connection closed (ECONNREFUSED, WRONGPASS), which a call reports only as "Connection is closed". */
   private lastEvent?: Error;
+  private learned: { host: string; port: number }[] = [];
 
   constructor(
     readonly spec: RemoteSpec,
@@ -85,6 +77,10 @@ class RedisBackend implements RemoteBackend {
   async get(kind: RemoteKind, key: string): Promise<Buffer | undefined> {
     const v = await this.call(`get ${kind}`, (c) => c.getBuffer(keyOf(kind, key)));
     return v ?? undefined;
+  }
+
+  async has(kind: RemoteKind, key: string): Promise<boolean> {
+    return (await this.call(`has ${kind}`, (c) => c.exists(keyOf(kind, key)))) === 1;
   }
 
   async put(kind: RemoteKind, key: string, data: Buffer): Promise<void> {
@@ -122,7 +118,7 @@ class RedisBackend implements RemoteBackend {
   private async connect(): Promise<Client> {
     const { nodes, cluster, options } = this.target;
     const c: Client = cluster
-      ? new Cluster(nodes, clusterOptions(options, this.spec))
+      ? new Cluster([...this.learned, ...nodes], clusterOptions(options, this.spec))
       : new Redis({ ...nodes[0]!, ...options });
     this.lastEvent = undefined;
     c.on('error', (e: Error) => {
@@ -149,7 +145,16 @@ class RedisBackend implements RemoteBackend {
   private drop(pending: Promise<Client>): void {
     if (this.client !== pending) return;
     this.client = undefined;
-    pending.then((c) => c.disconnect(), () => undefined);
+    pending.then((c) => {
+      if (c instanceof Cluster) this.learn(c);
+      c.disconnect();
+    }, () => undefined);
+  }
+
+  /** The masters a cluster client found: seeds for the next connection, should the URL's node be the one down. */
+  private learn(c: Cluster): void {
+    const found = c.nodes('master').map((n) => ({ host: n.options.host ?? '', port: n.options.port ?? 0 }));
+    if (found.length > 0) this.learned = found.filter((n) => n.host !== '' && n.port !== 0).slice(0, 16);
   }
 
   /** A RemoteError from the server's or the client's words, first line only, never a secret. */
