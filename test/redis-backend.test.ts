@@ -83,11 +83,17 @@ describe('redis backend, one server', { skip }, () => {
     });
   });
 
-  test('the database number in the path is the one written', async () => {
+  test('the database number in the path is the one written; one the server lacks is an error', async () => {
     await using(openRedisBackend(spec(server.url('', '/3'))), async (b) => {
       await b.put('ac', 'a'.repeat(64), Buffer.from('x'));
       assert.equal(server.cli('-n', '3', 'exists', `kbx:ac:${'a'.repeat(64)}`).trim(), '1');
       assert.equal(server.cli('-n', '0', 'exists', `kbx:ac:${'a'.repeat(64)}`).trim(), '0');
+    });
+    await using(openRedisBackend(spec(server.url('', '/99'))), async (b) => {
+      const e = await failure(b.put('ac', '9'.repeat(64), Buffer.from('x')));
+      assert.equal(e.kind, 'error', e.message);
+      assert.match(e.message, /DB index/);
+      assert.equal(server.cli('exists', `kbx:ac:${'9'.repeat(64)}`).trim(), '0', 'not written to database 0 instead');
     });
   });
 
@@ -265,7 +271,7 @@ describe('redis URL forms', () => {
     assert.equal(t.options.username, 'u');
     assert.equal(t.options.password, 'p@ss');
     assert.ok(t.options.tls);
-    assert.equal(redisTarget(spec('redis://h/5')).options.db, 5);
+    assert.equal(redisTarget(spec('redis://h/5')).db, 5);
     assert.equal(redisTarget(spec('redis://h')).nodes[0]!.port, 6379);
   });
 });

@@ -18,6 +18,8 @@ type Client = Redis | Cluster;
 export interface RedisTarget {
   nodes: { host: string; port: number }[];
   cluster: boolean;
+  /** Selected by kbx after connecting, not by ioredis, which goes on in database 0 when SELECT fails. */
+  db: number;
   options: RedisOptions;
 }
 
@@ -35,7 +37,6 @@ export function redisTarget(spec: RemoteSpec): RedisTarget {
   if (cluster && db !== 0) throw bad('a Redis Cluster has only database 0');
   const nodes = [{ host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port === '' ? 6379 : Number(u.port) }];
   const options: RedisOptions = {
-    db,
     connectTimeout: spec.connectTimeoutMs,
     commandTimeout: spec.operationTimeoutMs,
     enableOfflineQueue: false,
@@ -51,7 +52,7 @@ export function redisTarget(spec: RemoteSpec): RedisTarget {
   // Each node's certificate is checked against its own host name and Node's
   // CA list (NODE_EXTRA_CA_CERTS adds a private CA).
   if (u.protocol === 'rediss:') options.tls = {};
-  return { nodes, cluster, options };
+  return { nodes, cluster, db, options };
 }
 
 const HINT = "write redis://[user:password@]host[:port][/db] or rediss://…, and a cluster as 'redis://host:port|cluster' (any one node; kbx learns the others)";
@@ -126,6 +127,7 @@ class RedisBackend implements RemoteBackend {
     });
     try {
       await this.bounded(c.connect(), this.spec.connectTimeoutMs);
+      if (this.target.db !== 0 && c instanceof Redis) await this.bounded(c.select(this.target.db));
     } catch (e) {
       c.disconnect();
       throw e;
@@ -178,7 +180,7 @@ class RedisBackend implements RemoteBackend {
 }
 
 function clusterOptions(options: RedisOptions, spec: RemoteSpec): ClusterOptions {
-  const { retryStrategy: _r, enableOfflineQueue: _q, lazyConnect: _l, db: _d, ...redisOptions } = options;
+  const { retryStrategy: _r, enableOfflineQueue: _q, lazyConnect: _l, ...redisOptions } = options;
   return {
     redisOptions,
     enableOfflineQueue: false,
