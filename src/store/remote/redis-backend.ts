@@ -183,7 +183,11 @@ function clusterOptions(options: RedisOptions, spec: RemoteSpec): ClusterOptions
   const { retryStrategy: _r, enableOfflineQueue: _q, lazyConnect: _l, ...redisOptions } = options;
   return {
     redisOptions,
-    enableOfflineQueue: false,
+    // The cluster client opens a node's connection at its first command and,
+    // without a queue, rejects every command sent while it is opening (all of
+    // a burst of lookups). Queued commands still fail when the connection
+    // does, and the call's own time limit holds.
+    enableOfflineQueue: true,
     enableReadyCheck: false,
     lazyConnect: true,
     clusterRetryStrategy: () => null,
