@@ -4,8 +4,9 @@
 // command already sent to a frozen server (kill -STOP), which node-redis's
 // timeout does not do without its experimental `rejectInFlight`.
 //
-// Fail fast, never stall: no offline queue, no retries, no reconnecting in
-// the background. A call that finds no connection opens one (bounded by the
+// Fail fast, never stall: no retries, no reconnecting in the background, no
+// offline queue (but for a cluster node's connection while it opens), and
+// every call bounded by the connect and operation timeouts. A call that finds no connection opens one (bounded by the
 // connect timeout); a connection that failed or timed out is dropped, so the
 // next call starts afresh (a restarted server serves again).
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
