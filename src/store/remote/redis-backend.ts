@@ -6,9 +6,9 @@
 //
 // Fail fast, never stall: no retries, no reconnecting in the background, no
 // offline queue (but for a cluster node's connection while it opens), and
-// every call bounded by the connect and operation timeouts. A call that finds no connection opens one (bounded by the
-// connect timeout); a connection that failed or timed out is dropped, so the
-// next call starts afresh (a restarted server serves again).
+// every call bounded by the connect and operation timeouts. A call that
+// finds no connection opens one; a connection that failed or timed out is
+// dropped, so the next call starts afresh (a restarted server serves again).
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { KbxError } from '../../util/errors.js';
 import { RemoteError, type RemoteBackend, type RemoteKind, type RemoteSpec } from './backend.js';
