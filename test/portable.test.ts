@@ -5,9 +5,9 @@
 // the second checkout never gets the first one's path.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kbx, copyFixture, plainMake, snapshot, summary, tempDir } from './support/kbx.js';
+import { Kbx, copyFixture, plainMake, snapshot, summary, tempDir, writeTree } from './support/kbx.js';
 
 const PORTABLE = 3; // main.o, prog, upper.txt
 const ROOTED = 3; // debug.o, file.o, warn.stamp
@@ -94,6 +94,29 @@ test('O= builds: another source and output directory share what holds neither; a
     assert.equal(out3.status, 0, out3.stderr);
     assert.equal(summary(out3.stderr).hits, PORTABLE + ROOTED, out3.stderr);
     assertSame(snapshot(o3!), ref3);
+  } finally {
+    kbx.stop();
+  }
+});
+
+test('a line that read a file naming its tree\'s path is keyed with the path: a copied tree never gets the first tree\'s output', () => {
+  const kbx = new Kbx('portable-list');
+  const a = join(tempDir('portable-list-a'), 'proj');
+  // The line reads the files a list names, by absolute path: the list names a's data.
+  writeTree(a, { Makefile: 'out.txt: list.txt\n\tcat $$(cat list.txt) > $@\n', 'data.txt': 'one\n', 'list.txt': `${a}/data.txt\n` });
+  const b = join(tempDir('portable-list-b-copy'), 'proj');
+  cpSync(a, b, { recursive: true });
+  try {
+    const cold = kbx.make(a);
+    assert.equal(cold.status, 0, cold.stderr);
+    assert.equal(summary(cold.stderr).stored, 1, cold.stderr);
+    kbx.stats();
+    // a's data changes; b's copy of it does not, and b's list still names a's.
+    writeFileSync(join(a, 'data.txt'), 'two\n');
+    const r = kbx.make(b);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(summary(r.stderr).misses, 1, r.stderr);
+    assert.equal(readFileSync(join(b, 'out.txt'), 'utf8'), 'two\n', 'what plain make gives: the data the list names');
   } finally {
     kbx.stop();
   }

@@ -18,7 +18,7 @@ import type { InputChange, MissWhy } from '../builds/record.js';
 import { restoreEntry } from './restore.js';
 import { insideRoots, linkDestination, locate, realRoots } from '../util/roots.js';
 import { PathSetCache, type CompactSet } from './path-set-cache.js';
-import { RootNames } from '../fingerprint/root-names.js';
+import { RootNames, type NamedRoot } from '../fingerprint/root-names.js';
 
 export type LookupResult =
   | { kind: 'hit'; exit: number; stdout: Buffer; stderr: Buffer; savedUs: number; entry: Entry; set: CompactSet; names: RootNames }
@@ -65,6 +65,8 @@ export interface RecordResult {
 // line judged by older rules gets another chance.
 export const RULES_VERSION = 4;
 
+const HEX64 = /^[0-9a-f]{64}$/;
+
 // Reasons found by a single run that hold for every later run of the same command.
 const LASTING = /^(writes-outside-tree|reads-stdin|uses-terminal|reads-\/|runs-|static-binary|untraceable|modifies-input|nondeterministic)/;
 
@@ -101,6 +103,8 @@ export class LineCache {
   private untraceableCache = new Map<string, string | undefined>();
   private readonly timeMacros = new TimeMacroScanner();
   private readonly rootNames = new Map<string, RootNames>();
+  /** Which roots each input's bytes hold, by roots and content digest: a kernel build reads the same headers thousands of times. */
+  private readonly inputRoots = new Map<string, number[]>();
   /** Told when a stored entry is refused at restore (it names paths outside the build roots). */
   onRefused?: (buildId: string, why: string) => void;
 
@@ -110,6 +114,33 @@ export class LineCache {
     private readonly tmpDir: string,
   ) {
     this.pathSets = new PathSetCache(store);
+  }
+
+  /**
+   * The roots a content input's bytes hold. A file naming the root can lead a
+   * line to the root's files by that name (a list of paths, a tool with a
+   * path built in): in another checkout the same bytes name the first one,
+   * which the relative key would not check. The bytes the line read: the
+   * file, or if the line changed it since, the store's copy of the version it
+   * read (stored by the line that wrote it); neither: every root.
+   */
+  private rootsInInput(path: string, digest: string, names: RootNames): NamedRoot[] {
+    const key = `${names.key}\0${digest}`;
+    let found = this.inputRoots.get(key);
+    if (found === undefined) {
+      let data: Buffer | undefined;
+      try {
+        data = readFileSync(path);
+        if (sha256(data) !== digest) data = this.store.getBlob(digest);
+      } catch {
+        data = this.store.getBlob(digest);
+      }
+      if (!data) return names.roots;
+      found = names.embeddedIn(data).map((r) => r.index);
+      if (this.inputRoots.size >= 200_000) this.inputRoots.clear();
+      this.inputRoots.set(key, found);
+    }
+    return names.roots.filter((r) => found.includes(r.index));
   }
 
   /** The build roots (KBX_ROOTS) by role; one object per set of roots (it resolves them once). */
@@ -384,6 +415,7 @@ export class LineCache {
     const stored: PathEntry[] = entries.map((e) => (e.k === 'date' ? e : { k: e.k, p: names.toStored(e.p), v: e.v }));
     const embedded = new Set(outputs.flatMap((o) => (o.kind === 'link' ? names.embeddedIn(o.target) : [])));
     for (const data of blobs.values()) for (const r of names.embeddedIn(data)) embedded.add(r);
+    for (const e of entries) if (e.k === 'c' && HEX64.test(e.v)) for (const r of this.rootsInInput(e.p, e.v, names)) embedded.add(r);
     for (const r of [...embedded].sort((a, b) => a.index - b.index)) stored.push({ k: 'root', p: r.token, v: names.rootValue(r.token)! });
 
     const entry: Entry = {

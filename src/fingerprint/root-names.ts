@@ -15,7 +15,7 @@ export const ROOT_ROLES = ['make', 'out'] as const;
 /** Stored form of the root of a role: `@make`; a path below it is `@make/fs/ioctl.o`. */
 export const ROLE_TOKEN = /^@(make|out)(?=\/|$)/;
 
-interface Root {
+export interface NamedRoot {
   /** `@make` */
   token: string;
   /** Position in ROOT_ROLES, the character that stands for it in key text. */
@@ -37,9 +37,11 @@ function escapeRegExp(s: string): string {
 }
 
 export class RootNames {
-  readonly roots: Root[] = [];
+  readonly roots: NamedRoot[] = [];
+  /** Every spelling of every root, in one string: two RootNames with equal keys name alike. */
+  readonly key: string;
   /** Every spelling, longest first: the innermost root names a path (O=build inside the source tree). */
-  private readonly prefixes: Array<{ prefix: string; root: Root }> = [];
+  private readonly prefixes: Array<{ prefix: string; root: NamedRoot }> = [];
   private readonly textPattern: RegExp | undefined;
   private readonly back = new Map<string, string | undefined>();
 
@@ -49,17 +51,18 @@ export class RootNames {
       const spelled = resolve(r);
       if (spelled === '/') return;
       const real = resolveAll(spelled) ?? spelled;
-      const root: Root = { token: `@${ROOT_ROLES[index]}`, index, spelled, spellings: real === spelled || real === '/' ? [spelled] : [spelled, real] };
+      const root: NamedRoot = { token: `@${ROOT_ROLES[index]}`, index, spelled, spellings: real === spelled || real === '/' ? [spelled] : [spelled, real] };
       this.roots.push(root);
       for (const prefix of root.spellings) this.prefixes.push({ prefix, root });
     });
     // Stable: for two equal roots (O=.), the first role names them.
     this.prefixes.sort((a, b) => b.prefix.length - a.prefix.length);
+    this.key = this.roots.map((r) => r.spellings.join(':')).join('\0');
     if (this.prefixes.length) this.textPattern = new RegExp(this.prefixes.map((p) => escapeRegExp(p.prefix)).join('|'), 'g');
   }
 
   /** The root a stored path below `token` is put back under. */
-  private byToken(token: string): Root | undefined {
+  private byToken(token: string): NamedRoot | undefined {
     return this.roots.find((r) => r.token === token);
   }
 
@@ -110,7 +113,7 @@ export class RootNames {
   }
 
   /** The roots whose absolute path (either spelling) the bytes hold anywhere. */
-  embeddedIn(data: Buffer | string): Root[] {
+  embeddedIn(data: Buffer | string): NamedRoot[] {
     return this.roots.filter((r) => r.spellings.some((s) => data.indexOf(s) >= 0));
   }
 
