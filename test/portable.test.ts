@@ -51,6 +51,9 @@ test('a second checkout at another path hits every line whose outputs do not hol
     // The warning names b's source, as plain make's would.
     assert.ok(r.stderr.includes(`${b}/warn.c:1:`), r.stderr);
     assert.ok(!r.stderr.includes(a), r.stderr);
+    // kbx explain says which root the stored run was keyed with.
+    const why = kbx.run(['explain', 'debug.o'], { cwd: b });
+    assert.match(why.stdout, new RegExp(`was ${a}, now ${b}`), why.stdout);
 
     // Each tree keeps its own runs of the rooted lines: clean rebuilds of both are all hits.
     kbx.stats();

@@ -197,7 +197,9 @@ export class LineCache {
       const absentNow = now === 'absent';
       const change: InputChange['change'] =
         entry.k === 'c' ? (absentNow ? 'disappeared' : 'content') : entry.v === 'absent' ? 'appeared' : absentNow ? 'disappeared' : 'type';
-      const c: InputChange = { path: entry.p, change, was: entry.v, now };
+      // A run keyed with its build root (its outputs named it): named by the root as it is now.
+      const path = entry.k === 'root' ? (names.toAbsolute(entry.p) ?? entry.p) : entry.p;
+      const c: InputChange = { path, change, was: entry.v, now };
       if (entry.k === 'c' && isExecutable(entry.p)) c.program = true;
       return c;
     });
