@@ -37,6 +37,8 @@ export class PathSetCache {
   private records = new Map<string, CompactRecord>();
   private strings: string[] = [];
   private ids = new Map<string, number>();
+  /** By roots (RootNames.key), by string id: the path a stored path names under them (null: none). */
+  private absolute = new Map<string, Array<string | null | undefined>>();
 
   constructor(private readonly store: Store) {}
 
@@ -125,16 +127,28 @@ export class PathSetCache {
     this.remember(weak, this.compact(rec));
   }
 
-  /** The first entry of a set that no longer holds, as firstMismatch reports it. */
   /** Entry i of a set under these roots: its path made absolute, and what it holds now. */
   private check(state: FileState, set: CompactSet, i: number, names: RootNames): Mismatch {
     const kind = set.content[i] ? 'c' : 'e';
-    const stored = this.strings[set.paths[i]!]!;
+    const p = this.pathUnder(set.paths[i]!, names);
     const v = this.strings[set.values[i]!]!;
-    const p = names.toAbsolute(stored);
     // A role these roots lack (or a hostile name): never holds.
-    if (p === undefined) return { entry: { k: kind, p: stored, v }, now: 'no-such-root' };
+    if (p === null) return { entry: { k: kind, p: this.strings[set.paths[i]!]!, v }, now: 'no-such-root' };
     return { entry: { k: kind, p, v }, now: currentValue(state, kind, p, v) };
+  }
+
+  /** The path string `id` names under these roots. Hot: every input of every lookup, so an array index, not a map. */
+  private pathUnder(id: number, names: RootNames): string | null {
+    let table = this.absolute.get(names.key);
+    if (!table) {
+      if (this.absolute.size >= 16) this.absolute.clear();
+      this.absolute.set(names.key, (table = []));
+    }
+    // Grown in order: an array written far past its end becomes a dictionary.
+    while (table.length <= id) table.push(undefined);
+    let p = table[id];
+    if (p === undefined) p = table[id] = names.toAbsolute(this.strings[id]!) ?? null;
+    return p;
   }
 
   /** The first entry of a set that no longer holds under these roots (paths in it absolute). */
@@ -166,8 +180,7 @@ export class PathSetCache {
     const out: string[] = [];
     for (let i = 0; i < set.paths.length; i++) {
       if (!set.content[i]) continue;
-      const stored = this.strings[set.paths[i]!]!;
-      out.push(names.toAbsolute(stored) ?? stored);
+      out.push(this.pathUnder(set.paths[i]!, names) ?? this.strings[set.paths[i]!]!);
     }
     return out;
   }
@@ -176,5 +189,6 @@ export class PathSetCache {
     this.records.clear();
     this.strings = [];
     this.ids.clear();
+    this.absolute.clear();
   }
 }
