@@ -3,9 +3,9 @@
 // below it, so two checkouts at different absolute paths share entries.
 // Roles follow KBX_ROOTS's order (src/cli/make.ts): make's directory, then
 // O=. A path outside every root stays absolute (/usr/include/stdio.h, the
-// compiler). A line whose outputs, stdout or stderr hold a root's absolute
-// path is keyed with that root as well (a `root` pseudo-input, line-cache.ts),
-// so it is never restored under another.
+// compiler). A line whose outputs, stdout, stderr or content inputs hold a
+// root's absolute path is keyed with that root as well (a `root`
+// pseudo-input, line-cache.ts), so it is never restored under another.
 import { resolveAll } from '../util/roots.js';
 import { resolve } from 'node:path';
 
@@ -57,7 +57,7 @@ export class RootNames {
     });
     // Stable: for two equal roots (O=.), the first role names them.
     this.prefixes.sort((a, b) => b.prefix.length - a.prefix.length);
-    this.key = this.roots.map((r) => r.spellings.join(':')).join('\0');
+    this.key = this.roots.map((r) => `${r.index}=${r.spellings.join(':')}`).join('\0');
     if (this.prefixes.length) this.textPattern = new RegExp(this.prefixes.map((p) => escapeRegExp(p.prefix)).join('|'), 'g');
   }
 
