@@ -175,7 +175,9 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
   rmSync(countersFile, { force: true });
   let daemon: BuildSummary['daemon'];
   try {
-    daemon = await control(sock, { cmd: 'build-end', build: buildId, events: eventsFile, dir: inv.dir, args, exit: status });
+    // With shared stores the reply waits for the build's uploads (bounded by their timeouts).
+    const waitMs = cfg.remotes.length ? 3_600_000 : 30_000;
+    daemon = await control(sock, { cmd: 'build-end', build: buildId, events: eventsFile, dir: inv.dir, args, exit: status }, waitMs);
   } catch {
     daemon = undefined;
     rmSync(eventsFile, { force: true }); // otherwise the daemon removes it once it has read it

@@ -18,6 +18,8 @@ import type { InputChange, MissWhy } from '../builds/record.js';
 import { restoreEntry } from './restore.js';
 import { insideRoots, linkDestination, locate, realRoots } from '../util/roots.js';
 import { PathSetCache, type CompactSet } from './path-set-cache.js';
+import { refusal } from './restore.js';
+import type { RemoteStore } from '../store/remote/remote-store.js';
 
 export type LookupResult =
   | { kind: 'hit'; exit: number; stdout: Buffer; stderr: Buffer; savedUs: number; entry: Entry; set: CompactSet }
@@ -104,12 +106,38 @@ export class LineCache {
     private readonly store: Store,
     private readonly cfg: Config,
     private readonly tmpDir: string,
+    /** Shared stores asked on a local miss and sent new entries. */
+    private readonly remote?: RemoteStore,
   ) {
     this.pathSets = new PathSetCache(store);
   }
 
-  lookup(req: LineRequest, roots: string[], buildId: string): LookupResult {
+  /**
+   * A local hit or pass is answered at once, as without remotes (the hot
+   * path stays synchronous); only a local miss with a remote still up waits
+   * for the remotes, and is looked up locally again if one filled the store.
+   */
+  lookup(req: LineRequest, roots: string[], buildId: string): LookupResult | Promise<LookupResult> {
     const weak = weakFingerprint(req);
+    const local = this.lookupLocal(req, roots, buildId, weak);
+    if (local.kind !== 'miss' || !this.remote?.active) return local;
+    const filled = this.remote.fill({
+      weak,
+      buildId,
+      holds: (entries) => this.pathSets.holds(this.state, entries),
+      refusal: (entry) => refusal(entry, roots),
+      install: (remote, set) => {
+        const old = this.store.getPathSets(weak);
+        const rec: PathSets = old && !old.uncacheable ? old : { command: remote.command, cwd: remote.cwd, sets: [] };
+        rec.sets = [set, ...rec.sets.filter((s) => s.strong !== set.strong)].slice(0, this.cfg.pathSetsPerCommand);
+        this.pathSets.put(weak, rec);
+      },
+    });
+    return filled.then((found) => (found ? this.lookupLocal(req, roots, buildId, weak) : local));
+  }
+
+  /** The lookup in the local store alone. */
+  lookupLocal(req: LineRequest, roots: string[], buildId: string, weak = weakFingerprint(req)): LookupResult {
     const rec = this.pathSets.get(weak);
     if (rec?.uncacheable && rec.rules === RULES_VERSION) {
       this.ranUnseen();
@@ -386,6 +414,7 @@ export class LineCache {
       const rec: PathSets = old && !old.uncacheable ? old : { command: action.req.command, cwd: action.req.cwd, sets: [] };
       rec.sets = [{ strong, entries }, ...rec.sets.filter((s) => s.strong !== strong)].slice(0, this.cfg.pathSetsPerCommand);
       this.pathSets.put(action.weak, rec);
+      this.remote?.upload({ weak: action.weak, strong, entry, entries, command: action.req.command, cwd: action.req.cwd, buildId: action.buildId });
     })();
     return { outcome: 'stored', persist };
   }

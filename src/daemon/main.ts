@@ -9,6 +9,9 @@ import { saveBuild } from '../builds/archive.js';
 import type { LineRecord } from '../builds/record.js';
 import { parseShimEvents } from '../builds/shim-events.js';
 import { LocalStore } from '../store/local/local-store.js';
+import { openBackend } from '../store/remote/open.js';
+import { RemoteStore } from '../store/remote/remote-store.js';
+import type { RemoteBackend } from '../store/remote/backend.js';
 import { LineCache } from './line-cache.js';
 import { DaemonServer } from './server.js';
 import { PersistentCounters } from './stats.js';
@@ -113,7 +116,18 @@ async function main(): Promise<void> {
       server?.log(`could not write ${path}: ${err.message}`);
     },
   });
-  const cache = new LineCache(store, cfg, tmpDir);
+  const backends: RemoteBackend[] = [];
+  for (const spec of cfg.remotes) {
+    try {
+      backends.push(openBackend(spec));
+    } catch (err) {
+      process.stderr.write(`kbx daemon: cannot use remote ${spec.display}: ${(err as Error).message}\n`); // its output goes to the log
+    }
+  }
+  const remote = backends.length
+    ? new RemoteStore(store, backends, { count: (build, name, n) => server?.countLate(build, name, n), log: (msg) => server?.log(msg) }, cfg.pathSetsPerCommand)
+    : undefined;
+  const cache = new LineCache(store, cfg, tmpDir, remote);
   // A refused entry is refused on every lookup of its line: counted each time, logged once.
   const refusals = new Set<string>();
   cache.onRefused = (buildId, why) => {
@@ -138,6 +152,8 @@ async function main(): Promise<void> {
     }
     await server.close().catch(() => {});
     await server.settle();
+    await remote?.flush();
+    await remote?.close();
     global.flush();
     process.exit(code);
   };
@@ -158,20 +174,27 @@ async function main(): Promise<void> {
         };
       case 'build-start':
         cache.state.newGeneration();
+        remote?.startBuild();
         server.unseen.watch(String(req.build), buildFile(cfg.dir, req.build, 'counters'));
         server.buildCounters(String(req.build));
         if (req.record !== false) server.startRecording(String(req.build), Number(req.startMs) || Date.now());
         return { ok: true };
       case 'build-end': {
-        const c = server.endBuild(String(req.build));
         server.unseen.unwatch(String(req.build));
         // Writing the record takes a few hundred ms on a kernel build: after the
         // reply, so that kbx make is not kept waiting ('sync' waits for it).
         server.later(() => saveRecording(server, cfg, req));
-        return server.drain().then(() => {
-          global.flush();
-          return { counts: c.counts, savedUs: c.savedUs, rssBytes: process.memoryUsage().rss };
-        });
+        // The build's uploads finish before kbx make does: a CI runner that
+        // ends with it must have filled the shared store (each request is
+        // bounded by the operation timeout; a failure drops the rest).
+        return server
+          .drain()
+          .then(() => remote?.flush())
+          .then(() => {
+            const c = server.endBuild(String(req.build));
+            global.flush();
+            return { counts: c.counts, savedUs: c.savedUs, rssBytes: process.memoryUsage().rss, remotes: remote?.status() ?? [] };
+          });
       }
       case 'sync':
         return server.laterDone().then(() => ({ ok: true }));

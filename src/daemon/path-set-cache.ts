@@ -135,6 +135,16 @@ export class PathSetCache {
     return undefined;
   }
 
+  /** Whether every entry of a set not kept here (one from a remote) holds now. */
+  holds(state: FileState, entries: readonly PathEntry[]): boolean {
+    const nowMs = this.now();
+    for (const e of entries) {
+      const now = e.k === 'c' || e.k === 'e' ? currentValue(state, e.k, e.p, e.v) : pseudoValue(e.k, e.p, nowMs);
+      if (now !== e.v) return false;
+    }
+    return true;
+  }
+
   /** Every entry of a set that no longer holds (for explaining a miss; slower than firstMismatch). */
   mismatches(state: FileState, set: CompactSet): Mismatch[] {
     const out = this.pseudoMismatches(set, false);

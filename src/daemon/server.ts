@@ -144,6 +144,12 @@ export class DaemonServer {
     this.buildCounters(buildId).add(name);
   }
 
+  /** Counts work that may finish after its build did (uploads): the build's counters only while it runs. */
+  countLate(buildId: string, name: string, n = 1): void {
+    this.global.add(name, n);
+    this.builds.get(buildId)?.add(name, n);
+  }
+
   private serve(sock: Socket): void {
     this.active++;
     this.lastActivity = Date.now();
@@ -162,7 +168,7 @@ export class DaemonServer {
         return;
       }
       for (const f of frames) {
-        if (f.type === MsgType.Lookup) pending = this.onLookup(f, send);
+        if (f.type === MsgType.Lookup) this.onLookup(f, send, (p) => (pending = p));
         else if (f.type === MsgType.Done && pending) {
           this.onDone(pending, f, send);
           pending = undefined;
@@ -186,7 +192,7 @@ export class DaemonServer {
     });
   }
 
-  private onLookup(f: Frame, send: (t: number, fields: Array<Buffer | string>) => void): Pending | undefined {
+  private onLookup(f: Frame, send: (t: number, fields: Array<Buffer | string>) => void, setPending: (p: Pending) => void): void {
     const lookupUs = nowUs();
     const [version, buildIdB, cwdB, cmdB, ttyB, ...envB] = f.fields;
     // The shim's own start time, for the build record: not part of the environment.
@@ -202,7 +208,7 @@ export class DaemonServer {
     if (version?.toString() !== PROTOCOL_VERSION || !cwdB || !cmdB || !ttyB) {
       send(MsgType.Pass, ['protocol-mismatch']);
       this.count(buildId, 'pass:protocol-mismatch');
-      return undefined;
+      return;
     }
     const getenv = (name: string) => {
       const prefix = Buffer.from(`${name}=`);
@@ -211,38 +217,61 @@ export class DaemonServer {
     const roots = getenv('KBX_ROOTS')?.split(':').filter(Boolean) ?? [cwdB.toString()];
     // A line a shim ran itself may have rewritten files checked before it.
     if (this.unseen.ranSince(buildId)) this.cache.ranUnseen();
-    try {
-      const envDigest = this.envDigests.of(envB);
-      const req = { cwd: cwdB.toString(), command: cmdB.toString(), tty: ttyB.toString(), envDigest, timeEnv: this.envDigests.timeEnv(envDigest), shell: getenv('KBX_REAL_SHELL') || '/bin/sh' };
-      const res = this.cache.lookup(req, roots, buildId);
-      if (res.kind === 'hit') {
-        const endUs = nowUs(); // before the reply: the shim may end and make start the next line at once
-        send(MsgType.Hit, [String(res.exit), res.stdout, res.stderr]);
-        this.recordHit(buildId, startUs, endUs, req, res);
-        this.count(buildId, 'hit');
-        this.global.savedUs += res.savedUs;
-        this.buildCounters(buildId).savedUs += res.savedUs;
-        return undefined;
-      }
-      if (res.kind === 'pass') {
-        send(MsgType.Pass, [res.reason]);
-        this.count(buildId, `pass:${res.reason}`);
-        return undefined;
-      }
-      res.action.ignore = wrapperStateDirs(getenv);
-      // For the input-changed check: the shim's start (its CLOCK_REALTIME, the clock of
-      // file times), never after the lookup's wall clock.
-      res.action.startUs = Math.min(startUs, res.action.startUs);
-      send(MsgType.Miss, [res.action.id, res.action.traceLog]);
-      this.count(buildId, 'miss');
-      if (res.why.kind !== 'new-command') this.log(`miss (${res.whyText}): ${res.action.req.command.slice(0, 200)}`);
-      return { action: res.action, buildId, startUs, env: req.envDigest, why: res.why };
-    } catch (err) {
+    const failed = (err: unknown) => {
       this.log(`lookup failed for '${cmdB.toString().slice(0, 200)}' in ${cwdB.toString()}: ${(err as Error).stack}`);
       send(MsgType.Pass, ['internal-error']);
       this.count(buildId, 'pass:internal-error');
+    };
+    try {
+      const envDigest = this.envDigests.of(envB);
+      const req = { cwd: cwdB.toString(), command: cmdB.toString(), tty: ttyB.toString(), envDigest, timeEnv: this.envDigests.timeEnv(envDigest), shell: getenv('KBX_REAL_SHELL') || '/bin/sh' };
+      const answer = (res: LookupResult) => {
+        try {
+          const p = this.answer(res, req, buildId, startUs, send, getenv);
+          if (p) setPending(p);
+        } catch (err) {
+          failed(err);
+        }
+      };
+      const res = this.cache.lookup(req, roots, buildId);
+      // A local miss that went to the shared stores answers when they have.
+      if (res instanceof Promise) res.then(answer, failed);
+      else answer(res);
+    } catch (err) {
+      failed(err);
+    }
+  }
+
+  private answer(
+    res: LookupResult,
+    req: LineRequest,
+    buildId: string,
+    startUs: number,
+    send: (t: number, fields: Array<Buffer | string>) => void,
+    getenv: (name: string) => string | undefined,
+  ): Pending | undefined {
+    if (res.kind === 'hit') {
+      const endUs = nowUs(); // before the reply: the shim may end and make start the next line at once
+      send(MsgType.Hit, [String(res.exit), res.stdout, res.stderr]);
+      this.recordHit(buildId, startUs, endUs, req, res);
+      this.count(buildId, 'hit');
+      this.global.savedUs += res.savedUs;
+      this.buildCounters(buildId).savedUs += res.savedUs;
       return undefined;
     }
+    if (res.kind === 'pass') {
+      send(MsgType.Pass, [res.reason]);
+      this.count(buildId, `pass:${res.reason}`);
+      return undefined;
+    }
+    res.action.ignore = wrapperStateDirs(getenv);
+    // For the input-changed check: the shim's start (its CLOCK_REALTIME, the clock of
+    // file times), never after the lookup's wall clock.
+    res.action.startUs = Math.min(startUs, res.action.startUs);
+    send(MsgType.Miss, [res.action.id, res.action.traceLog]);
+    this.count(buildId, 'miss');
+    if (res.why.kind !== 'new-command') this.log(`miss (${res.whyText}): ${res.action.req.command.slice(0, 200)}`);
+    return { action: res.action, buildId, startUs, env: req.envDigest, why: res.why };
   }
 
   /** Adds a hit to its build's record. */
