@@ -63,6 +63,17 @@ describe('the HTTP backend against nginx', { skip }, () => {
     }
     await b.close();
   });
+
+  test('kbx remote check says whether each store can be read and written, without the password', () => {
+    const kbx = new Kbx('remote-check');
+    const good = `${nginx.url.replace('//', '//ci:pw@')} ${nginx.url.replace('//', '//other:nope@')}|read-only`;
+    const r = kbx.run(['remote', 'check'], { env: { KBX_REMOTE_STORAGE: good } });
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    const [ok, bad] = r.stdout.trim().split('\n');
+    assert.match(ok!, /^http:\/\/ci:\*\*\*@127\.0\.0\.1:\d+\/kbx: reachable, [\d.]+ ms a request; read ok; write ok$/);
+    assert.match(bad!, /^http:\/\/other:\*\*\*@127\.0\.0\.1:\d+\/kbx: GET ac\/\w+: HTTP 401$/);
+    assert.doesNotMatch(r.stdout + r.stderr, /nope|:pw@/);
+  });
 });
 
 describe('two machines share one nginx', { skip }, () => {

@@ -13,6 +13,7 @@ import { registerInspectCommands } from './inspect.js';
 import { registerReportCommands } from './report-commands.js';
 import { kbxMake } from './make.js';
 import { formatStats } from './stats.js';
+import { remoteCheck } from './remote-check.js';
 
 // A reader that went away (`kbx builds | head -1`) ends the output, as in any
 // Unix tool: exit quietly instead of dying on EPIPE with a stack trace.
@@ -97,6 +98,15 @@ program
   .description('show every setting, its value and where the value came from')
   .action(() => {
     process.stdout.write(describeConfig(loadConfig()) + '\n');
+  });
+
+program
+  .command('remote')
+  .description('shared stores (remote_storage)')
+  .command('check')
+  .description('reach each shared store: latency, and whether kbx can read and write there')
+  .action(async () => {
+    process.exitCode = await remoteCheck(loadConfig(), (line) => process.stdout.write(line + '\n'));
   });
 
 const daemon = program.command('daemon').description('inspect or stop the background daemon');
