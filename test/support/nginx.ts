@@ -12,6 +12,8 @@ export interface NginxOptions {
   readOnly?: boolean;
   /** Basic auth: this user and password ({PLAIN} in the user file). */
   user?: { name: string; password: string };
+  /** Serve this data directory (another server's, to read what it was given). */
+  data?: string;
 }
 
 /** A free loopback port (the kernel's choice for port 0). */
@@ -42,11 +44,13 @@ function accepts(port: number): Promise<boolean> {
 export class Nginx {
   readonly dir = tempDir('nginx');
   /** Where nginx keeps what kbx stores: <data>/kbx/cas/…, <data>/kbx/ac/…. */
-  readonly data = join(this.dir, 'data');
+  readonly data: string;
   port = 0;
   private child?: ChildProcess;
 
-  constructor(private readonly opts: NginxOptions = {}) {}
+  constructor(private readonly opts: NginxOptions = {}) {
+    this.data = opts.data ?? join(this.dir, 'data');
+  }
 
   /** The store's URL, without credentials. */
   get url(): string {
@@ -137,4 +141,11 @@ http {
         return m ? `${m[1]} ${m[2]} ${m[3]}` : l;
       });
   }
+}
+
+/** Starts an nginx that is stopped when the test ends, passed or failed (a running one keeps the test runner alive). */
+export function startNginx(t: { after(fn: () => unknown): void }, opts: NginxOptions = {}): Promise<Nginx> {
+  const nginx = new Nginx(opts);
+  t.after(() => nginx.stop());
+  return nginx.start();
 }

@@ -110,17 +110,19 @@ export class RemoteStore {
     this.events.count(buildId, `remote ${r.name} ${what}`, n);
   }
 
+  /** Counted and said once: requests already in flight when the backend went out fail quietly. */
   private fault(r: Remote, buildId: string, err: unknown, writing: boolean): void {
     if (r.down) return;
     const e = err instanceof RemoteError ? err : new RemoteError(`${r.name}: ${(err as Error).message}`, 'error');
-    this.count(r, buildId, e.kind === 'timeout' ? 'timeout' : 'error');
     if (writing && (e.kind === 'forbidden' || e.kind === 'full')) {
       if (r.writesOff) return;
       r.writesOff = e.message;
+      this.count(r, buildId, 'error');
       this.events.log(`remote ${r.name} takes no writes for the rest of the build: ${e.message}`);
       return;
     }
     r.down = e.message;
+    this.count(r, buildId, e.kind === 'timeout' ? 'timeout' : 'error');
     this.events.log(`remote ${r.name} is out for the rest of the build: ${e.message}`);
   }
 
