@@ -14,12 +14,13 @@ cd "$(dirname "$0")/.."
 # gcc-multilib and the powerpc/mips binutils: 32-bit and big-endian ELF and
 # kallsyms cases; flex to dwarves: building Linux 6.1 (its sources come from
 # linux-source-6.1; pahole from dwarves gives the tree BTF); qemu and
-# busybox-static: booting it; chromium: the HTML report test.
+# busybox-static: booting it; chromium: the HTML report test; nginx (its
+# WebDAV module): the shared-store tests.
 packages=(
   make gcc libc6-dev binutils coreutils grep sed ccache distcc
   flex bison bc libelf-dev libssl-dev cpio xz-utils linux-source-6.1 dwarves
   gcc-multilib binutils-powerpc-linux-gnu binutils-mips-linux-gnu
-  qemu-system-x86 busybox-static chromium
+  qemu-system-x86 busybox-static chromium nginx
 )
 
 say() { printf 'scripts/test.sh: %s\n' "$*" >&2; }
