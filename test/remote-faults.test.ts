@@ -94,8 +94,9 @@ describe('shared store faults', { skip }, () => {
     }
     assertBuilt(run.r);
     assert.deepEqual(remoteCounts(kbx, nginx.url), { timeout: 1 });
-    // Loosely, in units of the timeout: one timed-out request, not one per line.
-    assert.ok(run.ms - base.ms < 4 * timeoutMs, `frozen server: ${run.ms} ms, local only: ${base.ms} ms`);
+    // Loosely, in units of the timeout: one timed-out request, not one per line
+    // (that would be 12); the margin absorbs a loaded machine.
+    assert.ok(run.ms - base.ms < 6 * timeoutMs, `frozen server: ${run.ms} ms, local only: ${base.ms} ms`);
     assertSameTree(tree, ref);
     kbx.stop();
   });

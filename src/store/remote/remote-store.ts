@@ -305,7 +305,10 @@ export class RemoteStore {
     // Blobs first: a reader that finds the entry finds its blobs.
     for (const digest of digests) {
       const data = this.local.getBlob(digest);
-      if (!data) return; // evicted (or removed as corrupt) since: the entry is not uploaded
+      if (!data) {
+        this.count(r, buildId, 'upload-skipped'); // evicted (or removed as corrupt) since: the entry is not uploaded
+        return;
+      }
       if (data.length > HEAD_FIRST_BYTES && r.backend.has) {
         const has = await this.call(r, buildId, false, () => r.backend.has!('cas', digest));
         if (has === DOWN) return;
