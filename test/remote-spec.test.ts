@@ -64,6 +64,7 @@ test('a password-file gives the password; it shows nowhere', () => {
   assert.equal(s!.display, 'http://ci:***@cache/kbx');
   refused(`http://cache/kbx|password-file=${join(dir, 'none')}`, /cannot read password-file/);
   assert.equal(maskSecrets('a http://u:pw@h/x|read-only b'), 'a http://u:***@h/x|read-only b');
+  assert.equal(maskSecrets('http://u:p@ss@h/x http://v:w@h2'), 'http://u:***@h/x http://v:***@h2');
 });
 
 test('kbx config shows remote_storage with secrets masked; a bad value names the variable', () => {

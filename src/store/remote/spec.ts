@@ -32,7 +32,8 @@ function bad(item: string, why: string, hint = HINT): KbxError {
 
 /** The text with every URL password replaced by `***` (for `kbx config`, logs and errors). */
 export function maskSecrets(text: string): string {
-  return text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^\s/@|:]*:)[^\s/@|]*@/gi, '$1***@');
+  // Up to the last '@' of the authority, as URL parsers read it: a password may hold an unencoded '@'.
+  return text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^\s/@|:]*:)[^\s/|]*@/gi, '$1***@');
 }
 
 function readPassword(item: string, file: string): string {
