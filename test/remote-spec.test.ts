@@ -20,7 +20,7 @@ test('items, attributes and defaults as ccache writes them', () => {
   assert.equal(a!.url.href, 'http://cache:8080/kbx');
   assert.equal(a!.readOnly, true);
   assert.equal(a!.operationTimeoutMs, 5000);
-  assert.equal(a!.connectTimeoutMs, 100);
+  assert.equal(a!.connectTimeoutMs, 1000);
   assert.equal(b!.readOnly, false);
   assert.equal(decodeURIComponent(b!.url.password), 'p@ss');
   assert.equal(b!.display, 'https://u:***@ci.example/x');

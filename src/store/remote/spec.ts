@@ -6,8 +6,10 @@ import { readFileSync } from 'node:fs';
 import { KbxError } from '../../util/errors.js';
 import type { RemoteSpec } from './backend.js';
 
-// ccache's defaults: a server on the LAN answers a connect within 100 ms.
-export const DEFAULT_CONNECT_TIMEOUT_MS = 100;
+// ccache waits 100 ms for a connect, but only one compile pays when it gives
+// up; here the first timeout takes the store out for the whole build, so a
+// slow link gets longer.
+export const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
 export const DEFAULT_OPERATION_TIMEOUT_MS = 10_000;
 
 /** Attributes every backend knows, and what each takes. */
