@@ -4,7 +4,13 @@ export interface BuildSummary {
   /** Counters the shims kept in the counters file. */
   shim: Record<string, number>;
   /** Counters the daemon kept for this build (undefined if it did not answer). */
-  daemon?: { counts: Record<string, number>; savedUs: number; rssBytes: number };
+  daemon?: {
+    counts: Record<string, number>;
+    savedUs: number;
+    rssBytes: number;
+    /** Of the stored lines, those whose blobs the daemon was still writing when make returned. */
+    writing?: number;
+  };
   elapsedMs: number;
   logFile?: string;
 }
@@ -27,6 +33,8 @@ export function formatSummary(s: BuildSummary): string {
     .reduce((sum, [, v]) => sum + v, 0);
   if (internal) parts.push(`${internal} internal kbx errors (the lines ran as without kbx; see ${s.logFile ?? 'the daemon log'})`);
   const stored = n(s.daemon?.counts.stored);
+  // kbx make does not wait for them: the daemon finishes them, and the next command waits.
+  const writing = n(s.daemon?.writing) ? `, ${n(s.daemon?.writing)} still being written` : '';
   const saved = s.daemon ? `; saved ${(s.daemon.savedUs / 1e6).toFixed(1)} s of recipe time` : '';
-  return `kbx: ${total} lines in ${(s.elapsedMs / 1000).toFixed(1)} s: ${parts.join(', ')} (${stored} stored)${saved}`;
+  return `kbx: ${total} lines in ${(s.elapsedMs / 1000).toFixed(1)} s: ${parts.join(', ')} (${stored} stored${writing})${saved}`;
 }

@@ -2,7 +2,7 @@
 // (detached, output to $KBX_DIR/daemon.log); exits after `idle_timeout`
 // seconds without a connection, or on `kbx daemon stop`.
 import { connect } from 'node:net';
-import { lstatSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { configId, loadConfig, type Config } from '../config/config.js';
 import { saveBuild } from '../builds/archive.js';
@@ -78,6 +78,19 @@ function processRuns(pid: number): boolean {
   }
 }
 
+/**
+ * For tests only (KBX_TEST_STORE_GATE): every blob write waits until the
+ * gate file exists, at most a minute: a store as slow as a test needs, with
+ * the real store doing the work once the gate opens.
+ */
+function holdStores(store: LocalStore, gate: string): void {
+  const put = store.putBlob.bind(store);
+  store.putBlob = async (digest, data) => {
+    for (let i = 0; i < 1200 && !existsSync(gate); i++) await new Promise((r) => setTimeout(r, 50));
+    return put(digest, data);
+  };
+}
+
 function alive(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(path);
@@ -113,6 +126,8 @@ async function main(): Promise<void> {
       server?.log(`could not write ${path}: ${err.message}`);
     },
   });
+  const gate = process.env.KBX_TEST_STORE_GATE;
+  if (gate) holdStores(store, gate);
   const cache = new LineCache(store, cfg, tmpDir);
   // A refused entry is refused on every lookup of its line: counted each time, logged once.
   const refusals = new Set<string>();
@@ -165,18 +180,20 @@ async function main(): Promise<void> {
       case 'build-end': {
         const c = server.endBuild(String(req.build));
         server.unseen.unwatch(String(req.build));
-        // Writing the record takes a few hundred ms on a kernel build: after the
-        // reply, so that kbx make is not kept waiting ('sync' waits for it).
+        // kbx make returns when make does: the reply says what is known now, and
+        // the stores still being written (a big output: seconds) and the record
+        // (a few hundred ms on a kernel build) finish after it. 'sync', which the
+        // next kbx make and every command reading the store or the records send
+        // first, waits for both.
+        const writing = server.storesInFlight(String(req.build));
         server.later(() => saveRecording(server, cfg, req));
-        return server.drain().then(() => {
-          global.flush();
-          return { counts: c.counts, savedUs: c.savedUs, rssBytes: process.memoryUsage().rss };
-        });
+        void server.drain().then(() => global.flush());
+        return { counts: c.counts, savedUs: c.savedUs, rssBytes: process.memoryUsage().rss, writing };
       }
       case 'sync':
-        return server.laterDone().then(() => ({ ok: true }));
+        return server.settle().then(() => ({ ok: true }));
       case 'stats':
-        return server.drain().then(() => ({
+        return server.settle().then(() => ({
           counts: global.counts,
           savedUs: global.savedUs,
           storeBytes: store.sizes.current(),

@@ -37,6 +37,8 @@ export class DaemonServer {
   private lastActivity = Date.now();
   private active = 0;
   private pendingPersist = new Set<Promise<void>>();
+  /** Per build: its lines' stores still being written (a build absent here has none). */
+  private persisting = new Map<string, number>();
   private pendingLater = new Set<Promise<void>>();
   private envDigests: EnvDigests;
   /** Lines the shims ran without asking (kbx make's build-start and build-end watch each build's counters). */
@@ -124,14 +126,14 @@ export class DaemonServer {
     void p.finally(() => this.pendingLater.delete(p));
   }
 
+  /** How many of a build's stores are still being written (told at build-end, which does not wait for them). */
+  storesInFlight(buildId: string): number {
+    return this.persisting.get(buildId) ?? 0;
+  }
+
   /** Waits for the stores of finished lines. */
   async drain(): Promise<void> {
     await Promise.all([...this.pendingPersist]);
-  }
-
-  /** Waits for later() work only (build records being written). */
-  async laterDone(): Promise<void> {
-    await Promise.all([...this.pendingLater]);
   }
 
   /** Waits for everything, later() work included. */
@@ -316,7 +318,13 @@ export class DaemonServer {
         this.count(buildId, 'store-error');
       });
       this.pendingPersist.add(p);
-      void p.finally(() => this.pendingPersist.delete(p));
+      this.persisting.set(buildId, this.storesInFlight(buildId) + 1);
+      void p.finally(() => {
+        this.pendingPersist.delete(p);
+        const left = this.storesInFlight(buildId) - 1;
+        if (left > 0) this.persisting.set(buildId, left);
+        else this.persisting.delete(buildId);
+      });
     } catch (err) {
       send(MsgType.Ack, []);
       this.log(`record failed for '${action.req.command.slice(0, 200)}': ${(err as Error).stack}`);
