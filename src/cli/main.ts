@@ -103,9 +103,14 @@ const daemon = program.command('daemon').description('inspect or stop the backgr
 daemon
   .command('status')
   .description("show the daemon's pid, memory and store")
-  .action(async () => {
+  .option('--json', 'print machine-readable JSON, with how many of each thing the daemon keeps in memory')
+  .action(async (opts: { json?: boolean }) => {
     const cfg = loadConfig();
     const st = await daemonStatus(cfg);
+    if (st && opts.json) {
+      process.stdout.write(JSON.stringify(st, null, 2) + '\n');
+      return;
+    }
     if (!st) {
       process.stdout.write(`kbx daemon: not running (socket ${socketPath(cfg.dir)})\n`);
       process.exitCode = 1;

@@ -22,6 +22,8 @@ export interface DaemonStatus {
   rssBytes: number;
   knownFiles: number;
   storeBytes: number;
+  /** How many of each thing the daemon keeps in memory (line-cache.ts and server.ts memoryCounts). */
+  memory?: Record<string, number>;
 }
 
 /**

@@ -62,6 +62,11 @@ export interface RecordResult {
 // line judged by older rules gets another chance.
 export const RULES_VERSION = 4;
 
+// Files and path sets stay in the daemon's memory while one of this many
+// last builds used them (any tree): a developer switching between a few
+// trees keeps all of them warm.
+export const KEEP_BUILDS = 10;
+
 // Reasons found by a single run that hold for every later run of the same command.
 const LASTING = /^(writes-outside-tree|reads-stdin|uses-terminal|reads-\/|runs-|static-binary|untraceable|modifies-input|nondeterministic)/;
 
@@ -96,6 +101,8 @@ export class LineCache {
   readonly pathSets: PathSetCache;
   private nextId = 0;
   private untraceableCache = new Map<string, string | undefined>();
+  /** FileState generation and PathSetCache epoch at each of the last KEEP_BUILDS build starts, oldest first. */
+  private buildStarts: Array<{ gen: number; epoch: number }> = [];
   private readonly timeMacros = new TimeMacroScanner();
   /** Told when a stored entry is refused at restore (it names paths outside the build roots). */
   onRefused?: (buildId: string, why: string) => void;
@@ -210,6 +217,40 @@ export class LineCache {
   private learnUncacheable(action: PendingAction, reason: string): void {
     const rec: PathSets = { command: action.req.command, cwd: action.req.cwd, uncacheable: reason, rules: RULES_VERSION, sets: [] };
     this.pathSets.put(action.weak, rec);
+  }
+
+  /** A build starts: every path is checked again, and what the oldest builds alone used may be forgotten at its end. */
+  startBuild(): void {
+    this.state.newGeneration();
+    this.pathSets.epoch++;
+    this.buildStarts.push({ gen: this.state.generation, epoch: this.pathSets.epoch });
+    if (this.buildStarts.length > KEEP_BUILDS) this.buildStarts.shift();
+  }
+
+  /**
+   * Forgets, from memory only, the files and path sets no build among the
+   * last KEEP_BUILDS looked at: without this a daemon serving build trees
+   * that come and go (a checkout or temporary directory per build) keeps
+   * every path it ever saw. Run after a build ends, off the critical path.
+   */
+  forgetOldBuilds(): void {
+    const oldest = this.buildStarts[0];
+    if (!oldest || this.buildStarts.length < KEEP_BUILDS) return;
+    this.state.forgetCheckedBefore(oldest.gen);
+    this.pathSets.forgetUnusedSince(oldest.epoch);
+    if (this.untraceableCache.size > 10_000) this.untraceableCache.clear();
+  }
+
+  /** Sizes of what the daemon keeps in memory (kbx daemon status --json). */
+  memoryCounts(): Record<string, number> {
+    const sets = this.pathSets.counts;
+    return {
+      knownFiles: this.state.size,
+      knownExistences: this.state.existenceCount,
+      pathSetRecords: sets.records,
+      pathSetStrings: sets.strings,
+      untraceablePrograms: this.untraceableCache.size,
+    };
   }
 
   /** A line ran without kbx seeing what it wrote: stop trusting anything checked before. */

@@ -133,7 +133,7 @@ async function main(): Promise<void> {
   const refusals = new Set<string>();
   cache.onRefused = (buildId, why) => {
     global.add('miss:hostile-entry');
-    server?.buildCounters(buildId).add('miss:hostile-entry');
+    server?.buildCounters(buildId)?.add('miss:hostile-entry');
     if (refusals.has(why)) return;
     if (refusals.size > 1000) refusals.clear();
     refusals.add(why);
@@ -170,11 +170,12 @@ async function main(): Promise<void> {
           rssBytes: process.memoryUsage().rss,
           knownFiles: cache.state.size,
           storeBytes: store.sizes.current(),
+          memory: { ...cache.memoryCounts(), ...server.memoryCounts() },
         };
       case 'build-start':
-        cache.state.newGeneration();
+        cache.startBuild();
         server.unseen.watch(String(req.build), buildFile(cfg.dir, req.build, 'counters'));
-        server.buildCounters(String(req.build));
+        server.startBuild(String(req.build));
         if (req.record !== false) server.startRecording(String(req.build), Number(req.startMs) || Date.now());
         return { ok: true };
       case 'build-end': {
@@ -186,7 +187,10 @@ async function main(): Promise<void> {
         // next kbx make and every command reading the store or the records send
         // first, waits for both.
         const writing = server.storesInFlight(String(req.build));
-        server.later(() => saveRecording(server, cfg, req));
+        server.later(() => {
+          saveRecording(server, cfg, req);
+          cache.forgetOldBuilds();
+        });
         void server.drain().then(() => global.flush());
         return { counts: c.counts, savedUs: c.savedUs, rssBytes: process.memoryUsage().rss, writing };
       }

@@ -82,19 +82,30 @@ export class DaemonServer {
     }
   }
 
-  buildCounters(id: string): Counters {
-    let c = this.builds.get(id);
-    if (!c) {
-      c = new Counters();
-      this.builds.set(id, c);
-    }
-    return c;
+  /** Starts a build's own counters (kbx make's build-start); builds that never ended are dropped, oldest first. */
+  startBuild(id: string): void {
+    if (!this.builds.has(id) && this.builds.size >= 16) this.builds.delete(this.builds.keys().next().value!);
+    this.builds.set(id, this.builds.get(id) ?? new Counters());
+  }
+
+  /**
+   * The counters of a build between build-start and build-end; undefined for
+   * any other (a shim run outside kbx make, a store ending after build-end):
+   * such lines count in the global counters only, so nothing is kept per id.
+   */
+  buildCounters(id: string): Counters | undefined {
+    return this.builds.get(id);
   }
 
   endBuild(id: string): Counters {
-    const c = this.buildCounters(id);
+    const c = this.builds.get(id) ?? new Counters();
     this.builds.delete(id);
     return c;
+  }
+
+  /** Sizes of the per-build state the server keeps (kbx daemon status --json). */
+  memoryCounts(): Record<string, number> {
+    return { openBuilds: this.builds.size, recorders: this.recorders.size, buildsStoring: this.persisting.size };
   }
 
   /** Starts recording a build's lines (kbx make's build-start). */
@@ -143,7 +154,7 @@ export class DaemonServer {
 
   private count(buildId: string, name: string): void {
     this.global.add(name);
-    this.buildCounters(buildId).add(name);
+    this.buildCounters(buildId)?.add(name);
   }
 
   private serve(sock: Socket): void {
@@ -223,7 +234,8 @@ export class DaemonServer {
         this.recordHit(buildId, startUs, endUs, req, res);
         this.count(buildId, 'hit');
         this.global.savedUs += res.savedUs;
-        this.buildCounters(buildId).savedUs += res.savedUs;
+        const c = this.buildCounters(buildId);
+        if (c) c.savedUs += res.savedUs;
         return undefined;
       }
       if (res.kind === 'pass') {
