@@ -8,9 +8,6 @@ import { control, daemonStatus } from '../daemon/client.js';
 import { socketPath } from '../daemon/paths.js';
 import { LocalStore } from '../store/local/local-store.js';
 import { KbxError } from '../util/errors.js';
-import { kbxLinkVmlinux } from './link-vmlinux.js';
-import { registerInspectCommands } from './inspect.js';
-import { registerReportCommands } from './report-commands.js';
 import { kbxMake } from './make.js';
 import { formatStats } from './stats.js';
 
@@ -62,11 +59,17 @@ program
   .passThroughOptions()
   .argument('[script-args...]')
   .action(async (args: string[]) => {
+    const { kbxLinkVmlinux } = await import('./link-vmlinux.js');
     process.exitCode = await kbxLinkVmlinux(args);
   });
 
-registerReportCommands(program);
-registerInspectCommands(program);
+// `kbx make` starts on every build: the modules of the commands that read
+// records (reports, explain) load only when another command runs.
+if (process.argv[2] !== 'make') {
+  const [report, inspect] = await Promise.all([import('./report-commands.js'), import('./inspect.js')]);
+  report.registerReportCommands(program);
+  inspect.registerInspectCommands(program);
+}
 
 program
   .command('stats')

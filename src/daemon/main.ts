@@ -177,7 +177,8 @@ async function main(): Promise<void> {
         server.unseen.watch(String(req.build), buildFile(cfg.dir, req.build, 'counters'));
         server.startBuild(String(req.build));
         if (req.record !== false) server.startRecording(String(req.build), Number(req.startMs) || Date.now());
-        return { ok: true };
+        // The build may look up what earlier builds were still storing: answer when it is there.
+        return server.settle().then(() => ({ ok: true }));
       case 'build-end': {
         const c = server.endBuild(String(req.build));
         server.unseen.unwatch(String(req.build));

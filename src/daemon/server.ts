@@ -5,7 +5,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { appendFileSync } from 'node:fs';
 import { wrapperStateDirs, type Config } from '../config/config.js';
-import { FrameReader, MsgType, PROTOCOL_VERSION, encodeFrame, type Frame } from './protocol.js';
+import { CONTROL_REPLY, CONTROL_REQUEST, FrameReader, MsgType, PROTOCOL_VERSION, encodeFrame, type Frame } from './protocol.js';
 import type { LineCache, LookupResult, PendingAction } from './line-cache.js';
 import { EnvDigests, type LineRequest } from '../fingerprint/key.js';
 import { Counters, PersistentCounters } from './stats.js';
@@ -13,8 +13,7 @@ import { BuildRecorder, calibrateClock, nowUs } from '../builds/recorder.js';
 import type { MissWhy } from '../builds/record.js';
 import { UnseenLines } from './unseen-lines.js';
 
-export const CONTROL_REQUEST = 16;
-export const CONTROL_REPLY = 17;
+export { CONTROL_REPLY, CONTROL_REQUEST } from './protocol.js';
 // The last field of a LOOKUP from a shim that records its build (PROTOCOL.md §2).
 const START_FIELD = Buffer.from('KBX_LINE_START_US=');
 
