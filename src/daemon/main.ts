@@ -192,7 +192,7 @@ async function main(): Promise<void> {
           saveRecording(server, cfg, req);
           cache.forgetOldBuilds();
         });
-        void server.drain().then(() => global.flush());
+        void server.drain().then(() => global.flushInBackground());
         return { counts: c.counts, savedUs: c.savedUs, rssBytes: process.memoryUsage().rss, writing };
       }
       case 'sync':
@@ -233,7 +233,7 @@ async function main(): Promise<void> {
   server.log(`daemon ${process.pid} listening on ${sock} (code ${id})`);
 
   setInterval(() => {
-    global.flush();
+    global.flushInBackground();
     if (server.idleMs() > cfg.idleTimeoutSec * 1000) {
       server.log('idle timeout; exiting');
       void shutdown(0);

@@ -123,11 +123,14 @@ export class FileState {
     return value;
   }
 
-  /** Digest of the content now: sha256 of a file, `dir:` + digest of a listing, or ABSENT. */
-  content(p: string): string {
+  /**
+   * Digest of the content now: sha256 of a file, `dir:` + digest of a listing,
+   * or ABSENT. `fresh`: a stat now even within the trust window.
+   */
+  content(p: string, opts: { fresh?: boolean } = {}): string {
     const k = this.known.get(p);
     const now = monotonicMs();
-    if (k && this.trusted(p, k.checkedGen, k.checkedAtMs, now)) return k.digest;
+    if (k && !opts.fresh && this.trusted(p, k.checkedGen, k.checkedAtMs, now)) return k.digest;
     const st = stat(p);
     if (!st) {
       this.known.delete(p);
