@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { emitKallsyms, kallsyms, type KallsymsOptions, type Target } from '../src/kernel/kallsyms/index.js';
+import { emitKallsyms, kallsyms, KALLSYMS_6_1, type KallsymsOptions, type Target } from '../src/kernel/kallsyms/index.js';
 import { optionFlags } from '../test/support/kallsyms-oracle.js';
 import { syntheticMap } from '../test/support/kallsyms-synthetic.js';
 import { cKallsyms, kernelTree } from '../test/support/kernel-tree.js';
@@ -82,7 +82,7 @@ function main(): void {
         writeFileSync(cS, r.stdout);
       }));
       t.ours.push(time(() => check(spawnSync(process.execPath, [ourMain, ...flags, '--word-size', String(c.target.wordSize), c.map, oS, oBin]), 'our kallsyms')));
-      t.inproc.push(time(() => emitKallsyms(kallsyms(input, c.opts, c.target).tables, { blobPath: oBin })));
+      t.inproc.push(time(() => emitKallsyms(kallsyms(input, c.opts, c.target, KALLSYMS_6_1).tables, { blobPath: oBin })));
       t.cAs.push(time(() => check(spawnSync('gcc', [...m32, '-c', '-I', inc, '-o', join(work, 'c.o'), cS]), 'assembling C output')));
       t.oursAs.push(time(() => check(spawnSync('gcc', [...m32, '-c', '-o', join(work, 'o.o'), oS]), 'assembling our output')));
     }

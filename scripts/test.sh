@@ -12,12 +12,13 @@ cd "$(dirname "$0")/.."
 
 # make/gcc/binutils: the fixtures; ccache/distcc: the compiler-wrapper tests;
 # gcc-multilib and the powerpc/mips binutils: 32-bit and big-endian ELF and
-# kallsyms cases; flex to dwarves: building Linux 6.1 (its sources come from
-# linux-source-6.1; pahole from dwarves gives the tree BTF); qemu and
+# kallsyms cases; flex to dwarves: building Linux 6.1 and 6.12 (their sources
+# come from linux-source-6.1 and -6.12; pahole from dwarves gives the tree
+# BTF); qemu and
 # busybox-static: booting it; chromium: the HTML report test.
 packages=(
   make gcc libc6-dev binutils coreutils grep sed ccache distcc
-  flex bison bc libelf-dev libssl-dev cpio xz-utils linux-source-6.1 dwarves
+  flex bison bc libelf-dev libssl-dev cpio xz-utils linux-source-6.1 linux-source-6.12 dwarves
   gcc-multilib binutils-powerpc-linux-gnu binutils-mips-linux-gnu
   qemu-system-x86 busybox-static chromium
 )

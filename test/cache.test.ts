@@ -202,3 +202,33 @@ describe('directory listings', () => {
     assert.deepEqual(build(), { misses: 0, hits: 1, list: 'src/a.gen.S\nsrc/sub/b.gen.S\nsrc/sub/new.gen.S\n' });
   });
 });
+
+describe('perl', () => {
+  const kbx = new Kbx('perl');
+  after(() => kbx.stop());
+
+  test('a perl line hits after make clean (its start-up seed reads are no input); a script that reads /dev/urandom is not cached', () => {
+    const proj = join(tempDir('perl'), 'proj');
+    const makefile = [
+      'all: upper.txt rand.txt',
+      'upper.txt: in.txt',
+      "\tperl -ne 'print uc' in.txt > upper.txt",
+      'rand.txt:',
+      `\tperl -e 'open(my $$f, "<", "/dev/urandom") or die; read($$f, my $$b, 8); print unpack("H*", $$b), "\\n"' > rand.txt`,
+      'clean:',
+      '\trm -f upper.txt rand.txt',
+      '',
+    ].join('\n');
+    writeTree(proj, { Makefile: makefile, 'in.txt': 'hello\n' });
+    let r = kbx.make(proj);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(summary(r.stderr).stored, 1, r.stderr);
+    const first = readFileSync(join(proj, 'rand.txt'), 'utf8');
+    plainMake(proj, ['clean']);
+    r = kbx.make(proj);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(summary(r.stderr).hits, 1, r.stderr);
+    assert.equal(readFileSync(join(proj, 'upper.txt'), 'utf8'), 'HELLO\n');
+    assert.notEqual(readFileSync(join(proj, 'rand.txt'), 'utf8'), first, 'the random line ran again');
+  });
+});

@@ -168,6 +168,18 @@ describe('kbx explain', () => {
     assert.doesNotMatch(r.stdout, /environment:/);
   });
 
+  test('after an environment change it shows the changed words of the value, not the whole value', () => {
+    const proj = copyPipeline('explain-env');
+    const long = (mid: string) => Array.from({ length: 200 }, (_, i) => (i === 100 ? mid : `/opt/tool${i}/bin`)).join(':');
+    assert.equal(kbx.make(proj, [], { TOOL_SEARCH_PATH: long('/opt/old/bin') }).status, 0);
+    plainMake(proj, ['clean']);
+    assert.equal(kbx.make(proj, [], { TOOL_SEARCH_PATH: long('/opt/new/bin') }).status, 0);
+    const r = kbx.run(['explain', 'util.s'], { cwd: proj });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /environment: TOOL_SEARCH_PATH changed: … \/opt\/tool97\/bin \/opt\/tool98\/bin \/opt\/tool99\/bin \[-\/opt\/old\/bin-\] \{\+\/opt\/new\/bin\+\} \/opt\/tool101\/bin/);
+    assert.doesNotMatch(r.stdout, /tool150/, 'the unchanged rest of the value is left out');
+  });
+
   test('after a shadowing header appears it names the new path', () => {
     const proj = copyPipeline('explain-shadow');
     assert.equal(kbx.make(proj).status, 0);

@@ -1,8 +1,10 @@
-// kallsyms in TypeScript against the C tool of the 6.1 tree: for the same
-// symbol map and options, the C tool's assembled .rodata and our laid-out
-// tables must be the same bytes, and both must decode to the same symbols.
+// kallsyms in TypeScript against the C tools of the 6.1 and 6.12 trees: for
+// the same symbol map and options, each C tool's assembled .rodata and our
+// laid-out tables for its version must be the same bytes, and both must
+// decode to the same symbols.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,10 +18,15 @@ import {
   imageSource,
   kallsyms,
   KallsymsError,
+  KALLSYMS_6_12,
   layoutTables,
   type KallsymsOptions,
+  type KallsymsVersion,
 } from '../src/kernel/kallsyms/index.js';
-import { readMap, selectSymbols } from '../src/kernel/kallsyms/symbols.js';
+import { selectSymbols } from '../src/kernel/kallsyms/symbols.js';
+import { KALLSYMS_6_1 } from '../src/kernel/kallsyms/versions.js';
+
+const readMap = KALLSYMS_6_1.readMap;
 import { cKallsyms, kernelTree } from './support/kernel-tree.js';
 import { linkTree, reproducibleBtf, runStockLink } from './support/link-tree.js';
 import { linuxSource, program, unlessMissing } from './support/tools.js';
@@ -37,10 +44,13 @@ import {
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/kallsyms/', import.meta.url));
 const tree = kernelTree();
 const tool = tree ? cKallsyms(tree) : undefined;
+const tree612 = kernelTree('6.12');
+const tool612 = tree612 ? cKallsyms(tree612) : undefined;
 const work = mkdtempSync(join(tmpdir(), 'kbx-kallsyms-test-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-function params(t: AsmTarget, o: KallsymsOptions) {
+function params(t: AsmTarget, given: KallsymsOptions, v: KallsymsVersion) {
+  const o = v.effective(given);
   return { wordSize: t.wordSize, endian: t.endian, baseRelative: !!o.baseRelative, absolutePercpu: !!o.absolutePercpu, ltoClang: !!o.ltoClang };
 }
 
@@ -50,12 +60,12 @@ let runs = 0;
  * Runs both tools on `mapPath` and compares bytes and decoded symbols; or,
  * when the C tool refuses the input, checks that we refuse it the same way.
  */
-function compareWithC(mapPath: string, o: KallsymsOptions, target: AsmTarget): 'same-tables' | 'both-refused' {
+function compareWithC(mapPath: string, o: KallsymsOptions, target: AsmTarget, v: KallsymsVersion = KALLSYMS_6_1): 'same-tables' | 'both-refused' {
   const input = readFileSync(mapPath);
-  const c = runCKallsyms(tool!, mapPath, o);
+  const c = runCKallsyms(v === KALLSYMS_6_1 ? tool! : tool612!, mapPath, o);
   let mine;
   try {
-    mine = kallsyms(input, o, target);
+    mine = kallsyms(input, o, target, v);
   } catch (e) {
     assert.ok(e instanceof KallsymsError, String(e));
     assert.notEqual(c.status, 0, `C tool succeeded where we failed: ${e.message}`);
@@ -72,7 +82,7 @@ function compareWithC(mapPath: string, o: KallsymsOptions, target: AsmTarget): '
   const { image, tables } = layoutTables(mine.tables);
   assert.equal(Buffer.compare(Buffer.from(cRodata), image), 0, '.rodata differs from the C tool');
 
-  const p = params(target, o);
+  const p = params(target, o, v);
   const fromC = decodeTables(elfTableSource(cObj), p);
   const fromUs = decodeTables(imageSource(image, tables), p);
   assert.equal(fromUs.symbols.length, fromC.symbols.length);
@@ -145,6 +155,81 @@ describe('kallsyms matches the 6.1 C tool', { skip: unlessMissing(linuxSource(tr
   });
 });
 
+/** 6.12's option sets: there is no --base-relative (always) and no --lto-clang. */
+const options612: KallsymsOptions[] = [{}, { allSymbols: true }, { absolutePercpu: true }, { allSymbols: true, absolutePercpu: true }];
+
+describe('kallsyms matches the 6.12 C tool', { skip: unlessMissing(linuxSource(tree612, '6.12')) }, () => {
+  // 6.12's tool reads mksysmap's output: the real maps go through the tree's own mksysmap first.
+  const sysmap = (nm: string, out: string): string => {
+    writeFileSync(out, execFileSync('sed', ['-f', join(tree612!, 'scripts/mksysmap'), nm], { maxBuffer: 1 << 30 }));
+    return out;
+  };
+  const i386 = sysmap(join(FIXTURES, 'vmlinux-i386-tinyconfig.nm'), join(work, 'i386-612.syms'));
+  const x86_64 = sysmap(join(FIXTURES, 'vmlinux-x86_64-tinyconfig-smp.nm'), join(work, 'x86_64-612.syms'));
+  const synthetic = join(work, 'synthetic-612.syms');
+  writeFileSync(synthetic, syntheticMap(3000, 1, 'mksysmap'));
+  const v = KALLSYMS_6_12;
+
+  // i386 without SMP: percpu symbols at 0xc114d000 are "absolute" and too
+  // big for 31 bits under --absolute-percpu; kept only with --all-symbols.
+  for (const o of options612) {
+    test(`real i386 tinyconfig vmlinux, ${optionName(o)}`, () => {
+      assert.equal(compareWithC(i386, o, TARGETS.le32, v), o.allSymbols && o.absolutePercpu ? 'both-refused' : 'same-tables');
+    });
+  }
+  // x86_64: percpu symbols at 0 fit the always base-relative tables only as absolute values.
+  const refused64 = (o: KallsymsOptions) => !!(o.allSymbols && !o.absolutePercpu);
+  for (const o of options612) {
+    test(`real x86_64 SMP tinyconfig vmlinux, ${optionName(o)}`, () => {
+      assert.equal(compareWithC(x86_64, o, TARGETS.le64, v), refused64(o) ? 'both-refused' : 'same-tables');
+    });
+    test(`synthetic 64-bit map, ${optionName(o)}`, () => {
+      assert.equal(compareWithC(synthetic, o, TARGETS.le64, v), refused64(o) ? 'both-refused' : 'same-tables');
+    });
+  }
+  test('big-endian 32-bit (powerpc) and 64-bit (mips64) tables', { skip: unlessMissing(program('powerpc-linux-gnu-as', 'binutils-powerpc-linux-gnu'), program('mips-linux-gnu-as', 'binutils-mips-linux-gnu')) }, () => {
+    assert.equal(compareWithC(i386, {}, TARGETS.be32, v), 'same-tables');
+    assert.equal(compareWithC(synthetic, { allSymbols: true, absolutePercpu: true }, TARGETS.be64, v), 'same-tables');
+  });
+  test('more than 65536 symbols (three-byte name sequence numbers)', () => {
+    const big = join(work, 'big-612.syms');
+    writeFileSync(big, syntheticMap(70000, 7, 'mksysmap'));
+    assert.equal(compareWithC(big, { allSymbols: true, absolutePercpu: true }, TARGETS.le64, v), 'same-tables');
+  });
+  test('an empty map (the script runs the tool on one first) gives empty tables, as the C tool does', () => {
+    const empty = join(work, 'empty-612.syms');
+    writeFileSync(empty, '');
+    assert.equal(compareWithC(empty, {}, TARGETS.le64, v), 'same-tables');
+    assert.equal(compareWithC(empty, {}, TARGETS.le32, v), 'same-tables');
+    assert.equal(kallsyms(Buffer.alloc(0), {}, { wordSize: 8, endian: 'little' }, v).tables.numSyms, 0);
+  });
+  test('a line of any other shape is "line format error" for both', () => {
+    const lines = ['', '                 U printk', '10\tT tab', '10  T two_blanks', '10 T\ttab_after_type', `10 \u00e9 latin1_type`, 'T no_address', '0x T x', '10 T', '- 10 T x'];
+    for (const [i, l] of lines.entries()) {
+      const p = join(work, `bad-${i}.syms`);
+      writeFileSync(p, Buffer.from(`ffffffff81000000 T _stext\n${l}\nffffffff81000010 T _etext\n`, 'latin1'));
+      assert.equal(compareWithC(p, {}, TARGETS.le64, v), 'both-refused', JSON.stringify(l));
+    }
+  });
+  test('a kept name holding "*/" is refused: the C tool prints it in a comment, and its .S does not assemble', () => {
+    const p = join(work, 'comment-612.syms');
+    writeFileSync(p, 'ffffffff81000000 T _stext\nffffffff81000008 t ends*/comment\nffffffff81000010 T _etext\n');
+    assert.throws(() => kallsyms(readFileSync(p), {}, TARGETS.le64, v), { code: 'KALLSYMS_BAD_NAME' });
+    const c = runCKallsyms(tool612!, p, {});
+    assert.equal(c.status, 0);
+    assert.throws(() => assemble(work, 'comment-612', c.asm, TARGETS.le64, 0xffffffff81000000n));
+  });
+  test('so is a name holding a quote, a backslash or a carriage return (the assembler reads them as other bytes)', () => {
+    for (const n of ['q"uote', 'back\\slash', 'carriage\r']) {
+      const map = Buffer.from(`ffffffff81000000 T _stext\nffffffff81000008 t ${n}\nffffffff81000010 T _etext\n`, 'latin1');
+      assert.throws(() => kallsyms(map, {}, TARGETS.le64, v), { code: 'KALLSYMS_BAD_NAME' }, JSON.stringify(n));
+    }
+  });
+  test('the 6.1 options 6.12 does not take are not passed through: --base-relative is always on, --lto-clang gone', () => {
+    assert.deepEqual(v.effective({ baseRelative: false, ltoClang: true }), { allSymbols: false, absolutePercpu: false, baseRelative: true, ltoClang: false });
+  });
+});
+
 describe('kallsyms symbol selection', () => {
   const map = readMap(syntheticMap(3000));
   const names = new Set(map.symbols.map((s) => s.name));
@@ -170,7 +255,7 @@ describe('kallsyms symbol selection', () => {
   });
 
   test('without --all-symbols only text and init text remain, minus symbols at _etext/_einittext', () => {
-    const sel = selectSymbols(map, {});
+    const sel = selectSymbols(map, {}, KALLSYMS_6_1);
     const kept = new Set(sel.symbols.map((s) => s.name));
     assert.ok(kept.has('_etext') && kept.has('_einittext') && kept.has('_stext'));
     assert.ok(!kept.has('at_etext_dropped') && !kept.has('at_einittext_dropped'));
@@ -180,13 +265,13 @@ describe('kallsyms symbol selection', () => {
   test('ties at one address: non-weak, then not linker-provided, then fewer underscores, then input order', () => {
     const same = readMap(Buffer.from('10 W weak_tie\n10 T __start_tie\n10 T ___tie\n10 T tie\n10 T b\n10 T a\n'));
     assert.deepEqual(
-      selectSymbols(same, { allSymbols: true }).symbols.map((s) => s.name),
+      selectSymbols(same, { allSymbols: true }, KALLSYMS_6_1).symbols.map((s) => s.name),
       ['tie', 'b', 'a', '___tie', '__start_tie', 'weak_tie'],
     );
   });
 
   test('--absolute-percpu marks percpu symbols absolute and retypes them A', () => {
-    const sel = selectSymbols(map, { allSymbols: true, absolutePercpu: true, baseRelative: true });
+    const sel = selectSymbols(map, { allSymbols: true, absolutePercpu: true, baseRelative: true }, KALLSYMS_6_1);
     const pc = sel.symbols.find((s) => s.name === 'fixed_percpu_data')!;
     assert.equal(pc.percpuAbsolute, true);
     assert.equal(String.fromCharCode(pc.type), 'A');
@@ -195,7 +280,7 @@ describe('kallsyms symbol selection', () => {
   });
 
   test('an empty selection is the C tool\'s "No valid symbol."', () => {
-    assert.throws(() => selectSymbols(readMap(Buffer.from('10 D data\n')), {}), { code: 'KALLSYMS_NO_SYMBOLS' });
+    assert.throws(() => selectSymbols(readMap(Buffer.from('10 D data\n')), {}, KALLSYMS_6_1), { code: 'KALLSYMS_NO_SYMBOLS' });
   });
 });
 

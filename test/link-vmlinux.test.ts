@@ -15,7 +15,10 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ElfFile } from '../src/elf/elf-file.js';
 import { buildTables, decodeTables, elfTableSource, kallsyms, nameTables } from '../src/kernel/kallsyms/index.js';
-import { readMap, selectSymbols } from '../src/kernel/kallsyms/symbols.js';
+import { selectSymbols } from '../src/kernel/kallsyms/symbols.js';
+import { KALLSYMS_6_1 } from '../src/kernel/kallsyms/versions.js';
+
+const readMap = KALLSYMS_6_1.readMap;
 import { classify, normalizedScriptHash } from '../src/kernel/link/detect.js';
 import { linkVmlinuxMakeArgs, makeShellWord, recipeOf, routable, route, routeOverride } from '../src/kernel/link/route.js';
 import { estimateSymbols } from '../src/kernel/link/estimate.js';
@@ -126,7 +129,7 @@ describe('reserving room for the table', () => {
     for (let i = 0; i < n; i++) t += `ffffffff81${(0x1000 + i * 16).toString(16).padStart(6, '0')} t sym_${i}_${extra}\n`;
     return Buffer.from(t);
   };
-  const est = kallsyms(map(1000), opts, target).tables;
+  const est = kallsyms(map(1000), opts, target, KALLSYMS_6_1).tables;
   const res = reserve(est, DEFAULT_MARGIN);
 
   test('the estimate fits its reservation, slots are word-aligned and back to back', () => {
@@ -142,9 +145,9 @@ describe('reserving room for the table', () => {
   });
 
   test('a table with more symbols than reserved is refused, naming the table', () => {
-    const bigger = kallsyms(map(1000 + DEFAULT_MARGIN.symbols + 4), opts, target).tables;
+    const bigger = kallsyms(map(1000 + DEFAULT_MARGIN.symbols + 4), opts, target, KALLSYMS_6_1).tables;
     assert.match(misfit(bigger, res) ?? '', /kallsyms_offsets needs \d+ bytes, \d+ were reserved/);
-    const longer = kallsyms(map(1000, 'with_a_much_longer_suffix'), opts, target).tables;
+    const longer = kallsyms(map(1000, 'with_a_much_longer_suffix'), opts, target, KALLSYMS_6_1).tables;
     assert.match(misfit(longer, res) ?? '', /(kallsyms_names|kallsyms_token_table) needs/);
   });
 });
@@ -155,7 +158,7 @@ describe('keeping the name tables between links', () => {
   const map = (names: string[]): Buffer =>
     Buffer.from('ffffffff81000000 T _text\n' + names.map((n, i) => `ffffffff81${(0x1000 + i * 16).toString(16).padStart(6, '0')} t ${n}\n`).join(''));
   const names = Array.from({ length: 700 }, (_, i) => `sym_${i % 7}_${i}_handler`);
-  const syms = (ns: string[]) => selectSymbols(readMap(map(ns)), opts).symbols;
+  const syms = (ns: string[]) => selectSymbols(readMap(map(ns)), opts, KALLSYMS_6_1).symbols;
   const file = join(work, 'names-cache');
 
   test('kept tables are the tables computed afresh; the key is the ordered list, the options and the byte order', () => {
@@ -167,7 +170,7 @@ describe('keeping the name tables between links', () => {
     assert.ok(kept);
     for (const k of ['names', 'markers', 'seqsOfNames', 'tokenTable', 'tokenIndex'] as const) assert.ok(Buffer.from(kept[k]).equals(Buffer.from(fresh[k])), k);
     // Built with the kept name tables, every table equals the C tool's semantics computed afresh.
-    const sel = selectSymbols(readMap(map(names)), opts);
+    const sel = selectSymbols(readMap(map(names)), opts, KALLSYMS_6_1);
     assert.deepEqual(buildTables(sel, opts, target, kept), buildTables(sel, opts, target));
 
     const swapped = [...names];
@@ -437,7 +440,7 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: noSource }, () => {
     const conf = readFileSync(join(OUT, '.config'), 'utf8');
     const absolutePercpu = conf.includes('\nCONFIG_KALLSYMS_ABSOLUTE_PERCPU=y');
     const opts = { allSymbols: true, baseRelative: true, absolutePercpu };
-    const want = selectSymbols(readMap(mapBytes), opts).symbols;
+    const want = selectSymbols(readMap(mapBytes), opts, KALLSYMS_6_1).symbols;
     const elf = ElfFile.parse(readFileSync(join(OUT, 'vmlinux')));
     const got = decodeTables(elfTableSource(elf), { wordSize: 8, endian: 'little', baseRelative: true, absolutePercpu }).symbols;
     assert.equal(got.length, want.length);
@@ -507,7 +510,7 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: noSource }, () => {
     const opts = { allSymbols: true, baseRelative: true, absolutePercpu: conf.includes('\nCONFIG_KALLSYMS_ABSOLUTE_PERCPU=y') };
     const objs = ['vmlinux.o', '.vmlinux.export.o', 'init/version-timestamp.o'].map((p) => ElfFile.parse(readFileSync(join(OUT, p))));
     const est = estimateSymbols(objs, parseLinkerScript(readFileSync(join(OUT, 'arch/x86/kernel/vmlinux.lds'), 'utf8')), opts);
-    const fin = selectSymbols(readMap(stock.mapBytes), opts).symbols;
+    const fin = selectSymbols(readMap(stock.mapBytes), opts, KALLSYMS_6_1).symbols;
     assert.equal(est.length, fin.length);
     const names = (xs: typeof est) => xs.map((x) => x.name).sort();
     assert.deepEqual(names(est), names(fin));

@@ -578,3 +578,23 @@ test('a change through a symlink is logged again under the path it changed; read
   expectNoEvent(r, 'w', join(d, 'sub', 'y'));
   assert.equal(r.events.filter((e) => e.path.startsWith(away)).length, pairs.length, r.log);
 });
+
+test("perl's start-up reads of /dev/urandom (hash and rand() seeds) are not logged; a script's own read is", () => {
+  const d = scratch();
+  writeFileSync(join(d, 'in'), 'hello\n');
+  const quiet = run(d, '/usr/bin/perl', ['-ne', 'print uc', 'in']);
+  assert.equal(quiet.stdout, 'HELLO\n', quiet.stderr);
+  expectNoEvent(quiet, 'r', '/dev/urandom');
+  expectEvent(quiet, 'r', join(d, 'in'));
+  const seeded = run(d, '/usr/bin/perl', ['-e', 'print 1'], { env: { PERL_HASH_SEED: '0' } });
+  expectNoEvent(seeded, 'r', '/dev/urandom');
+  // The script's own read comes after the start-up ones: the window is closed.
+  for (const env of [{}, { PERL_HASH_SEED: '0' }] as Record<string, string>[]) {
+    const own = run(d, '/usr/bin/perl', ['-e', 'open(my $f, "<", "/dev/urandom") or die; read($f, my $b, 4); print length $b'], { env });
+    assert.equal(own.stdout, '4', own.stderr);
+    expectEvent(own, 'r', '/dev/urandom');
+  }
+  // Other programs keep logging it.
+  const od = run(d, '/usr/bin/od', ['-N', '4', '/dev/urandom']);
+  expectEvent(od, 'r', '/dev/urandom');
+});

@@ -199,10 +199,22 @@ static void save_for_children(const char *self, const void *base);
 // Logs one event for a path; `st` is used by has_stat ops only (NULL: the
 // path did not exist, logged as "0 0 0"). For a change, `real` says how to
 // find the path with symlinks resolved, logged too when it differs.
+// Perl opens /dev/urandom as it starts, before anything else is traced: for
+// its hash seed (unless PERL_HASH_SEED is set) and for the seed of rand().
+// Hash order is random in every plain run too, and one run's rand() is one a
+// plain build could make; those reads alone would make every perl line
+// uncacheable. Only they are skipped: any other event first closes the
+// window, so a script that reads /dev/urandom itself is still seen.
+static int perl_seed_reads;
+
 static void log_event_real(char op, const struct stat *st, int dirfd, const char *path, int real)
 {
     FORGET_NONNULL(path);
     if (log_fd < 0 || !path || !path[0]) return;    // "" is AT_EMPTY_PATH: an fd
+    if (perl_seed_reads) {
+        if (op == 'r' && strcmp(path, "/dev/urandom") == 0) { perl_seed_reads--; return; }
+        perl_seed_reads = 0;
+    }
     int saved = errno;
     char buf[LINE_CAP];
     size_t n = 0;
@@ -548,6 +560,15 @@ static void note_outer_stdin(void)
     setenv("KBX_TRACE_STDIN", val, 1);
 }
 
+// perl, perl5.36.0: Debian's interpreter under either of its names.
+static int is_perl(const char *exe)
+{
+    const char *base = strrchr(exe, '/');
+    base = base ? base + 1 : exe;
+    if (strncmp(base, "perl", 4) != 0) return 0;
+    return strspn(base + 4, "0123456789.") == strlen(base + 4);
+}
+
 __attribute__((constructor)) static void kbx_trace_init(void)
 {
     int saved = errno;
@@ -576,6 +597,7 @@ __attribute__((constructor)) static void kbx_trace_init(void)
     dladdr((void *)kbx_trace_init, &self);
     save_for_children(self.dli_fname, self.dli_fbase);
     dl_iterate_phdr(log_object, (void *)(self.dli_fname ? self.dli_fname : ""));
+    if (k > 0 && is_perl(exe)) perl_seed_reads = getenv("PERL_HASH_SEED") ? 1 : 2;
     errno = saved;
 }
 

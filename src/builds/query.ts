@@ -32,9 +32,9 @@ export function pickPath(rec: BuildRecord, candidates: readonly string[]): strin
 export type WordDiff = Array<{ op: '=' | '-' | '+'; text: string }>;
 
 /** A word-level diff (longest common subsequence) of two command lines. */
-export function wordDiff(a: string, b: string): WordDiff {
-  const x = a.split(/\s+/).filter(Boolean);
-  const y = b.split(/\s+/).filter(Boolean);
+export function wordDiff(a: string, b: string, separator: RegExp = /\s+/): WordDiff {
+  const x = a.split(separator).filter(Boolean);
+  const y = b.split(separator).filter(Boolean);
   const n = x.length;
   const m = y.length;
   // lcs[i][j]: length of the LCS of x[i..] and y[j..].
@@ -76,14 +76,29 @@ export function formatWordDiff(diff: WordDiff, context = 3): string {
 }
 
 export interface EnvDiff {
+  /** NAME=value of variables only one side has. */
   added: string[];
   removed: string[];
+  /** Variables both have with different values: the values' word diff (words split at white space and ':'). */
+  changed: Array<{ name: string; words: WordDiff }>;
 }
 
+const nameOf = (v: string): string => (v.includes('=') ? v.slice(0, v.indexOf('=')) : v);
+
 export function envDiff(before: readonly string[], after: readonly string[]): EnvDiff {
-  const a = new Set(before);
-  const b = new Set(after);
-  return { added: after.filter((v) => !a.has(v)), removed: before.filter((v) => !b.has(v)) };
+  const split = (vars: readonly string[]) => new Map(vars.map((v) => [nameOf(v), v.slice(nameOf(v).length + 1)]));
+  const a = split(before);
+  const b = split(after);
+  const changed: EnvDiff['changed'] = [];
+  for (const [name, value] of b) {
+    const old = a.get(name);
+    if (old !== undefined && old !== value) changed.push({ name, words: wordDiff(old, value, /[\s:]+/) });
+  }
+  return {
+    added: after.filter((v) => !a.has(nameOf(v))),
+    removed: before.filter((v) => !b.has(nameOf(v))),
+    changed,
+  };
 }
 
 /** Why one line that wrote the file ran (or was restored). */

@@ -97,7 +97,9 @@ function formatReason(r: Reason, base: string, indent: string, out: string[]): v
       if (r.cwd) out.push(`${indent}  directory: was ${r.cwd[0]}, now ${r.cwd[1]}`);
       for (const v of r.env.removed) out.push(`${indent}  environment: -${v}`);
       for (const v of r.env.added) out.push(`${indent}  environment: +${v}`);
-      if (!words.length && !r.cwd && !r.env.added.length && !r.env.removed.length)
+      // Only the changed words of a changed value: one PATH entry, not 10 KB of it.
+      for (const c of r.env.changed) out.push(`${indent}  environment: ${c.name} changed: ${formatWordDiff(c.words)}`);
+      if (!words.length && !r.cwd && !r.env.added.length && !r.env.removed.length && !r.env.changed.length)
         out.push(`${indent}  (same command text, directory and environment: the terminal flags differ)`);
       break;
     }

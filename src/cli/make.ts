@@ -170,7 +170,7 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
   if (!record) delete env.KBX_EVENTS;
   if (inv.goals.some(isConfigGoal)) env.KBX_PASSTHROUGH = '1';
 
-  const route = cfg.linkVmlinux ? linkVmlinuxMakeArgs(inv) : [];
+  const route = cfg.linkVmlinux ? linkVmlinuxMakeArgs(inv, (line) => process.stderr.write(line)) : [];
   const makeArgs = [...args, ...route, `SHELL=${shimPath}`];
   const mode = progressMode(cfg, inv);
   const progress = { countersFile, startedMs: started, previous: previousBuild(cfg.dir, inv.dir, args) };

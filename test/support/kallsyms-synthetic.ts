@@ -16,10 +16,17 @@ function prng(seed: number): () => number {
  * A 64-bit x86-like map with the cases kallsyms.c treats specially: percpu
  * symbols at 0, text and init text ranges, symbols at _etext, ignored names,
  * absolute and undefined symbols, weak and linker-provided ties, names of
- * 128+ and 512+ bytes, a name longer than fscanf's buffer, latin1 bytes,
- * ".llvm." suffixes, and untidy whitespace.
+ * 128+ and 512+ bytes, latin1 bytes, ".llvm." suffixes.
+ *
+ * 'nm' (6.1's tool reads `nm -n` with fscanf) adds untidy whitespace, lines
+ * without an address and names longer than fscanf's buffer. 'mksysmap'
+ * (6.12's tool reads mksysmap's output a line at a time and exits on a line
+ * of another shape) keeps every line `<hex> <type> <name>`, and adds what
+ * that reader takes: names with blanks, an empty name, a NUL, signs, 0x,
+ * 17 digits, leading blanks, and __start_/__stop_ names outside the text.
  */
-export function syntheticMap(count: number, seed = 1): Buffer {
+export function syntheticMap(count: number, seed = 1, shape: 'nm' | 'mksysmap' = 'nm'): Buffer {
+  const nm = shape === 'nm';
   const rnd = prng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const words = ['read', 'write', 'lock', 'page', 'init', 'sched', 'irq', 'net', 'dev', 'alloc', 'free', 'map', 'kmem', 'cache', 'do', 'sys', 'x86', 'pci', 'tty', 'fs'];
@@ -39,7 +46,12 @@ export function syntheticMap(count: number, seed = 1): Buffer {
   sym(0x2000n, 'D', '__per_cpu_end');
   sym(0x20n, 'a', 'ignored_absolute');
   sym(0x30n, 'A', '__gp');
-  lines.push('                 U printk', '                 w weak_undefined', '', '\t');
+  if (nm) lines.push('                 U printk', '                 w weak_undefined', '', '\t');
+  else {
+    sym(0x40n, 'U', 'undefined_with_address_kept_by_6_12');
+    sym(0x40n, 'u', 'unique_global_dropped');
+    lines.push(' \t 0x1200 D leading_blanks_and_0x', '+1300 D plus_sign', '-10 D minus_sign', '1ffffffffffffffff D seventeen_digits_saturate');
+  }
 
   const base = 0xffffffff81000000n;
   let a = base;
@@ -72,12 +84,25 @@ export function syntheticMap(count: number, seed = 1): Buffer {
     ['t', 'same_addr_b'],
     ['t', 'same_addr_a'],
   ] as const;
+  const special612 = [
+    ['t', 'name with blanks\tand a tab'],
+    ['T', ''],
+    ['t', 'nul_in\0_name'],
+    ['N', 'debug_with_address_kept_by_6_12'],
+    ['n', 'debug_dropped'],
+    [' ', 'blank_type'],
+    ['t', 'has /* in it'],
+  ] as const;
   for (let i = 0; i < count; i++) {
     if (i % 97 === 0) {
       const [t, n] = special[(i / 97) % special.length]!;
       sym(a, t, n);
     }
-    if (i % 53 === 0) lines.push(`  ${hex(a)}\t${pick(['t', 'T', 'W'])}   ${name()}  `);
+    if (!nm && i % 101 === 0) {
+      const [t, n] = special612[(i / 101) % special612.length]!;
+      sym(a, t, n);
+    }
+    if (nm && i % 53 === 0) lines.push(`  ${hex(a)}\t${pick(['t', 'T', 'W'])}   ${name()}  `);
     else sym(a, pick(['T', 't', 't', 'W', 'w']), name());
     if (rnd() < 0.9) a += BigInt(1 + Math.floor(rnd() * 400));
   }
@@ -86,6 +111,10 @@ export function syntheticMap(count: number, seed = 1): Buffer {
   a += 0x1000n;
   sym(a, 'D', '__start_rodata');
   for (let i = 0; i < 30; i++, a += 8n) sym(a, pick(['D', 'd', 'R', 'r', 'B', 'b', 'V']), name());
+  if (!nm) {
+    sym(a, 'D', '__stop_rodata_kept_by_6_12');
+    sym(a, 'D', '__end_rodata_dropped');
+  }
   sym(a, 'T', '_sinittext');
   for (let i = 0; i < 30; i++, a += 16n) sym(a, pick(['T', 't']), `init_${name()}`);
   sym(a, 't', 'at_einittext_dropped');
@@ -93,7 +122,8 @@ export function syntheticMap(count: number, seed = 1): Buffer {
   a += 16n;
   sym(a, 'B', '__bss_stop');
   // Longer than fscanf's %2048s: the rest of the name is scanned as the next
-  // record (a hex-looking rest becomes an address), as the C tool does.
+  // record (a hex-looking rest becomes an address), as 6.1's tool does.
+  // 6.12's reads the whole line: one name, reported as too long.
   lines.push(`${hex(a)} t ${'q'.repeat(2100)}`);
   lines.push(`${hex(a)} t ${'r'.repeat(2048)}abc t leftover_symbol`);
   sym(a, 'B', '_end');

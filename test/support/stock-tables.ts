@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ElfFile } from '../../src/elf/elf-file.js';
 import { applyPatches, planSymbolWrite } from '../../src/elf/patch.js';
-import { decodeTables, elfTableSource, elfTarget, imageSource, kallsyms, layoutTables, type KallsymsOptions } from '../../src/kernel/kallsyms/index.js';
+import { decodeTables, elfTableSource, elfTarget, imageSource, kallsyms, KALLSYMS_6_1, layoutTables, type KallsymsOptions } from '../../src/kernel/kallsyms/index.js';
 
 export function assertStockTablesAreOurs(dir: string): void {
   const config = readFileSync(join(dir, '.config'), 'utf8');
@@ -18,7 +18,7 @@ export function assertStockTablesAreOurs(dir: string): void {
   const elf = ElfFile.parse(vmlinux);
   const target = elfTarget(elf);
   // link-vmlinux.sh links the tables made from this map into the final image.
-  const mine = kallsyms(readFileSync(join(dir, '.tmp_vmlinux.kallsyms2.syms')), o, target);
+  const mine = kallsyms(readFileSync(join(dir, '.tmp_vmlinux.kallsyms2.syms')), o, target, KALLSYMS_6_1);
   const { image, tables } = layoutTables(mine.tables);
   const p = { ...target, baseRelative: !!o.baseRelative, absolutePercpu: !!o.absolutePercpu };
   assert.deepEqual(decodeTables(imageSource(image, tables), p).symbols, decodeTables(elfTableSource(elf), p).symbols);

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
-import { hasTool, TARBALL } from './kernel-tree.js';
+import { hasTool, tarball, type LinuxSeries } from './kernel-tree.js';
 
 export const ALLOW_MISSING = process.env.KBX_TEST_ALLOW_MISSING === '1';
 
@@ -19,8 +19,9 @@ export interface Need {
 export const program = (name: string, pkg: string): Need => ({ what: name, pkg, present: hasTool(name) });
 export const file = (path: string, pkg: string): Need => ({ what: path, pkg, present: existsSync(path) });
 export const check = (what: string, pkg: string, present: boolean): Need => ({ what, pkg, present });
-/** The Linux 6.1 source tree, given what kernelTree() found. */
-export const linuxSource = (tree: string | undefined): Need => check(TARBALL, 'linux-source-6.1', tree !== undefined);
+/** The Linux source tree of `version` (6.1 unless said), given what kernelTree() found. */
+export const linuxSource = (tree: string | undefined, version: LinuxSeries = '6.1'): Need =>
+  check(tarball(version), `linux-source-${version}`, tree !== undefined);
 
 /**
  * The `skip` option of a suite or test that needs `needs`: false when all are

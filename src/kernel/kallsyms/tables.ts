@@ -1,6 +1,8 @@
 // The kallsyms tables as bytes for a target word size and byte order: what
-// Linux 6.1 kallsyms.c write_src() emits as assembly, computed directly.
-// Tables in .rodata order, each aligned to the word size:
+// kallsyms.c write_src() emits as assembly, computed directly. The tables,
+// each aligned to the word size, in the order of the version's tool
+// (version.tableOrder; 6.1's order here, 6.12 puts the offsets after the
+// token index and the name sequence last):
 //   kallsyms_offsets (u32 each, --base-relative) or kallsyms_addresses (words)
 //   kallsyms_relative_base (word, --base-relative only)
 //   kallsyms_num_syms (u32)
@@ -12,6 +14,7 @@
 
 import { expandTokens, optimizeTokenTable, packSymbols } from './compress.js';
 import { KallsymsError, splitBigInt, toBigInt, type KallsymsOptions, type Selection, type SymEntry } from './symbols.js';
+import type { KallsymsVersion, TableName } from './version.js';
 
 export interface Target {
   wordSize: 4 | 8;
@@ -20,6 +23,7 @@ export interface Target {
 
 export interface KallsymsTables extends NameTables {
   target: Target;
+  version: KallsymsVersion;
   baseRelative: boolean;
   absolutePercpu: boolean;
   /** Address of _text in the input; the C tool writes addresses as _text ± n. */
@@ -188,10 +192,12 @@ export function assembleNameTables(
 }
 
 /**
- * All the tables of a selection. `names` may be given when it is known to be
- * nameTables() of these symbols (kept from a link with the same list).
+ * All the tables of a selection, made by its version's tool with `given`
+ * options. `names` may be given when it is known to be nameTables() of
+ * these symbols (kept from a link with the same list).
  */
-export function buildTables(sel: Selection, opts: KallsymsOptions, target: Target, names?: NameTables): KallsymsTables {
+export function buildTables(sel: Selection, given: KallsymsOptions, target: Target, names?: NameTables): KallsymsTables {
+  const opts = sel.version.effective(given);
   const syms = sel.symbols;
   const n = syms.length;
   const le = target.endian === 'little';
@@ -213,6 +219,7 @@ export function buildTables(sel: Selection, opts: KallsymsOptions, target: Targe
 
   return {
     target,
+    version: sel.version,
     baseRelative: !!opts.baseRelative,
     absolutePercpu: !!opts.absolutePercpu,
     text: sel.text,
@@ -246,17 +253,22 @@ export function layoutTables(t: KallsymsTables): { image: Buffer; tables: LaidOu
   word.word(0, t.relativeBase, w);
   const num = new Writer(4, le);
   num.u32(0, t.numSyms);
-  const parts: [string, Uint8Array][] = [];
-  if (t.baseRelative) parts.push(['kallsyms_offsets', t.offsets!], ['kallsyms_relative_base', word.bytes]);
-  else parts.push(['kallsyms_addresses', t.addresses!]);
-  parts.push(
-    ['kallsyms_num_syms', num.bytes],
-    ['kallsyms_names', t.names],
-    ['kallsyms_markers', t.markers],
-    ['kallsyms_seqs_of_names', t.seqsOfNames],
-    ['kallsyms_token_table', t.tokenTable],
-    ['kallsyms_token_index', t.tokenIndex],
-  );
+  const bytes: Record<TableName, Uint8Array | undefined> = {
+    kallsyms_addresses: t.addresses,
+    kallsyms_offsets: t.offsets,
+    kallsyms_relative_base: word.bytes,
+    kallsyms_num_syms: num.bytes,
+    kallsyms_names: t.names,
+    kallsyms_markers: t.markers,
+    kallsyms_seqs_of_names: t.seqsOfNames,
+    kallsyms_token_table: t.tokenTable,
+    kallsyms_token_index: t.tokenIndex,
+  };
+  const parts = t.version.tableOrder({ baseRelative: t.baseRelative }).map((name): [string, Uint8Array] => {
+    const b = bytes[name];
+    if (!b) throw new KallsymsError('KALLSYMS_BAD_TABLES', `${t.version.id} tables have no ${name}`);
+    return [name, b];
+  });
   const tables: LaidOutTable[] = [];
   let off = 0;
   for (const [name, bytes] of parts) {

@@ -12,7 +12,8 @@
 import type { ElfFile } from '../../elf/elf-file.js';
 import { SHN_ABS, SHN_COMMON, SHN_UNDEF, SHT_NOBITS } from '../../elf/elf-file.js';
 import { buildTables, type KallsymsTables, type Target } from '../kallsyms/tables.js';
-import { isIgnoredSymbol, type KallsymsOptions, type SymEntry } from '../kallsyms/symbols.js';
+import type { KallsymsOptions, SymEntry } from '../kallsyms/symbols.js';
+import { KALLSYMS_6_1 } from '../kallsyms/versions.js';
 import { placement, within, type LinkerScript, type ScriptAssignment } from './linker-script.js';
 
 const STB_LOCAL = 0;
@@ -111,7 +112,7 @@ export function estimateSymbols(objects: readonly ElfFile[], script: LinkerScrip
     else if (prev && name !== '/DISCARD/') outputs.set(name, (prev = { flags: prev.flags & ~SHF_EXECINSTR, nobits: prev.nobits }));
   }
   const push = (type: string, name: string, percpu: boolean): void => {
-    if (mksysmapDrops(type, name) || isIgnoredSymbol(name, type)) return;
+    if (mksysmapDrops(type, name) || KALLSYMS_6_1.isIgnoredSymbol(name, type)) return;
     const abs = percpu && !!opts.absolutePercpu;
     out.push({ hi: 0, lo: 0, type: (abs ? 'A' : type).charCodeAt(0), name, startPos: out.length, percpuAbsolute: abs });
   };
@@ -169,5 +170,5 @@ export function estimateSymbols(objects: readonly ElfFile[], script: LinkerScrip
 
 /** The tables of a predicted symbol set (their sizes are what matters). */
 export function estimateTables(symbols: SymEntry[], opts: KallsymsOptions, target: Target): KallsymsTables {
-  return buildTables({ symbols, text: 0n, relativeBase: 0n }, opts, target);
+  return buildTables({ symbols, text: 0n, relativeBase: 0n, version: KALLSYMS_6_1 }, opts, target);
 }

@@ -24,7 +24,7 @@
 import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { ElfFile } from '../../elf/elf-file.js';
 import { join } from 'node:path';
-import { buildTables, layoutTables, nameTables, readSelection, type KallsymsOptions, type KallsymsTables, type NameTables } from '../kallsyms/index.js';
+import { buildTables, KALLSYMS_6_1, layoutTables, nameTables, readSelection, type KallsymsOptions, type KallsymsTables, type NameTables } from '../kallsyms/index.js';
 import { KallsymsError } from '../kallsyms/symbols.js';
 import { addressLocation, type FileLocation, type Patch } from '../../elf/patch.js';
 import { ElfError } from '../../elf/reader.js';
@@ -405,7 +405,7 @@ class Link61 {
    * previous link when its symbol list was the same (names-cache.ts).
    */
   tables(map: Buffer, opts: KallsymsOptions, target: KallsymsTables['target']): KallsymsTables {
-    const { selection, diagnostics } = readSelection(map, opts);
+    const { selection, diagnostics } = readSelection(map, opts, KALLSYMS_6_1);
     for (const d of diagnostics) process.stderr.write(`${d}\n`); // what the C tool prints, kept
     const key = namesKey(selection.symbols, opts, target);
     const file = this.path(NAMES_CACHE);
@@ -437,7 +437,7 @@ class Link61 {
       return; // a first link
     }
     try {
-      const syms = readSelection(map, opts).selection.symbols;
+      const syms = readSelection(map, opts, KALLSYMS_6_1).selection.symbols;
       const key = namesKey(syms, opts, target);
       const names = loadNames(this.path(NAMES_CACHE), key, syms.length);
       if (names) this.preloaded = { key, names };

@@ -104,8 +104,19 @@ export function route(dir: string, node = process.execPath, entry = kbxLinkEntry
   return { routed: true, srctree: src, what: det.known ? det.what : '', args: [routeOverride(node, entry)] };
 }
 
-/** Extra make arguments that route the vmlinux link through kbx, or none. */
-export function linkVmlinuxMakeArgs(inv: MakeInvocation): string[] {
+/** Goals that never link vmlinux, for which an unrouted kernel tree is not worth a word. */
+const NO_LINK_GOAL = /^(?:.*config|clean|mrproper|distclean|help|kernelversion|kernelrelease|headers_install|scripts_gdb)$/;
+
+/**
+ * Extra make arguments that route the vmlinux link through kbx, or none.
+ * A kernel tree kbx does not route (another version or script) is told to
+ * `say`, in one line, since its link is then the stock script.
+ */
+export function linkVmlinuxMakeArgs(inv: MakeInvocation, say: (line: string) => void = () => {}): string[] {
   const r = route(inv.dir);
-  return r.routed ? r.args : [];
+  if (r.routed) return r.args;
+  const kernel = existsSync(join(sourceTree(inv.dir), 'scripts/link-vmlinux.sh'));
+  const linking = inv.goals.length === 0 || inv.goals.some((g) => !NO_LINK_GOAL.test(g));
+  if (kernel && linking) say(`kbx: vmlinux is linked by the tree's own scripts/link-vmlinux.sh: ${r.reason}\n`);
+  return [];
 }
