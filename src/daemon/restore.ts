@@ -11,25 +11,45 @@
 // the request once the directories above it are resolved through symlinks,
 // no path may pass through a link the entry itself creates, and every link
 // it creates must lead inside the roots. An entry that fails is refused whole.
+// Stored paths name their build root by role (`@out/fs/ioctl.o`:
+// root-names.ts); they are put under this build's roots first, and the checks
+// are made on the result. decode.ts lets no `.` or `..` through below a role.
 import { closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Entry, Store, StoredOutput } from '../store/store.js';
 import type { FileState } from '../fingerprint/file-state.js';
 import { insideRoots, linkDestination, locate, realRoots, type Walk } from '../util/roots.js';
+import type { RootNames } from '../fingerprint/root-names.js';
 
 export interface Restored {
   stdout: Buffer;
   stderr: Buffer;
+  /** The entry as restored: its paths absolute. */
+  entry: Entry;
 }
 
 export interface RestoreContext {
   /** The build roots of the request (KBX_ROOTS). */
   roots: readonly string[];
+  /** The same roots by role, to put the entry's stored paths under. */
+  names: RootNames;
   /** Told why an entry was refused; the lookup then goes on as for a missing blob. */
   refused?(why: string): void;
 }
 
-/** Why an entry must not be restored into these roots, or undefined. Reads the file system, changes nothing. */
+/** The entry with its stored paths put under these roots, or why it cannot be (a role they lack, a hostile name). */
+export function underRoots(entry: Entry, names: RootNames): Entry | string {
+  let why: string | undefined;
+  const abs = (p: string) => {
+    const a = names.toAbsolute(p);
+    if (a === undefined) why ??= `names ${p}, under no build root of this build`;
+    return a ?? p;
+  };
+  const out: Entry = { ...entry, deleted: entry.deleted.map(abs), outputs: entry.outputs.map((o) => ({ ...o, path: abs(o.path) })) };
+  return why ?? out;
+}
+
+/** Why an entry (paths absolute) must not be restored into these roots, or undefined. Reads the file system, changes nothing. */
 export function refusal(entry: Entry, roots: readonly string[]): string | undefined {
   const real = realRoots(roots);
   const links = new Map<string, string>();
@@ -147,10 +167,11 @@ function refreshInPlace(o: StoredFile, state: FileState): boolean {
  * Returns undefined (nothing written) when the entry is refused (ctx.refused
  * is told why) or a blob is missing or corrupt. Throws on a write error.
  */
-export function restoreEntry(store: Store, state: FileState, entry: Entry, ctx: RestoreContext): Restored | undefined {
-  const why = refusal(entry, ctx.roots);
-  if (why !== undefined) {
-    ctx.refused?.(why);
+export function restoreEntry(store: Store, state: FileState, stored: Entry, ctx: RestoreContext): Restored | undefined {
+  const entry = underRoots(stored, ctx.names);
+  const why = typeof entry === 'string' ? entry : refusal(entry, ctx.roots);
+  if (typeof entry === 'string' || why !== undefined) {
+    ctx.refused?.(why!);
     return undefined;
   }
   const stdout = blobOrEmpty(store, entry.stdout);
@@ -195,5 +216,5 @@ export function restoreEntry(store: Store, state: FileState, entry: Entry, ctx: 
       state.noteContent(o.path, o.digest);
     }
   }
-  return { stdout, stderr };
+  return { stdout, stderr, entry };
 }

@@ -224,7 +224,8 @@ export class DaemonServer {
     // A line a shim ran itself may have rewritten files checked before it.
     if (this.unseen.ranSince(buildId)) this.cache.ranUnseen();
     try {
-      const envDigest = this.envDigests.of(envB);
+      // Values naming a build root are keyed by its role (root-names.ts): another checkout shares them.
+      const envDigest = this.envDigests.of(envB, this.cache.namesFor(roots));
       const req = { cwd: cwdB.toString(), command: cmdB.toString(), tty: ttyB.toString(), envDigest, timeEnv: this.envDigests.timeEnv(envDigest), shell: getenv('KBX_REAL_SHELL') || '/bin/sh' };
       const res = this.cache.lookup(req, roots, buildId);
       if (res.kind === 'hit') {
@@ -270,7 +271,7 @@ export class DaemonServer {
       cwd: req.cwd,
       command: req.command,
       env: rec.env(req.envDigest, () => this.envDigests.variables(req.envDigest)),
-      inputs: this.cache.pathSets.contentPaths(res.set).map((p) => rec.path(p)),
+      inputs: this.cache.pathSets.contentPaths(res.set, res.names).map((p) => rec.path(p)),
       outputs: res.entry.outputs.map((o) => rec.path(o.path)),
       from: res.entry.buildId,
       savedUs: res.savedUs,
