@@ -24,8 +24,9 @@ function project(i: number): string {
     files[`in${n}.txt`] = `${i} ${n}\n`;
     outs.push(`out${n}.txt`);
   }
-  // Each line reads its input and probes a path that is absent.
-  files.Makefile = `all: ${outs.join(' ')}\nout%.txt: in%.txt\n\ttest -e opt$*.txt || cat $< > $@\n`;
+  // Each line reads its input and probes a path that is absent; its text names the build (a
+  // job's own flags): stored paths are named by their root, so only a new command is a new record.
+  files.Makefile = `all: ${outs.join(' ')}\nout%.txt: in%.txt\n\ttest -e opt$*.txt || cat $< > $@ # job ${i}\n`;
   writeTree(proj, files);
   return proj;
 }
