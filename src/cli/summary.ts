@@ -6,7 +6,15 @@ export interface BuildSummary {
   /** Counters the shims kept in the counters file. */
   shim: Record<string, number>;
   /** Counters the daemon kept for this build (undefined if it did not answer). */
-  daemon?: { counts: Record<string, number>; savedUs: number; rssBytes: number; remotes?: RemoteStatus[] };
+  daemon?: {
+    counts: Record<string, number>;
+    savedUs: number;
+    rssBytes: number;
+    /** Of the stored lines, those whose blobs the daemon was still writing when make returned. */
+    writing?: number;
+    /** Each shared store and whether it failed during the build. */
+    remotes?: RemoteStatus[];
+  };
   elapsedMs: number;
   logFile?: string;
 }
@@ -33,8 +41,10 @@ export function formatSummary(s: BuildSummary): string {
     .reduce((sum, [, v]) => sum + v, 0);
   if (remoteHits) parts[2] += ` (${remoteHits} from shared stores)`;
   const stored = n(s.daemon?.counts.stored);
+  // kbx make does not wait for them: the daemon finishes them, and the next command waits.
+  const writing = n(s.daemon?.writing) ? `, ${n(s.daemon?.writing)} still being written` : '';
   const saved = s.daemon ? `; saved ${(s.daemon.savedUs / 1e6).toFixed(1)} s of recipe time` : '';
-  const lines = [`kbx: ${total} lines in ${(s.elapsedMs / 1000).toFixed(1)} s: ${parts.join(', ')} (${stored} stored)${saved}`];
+  const lines = [`kbx: ${total} lines in ${(s.elapsedMs / 1000).toFixed(1)} s: ${parts.join(', ')} (${stored} stored${writing})${saved}`];
   for (const r of s.daemon?.remotes ?? []) {
     if (r.down) lines.push(`kbx: shared store ${r.name} failed (${r.down}); the build went on without it`);
     else if (r.writesOff) lines.push(`kbx: shared store ${r.name} refused uploads (${r.writesOff}); it was only read from`);

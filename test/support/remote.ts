@@ -1,20 +1,18 @@
 // Helpers for the shared-store stories: "machines" (a store directory and a
 // tree each) that share one remote.
 import assert from 'node:assert/strict';
-import { cpSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { Kbx, copyFixture, plainMake, repoRoot, type RunResult } from './kbx.js';
+import { rmSync } from 'node:fs';
+import { Kbx, copyFixture, plainMake, type RunResult } from './kbx.js';
 
 /**
- * The tree the second machine builds, an unbuilt copy of the fixture. Until
- * keys are relative to the build roots it must be at the first machine's
- * path: the first tree is removed and the fixture copied there. Once they
- * are, this returns a copy at a path of its own.
+ * The tree the second machine builds: an unbuilt copy of the fixture at a
+ * path of its own (keys name files by their build root, so another checkout
+ * shares the first machine's entries). The first tree is removed, as on
+ * another machine.
  */
 export function secondMachineTree(fixture: string, firstTree: string): string {
   rmSync(firstTree, { recursive: true, force: true });
-  cpSync(join(repoRoot, 'test', 'fixtures', fixture), firstTree, { recursive: true });
-  return firstTree;
+  return copyFixture(fixture, `${fixture}-second`);
 }
 
 /** A plain build of the fixture, the reference every kbx build must equal. */

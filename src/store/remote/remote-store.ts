@@ -27,8 +27,8 @@ export interface RemoteEvents {
 export interface FillRequest {
   weak: string;
   buildId: string;
-  /** Whether every input of a set holds now. */
-  holds(entries: readonly PathEntry[]): boolean;
+  /** Whether every input of a set (as stored: paths named by their root) holds now. */
+  holds(strong: string, entries: readonly PathEntry[]): boolean;
   /** Why the entry must not be restored here (outside the build roots), or undefined. */
   refusal(entry: Entry): string | undefined;
   /** Adds the set to the local path sets of weak (the entry and blobs are already in the local store). */
@@ -191,7 +191,7 @@ export class RemoteStore {
         this.corrupt(r, req.buildId, `path set ${set.strong.slice(0, 12)}`, new Error('its inputs do not hash to the fingerprint it names'));
         continue;
       }
-      if (!req.holds(set.entries)) continue;
+      if (!req.holds(set.strong, set.entries)) continue;
       const got = await this.get(r, req.buildId, 'ac', entryKey(set.strong));
       if (got === DOWN) return false;
       if (got === undefined) {
