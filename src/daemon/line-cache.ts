@@ -18,6 +18,8 @@ import type { InputChange, MissWhy } from '../builds/record.js';
 import { restoreEntry } from './restore.js';
 import { insideRoots, linkDestination, locate, realRoots } from '../util/roots.js';
 import { PathSetCache, type CompactSet } from './path-set-cache.js';
+import { refusal, underRoots } from './restore.js';
+import type { RemoteStore } from '../store/remote/remote-store.js';
 import { RootNames, type NamedRoot } from '../fingerprint/root-names.js';
 
 export type LookupResult =
@@ -65,6 +67,11 @@ export interface RecordResult {
 // line judged by older rules gets another chance.
 export const RULES_VERSION = 4;
 
+// Files and path sets stay in the daemon's memory while one of this many
+// last builds used them (any tree): a developer switching between a few
+// trees keeps all of them warm.
+export const KEEP_BUILDS = 10;
+
 const HEX64 = /^[0-9a-f]{64}$/;
 
 // Reasons found by a single run that hold for every later run of the same command.
@@ -101,6 +108,8 @@ export class LineCache {
   readonly pathSets: PathSetCache;
   private nextId = 0;
   private untraceableCache = new Map<string, string | undefined>();
+  /** FileState generation and PathSetCache epoch at each of the last KEEP_BUILDS build starts, oldest first. */
+  private buildStarts: Array<{ gen: number; epoch: number }> = [];
   private readonly timeMacros = new TimeMacroScanner();
   private readonly rootNames = new Map<string, RootNames>();
   /** Which roots each input's bytes hold, by roots and content digest: a kernel build reads the same headers thousands of times. */
@@ -112,6 +121,8 @@ export class LineCache {
     private readonly store: Store,
     private readonly cfg: Config,
     private readonly tmpDir: string,
+    /** Shared stores asked on a local miss and sent new entries. */
+    private readonly remote?: RemoteStore,
   ) {
     this.pathSets = new PathSetCache(store);
   }
@@ -155,9 +166,36 @@ export class LineCache {
     return names;
   }
 
-  lookup(req: LineRequest, roots: string[], buildId: string): LookupResult {
+  /**
+   * A local hit or pass is answered at once, as without remotes (the hot
+   * path stays synchronous); only a local miss with a remote still up waits
+   * for the remotes, and is looked up locally again if one filled the store.
+   */
+  lookup(req: LineRequest, roots: string[], buildId: string): LookupResult | Promise<LookupResult> {
     const names = this.namesFor(roots);
     const weak = weakFingerprint(req, names);
+    const local = this.lookupLocal(req, roots, buildId, names, weak);
+    if (local.kind !== 'miss' || !this.remote?.active) return local;
+    const filled = this.remote.fill({
+      weak,
+      buildId,
+      holds: (strong, entries) => this.pathSets.holds(this.state, strong, entries, names),
+      refusal: (entry) => {
+        const here = underRoots(entry, names);
+        return typeof here === 'string' ? here : refusal(here, roots);
+      },
+      install: (remote, set) => {
+        const old = this.store.getPathSets(weak);
+        const rec: PathSets = old && !old.uncacheable ? old : { command: remote.command, cwd: remote.cwd, sets: [] };
+        rec.sets = [set, ...rec.sets.filter((s) => s.strong !== set.strong)].slice(0, this.cfg.pathSetsPerCommand);
+        this.pathSets.put(weak, rec);
+      },
+    });
+    return filled.then((found) => (found ? this.lookupLocal(req, roots, buildId, names, weak) : local));
+  }
+
+  /** The lookup in the local store alone. */
+  lookupLocal(req: LineRequest, roots: string[], buildId: string, names = this.namesFor(roots), weak = weakFingerprint(req, names)): LookupResult {
     const rec = this.pathSets.get(weak);
     if (rec?.uncacheable && rec.rules === RULES_VERSION) {
       this.ranUnseen();
@@ -260,6 +298,41 @@ export class LineCache {
   private learnUncacheable(action: PendingAction, reason: string): void {
     const rec: PathSets = { command: action.req.command, cwd: action.req.cwd, uncacheable: reason, rules: RULES_VERSION, sets: [] };
     this.pathSets.put(action.weak, rec);
+  }
+
+  /** A build starts: every path is checked again, and what the oldest builds alone used may be forgotten at its end. */
+  startBuild(): void {
+    this.state.newGeneration();
+    this.pathSets.epoch++;
+    this.buildStarts.push({ gen: this.state.generation, epoch: this.pathSets.epoch });
+    if (this.buildStarts.length > KEEP_BUILDS) this.buildStarts.shift();
+  }
+
+  /**
+   * Forgets, from memory only, the files and path sets no build among the
+   * last KEEP_BUILDS looked at: without this a daemon serving build trees
+   * that come and go (a checkout or temporary directory per build) keeps
+   * every path it ever saw. Run after a build ends, off the critical path.
+   */
+  forgetOldBuilds(): void {
+    const oldest = this.buildStarts[0];
+    if (!oldest || this.buildStarts.length < KEEP_BUILDS) return;
+    this.state.forgetCheckedBefore(oldest.gen);
+    this.pathSets.forgetUnusedSince(oldest.epoch);
+    if (this.untraceableCache.size > 10_000) this.untraceableCache.clear();
+  }
+
+  /** Sizes of what the daemon keeps in memory (kbx daemon status --json). */
+  memoryCounts(): Record<string, number> {
+    const sets = this.pathSets.counts;
+    return {
+      knownFiles: this.state.size,
+      knownExistences: this.state.existenceCount,
+      pathSetRecords: sets.records,
+      pathSetStrings: sets.strings,
+      untraceablePrograms: this.untraceableCache.size,
+      inputRoots: this.inputRoots.size,
+    };
   }
 
   /** A line ran without kbx seeing what it wrote: stop trusting anything checked before. */
@@ -446,6 +519,7 @@ export class LineCache {
       const rec: PathSets = old && !old.uncacheable ? old : { command: action.req.command, cwd: action.req.cwd, sets: [] };
       rec.sets = [{ strong, entries: stored }, ...rec.sets.filter((s) => s.strong !== strong)].slice(0, this.cfg.pathSetsPerCommand);
       this.pathSets.put(action.weak, rec);
+      this.remote?.upload({ weak: action.weak, strong, entry, entries: stored, command: action.req.command, cwd: action.req.cwd, buildId: action.buildId });
     })();
     return { outcome: 'stored', persist };
   }

@@ -24,6 +24,8 @@ export interface CompactSet {
 }
 
 export interface CompactRecord {
+  /** PathSetCache.epoch when the record was last looked up or written. */
+  usedEpoch?: number;
   command: string;
   cwd: string;
   uncacheable?: string;
@@ -32,11 +34,17 @@ export interface CompactRecord {
 }
 
 const MAX_RECORDS = 100_000;
+// Below this many strings the table is never compacted (a few megabytes).
+const MIN_COMPACT = 20_000;
 
 export class PathSetCache {
   private records = new Map<string, CompactRecord>();
   private strings: string[] = [];
   private ids = new Map<string, number>();
+  /** Strings in use after the last compaction: compact again when the table has doubled. */
+  private liveStrings = 0;
+  /** Advanced at every build start; records remember the epoch they were last used in. */
+  epoch = 0;
   /** By roots (RootNames.key), by string id: the path a stored path names under them (null: none). */
   private absolute = new Map<string, Array<string | null | undefined>>();
 
@@ -107,7 +115,36 @@ export class PathSetCache {
       // Least recently used first: Map keeps insertion order, and a hit re-inserts.
       this.records.delete(this.records.keys().next().value!);
     }
+    rec.usedEpoch = this.epoch;
     this.records.set(weak, rec);
+  }
+
+  /** Records kept, and strings in the table (kbx daemon status). */
+  get counts(): { records: number; strings: number } {
+    return { records: this.records.size, strings: this.strings.length };
+  }
+
+  /**
+   * Forgets the records not used since `epoch` (the store keeps them), then,
+   * when the string table has doubled since it was last compacted, rebuilds it
+   * from the records left: the paths and digests of trees no longer built.
+   */
+  forgetUnusedSince(epoch: number): void {
+    for (const [weak, rec] of this.records) if ((rec.usedEpoch ?? 0) < epoch) this.records.delete(weak);
+    if (this.strings.length < Math.max(MIN_COMPACT, 2 * this.liveStrings)) return;
+    const old = this.strings;
+    this.strings = [];
+    this.ids.clear();
+    this.absolute.clear(); // indexed by the string ids that change here
+    const remap = (ids: Uint32Array) => {
+      for (let i = 0; i < ids.length; i++) ids[i] = this.intern(old[ids[i]!]!);
+    };
+    for (const rec of this.records.values())
+      for (const set of rec.sets) {
+        remap(set.paths);
+        remap(set.values);
+      }
+    this.liveStrings = this.strings.length;
   }
 
   get(weak: string): CompactRecord | undefined {
@@ -165,6 +202,11 @@ export class PathSetCache {
     return undefined;
   }
 
+  /** Whether every entry of a set not kept here (one from a shared store) holds now. */
+  holds(state: FileState, strong: string, entries: readonly PathEntry[], names: RootNames): boolean {
+    return this.firstMismatch(state, this.compactSet(strong, entries), names) === undefined;
+  }
+
   /** Every entry of a set that no longer holds (for explaining a miss; slower than firstMismatch). */
   mismatches(state: FileState, set: CompactSet, names: RootNames): Mismatch[] {
     const out = this.pseudoMismatches(set, names, false);
@@ -189,6 +231,7 @@ export class PathSetCache {
     this.records.clear();
     this.strings = [];
     this.ids.clear();
+    this.liveStrings = 0;
     this.absolute.clear();
   }
 }

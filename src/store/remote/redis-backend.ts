@@ -1,6 +1,6 @@
 // The Redis backend (issue 11): one server, or a Redis Cluster with the
 // `cluster` attribute. Keys are `kbx:cas:<sha256>` and `kbx:ac:<key>`
-// (PROTOCOL.md §7). The client is ioredis: its commandTimeout rejects a
+// (PROTOCOL.md §8). The client is ioredis: its commandTimeout rejects a
 // command already sent to a frozen server (kill -STOP), which node-redis's
 // timeout does not do without its experimental `rejectInFlight`.
 //
