@@ -49,7 +49,9 @@ test('a bad URL, scheme or attribute is an error naming it and what to write', (
   refused('http://cache/kbx|readonly', /unknown attribute 'readonly'.*read-only/s);
   refused('http://cache/kbx|operation-timeout=fast', /operation-timeout=fast: write a number of milliseconds/);
   refused('http://cache/kbx|cluster', /for redis\/rediss URLs only/);
-  refused('redis://cache:6379', /not supported in this build/);
+  refused('redis://cache:6379/cache', /database number/);
+  refused('redis://u:secret@cache:6379/1|cluster', /only database 0/);
+  refused('redis://cache-*:6379/x|shards=a,b', /database number/);
   refused('http://u:secret@cache/kbx|bogus', /u:\*\*\*@cache/);
   refused('http://cache/kbx http://cache/kbx', /listed twice/);
   refused('http://cache/kbx|password-file=relative', /absolute path/);

@@ -3,6 +3,7 @@
 import { KbxError } from '../../util/errors.js';
 import type { RemoteBackend, RemoteSpec } from './backend.js';
 import { openHttpBackend } from './http-backend.js';
+import { openRedisBackend } from './redis-backend.js';
 import { shardedBackend } from './shard.js';
 import { shardSpec } from './spec.js';
 
@@ -11,8 +12,11 @@ function openOne(spec: RemoteSpec): RemoteBackend {
     case 'http:':
     case 'https:':
       return openHttpBackend(spec);
+    case 'redis:':
+    case 'rediss:':
+      return openRedisBackend(spec);
     default:
-      throw new KbxError('KBX_BAD_REMOTE', `${spec.display}: ${spec.url.protocol}// is not supported in this build of kbx`, 'use an http:// or https:// cache');
+      throw new KbxError('KBX_BAD_REMOTE', `${spec.display}: ${spec.url.protocol}// is not supported in this build of kbx`, 'use an http://, https://, redis:// or rediss:// store');
   }
 }
 

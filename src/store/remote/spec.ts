@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { KbxError } from '../../util/errors.js';
 import type { RemoteSpec } from './backend.js';
+import { redisTarget } from './redis-target.js';
 
 // ccache waits 100 ms for a connect, but only one compile pays when it gives
 // up; here the first timeout takes the store out for the whole build, so a
@@ -23,8 +24,6 @@ const ATTRS: Record<string, { value: 'none' | 'bool' | 'ms' | 'list' | 'file'; s
 };
 
 const SCHEMES = ['http', 'https', 'redis', 'rediss'];
-// Backends this build can open; the others parse but are refused (open.ts says so too).
-const OPENABLE = new Set(['http', 'https']);
 
 const HINT = "write remote_storage = URL|attr|attr=value …, e.g. 'http://cache:8080/kbx|read-only|operation-timeout=5000'";
 
@@ -71,8 +70,6 @@ function parseItem(item: string): RemoteSpec {
     const only = ATTRS[name]!.schemes;
     if (only && !only.includes(scheme)) throw bad(item, `attribute '${name}' is for ${only.join('/')} URLs only`);
   }
-  if (!OPENABLE.has(scheme))
-    throw bad(item, `${scheme}:// is not supported in this build of kbx`, 'use an http:// or https:// cache (nginx with WebDAV, bazel-remote)');
   const shards = attrs.has('shards') ? attrs.get('shards')!.split(',') : [];
   const star = urlText!.includes('*');
   if (star && !shards.length) throw bad(item, "'*' in the URL needs shards=a,b,… naming what replaces it");
@@ -94,7 +91,7 @@ function parseItem(item: string): RemoteSpec {
   const display = url.password ? maskSecrets(url.href) : url.href;
   const flag = (name: string) => attrs.has(name) && attrs.get(name) !== 'false';
   const ms = (name: string, dflt: number) => (attrs.has(name) ? Number(attrs.get(name)) : dflt);
-  return {
+  const spec: RemoteSpec = {
     url,
     display: display.replace(/\/$/, ''),
     readOnly: flag('read-only'),
@@ -103,6 +100,8 @@ function parseItem(item: string): RemoteSpec {
     shards,
     attrs,
   };
+  if (scheme === 'redis' || scheme === 'rediss') for (const s of shards.length ? shards : ['']) redisTarget(shardSpec(spec, s));
+  return spec;
 }
 
 /** Parses the whole setting; throws KbxError (code KBX_BAD_REMOTE) naming the first bad item. */
