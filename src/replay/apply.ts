@@ -11,6 +11,7 @@ import { isSystemPath } from '../fingerprint/file-state.js';
 import type { Store } from '../store/store.js';
 import type { Plan, PlannedPath } from './plan.js';
 import type { PathSetCache } from '../daemon/path-set-cache.js';
+import type { RootNames } from '../fingerprint/root-names.js';
 
 const PARALLEL = 32;
 // Successive outputs are dated this far apart: make compares mtimes, and the
@@ -47,7 +48,7 @@ export interface Applied {
 }
 
 /** Writes what the plan restores and dates the outputs; blobs from fetchBlobs. */
-export async function applyPlan(plan: Plan, blobs: ReadonlyMap<string, Buffer>, state: FileState, pathSets: PathSetCache): Promise<Applied> {
+export async function applyPlan(plan: Plan, blobs: ReadonlyMap<string, Buffer>, state: FileState, pathSets: PathSetCache, names: RootNames): Promise<Applied> {
   const restore = plan.paths.filter((pp) => pp.action !== 'keep');
   // Directories first, then files and links: parents before what goes inside.
   for (const pp of restore) if (pp.final.kind === 'dir') await mkdir(pp.path, { recursive: true });
@@ -69,7 +70,7 @@ export async function applyPlan(plan: Plan, blobs: ReadonlyMap<string, Buffer>, 
   // (as dated after this replay), gets the next time; others keep theirs.
   const restoredSet = new Set(restore.map((pp) => pp.path));
   const inputsOf = new Map<number, string[]>();
-  for (const l of plan.lines) inputsOf.set(l.index, pathSets.contentPaths(l.set));
+  for (const l of plan.lines) inputsOf.set(l.index, pathSets.contentPaths(l.set, names));
   const newTime = new Map<string, bigint>();
   const statCache = new Map<string, bigint>();
   const mtimeOf = (p: string): bigint => {

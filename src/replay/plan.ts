@@ -20,7 +20,8 @@ import { listingDigest, type FileState } from '../fingerprint/file-state.js';
 import { ABSENT_OR_FILE, currentValue } from '../fingerprint/key.js';
 import type { CompactSet, PathSetCache } from '../daemon/path-set-cache.js';
 import type { Entry, Store } from '../store/store.js';
-import { refusal } from '../daemon/restore.js';
+import { refusal, underRoots } from '../daemon/restore.js';
+import { RootNames } from '../fingerprint/root-names.js';
 
 export type Final =
   | { kind: 'file'; digest: string; mode: number }
@@ -160,6 +161,7 @@ function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>): 
   const paths = new Map<string, PlannedPath>();
   const lines: PlannedLine[] = [];
   let printerChanged: string | undefined;
+  const names = new RootNames(ctx.roots);
 
   const put = (p: string, f: Final, i: number) => {
     overlay.set(p, f);
@@ -210,14 +212,17 @@ function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>): 
     };
     if (forced.has(i) || !line.weak || !line.strong) return block();
     const set = ctx.pathSets.get(line.weak)?.sets.find((s) => s.strong === line.strong);
-    const entry = set && readEntry(ctx, line.strong);
+    const stored = set && readEntry(ctx, line.strong);
+    // Stored entries name files by their build root (@make/…): made absolute under this build's roots.
+    const named = stored && underRoots(stored, names);
+    const entry = typeof named === 'string' ? undefined : named;
     // A line that wrote no file but printed may be make's $(shell …), whose
     // output can be in the command texts of the lines replayed (a version
     // string in CFLAGS): outside kbuild nothing would make rerun them. Make
     // parses after replay, so the line is checked against the tree as replay
     // leaves it; one that no longer holds (or cannot be checked) stops replay.
     const printer = !line.outputs.length && (!entry || entry.stdout !== '');
-    if (!set || !entry || entry.exit !== 0 || refusal(entry, ctx.roots) !== undefined || !ctx.pathSets.holdsAs(set, valueAs)) {
+    if (!set || !entry || entry.exit !== 0 || refusal(entry, ctx.roots) !== undefined || !ctx.pathSets.holdsAs(set, names, valueAs)) {
       if (printer) printerChanged ??= line.command;
       return block(entry);
     }

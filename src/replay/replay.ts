@@ -11,6 +11,7 @@ import { firstChangedMakeInput } from './make-inputs.js';
 import { planReplay, type Plan, type PlanContext } from './plan.js';
 import { applyPlan, fetchBlobs } from './apply.js';
 import { producedPaths } from './basis.js';
+import { RootNames } from '../fingerprint/root-names.js';
 
 export interface ReplayRequest {
   dir: string;
@@ -82,7 +83,7 @@ export async function replayBuild(kbxDir: string, req: ReplayRequest, ctx: PlanC
         continue;
       }
       if (Date.now() > deadline) return span({ why: `planning took over ${WRITE_DEADLINE_MS / 1000} s` });
-      const done = await applyPlan(plan, blobs, ctx.state, ctx.pathSets);
+      const done = await applyPlan(plan, blobs, ctx.state, ctx.pathSets, new RootNames(ctx.roots));
       return { ...span({ from: rec.id, lines: plan.lines.length, ...done }), source: rec, indexes: plan.lines.map((l) => l.index) };
     }
   }
