@@ -42,7 +42,8 @@ function planFor(rec: BuildRecord, req: ReplayRequest, ctx: PlanContext, forced:
   if (changed) return { why: `make input changed: ${changed}` };
   const ends = new Map(basis.ends.map(([k, v]) => [resolve(rec.paths[k]!), v]));
   const producedReads = basis.produced.map((k) => resolve(rec.paths[k]!));
-  return planReplay(rec, ends, producedReads, ctx, forced);
+  const kbuild = basis.makeInputs.some((i) => i.p.endsWith('/scripts/Kbuild.include'));
+  return planReplay(rec, ends, producedReads, ctx, forced, kbuild);
 }
 
 export interface Replayed {
