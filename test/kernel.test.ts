@@ -23,7 +23,8 @@ const REPRODUCIBLE = {
   KBUILD_BUILD_HOST: 'kbx',
   KBUILD_BUILD_VERSION: '1',
 };
-const WORK = '/var/tmp/kbx-kernel-e2e';
+// Settable so that two checkouts can run it side by side on one machine.
+const WORK = process.env.KBX_TEST_KERNEL_E2E_WORK ?? '/var/tmp/kbx-kernel-e2e';
 const ARTIFACTS = ['vmlinux', 'arch/x86/boot/bzImage'];
 
 function artifacts(out: string): Map<string, Buffer> {
