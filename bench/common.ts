@@ -99,7 +99,7 @@ export function kbxSummary(text: string): KbxSummary | undefined {
     passthrough: get(/(\d+) pass-through/),
     hits: get(/(\d+) hits/),
     misses: get(/(\d+) misses/),
-    stored: get(/\((\d+) stored\)/),
+    stored: get(/\((\d+) stored[,)]/),
   };
 }
 

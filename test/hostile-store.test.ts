@@ -5,7 +5,7 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Kbx, assertSameTree, copyFixture, plainMake, summary, tempDir, writeTree } from './support/kbx.js';
 import { refusal } from '../src/daemon/restore.js';
 import type { Entry } from '../src/store/store.js';
@@ -162,6 +162,55 @@ describe('hostile store entries', () => {
         return true;
       },
       arrange: ({ proj, canary }) => symlinkSync(join(canary, 'victim'), join(proj, 'planted.o')),
+    });
+  });
+
+  // Paths below a build root are stored by role (`@make/x.o`, root-names.ts) and put under this build's roots.
+  test('a stored root-relative path that climbs out with `..` is refused by the decoder, nothing written or deleted', () => {
+    hostileBuild('rel-climb', {
+      counter: 'corrupt-entry',
+      change: (e, outputs, { canary }) => {
+        const f = firstFile(outputs);
+        const up = `@make/../../${basename(canary)}`;
+        if (f) outputs.push({ ...f, path: `${up}/written` });
+        else (e.deleted as string[]).push(`${up}/victim`);
+        return true;
+      },
+    });
+  });
+
+  test('a stored root-relative deletion that climbs out with `..` is refused by the decoder', () => {
+    hostileBuild('rel-climb-delete', {
+      counter: 'corrupt-entry',
+      change: (e, _outputs, { canary }) => {
+        (e.deleted as string[]).push(`@make/../../${basename(canary)}/victim`, `@make/..`);
+        return true;
+      },
+    });
+  });
+
+  test('a root-relative output under an in-tree symlink to a directory outside is refused', () => {
+    hostileBuild('rel-via-symlink', {
+      counter: 'miss:hostile-entry',
+      change: (_e, outputs) => {
+        const f = firstFile(outputs);
+        if (!f) return false;
+        outputs.push({ ...f, path: '@make/evil/written' }, { ...f, path: '@make/evil/victim' });
+        return true;
+      },
+      arrange: ({ proj, canary }) => symlinkSync(canary, join(proj, 'evil')),
+    });
+  });
+
+  test('a root this build does not have (no O=) is refused', () => {
+    hostileBuild('rel-no-such-root', {
+      counter: 'miss:hostile-entry',
+      change: (_e, outputs) => {
+        const f = firstFile(outputs);
+        if (!f) return false;
+        outputs.push({ ...f, path: '@out/written' });
+        return true;
+      },
     });
   });
 

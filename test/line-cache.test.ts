@@ -22,7 +22,7 @@ function setup(tag: string, tree = tempDir(`linecache-tree-${tag}`)) {
   const req = { cwd: tree, command: `make-output ${tag}`, tty: '', envDigest: 'e' };
   /** One run of the line: LOOKUP, then the trace `log` and DONE (`startUs`: the line's start, as the shim tells it). */
   const run = async (log: string, opts: { status?: string; startUs?: number } = {}) => {
-    const res = cache.lookup(req, [tree], 'b1');
+    const res = cache.lookupLocal(req, [tree], 'b1');
     if (res.kind !== 'miss') return res.kind;
     if (opts.startUs !== undefined) res.action.startUs = opts.startUs;
     writeFileSync(res.action.traceLog, log);

@@ -56,7 +56,21 @@ describe('entry decoder', () => {
     assert.equal('setuid' in d.outputs[1]!, false);
   });
 
+  test('keeps outputs and deletions named below a build root by role', () => {
+    const e = entry();
+    e.outputs[1]!.path = '@out/fs/a.o';
+    (e.deleted as string[])[0] = '@make';
+    const d = decodeEntry(e);
+    assert.equal(d.outputs[1]!.path, '@out/fs/a.o');
+    assert.deepEqual(d.deleted, ['@make']);
+  });
+
   const hostile: Array<[string, (e: ReturnType<typeof entry>) => void, RegExp]> = [
+    ['a root-relative output that climbs out with ..', (e) => (e.outputs[1]!.path = '@out/../../etc/passwd'), /path/],
+    ['a root-relative output with .', (e) => (e.outputs[1]!.path = '@out/./a.o'), /path/],
+    ['a root-relative output with //', (e) => (e.outputs[1]!.path = '@out//a.o'), /path/],
+    ['an unknown role', (e) => (e.outputs[1]!.path = '@home/a.o'), /path/],
+    ['a root-relative deletion of the root\'s parent', (e) => ((e.deleted as string[])[0] = '@make/..'), /^deleted\[0\]$/],
     ['a blob digest that climbs out of the store', (e) => (e.outputs[1]!.digest = '../../x'), /^outputs\[1\]\.digest$/],
     ['an upper-case digest', (e) => (e.outputs[1]!.digest = D1.toUpperCase()), /digest/],
     ['a digest one digit short', (e) => (e.outputs[1]!.digest = D1.slice(1)), /digest/],
@@ -116,7 +130,16 @@ describe('path set decoder', () => {
     ]);
   });
 
+  test("keeps inputs named below a build root by role, as spelled, and the roots a line's outputs hold", () => {
+    const r = sets();
+    r.sets[0]!.entries.push({ k: 'c', p: '@make/./inc/a.h', v: D1 }, { k: 'e', p: '@out', v: 'dir' }, { k: 'root', p: '@make', v: '/src' });
+    const d = decodePathSets(JSON.parse(JSON.stringify(r)));
+    assert.deepEqual(d.sets[0]!.entries.slice(-3), r.sets[0]!.entries.slice(-3));
+  });
+
   const hostile: Array<[string, (r: ReturnType<typeof sets>) => void, RegExp]> = [
+    ['an input below an unknown role', (r) => (r.sets[0]!.entries[0]!.p = '@home/a.c'), /\.p$/],
+    ['a root entry that names a path, not a role', (r) => (r.sets[0]!.entries[0]!.k = 'root', r.sets[0]!.entries[0]!.p = '@make/a'), /\.p$/],
     ['a strong fingerprint that is a path', (r) => ((r.sets[0] as Record<string, unknown>).strong = '../../x'), /strong/],
     ['an input kind other than c or e', (r) => (r.sets[0]!.entries[0]!.k = 'x'), /\.k$/],
     ['a relative input path', (r) => (r.sets[0]!.entries[0]!.p = 'a.c'), /\.p$/],

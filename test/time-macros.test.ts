@@ -123,9 +123,9 @@ describe('__DATE__ and the day', () => {
     writeFileSync(join(tree, 'x.o'), 'object');
     const req = { cwd: tree, command: 'gcc -c x.c', tty: '', envDigest: 'e', timeEnv: { TZ: 'UTC' } };
     const log = `e ${gccProper()}\nr ${tree}/x.c\nr ${tree}/v.h\nw 0 0 0 ${tree}/x.o\n`;
-    const lookup = () => cache.lookup(req, [tree], 'b1').kind;
+    const lookup = () => cache.lookupLocal(req, [tree], 'b1').kind;
 
-    const res = cache.lookup(req, [tree], 'b1');
+    const res = cache.lookupLocal(req, [tree], 'b1');
     assert.equal(res.kind, 'miss');
     if (res.kind !== 'miss') return;
     writeFileSync(res.action.traceLog, log);

@@ -8,11 +8,9 @@ import { control, daemonStatus } from '../daemon/client.js';
 import { socketPath } from '../daemon/paths.js';
 import { LocalStore } from '../store/local/local-store.js';
 import { KbxError } from '../util/errors.js';
-import { kbxLinkVmlinux } from './link-vmlinux.js';
-import { registerInspectCommands } from './inspect.js';
-import { registerReportCommands } from './report-commands.js';
 import { kbxMake } from './make.js';
 import { formatStats } from './stats.js';
+import { remoteCheck } from './remote-check.js';
 
 // A reader that went away (`kbx builds | head -1`) ends the output, as in any
 // Unix tool: exit quietly instead of dying on EPIPE with a stack trace.
@@ -62,11 +60,17 @@ program
   .passThroughOptions()
   .argument('[script-args...]')
   .action(async (args: string[]) => {
+    const { kbxLinkVmlinux } = await import('./link-vmlinux.js');
     process.exitCode = await kbxLinkVmlinux(args);
   });
 
-registerReportCommands(program);
-registerInspectCommands(program);
+// `kbx make` starts on every build: the modules of the commands that read
+// records (reports, explain) load only when another command runs.
+if (process.argv[2] !== 'make') {
+  const [report, inspect] = await Promise.all([import('./report-commands.js'), import('./inspect.js')]);
+  report.registerReportCommands(program);
+  inspect.registerInspectCommands(program);
+}
 
 program
   .command('stats')
@@ -99,13 +103,27 @@ program
     process.stdout.write(describeConfig(loadConfig()) + '\n');
   });
 
+program
+  .command('remote')
+  .description('shared stores (remote_storage)')
+  .command('check')
+  .description('reach each shared store: latency, and whether kbx can read and write there')
+  .action(async () => {
+    process.exitCode = await remoteCheck(loadConfig(), (line) => process.stdout.write(line + '\n'));
+  });
+
 const daemon = program.command('daemon').description('inspect or stop the background daemon');
 daemon
   .command('status')
   .description("show the daemon's pid, memory and store")
-  .action(async () => {
+  .option('--json', 'print machine-readable JSON, with how many of each thing the daemon keeps in memory')
+  .action(async (opts: { json?: boolean }) => {
     const cfg = loadConfig();
     const st = await daemonStatus(cfg);
+    if (st && opts.json) {
+      process.stdout.write(JSON.stringify(st, null, 2) + '\n');
+      return;
+    }
     if (!st) {
       process.stdout.write(`kbx daemon: not running (socket ${socketPath(cfg.dir)})\n`);
       process.exitCode = 1;

@@ -2,7 +2,8 @@
 // shim, then print one summary line. Returns make's exit status. If kbx itself
 // cannot start (no daemon, no compiler for the shim), make runs plainly: kbx
 // never stands between a developer and a build.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Config } from '../config/config.js';
@@ -15,6 +16,8 @@ import { formatSummary, type BuildSummary } from './summary.js';
 import { runWithStatusLine, startPlainProgress } from './progress.js';
 import { listBuilds } from '../builds/archive.js';
 import type { BuildMeta } from '../builds/record.js';
+
+const execFileAsync = promisify(execFile);
 
 // The counters file (docs/PROTOCOL.md, section 4): 16 slots, then the line being run.
 export const COUNTERS_SIZE = 512;
@@ -59,10 +62,11 @@ export function isConfigGoal(goal: string): boolean {
   return /config$/.test(goal);
 }
 
-export function checkMake(make: string): void {
+/** Resolves when make is GNU make 4.x; runs while kbx reaches its daemon. */
+export async function checkMake(make: string): Promise<void> {
   let text: string;
   try {
-    text = execFileSync(make, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    text = (await execFileAsync(make, ['--version'], { encoding: 'utf8' })).stdout;
   } catch {
     throw new KbxError('KBX_NO_MAKE', `could not run '${make} --version'`, 'install GNU make 4.0 or newer (apt-get install make)');
   }
@@ -118,7 +122,8 @@ function previousBuild(kbxDir: string, dir: string, args: string[]): BuildMeta |
 
 export async function kbxMake(args: string[], cfg: Config, opts: { make?: string } = {}): Promise<number> {
   const make = opts.make ?? 'make';
-  checkMake(make);
+  const makeChecked = checkMake(make);
+  makeChecked.catch(() => {}); // awaited below, once the daemon is reached
   const inv = parseMakeArgs(args, process.cwd(), process.env);
   let sock: string;
   const buildId = `${Date.now().toString(36)}-${process.pid}`;
@@ -135,10 +140,18 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
   } catch (err) {
     rmSync(countersFile, { force: true });
     const msg = err instanceof KbxError ? err.format() : `kbx: ${(err as Error).message}`;
+    await makeChecked;
     process.stderr.write(`${msg}\nkbx: running make without the cache\n`);
     return runMake(make, args, process.env);
   }
+  await makeChecked.catch((err: unknown) => {
+    rmSync(countersFile, { force: true });
+    rmSync(eventsFile, { force: true });
+    throw err;
+  });
   const started = Date.now();
+  // Answered once the daemon has finished the stores and records of earlier
+  // builds (the last build's record gives the progress estimate).
   await control(sock, { cmd: 'build-start', build: buildId, startMs: started, record }).catch(() => {});
 
   const env: NodeJS.ProcessEnv = {
@@ -157,7 +170,6 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
   if (!record) delete env.KBX_EVENTS;
   if (inv.goals.some(isConfigGoal)) env.KBX_PASSTHROUGH = '1';
 
-  if (record) await control(sock, { cmd: 'sync' }).catch(() => {}); // the previous build's record, for the progress estimate
   const route = cfg.linkVmlinux ? linkVmlinuxMakeArgs(inv, (line) => process.stderr.write(line)) : [];
   const makeArgs = [...args, ...route, `SHELL=${shimPath}`];
   const mode = progressMode(cfg, inv);
@@ -175,7 +187,9 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
   rmSync(countersFile, { force: true });
   let daemon: BuildSummary['daemon'];
   try {
-    daemon = await control(sock, { cmd: 'build-end', build: buildId, events: eventsFile, dir: inv.dir, args, exit: status });
+    // With shared stores the reply waits for the build's uploads (bounded by their timeouts).
+    const waitMs = cfg.remotes.length ? 3_600_000 : 30_000;
+    daemon = await control(sock, { cmd: 'build-end', build: buildId, events: eventsFile, dir: inv.dir, args, exit: status }, waitMs);
   } catch {
     daemon = undefined;
     rmSync(eventsFile, { force: true }); // otherwise the daemon removes it once it has read it

@@ -1,10 +1,20 @@
-// The one line `kbx make` prints at the end of a build.
+// The one line `kbx make` prints at the end of a build, and a line for each
+// shared store that failed during it.
+import type { RemoteStatus } from '../store/remote/remote-store.js';
 
 export interface BuildSummary {
   /** Counters the shims kept in the counters file. */
   shim: Record<string, number>;
   /** Counters the daemon kept for this build (undefined if it did not answer). */
-  daemon?: { counts: Record<string, number>; savedUs: number; rssBytes: number };
+  daemon?: {
+    counts: Record<string, number>;
+    savedUs: number;
+    rssBytes: number;
+    /** Of the stored lines, those whose blobs the daemon was still writing when make returned. */
+    writing?: number;
+    /** Each shared store and whether it failed during the build. */
+    remotes?: RemoteStatus[];
+  };
   elapsedMs: number;
   logFile?: string;
 }
@@ -26,7 +36,18 @@ export function formatSummary(s: BuildSummary): string {
     .filter(([k]) => k.endsWith(':internal-error') || k === 'store-error')
     .reduce((sum, [, v]) => sum + v, 0);
   if (internal) parts.push(`${internal} internal kbx errors (the lines ran as without kbx; see ${s.logFile ?? 'the daemon log'})`);
+  const remoteHits = Object.entries(s.daemon?.counts ?? {})
+    .filter(([k]) => k.startsWith('remote ') && k.endsWith(' hit'))
+    .reduce((sum, [, v]) => sum + v, 0);
+  if (remoteHits) parts[2] += ` (${remoteHits} from shared stores)`;
   const stored = n(s.daemon?.counts.stored);
+  // kbx make does not wait for them: the daemon finishes them, and the next command waits.
+  const writing = n(s.daemon?.writing) ? `, ${n(s.daemon?.writing)} still being written` : '';
   const saved = s.daemon ? `; saved ${(s.daemon.savedUs / 1e6).toFixed(1)} s of recipe time` : '';
-  return `kbx: ${total} lines in ${(s.elapsedMs / 1000).toFixed(1)} s: ${parts.join(', ')} (${stored} stored)${saved}`;
+  const lines = [`kbx: ${total} lines in ${(s.elapsedMs / 1000).toFixed(1)} s: ${parts.join(', ')} (${stored} stored${writing})${saved}`];
+  for (const r of s.daemon?.remotes ?? []) {
+    if (r.down) lines.push(`kbx: shared store ${r.name} failed (${r.down}); the build went on without it`);
+    else if (r.writesOff) lines.push(`kbx: shared store ${r.name} refused uploads (${r.writesOff}); it was only read from`);
+  }
+  return lines.join('\n');
 }

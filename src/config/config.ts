@@ -7,6 +7,8 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { KbxError } from '../util/errors.js';
 import { sha256 } from '../util/hash.js';
+import type { RemoteSpec } from '../store/remote/backend.js';
+import { maskSecrets, parseRemoteStorage } from '../store/remote/spec.js';
 
 type Kind = 'size' | 'int' | 'list' | 'bool' | 'string';
 
@@ -29,6 +31,11 @@ export const CONFIG_KEYS = {
   builds_kept: { kind: 'int', default: '20', doc: 'How many recorded builds (for kbx steps, explain, trace and report) to keep; 0 records none.' },
   progress: { kind: 'string', default: 'auto', doc: "Progress display of kbx make: auto (a status line on a terminal, none otherwise), tty, plain (a line every few seconds) or off." },
   progress_interval: { kind: 'int', default: '10', doc: 'Seconds between progress lines in plain mode.' },
+  remote_storage: {
+    kind: 'string',
+    default: '',
+    doc: "Shared stores asked on a local miss and filled with new entries, as ccache writes it: space-separated 'URL|attr|attr=value', e.g. 'http://cache:8080/kbx|read-only'. Attributes: read-only, connect-timeout, operation-timeout (ms), shards=a,b (with '*' in the URL), password-file=/path.",
+  },
   link_vmlinux: { kind: 'bool', default: 'true', doc: "Route Linux's scripts/link-vmlinux.sh through kbx link-vmlinux (one link instead of three); false runs the tree's script." },
 } satisfies Record<string, KeyDef>;
 
@@ -55,6 +62,8 @@ export interface Config {
   progress: ProgressMode;
   progressIntervalSec: number;
   linkVmlinux: boolean;
+  /** remote_storage, parsed (secrets included: print only .display). */
+  remotes: RemoteSpec[];
 }
 
 export type ProgressMode = 'auto' | 'tty' | 'plain' | 'off';
@@ -85,6 +94,14 @@ function validate(key: ConfigKey, v: ConfigValue, where: string): void {
   if (def.kind === 'int' && !/^\d+$/.test(v.raw.trim())) throw bad('a whole number');
   if (def.kind === 'bool' && !/^(true|false|1|0|yes|no)$/i.test(v.raw.trim())) throw bad('true or false');
   if (key === 'progress' && !(PROGRESS_MODES as string[]).includes(v.raw.trim())) throw bad(`one of ${PROGRESS_MODES.join(', ')}`);
+  if (key === 'remote_storage') {
+    try {
+      parseRemoteStorage(v.raw);
+    } catch (err) {
+      if (err instanceof KbxError) throw new KbxError(err.code, `${where}: ${err.message}`, err.hint);
+      throw err;
+    }
+  }
   if (key === 'real_shell' && !isExecutableFile(v.raw.trim())) throw bad('the absolute path of an executable shell, such as /bin/sh or /bin/bash');
 }
 
@@ -164,6 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     progress: values.progress.raw.trim() as ProgressMode,
     progressIntervalSec: Math.max(1, int('progress_interval')),
     linkVmlinux: /^(true|1|yes)$/i.test(values.link_vmlinux.raw.trim()),
+    remotes: parseRemoteStorage(values.remote_storage.raw),
   };
 }
 
@@ -185,7 +203,7 @@ export function describeConfig(cfg: Config): string {
   const lines = [`dir = ${cfg.dir}  (${process.env.KBX_DIR ? 'KBX_DIR' : 'default'})`];
   for (const key of Object.keys(CONFIG_KEYS) as ConfigKey[]) {
     const v = cfg.values[key];
-    lines.push(`${key} = ${v.raw}  (${v.origin === 'environment' ? envName(key) : v.origin})`);
+    lines.push(`${key} = ${key === 'remote_storage' ? maskSecrets(v.raw) : v.raw}  (${v.origin === 'environment' ? envName(key) : v.origin})`);
   }
   return lines.join('\n');
 }

@@ -7,8 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configId, type Config } from '../config/config.js';
 import { KbxError } from '../util/errors.js';
-import { FrameReader, encodeFrame } from './protocol.js';
-import { CONTROL_REPLY, CONTROL_REQUEST } from './server.js';
+import { CONTROL_REPLY, CONTROL_REQUEST, FrameReader, encodeFrame } from './protocol.js';
 import { checkPrivateDir, codeId, daemonLogPath, makePrivateDir, prepareKbxDir, socketPath } from './paths.js';
 
 export interface DaemonStatus {
@@ -22,6 +21,8 @@ export interface DaemonStatus {
   rssBytes: number;
   knownFiles: number;
   storeBytes: number;
+  /** How many of each thing the daemon keeps in memory (line-cache.ts and server.ts memoryCounts). */
+  memory?: Record<string, number>;
 }
 
 /**

@@ -18,9 +18,12 @@ import type { InputChange, MissWhy } from '../builds/record.js';
 import { restoreEntry } from './restore.js';
 import { insideRoots, linkDestination, locate, realRoots } from '../util/roots.js';
 import { PathSetCache, type CompactSet } from './path-set-cache.js';
+import { refusal, underRoots } from './restore.js';
+import type { RemoteStore } from '../store/remote/remote-store.js';
+import { RootNames, type NamedRoot } from '../fingerprint/root-names.js';
 
 export type LookupResult =
-  | { kind: 'hit'; exit: number; stdout: Buffer; stderr: Buffer; savedUs: number; entry: Entry; set: CompactSet }
+  | { kind: 'hit'; exit: number; stdout: Buffer; stderr: Buffer; savedUs: number; entry: Entry; set: CompactSet; names: RootNames }
   | { kind: 'miss'; action: PendingAction; why: MissWhy; whyText: string }
   | { kind: 'pass'; reason: string };
 
@@ -32,6 +35,8 @@ export interface PendingAction {
   weak: string;
   req: LineRequest;
   roots: string[];
+  /** The same roots by role: what the entry's paths are named by. */
+  names: RootNames;
   traceLog: string;
   /**
    * When the line started, µs since the epoch on the wall clock: the shim's
@@ -61,6 +66,13 @@ export interface RecordResult {
 // Bumped whenever the rules that find a line uncacheable change, so that a
 // line judged by older rules gets another chance.
 export const RULES_VERSION = 4;
+
+// Files and path sets stay in the daemon's memory while one of this many
+// last builds used them (any tree): a developer switching between a few
+// trees keeps all of them warm.
+export const KEEP_BUILDS = 10;
+
+const HEX64 = /^[0-9a-f]{64}$/;
 
 // Reasons found by a single run that hold for every later run of the same command.
 const LASTING = /^(writes-outside-tree|reads-stdin|uses-terminal|reads-\/|runs-|static-binary|untraceable|modifies-input|nondeterministic)/;
@@ -96,7 +108,12 @@ export class LineCache {
   readonly pathSets: PathSetCache;
   private nextId = 0;
   private untraceableCache = new Map<string, string | undefined>();
+  /** FileState generation and PathSetCache epoch at each of the last KEEP_BUILDS build starts, oldest first. */
+  private buildStarts: Array<{ gen: number; epoch: number }> = [];
   private readonly timeMacros = new TimeMacroScanner();
+  private readonly rootNames = new Map<string, RootNames>();
+  /** Which roots each input's bytes hold, by roots and content digest: a kernel build reads the same headers thousands of times. */
+  private readonly inputRoots = new Map<string, number[]>();
   /** Told when a stored entry is refused at restore (it names paths outside the build roots). */
   onRefused?: (buildId: string, why: string) => void;
 
@@ -104,12 +121,81 @@ export class LineCache {
     private readonly store: Store,
     private readonly cfg: Config,
     private readonly tmpDir: string,
+    /** Shared stores asked on a local miss and sent new entries. */
+    private readonly remote?: RemoteStore,
   ) {
     this.pathSets = new PathSetCache(store);
   }
 
-  lookup(req: LineRequest, roots: string[], buildId: string): LookupResult {
-    const weak = weakFingerprint(req);
+  /**
+   * The roots a content input's bytes hold. A file naming the root can lead a
+   * line to the root's files by that name (a list of paths, a tool with a
+   * path built in): in another checkout the same bytes name the first one,
+   * which the relative key would not check. The bytes the line read: the
+   * file, or if the line changed it since, the store's copy of the version it
+   * read (stored by the line that wrote it); neither: every root.
+   */
+  private rootsInInput(path: string, digest: string, names: RootNames): NamedRoot[] {
+    const key = `${names.key}\0${digest}`;
+    let found = this.inputRoots.get(key);
+    if (found === undefined) {
+      let data: Buffer | undefined;
+      try {
+        data = readFileSync(path);
+        if (sha256(data) !== digest) data = this.store.getBlob(digest);
+      } catch {
+        data = this.store.getBlob(digest);
+      }
+      if (!data) return names.roots;
+      found = names.embeddedIn(data).map((r) => r.index);
+      if (this.inputRoots.size >= 200_000) this.inputRoots.clear();
+      this.inputRoots.set(key, found);
+    }
+    return names.roots.filter((r) => found.includes(r.index));
+  }
+
+  /** The build roots (KBX_ROOTS) by role; one object per set of roots (it resolves them once). */
+  namesFor(roots: readonly string[]): RootNames {
+    const key = roots.join(':');
+    let names = this.rootNames.get(key);
+    if (!names) {
+      if (this.rootNames.size >= 64) this.rootNames.clear();
+      names = new RootNames(roots);
+      this.rootNames.set(key, names);
+    }
+    return names;
+  }
+
+  /**
+   * A local hit or pass is answered at once, as without remotes (the hot
+   * path stays synchronous); only a local miss with a remote still up waits
+   * for the remotes, and is looked up locally again if one filled the store.
+   */
+  lookup(req: LineRequest, roots: string[], buildId: string): LookupResult | Promise<LookupResult> {
+    const names = this.namesFor(roots);
+    const weak = weakFingerprint(req, names);
+    const local = this.lookupLocal(req, roots, buildId, names, weak);
+    if (local.kind !== 'miss' || !this.remote?.active) return local;
+    const filled = this.remote.fill({
+      weak,
+      buildId,
+      holds: (strong, entries) => this.pathSets.holds(this.state, strong, entries, names),
+      refusal: (entry) => {
+        const here = underRoots(entry, names);
+        return typeof here === 'string' ? here : refusal(here, roots);
+      },
+      install: (remote, set) => {
+        const old = this.store.getPathSets(weak);
+        const rec: PathSets = old && !old.uncacheable ? old : { command: remote.command, cwd: remote.cwd, sets: [] };
+        rec.sets = [set, ...rec.sets.filter((s) => s.strong !== set.strong)].slice(0, this.cfg.pathSetsPerCommand);
+        this.pathSets.put(weak, rec);
+      },
+    });
+    return filled.then((found) => (found ? this.lookupLocal(req, roots, buildId, names, weak) : local));
+  }
+
+  /** The lookup in the local store alone. */
+  lookupLocal(req: LineRequest, roots: string[], buildId: string, names = this.namesFor(roots), weak = weakFingerprint(req, names)): LookupResult {
     const rec = this.pathSets.get(weak);
     if (rec?.uncacheable && rec.rules === RULES_VERSION) {
       this.ranUnseen();
@@ -117,31 +203,31 @@ export class LineCache {
     }
     let firstDiff: Mismatch | undefined;
     for (const set of rec?.sets ?? []) {
-      const diff = this.pathSets.firstMismatch(this.state, set);
+      const diff = this.pathSets.firstMismatch(this.state, set, names);
       if (diff) {
         firstDiff ??= diff;
         continue;
       }
       const entry = this.store.getEntry(set.strong);
       if (!entry || entry.exit !== 0) continue; // a failure stored by an older kbx is not replayed
-      const restored = restoreEntry(this.store, this.state, entry, { roots, refused: (why) => this.onRefused?.(buildId, why) });
+      const restored = restoreEntry(this.store, this.state, entry, { roots, names, refused: (why) => this.onRefused?.(buildId, why) });
       if (!restored) continue; // a blob was evicted or corrupt: run the line
-      return { kind: 'hit', exit: entry.exit, stdout: restored.stdout, stderr: restored.stderr, savedUs: entry.durationUs, entry, set };
+      return { kind: 'hit', exit: entry.exit, stdout: restored.stdout, stderr: restored.stderr, savedUs: entry.durationUs, entry: restored.entry, set, names };
     }
     const id = `${process.pid}-${++this.nextId}`;
     return {
       kind: 'miss',
-      action: { id, buildId, ignore: [], weak, req, roots, traceLog: `${this.tmpDir}/trace-${id}.log`, startUs: Date.now() * 1000 },
-      why: !rec ? { kind: 'new-command' } : firstDiff ? this.explainMiss(rec.sets) : { kind: 'unavailable' },
+      action: { id, buildId, ignore: [], weak, req, roots, names, traceLog: `${this.tmpDir}/trace-${id}.log`, startUs: Date.now() * 1000 },
+      why: !rec ? { kind: 'new-command' } : firstDiff ? this.explainMiss(rec.sets, names) : { kind: 'unavailable' },
       whyText: firstDiff ? `${firstDiff.entry.p} was ${firstDiff.entry.v.slice(0, 16)}, now ${firstDiff.now.slice(0, 16)}` : rec ? 'stored outputs unavailable' : 'new command',
     };
   }
 
   /** Of the stored runs of a command, the one with the fewest changed inputs, and those changes. */
-  private explainMiss(sets: readonly CompactSet[]): MissWhy {
+  private explainMiss(sets: readonly CompactSet[], names: RootNames): MissWhy {
     let best: { set: CompactSet; diffs: Mismatch[] } | undefined;
     for (const set of sets) {
-      const diffs = this.pathSets.mismatches(this.state, set);
+      const diffs = this.pathSets.mismatches(this.state, set, names);
       if (!best || diffs.length < best.diffs.length) best = { set, diffs };
     }
     if (!best) return { kind: 'unavailable' };
@@ -149,7 +235,9 @@ export class LineCache {
       const absentNow = now === 'absent';
       const change: InputChange['change'] =
         entry.k === 'c' ? (absentNow ? 'disappeared' : 'content') : entry.v === 'absent' ? 'appeared' : absentNow ? 'disappeared' : 'type';
-      const c: InputChange = { path: entry.p, change, was: entry.v, now };
+      // A run keyed with its build root (its outputs named it): named by the root as it is now.
+      const path = entry.k === 'root' ? (names.toAbsolute(entry.p) ?? entry.p) : entry.p;
+      const c: InputChange = { path, change, was: entry.v, now };
       if (entry.k === 'c' && isExecutable(entry.p)) c.program = true;
       return c;
     });
@@ -210,6 +298,41 @@ export class LineCache {
   private learnUncacheable(action: PendingAction, reason: string): void {
     const rec: PathSets = { command: action.req.command, cwd: action.req.cwd, uncacheable: reason, rules: RULES_VERSION, sets: [] };
     this.pathSets.put(action.weak, rec);
+  }
+
+  /** A build starts: every path is checked again, and what the oldest builds alone used may be forgotten at its end. */
+  startBuild(): void {
+    this.state.newGeneration();
+    this.pathSets.epoch++;
+    this.buildStarts.push({ gen: this.state.generation, epoch: this.pathSets.epoch });
+    if (this.buildStarts.length > KEEP_BUILDS) this.buildStarts.shift();
+  }
+
+  /**
+   * Forgets, from memory only, the files and path sets no build among the
+   * last KEEP_BUILDS looked at: without this a daemon serving build trees
+   * that come and go (a checkout or temporary directory per build) keeps
+   * every path it ever saw. Run after a build ends, off the critical path.
+   */
+  forgetOldBuilds(): void {
+    const oldest = this.buildStarts[0];
+    if (!oldest || this.buildStarts.length < KEEP_BUILDS) return;
+    this.state.forgetCheckedBefore(oldest.gen);
+    this.pathSets.forgetUnusedSince(oldest.epoch);
+    if (this.untraceableCache.size > 10_000) this.untraceableCache.clear();
+  }
+
+  /** Sizes of what the daemon keeps in memory (kbx daemon status --json). */
+  memoryCounts(): Record<string, number> {
+    const sets = this.pathSets.counts;
+    return {
+      knownFiles: this.state.size,
+      knownExistences: this.state.existenceCount,
+      pathSetRecords: sets.records,
+      pathSetStrings: sets.strings,
+      untraceablePrograms: this.untraceableCache.size,
+      inputRoots: this.inputRoots.size,
+    };
   }
 
   /** A line ran without kbx seeing what it wrote: stop trusting anything checked before. */
@@ -360,9 +483,19 @@ export class LineCache {
     if (stdoutDigest) blobs.set(stdoutDigest, done.stdout);
     if (stderrDigest) blobs.set(stderrDigest, done.stderr);
 
+    // Paths under a build root are stored by its role (root-names.ts), so another
+    // checkout finds them. What the line printed or wrote may hold a root itself
+    // (debug info, __FILE__, a warning): the set then holds only under that root.
+    const names = action.names;
+    const stored: PathEntry[] = entries.map((e) => (e.k === 'date' ? e : { k: e.k, p: names.toStored(e.p), v: e.v }));
+    const embedded = new Set(outputs.flatMap((o) => (o.kind === 'link' ? names.embeddedIn(o.target) : [])));
+    for (const data of blobs.values()) for (const r of names.embeddedIn(data)) embedded.add(r);
+    for (const e of entries) if (e.k === 'c' && HEX64.test(e.v)) for (const r of this.rootsInInput(e.p, e.v, names)) embedded.add(r);
+    for (const r of [...embedded].sort((a, b) => a.index - b.index)) stored.push({ k: 'root', p: r.token, v: names.rootValue(r.token)! });
+
     const entry: Entry = {
-      outputs,
-      deleted,
+      outputs: outputs.map((o) => ({ ...o, path: names.toStored(o.path) })),
+      deleted: deleted.map((p) => names.toStored(p)),
       stdout: stdoutDigest,
       stderr: stderrDigest,
       exit: Number(done.status),
@@ -370,7 +503,7 @@ export class LineCache {
       createdMs: Date.now(),
       buildId: action.buildId,
     };
-    const strong = strongFingerprint(action.weak, entries);
+    const strong = strongFingerprint(action.weak, stored);
 
     // Same inputs, different outputs: the line depends on something kbx cannot see.
     const previous = this.store.getEntry(strong);
@@ -384,8 +517,9 @@ export class LineCache {
       this.store.putEntry(strong, entry);
       const old = this.store.getPathSets(action.weak);
       const rec: PathSets = old && !old.uncacheable ? old : { command: action.req.command, cwd: action.req.cwd, sets: [] };
-      rec.sets = [{ strong, entries }, ...rec.sets.filter((s) => s.strong !== strong)].slice(0, this.cfg.pathSetsPerCommand);
+      rec.sets = [{ strong, entries: stored }, ...rec.sets.filter((s) => s.strong !== strong)].slice(0, this.cfg.pathSetsPerCommand);
       this.pathSets.put(action.weak, rec);
+      this.remote?.upload({ weak: action.weak, strong, entry, entries: stored, command: action.req.command, cwd: action.req.cwd, buildId: action.buildId });
     })();
     return { outcome: 'stored', persist };
   }

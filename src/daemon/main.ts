@@ -2,13 +2,16 @@
 // (detached, output to $KBX_DIR/daemon.log); exits after `idle_timeout`
 // seconds without a connection, or on `kbx daemon stop`.
 import { connect } from 'node:net';
-import { lstatSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { configId, loadConfig, type Config } from '../config/config.js';
 import { saveBuild } from '../builds/archive.js';
 import type { LineRecord } from '../builds/record.js';
 import { parseShimEvents } from '../builds/shim-events.js';
 import { LocalStore } from '../store/local/local-store.js';
+import { openBackend } from '../store/remote/open.js';
+import { RemoteStore } from '../store/remote/remote-store.js';
+import type { RemoteBackend } from '../store/remote/backend.js';
 import { LineCache } from './line-cache.js';
 import { DaemonServer } from './server.js';
 import { PersistentCounters } from './stats.js';
@@ -78,6 +81,19 @@ function processRuns(pid: number): boolean {
   }
 }
 
+/**
+ * For tests only (KBX_TEST_STORE_GATE): every blob write waits until the
+ * gate file exists, at most a minute: a store as slow as a test needs, with
+ * the real store doing the work once the gate opens.
+ */
+function holdStores(store: LocalStore, gate: string): void {
+  const put = store.putBlob.bind(store);
+  store.putBlob = async (digest, data) => {
+    for (let i = 0; i < 1200 && !existsSync(gate); i++) await new Promise((r) => setTimeout(r, 50));
+    return put(digest, data);
+  };
+}
+
 function alive(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(path);
@@ -113,12 +129,25 @@ async function main(): Promise<void> {
       server?.log(`could not write ${path}: ${err.message}`);
     },
   });
-  const cache = new LineCache(store, cfg, tmpDir);
+  const gate = process.env.KBX_TEST_STORE_GATE;
+  if (gate) holdStores(store, gate);
+  const backends: RemoteBackend[] = [];
+  for (const spec of cfg.remotes) {
+    try {
+      backends.push(openBackend(spec));
+    } catch (err) {
+      process.stderr.write(`kbx daemon: cannot use remote ${spec.display}: ${(err as Error).message}\n`); // its output goes to the log
+    }
+  }
+  const remote = backends.length
+    ? new RemoteStore(store, backends, { count: (build, name, n) => server?.countLate(build, name, n), log: (msg) => server?.log(msg) }, cfg.pathSetsPerCommand)
+    : undefined;
+  const cache = new LineCache(store, cfg, tmpDir, remote);
   // A refused entry is refused on every lookup of its line: counted each time, logged once.
   const refusals = new Set<string>();
   cache.onRefused = (buildId, why) => {
     global.add('miss:hostile-entry');
-    server?.buildCounters(buildId).add('miss:hostile-entry');
+    server?.buildCounters(buildId)?.add('miss:hostile-entry');
     if (refusals.has(why)) return;
     if (refusals.size > 1000) refusals.clear();
     refusals.add(why);
@@ -138,6 +167,8 @@ async function main(): Promise<void> {
     }
     await server.close().catch(() => {});
     await server.settle();
+    await remote?.flush();
+    await remote?.close();
     global.flush();
     process.exit(code);
   };
@@ -155,28 +186,49 @@ async function main(): Promise<void> {
           rssBytes: process.memoryUsage().rss,
           knownFiles: cache.state.size,
           storeBytes: store.sizes.current(),
+          memory: { ...cache.memoryCounts(), ...server.memoryCounts() },
         };
       case 'build-start':
-        cache.state.newGeneration();
+        cache.startBuild();
+        remote?.startBuild();
         server.unseen.watch(String(req.build), buildFile(cfg.dir, req.build, 'counters'));
-        server.buildCounters(String(req.build));
+        server.startBuild(String(req.build));
         if (req.record !== false) server.startRecording(String(req.build), Number(req.startMs) || Date.now());
-        return { ok: true };
+        // The build may look up what earlier builds were still storing: answer when it is there.
+        return server.settle().then(() => ({ ok: true }));
       case 'build-end': {
-        const c = server.endBuild(String(req.build));
         server.unseen.unwatch(String(req.build));
-        // Writing the record takes a few hundred ms on a kernel build: after the
-        // reply, so that kbx make is not kept waiting ('sync' waits for it).
-        server.later(() => saveRecording(server, cfg, req));
-        return server.drain().then(() => {
-          global.flush();
-          return { counts: c.counts, savedUs: c.savedUs, rssBytes: process.memoryUsage().rss };
+        // kbx make returns when make does: the reply says what is known now, and
+        // the stores still being written (a big output: seconds) and the record
+        // (a few hundred ms on a kernel build) finish after it. 'sync', which the
+        // next kbx make and every command reading the store or the records send
+        // first, waits for both.
+        server.later(() => {
+          saveRecording(server, cfg, req);
+          cache.forgetOldBuilds();
         });
+        if (!remote) {
+          const c = server.endBuild(String(req.build));
+          const writing = server.storesInFlight(String(req.build));
+          void server.drain().then(() => global.flushInBackground());
+          return { counts: c.counts, savedUs: c.savedUs, rssBytes: process.memoryUsage().rss, writing };
+        }
+        // With shared stores the build's uploads finish before kbx make does: a
+        // CI runner that ends with it must have filled them (each request is
+        // bounded by the operation timeout; a failure drops the rest).
+        return server
+          .drain()
+          .then(() => remote.flush())
+          .then(() => {
+            const c = server.endBuild(String(req.build));
+            global.flushInBackground();
+            return { counts: c.counts, savedUs: c.savedUs, rssBytes: process.memoryUsage().rss, writing: 0, remotes: remote.status() };
+          });
       }
       case 'sync':
-        return server.laterDone().then(() => ({ ok: true }));
+        return server.settle().then(() => ({ ok: true }));
       case 'stats':
-        return server.drain().then(() => ({
+        return server.settle().then(() => ({
           counts: global.counts,
           savedUs: global.savedUs,
           storeBytes: store.sizes.current(),
@@ -211,7 +263,7 @@ async function main(): Promise<void> {
   server.log(`daemon ${process.pid} listening on ${sock} (code ${id})`);
 
   setInterval(() => {
-    global.flush();
+    global.flushInBackground();
     if (server.idleMs() > cfg.idleTimeoutSec * 1000) {
       server.log('idle timeout; exiting');
       void shutdown(0);

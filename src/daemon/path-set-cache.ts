@@ -5,10 +5,12 @@
 // sets are held as arrays of ids into one string table: the whole tinyconfig
 // kernel fits in a few megabytes. The store stays the source of truth; a set
 // written by another daemon sharing the directory is seen after this cache
-// forgets the command.
+// forgets the command. Paths are kept as stored (`@make/x.c`: root-names.ts)
+// and put under the lookup's roots as they are checked.
 import { currentValue, type Mismatch, type PathEntry } from '../fingerprint/key.js';
 import { pseudoValue } from '../fingerprint/time-inputs.js';
 import type { FileState } from '../fingerprint/file-state.js';
+import type { RootNames } from '../fingerprint/root-names.js';
 import type { PathSets, Store } from '../store/store.js';
 
 export interface CompactSet {
@@ -22,6 +24,8 @@ export interface CompactSet {
 }
 
 export interface CompactRecord {
+  /** PathSetCache.epoch when the record was last looked up or written. */
+  usedEpoch?: number;
   command: string;
   cwd: string;
   uncacheable?: string;
@@ -30,11 +34,19 @@ export interface CompactRecord {
 }
 
 const MAX_RECORDS = 100_000;
+// Below this many strings the table is never compacted (a few megabytes).
+const MIN_COMPACT = 20_000;
 
 export class PathSetCache {
   private records = new Map<string, CompactRecord>();
   private strings: string[] = [];
   private ids = new Map<string, number>();
+  /** Strings in use after the last compaction: compact again when the table has doubled. */
+  private liveStrings = 0;
+  /** Advanced at every build start; records remember the epoch they were last used in. */
+  epoch = 0;
+  /** By roots (RootNames.key), by string id: the path a stored path names under them (null: none). */
+  private absolute = new Map<string, Array<string | null | undefined>>();
 
   constructor(private readonly store: Store) {}
 
@@ -76,12 +88,20 @@ export class PathSetCache {
   /** The clock pseudo-inputs are valued with (a test moves it to another day). */
   now: () => number = Date.now;
 
-  private pseudoMismatches(set: CompactSet, firstOnly: boolean): Mismatch[] {
+  private pseudoMismatches(set: CompactSet, names: RootNames, firstOnly: boolean): Mismatch[] {
     const out: Mismatch[] = [];
     if (!set.pseudo) return out;
     const nowMs = this.now();
-    for (const entry of set.pseudo) {
-      const now = pseudoValue(entry.k, entry.p, nowMs);
+    for (const stored of set.pseudo) {
+      let entry = stored;
+      let now: string | undefined;
+      if (stored.k === 'root') now = names.rootValue(stored.p) ?? 'no-such-root';
+      else if (stored.k === 'date') now = pseudoValue(stored.k, stored.p, nowMs);
+      else {
+        const p = names.toAbsolute(stored.p);
+        if (p !== undefined) entry = { ...stored, p };
+        now = p === undefined ? 'no-such-root' : pseudoValue(stored.k, p, nowMs);
+      }
       if (now !== undefined && now === entry.v) continue;
       out.push({ entry, now: now ?? 'unknown-kind' });
       if (firstOnly) break;
@@ -95,7 +115,36 @@ export class PathSetCache {
       // Least recently used first: Map keeps insertion order, and a hit re-inserts.
       this.records.delete(this.records.keys().next().value!);
     }
+    rec.usedEpoch = this.epoch;
     this.records.set(weak, rec);
+  }
+
+  /** Records kept, and strings in the table (kbx daemon status). */
+  get counts(): { records: number; strings: number } {
+    return { records: this.records.size, strings: this.strings.length };
+  }
+
+  /**
+   * Forgets the records not used since `epoch` (the store keeps them), then,
+   * when the string table has doubled since it was last compacted, rebuilds it
+   * from the records left: the paths and digests of trees no longer built.
+   */
+  forgetUnusedSince(epoch: number): void {
+    for (const [weak, rec] of this.records) if ((rec.usedEpoch ?? 0) < epoch) this.records.delete(weak);
+    if (this.strings.length < Math.max(MIN_COMPACT, 2 * this.liveStrings)) return;
+    const old = this.strings;
+    this.strings = [];
+    this.ids.clear();
+    this.absolute.clear(); // indexed by the string ids that change here
+    const remap = (ids: Uint32Array) => {
+      for (let i = 0; i < ids.length; i++) ids[i] = this.intern(old[ids[i]!]!);
+    };
+    for (const rec of this.records.values())
+      for (const set of rec.sets) {
+        remap(set.paths);
+        remap(set.values);
+      }
+    this.liveStrings = this.strings.length;
   }
 
   get(weak: string): CompactRecord | undefined {
@@ -115,43 +164,66 @@ export class PathSetCache {
     this.remember(weak, this.compact(rec));
   }
 
-  /** The first entry of a set that no longer holds, as firstMismatch reports it. */
-  firstMismatch(state: FileState, set: CompactSet): Mismatch | undefined {
+  /** Entry i of a set under these roots: its path made absolute, and what it holds now. */
+  private check(state: FileState, set: CompactSet, i: number, names: RootNames): Mismatch {
+    const kind = set.content[i] ? 'c' : 'e';
+    const p = this.pathUnder(set.paths[i]!, names);
+    const v = this.strings[set.values[i]!]!;
+    // A role these roots lack (or a hostile name): never holds.
+    if (p === null) return { entry: { k: kind, p: this.strings[set.paths[i]!]!, v }, now: 'no-such-root' };
+    return { entry: { k: kind, p, v }, now: currentValue(state, kind, p, v) };
+  }
+
+  /** The path string `id` names under these roots. Hot: every input of every lookup, so an array index, not a map. */
+  private pathUnder(id: number, names: RootNames): string | null {
+    let table = this.absolute.get(names.key);
+    if (!table) {
+      if (this.absolute.size >= 16) this.absolute.clear();
+      this.absolute.set(names.key, (table = []));
+    }
+    // Grown in order: an array written far past its end becomes a dictionary.
+    while (table.length <= id) table.push(undefined);
+    let p = table[id];
+    if (p === undefined) p = table[id] = names.toAbsolute(this.strings[id]!) ?? null;
+    return p;
+  }
+
+  /** The first entry of a set that no longer holds under these roots (paths in it absolute). */
+  firstMismatch(state: FileState, set: CompactSet, names: RootNames): Mismatch | undefined {
     // Pseudo-inputs first: the date is a string compare, and the likeliest to differ.
     if (set.pseudo) {
-      const [diff] = this.pseudoMismatches(set, true);
+      const [diff] = this.pseudoMismatches(set, names, true);
       if (diff) return diff;
     }
     for (let i = 0; i < set.paths.length; i++) {
-      const kind = set.content[i] ? 'c' : 'e';
-      const p = this.strings[set.paths[i]!]!;
-      const v = this.strings[set.values[i]!]!;
-      const now = currentValue(state, kind, p, v);
-      if (now !== v) {
-        const entry: PathEntry = { k: kind, p, v };
-        return { entry, now };
-      }
+      const m = this.check(state, set, i, names);
+      if (m.now !== m.entry.v) return m;
     }
     return undefined;
   }
 
+  /** Whether every entry of a set not kept here (one from a shared store) holds now. */
+  holds(state: FileState, strong: string, entries: readonly PathEntry[], names: RootNames): boolean {
+    return this.firstMismatch(state, this.compactSet(strong, entries), names) === undefined;
+  }
+
   /** Every entry of a set that no longer holds (for explaining a miss; slower than firstMismatch). */
-  mismatches(state: FileState, set: CompactSet): Mismatch[] {
-    const out = this.pseudoMismatches(set, false);
+  mismatches(state: FileState, set: CompactSet, names: RootNames): Mismatch[] {
+    const out = this.pseudoMismatches(set, names, false);
     for (let i = 0; i < set.paths.length; i++) {
-      const kind = set.content[i] ? 'c' : 'e';
-      const p = this.strings[set.paths[i]!]!;
-      const v = this.strings[set.values[i]!]!;
-      const now = currentValue(state, kind, p, v);
-      if (now !== v) out.push({ entry: { k: kind, p, v }, now });
+      const m = this.check(state, set, i, names);
+      if (m.now !== m.entry.v) out.push(m);
     }
     return out;
   }
 
-  /** The paths whose content a set depends on (the files the line read, programs included). */
-  contentPaths(set: CompactSet): string[] {
+  /** The paths whose content a set depends on (the files the line read, programs included), absolute under these roots. */
+  contentPaths(set: CompactSet, names: RootNames): string[] {
     const out: string[] = [];
-    for (let i = 0; i < set.paths.length; i++) if (set.content[i]) out.push(this.strings[set.paths[i]!]!);
+    for (let i = 0; i < set.paths.length; i++) {
+      if (!set.content[i]) continue;
+      out.push(this.pathUnder(set.paths[i]!, names) ?? this.strings[set.paths[i]!]!);
+    }
     return out;
   }
 
@@ -159,5 +231,7 @@ export class PathSetCache {
     this.records.clear();
     this.strings = [];
     this.ids.clear();
+    this.liveStrings = 0;
+    this.absolute.clear();
   }
 }

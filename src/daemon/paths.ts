@@ -4,7 +4,7 @@
 // logs and the build files live in directories only this user can enter,
 // checked with lstat as ssh-agent does; a directory that fails is never used.
 import { createHash } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, type Stats } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -140,18 +140,23 @@ export function prepareKbxDir(dir: string): void {
 }
 
 /**
- * Identifies the code a daemon runs: a digest of the compiled files. A CLI
- * that finds a daemon with a different id restarts it, so a rebuilt kbx never
- * talks to an old daemon.
+ * Identifies the code a daemon runs: a digest of the compiled files' names,
+ * sizes, inodes and mtimes (nanoseconds). A CLI that finds a daemon with a
+ * different id restarts it, so a rebuilt kbx never talks to an old daemon.
+ * Every kbx make computes it: stats, not the 1 MB of code read and hashed
+ * (25 ms); a rebuild that writes the same bytes again replaces the daemon once.
  */
 export function codeId(): string {
   const distSrc = join(dirname(fileURLToPath(import.meta.url)), '..');
   const h = createHash('sha256');
   const walk = (d: string) => {
-    for (const name of readdirSync(d).sort()) {
-      const p = join(d, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (name.endsWith('.js')) h.update(name).update(readFileSync(p));
+    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.js')) {
+        const st = statSync(p, { bigint: true });
+        h.update(`${e.name}\0${st.size}\0${st.ino}\0${st.mtimeNs}\0`);
+      }
     }
   };
   walk(distSrc);

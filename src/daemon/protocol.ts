@@ -14,6 +14,10 @@ export const enum MsgType {
   Ack = 6,
 }
 
+// Control requests from the CLI (a JSON field) and their replies share the socket (PROTOCOL.md §2).
+export const CONTROL_REQUEST = 16;
+export const CONTROL_REPLY = 17;
+
 export interface Frame {
   type: number;
   fields: Buffer[];

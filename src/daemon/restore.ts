@@ -3,32 +3,53 @@
 // tree as it was and the line simply runs. Files are written under a temporary
 // name and renamed: a reader never sees half an object, and restored files are
 // new inodes with a fresh mtime (never hard links: later lines modify outputs
-// in place).
+// in place). An output already there with the entry's bytes (a rebuild after
+// a touch: every hit) is only dated now, by writing one of its bytes again.
 //
 // An entry is untrusted data (DESIGN.md §5): before anything is fetched,
 // written or deleted, every path it names must be inside the build roots of
 // the request once the directories above it are resolved through symlinks,
 // no path may pass through a link the entry itself creates, and every link
 // it creates must lead inside the roots. An entry that fails is refused whole.
-import { closeSync, constants, fchmodSync, mkdirSync, openSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+// Stored paths name their build root by role (`@out/fs/ioctl.o`:
+// root-names.ts); they are put under this build's roots first, and the checks
+// are made on the result. decode.ts lets no `.` or `..` through below a role.
+import { closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Entry, Store } from '../store/store.js';
+import type { Entry, Store, StoredOutput } from '../store/store.js';
 import type { FileState } from '../fingerprint/file-state.js';
 import { insideRoots, linkDestination, locate, realRoots, type Walk } from '../util/roots.js';
+import type { RootNames } from '../fingerprint/root-names.js';
 
 export interface Restored {
   stdout: Buffer;
   stderr: Buffer;
+  /** The entry as restored: its paths absolute. */
+  entry: Entry;
 }
 
 export interface RestoreContext {
   /** The build roots of the request (KBX_ROOTS). */
   roots: readonly string[];
+  /** The same roots by role, to put the entry's stored paths under. */
+  names: RootNames;
   /** Told why an entry was refused; the lookup then goes on as for a missing blob. */
   refused?(why: string): void;
 }
 
-/** Why an entry must not be restored into these roots, or undefined. Reads the file system, changes nothing. */
+/** The entry with its stored paths put under these roots, or why it cannot be (a role they lack, a hostile name). */
+export function underRoots(entry: Entry, names: RootNames): Entry | string {
+  let why: string | undefined;
+  const abs = (p: string) => {
+    const a = names.toAbsolute(p);
+    if (a === undefined) why ??= `names ${p}, under no build root of this build`;
+    return a ?? p;
+  };
+  const out: Entry = { ...entry, deleted: entry.deleted.map(abs), outputs: entry.outputs.map((o) => ({ ...o, path: abs(o.path) })) };
+  return why ?? out;
+}
+
+/** Why an entry (paths absolute) must not be restored into these roots, or undefined. Reads the file system, changes nothing. */
 export function refusal(entry: Entry, roots: readonly string[]): string | undefined {
   const real = realRoots(roots);
   const links = new Map<string, string>();
@@ -104,22 +125,66 @@ function writeFileAtomic(path: string, data: Buffer, mode: number): void {
   renameSync(tmp, path);
 }
 
+type StoredFile = Extract<StoredOutput, { kind: 'file' }>;
+
+/**
+ * Whether the file at the output's path already holds the output: a regular
+ * file of one link (a write through a hard link would reach the other name),
+ * not empty, with its size and permission bits, and its digest now (a fresh
+ * stat, never FileState's trust window: the answer decides what is written).
+ */
+function alreadyThere(o: StoredFile, state: FileState): boolean {
+  const st = lstatSync(o.path, { throwIfNoEntry: false });
+  if (!st?.isFile() || st.nlink !== 1 || st.size === 0 || st.size !== o.size || (st.mode & 0o777) !== (o.mode & 0o777)) return false;
+  return state.content(o.path, { fresh: true }) === o.digest;
+}
+
+/**
+ * Dates a file that already holds the output now, as writing it would: its
+ * first byte written again in place, so the kernel sets the mtime in the clock
+ * of every other file the build writes (make must find it newer than its
+ * prerequisites, and older than what the next lines make). False when that
+ * cannot be done; the file is then written whole.
+ */
+function refreshInPlace(o: StoredFile, state: FileState): boolean {
+  let fd: number;
+  try {
+    fd = openSync(o.path, constants.O_RDWR | constants.O_NOFOLLOW);
+  } catch {
+    return false;
+  }
+  try {
+    const first = Buffer.alloc(1);
+    if (readSync(fd, first, 0, 1, 0) !== 1 || writeSync(fd, first, 0, 1, 0) !== 1) return false;
+  } finally {
+    closeSync(fd);
+  }
+  state.noteContent(o.path, o.digest);
+  return true;
+}
+
 /**
  * Returns undefined (nothing written) when the entry is refused (ctx.refused
  * is told why) or a blob is missing or corrupt. Throws on a write error.
  */
-export function restoreEntry(store: Store, state: FileState, entry: Entry, ctx: RestoreContext): Restored | undefined {
-  const why = refusal(entry, ctx.roots);
-  if (why !== undefined) {
-    ctx.refused?.(why);
+export function restoreEntry(store: Store, state: FileState, stored: Entry, ctx: RestoreContext): Restored | undefined {
+  const entry = underRoots(stored, ctx.names);
+  const why = typeof entry === 'string' ? entry : refusal(entry, ctx.roots);
+  if (typeof entry === 'string' || why !== undefined) {
+    ctx.refused?.(why!);
     return undefined;
   }
   const stdout = blobOrEmpty(store, entry.stdout);
   const stderr = blobOrEmpty(store, entry.stderr);
   if (!stdout || !stderr) return undefined;
   const blobs = new Map<string, Buffer>();
+  const there = new Set<StoredFile>();
   for (const o of entry.outputs) {
     if (o.kind !== 'file') continue;
+    if (alreadyThere(o, state)) {
+      there.add(o);
+      continue;
+    }
     const data = blobs.get(o.digest) ?? store.getBlob(o.digest);
     if (!data) return undefined;
     blobs.set(o.digest, data);
@@ -143,10 +208,13 @@ export function restoreEntry(store: Store, state: FileState, entry: Entry, ctx: 
       symlinkSync(o.target, tmp);
       renameSync(tmp, o.path);
       state.forget(o.path);
-    } else {
-      writeFileAtomic(o.path, blobs.get(o.digest)!, o.mode);
+    } else if (!(there.has(o) && (!entry.deleted.length || alreadyThere(o, state)) && refreshInPlace(o, state))) {
+      // Checked again after deletions: one may have removed it since.
+      const data = blobs.get(o.digest) ?? store.getBlob(o.digest);
+      if (!data) throw new Error(`blob ${o.digest} of ${o.path} vanished during the restore`);
+      writeFileAtomic(o.path, data, o.mode);
       state.noteContent(o.path, o.digest);
     }
   }
-  return { stdout, stderr };
+  return { stdout, stderr, entry };
 }

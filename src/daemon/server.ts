@@ -5,7 +5,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { appendFileSync } from 'node:fs';
 import { wrapperStateDirs, type Config } from '../config/config.js';
-import { FrameReader, MsgType, PROTOCOL_VERSION, encodeFrame, type Frame } from './protocol.js';
+import { CONTROL_REPLY, CONTROL_REQUEST, FrameReader, MsgType, PROTOCOL_VERSION, encodeFrame, type Frame } from './protocol.js';
 import type { LineCache, LookupResult, PendingAction } from './line-cache.js';
 import { EnvDigests, type LineRequest } from '../fingerprint/key.js';
 import { Counters, PersistentCounters } from './stats.js';
@@ -13,8 +13,7 @@ import { BuildRecorder, calibrateClock, nowUs } from '../builds/recorder.js';
 import type { MissWhy } from '../builds/record.js';
 import { UnseenLines } from './unseen-lines.js';
 
-export const CONTROL_REQUEST = 16;
-export const CONTROL_REPLY = 17;
+export { CONTROL_REPLY, CONTROL_REQUEST } from './protocol.js';
 // The last field of a LOOKUP from a shim that records its build (PROTOCOL.md §2).
 const START_FIELD = Buffer.from('KBX_LINE_START_US=');
 
@@ -37,6 +36,8 @@ export class DaemonServer {
   private lastActivity = Date.now();
   private active = 0;
   private pendingPersist = new Set<Promise<void>>();
+  /** Per build: its lines' stores still being written (a build absent here has none). */
+  private persisting = new Map<string, number>();
   private pendingLater = new Set<Promise<void>>();
   private envDigests: EnvDigests;
   /** Lines the shims ran without asking (kbx make's build-start and build-end watch each build's counters). */
@@ -80,19 +81,30 @@ export class DaemonServer {
     }
   }
 
-  buildCounters(id: string): Counters {
-    let c = this.builds.get(id);
-    if (!c) {
-      c = new Counters();
-      this.builds.set(id, c);
-    }
-    return c;
+  /** Starts a build's own counters (kbx make's build-start); builds that never ended are dropped, oldest first. */
+  startBuild(id: string): void {
+    if (!this.builds.has(id) && this.builds.size >= 16) this.builds.delete(this.builds.keys().next().value!);
+    this.builds.set(id, this.builds.get(id) ?? new Counters());
+  }
+
+  /**
+   * The counters of a build between build-start and build-end; undefined for
+   * any other (a shim run outside kbx make, a store ending after build-end):
+   * such lines count in the global counters only, so nothing is kept per id.
+   */
+  buildCounters(id: string): Counters | undefined {
+    return this.builds.get(id);
   }
 
   endBuild(id: string): Counters {
-    const c = this.buildCounters(id);
+    const c = this.builds.get(id) ?? new Counters();
     this.builds.delete(id);
     return c;
+  }
+
+  /** Sizes of the per-build state the server keeps (kbx daemon status --json). */
+  memoryCounts(): Record<string, number> {
+    return { openBuilds: this.builds.size, recorders: this.recorders.size, buildsStoring: this.persisting.size };
   }
 
   /** Starts recording a build's lines (kbx make's build-start). */
@@ -124,14 +136,14 @@ export class DaemonServer {
     void p.finally(() => this.pendingLater.delete(p));
   }
 
+  /** How many of a build's stores are still being written (told at build-end, which does not wait for them). */
+  storesInFlight(buildId: string): number {
+    return this.persisting.get(buildId) ?? 0;
+  }
+
   /** Waits for the stores of finished lines. */
   async drain(): Promise<void> {
     await Promise.all([...this.pendingPersist]);
-  }
-
-  /** Waits for later() work only (build records being written). */
-  async laterDone(): Promise<void> {
-    await Promise.all([...this.pendingLater]);
   }
 
   /** Waits for everything, later() work included. */
@@ -141,7 +153,13 @@ export class DaemonServer {
 
   private count(buildId: string, name: string): void {
     this.global.add(name);
-    this.buildCounters(buildId).add(name);
+    this.buildCounters(buildId)?.add(name);
+  }
+
+  /** Counts work that may finish after its build did (uploads): the build's counters only while it runs. */
+  countLate(buildId: string, name: string, n = 1): void {
+    this.global.add(name, n);
+    this.builds.get(buildId)?.add(name, n);
   }
 
   private serve(sock: Socket): void {
@@ -162,7 +180,7 @@ export class DaemonServer {
         return;
       }
       for (const f of frames) {
-        if (f.type === MsgType.Lookup) pending = this.onLookup(f, send);
+        if (f.type === MsgType.Lookup) this.onLookup(f, send, (p) => (pending = p));
         else if (f.type === MsgType.Done && pending) {
           this.onDone(pending, f, send);
           pending = undefined;
@@ -186,7 +204,7 @@ export class DaemonServer {
     });
   }
 
-  private onLookup(f: Frame, send: (t: number, fields: Array<Buffer | string>) => void): Pending | undefined {
+  private onLookup(f: Frame, send: (t: number, fields: Array<Buffer | string>) => void, setPending: (p: Pending) => void): void {
     const lookupUs = nowUs();
     const [version, buildIdB, cwdB, cmdB, ttyB, ...envB] = f.fields;
     // The shim's own start time, for the build record: not part of the environment.
@@ -202,7 +220,7 @@ export class DaemonServer {
     if (version?.toString() !== PROTOCOL_VERSION || !cwdB || !cmdB || !ttyB) {
       send(MsgType.Pass, ['protocol-mismatch']);
       this.count(buildId, 'pass:protocol-mismatch');
-      return undefined;
+      return;
     }
     const getenv = (name: string) => {
       const prefix = Buffer.from(`${name}=`);
@@ -211,38 +229,63 @@ export class DaemonServer {
     const roots = getenv('KBX_ROOTS')?.split(':').filter(Boolean) ?? [cwdB.toString()];
     // A line a shim ran itself may have rewritten files checked before it.
     if (this.unseen.ranSince(buildId)) this.cache.ranUnseen();
-    try {
-      const envDigest = this.envDigests.of(envB);
-      const req = { cwd: cwdB.toString(), command: cmdB.toString(), tty: ttyB.toString(), envDigest, timeEnv: this.envDigests.timeEnv(envDigest), shell: getenv('KBX_REAL_SHELL') || '/bin/sh' };
-      const res = this.cache.lookup(req, roots, buildId);
-      if (res.kind === 'hit') {
-        const endUs = nowUs(); // before the reply: the shim may end and make start the next line at once
-        send(MsgType.Hit, [String(res.exit), res.stdout, res.stderr]);
-        this.recordHit(buildId, startUs, endUs, req, res);
-        this.count(buildId, 'hit');
-        this.global.savedUs += res.savedUs;
-        this.buildCounters(buildId).savedUs += res.savedUs;
-        return undefined;
-      }
-      if (res.kind === 'pass') {
-        send(MsgType.Pass, [res.reason]);
-        this.count(buildId, `pass:${res.reason}`);
-        return undefined;
-      }
-      res.action.ignore = wrapperStateDirs(getenv);
-      // For the input-changed check: the shim's start (its CLOCK_REALTIME, the clock of
-      // file times), never after the lookup's wall clock.
-      res.action.startUs = Math.min(startUs, res.action.startUs);
-      send(MsgType.Miss, [res.action.id, res.action.traceLog]);
-      this.count(buildId, 'miss');
-      if (res.why.kind !== 'new-command') this.log(`miss (${res.whyText}): ${res.action.req.command.slice(0, 200)}`);
-      return { action: res.action, buildId, startUs, env: req.envDigest, why: res.why };
-    } catch (err) {
+    const failed = (err: unknown) => {
       this.log(`lookup failed for '${cmdB.toString().slice(0, 200)}' in ${cwdB.toString()}: ${(err as Error).stack}`);
       send(MsgType.Pass, ['internal-error']);
       this.count(buildId, 'pass:internal-error');
+    };
+    try {
+      // Values naming a build root are keyed by its role (root-names.ts): another checkout shares them.
+      const envDigest = this.envDigests.of(envB, this.cache.namesFor(roots));
+      const req = { cwd: cwdB.toString(), command: cmdB.toString(), tty: ttyB.toString(), envDigest, timeEnv: this.envDigests.timeEnv(envDigest), shell: getenv('KBX_REAL_SHELL') || '/bin/sh' };
+      const answer = (res: LookupResult) => {
+        try {
+          const p = this.answer(res, req, buildId, startUs, send, getenv);
+          if (p) setPending(p);
+        } catch (err) {
+          failed(err);
+        }
+      };
+      const res = this.cache.lookup(req, roots, buildId);
+      // A local miss that went to the shared stores answers when they have.
+      if (res instanceof Promise) res.then(answer, failed);
+      else answer(res);
+    } catch (err) {
+      failed(err);
+    }
+  }
+
+  private answer(
+    res: LookupResult,
+    req: LineRequest,
+    buildId: string,
+    startUs: number,
+    send: (t: number, fields: Array<Buffer | string>) => void,
+    getenv: (name: string) => string | undefined,
+  ): Pending | undefined {
+    if (res.kind === 'hit') {
+      const endUs = nowUs(); // before the reply: the shim may end and make start the next line at once
+      send(MsgType.Hit, [String(res.exit), res.stdout, res.stderr]);
+      this.recordHit(buildId, startUs, endUs, req, res);
+      this.count(buildId, 'hit');
+      this.global.savedUs += res.savedUs;
+      const c = this.buildCounters(buildId);
+      if (c) c.savedUs += res.savedUs;
       return undefined;
     }
+    if (res.kind === 'pass') {
+      send(MsgType.Pass, [res.reason]);
+      this.count(buildId, `pass:${res.reason}`);
+      return undefined;
+    }
+    res.action.ignore = wrapperStateDirs(getenv);
+    // For the input-changed check: the shim's start (its CLOCK_REALTIME, the clock of
+    // file times), never after the lookup's wall clock.
+    res.action.startUs = Math.min(startUs, res.action.startUs);
+    send(MsgType.Miss, [res.action.id, res.action.traceLog]);
+    this.count(buildId, 'miss');
+    if (res.why.kind !== 'new-command') this.log(`miss (${res.whyText}): ${res.action.req.command.slice(0, 200)}`);
+    return { action: res.action, buildId, startUs, env: req.envDigest, why: res.why };
   }
 
   /** Adds a hit to its build's record. */
@@ -257,7 +300,7 @@ export class DaemonServer {
       cwd: req.cwd,
       command: req.command,
       env: rec.env(req.envDigest, () => this.envDigests.variables(req.envDigest)),
-      inputs: this.cache.pathSets.contentPaths(res.set).map((p) => rec.path(p)),
+      inputs: this.cache.pathSets.contentPaths(res.set, res.names).map((p) => rec.path(p)),
       outputs: res.entry.outputs.map((o) => rec.path(o.path)),
       from: res.entry.buildId,
       savedUs: res.savedUs,
@@ -316,7 +359,13 @@ export class DaemonServer {
         this.count(buildId, 'store-error');
       });
       this.pendingPersist.add(p);
-      void p.finally(() => this.pendingPersist.delete(p));
+      this.persisting.set(buildId, this.storesInFlight(buildId) + 1);
+      void p.finally(() => {
+        this.pendingPersist.delete(p);
+        const left = this.storesInFlight(buildId) - 1;
+        if (left > 0) this.persisting.set(buildId, left);
+        else this.persisting.delete(buildId);
+      });
     } catch (err) {
       send(MsgType.Ack, []);
       this.log(`record failed for '${action.req.command.slice(0, 200)}': ${(err as Error).stack}`);

@@ -2,6 +2,7 @@
 // sees is counted under exactly one outcome, and every pass-through or
 // unstored miss under a reason.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
 
 export type Counts = Record<string, number>;
 
@@ -21,6 +22,7 @@ export class Counters {
 /** Global counters, kept across daemon restarts in $KBX_DIR/stats.json. */
 export class PersistentCounters extends Counters {
   private dirty = false;
+  private writing = false;
 
   constructor(private readonly file: string) {
     super();
@@ -48,6 +50,25 @@ export class PersistentCounters extends Counters {
     } catch {
       /* stats are best effort */
     }
+  }
+
+  /**
+   * flush() off the event loop, for the periodic save during builds (a
+   * rename takes milliseconds on a busy disk, and lookups wait behind it).
+   */
+  flushInBackground(): void {
+    if (!this.dirty || this.writing) return;
+    this.writing = true;
+    this.dirty = false;
+    const tmp = `${this.file}.tmp.${process.pid}.bg`;
+    writeFile(tmp, JSON.stringify({ counts: this.counts, savedUs: this.savedUs }))
+      .then(() => rename(tmp, this.file))
+      .catch(() => {
+        this.dirty = true; // best effort: the next save tries again
+      })
+      .finally(() => {
+        this.writing = false;
+      });
   }
 
   reset(): void {

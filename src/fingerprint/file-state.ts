@@ -88,6 +88,27 @@ export class FileState {
     return this.known.size;
   }
 
+  /** The current generation: an entry checked in it or later has checkedGen at least this. */
+  get generation(): number {
+    return this.gen;
+  }
+
+  /** Paths whose existence alone is known (probes, absent paths). */
+  get existenceCount(): number {
+    return this.existences.size;
+  }
+
+  /**
+   * Forgets every path not checked since generation `gen`: a long-lived daemon
+   * serves build trees that come and go (a fresh checkout per CI job, a
+   * temporary directory per build), and their paths would stay forever. A
+   * forgotten file is only hashed again if it is looked up again.
+   */
+  forgetCheckedBefore(gen: number): void {
+    for (const [p, k] of this.known) if (k.checkedGen < gen) this.known.delete(p);
+    for (const [p, e] of this.existences) if (e.checkedGen < gen) this.existences.delete(p);
+  }
+
   private trusted(p: string, checkedGen: number, checkedAtMs: number, now: number): boolean {
     return checkedGen === this.gen && (now - checkedAtMs < TRUST_MS || isSystemPath(p));
   }
@@ -102,11 +123,14 @@ export class FileState {
     return value;
   }
 
-  /** Digest of the content now: sha256 of a file, `dir:` + digest of a listing, or ABSENT. */
-  content(p: string): string {
+  /**
+   * Digest of the content now: sha256 of a file, `dir:` + digest of a listing,
+   * or ABSENT. `fresh`: a stat now even within the trust window.
+   */
+  content(p: string, opts: { fresh?: boolean } = {}): string {
     const k = this.known.get(p);
     const now = monotonicMs();
-    if (k && this.trusted(p, k.checkedGen, k.checkedAtMs, now)) return k.digest;
+    if (k && !opts.fresh && this.trusted(p, k.checkedGen, k.checkedAtMs, now)) return k.digest;
     const st = stat(p);
     if (!st) {
       this.known.delete(p);

@@ -1,20 +1,27 @@
 // The cache key (DESIGN.md, "Cache keys: observed inputs"). Every field that
 // enters a key is listed here; KEY_FORMAT changes whenever one does.
 //
-//   weak   = H(KEY_FORMAT, cwd, command text, tty flags, H(environment that matters))
+//   weak   = H(KEY_FORMAT, cwd, command text, tty flags, H(environment that matters)),
+//            each build root in them replaced by its role (root-names.ts)
 //   path set = sorted [kind, path, value] for every input the line observed,
+//              a path under a build root named by its role (`@make/x.c`),
 //              then the pseudo-inputs of a compile that names the time macros
-//              (time-inputs.ts: the date, and mtimes)
+//              (time-inputs.ts: the date, and mtimes), and a `root` entry for
+//              each root the line's outputs hold (line-cache.ts)
 //   strong = H(weak, path set)
 import { lstatSync } from 'node:fs';
 import { hashFields } from '../util/hash.js';
 import type { FileState } from './file-state.js';
 import type { InputKind } from '../observe/accesses.js';
+import type { RootNames } from './root-names.js';
 
 // 3: pseudo-inputs for __DATE__/__TIMESTAMP__; entries stored by kbx-key-2
 // hold none, so a compile using them must not find those. Also the shell
 // that runs the line (KBX_REAL_SHELL, and its bytes as an input).
-export const KEY_FORMAT = 'kbx-key-3';
+// 4: paths under a build root named by role, and `root` pseudo-inputs for a
+// line whose outputs hold a root: a kbx-key-3 entry holds absolute paths only
+// and was never checked for them.
+export const KEY_FORMAT = 'kbx-key-4';
 
 /**
  * Variables that decide how a compiler expands __DATE__, __TIME__ and
@@ -34,7 +41,8 @@ const VOLATILE_ENV = new Set([
   'GPG_AGENT_INFO', 'WINDOW', 'COLUMNS', 'LINES', 'LD_PRELOAD',
   // make's count of its re-executions after remaking an included makefile:
   // kbuild's first build after a config change restarts (auto.conf), the
-  // next does not, and every `$(shell …)` and recipe line would miss.
+  // next does not, and every `$(shell …)` parsed after the restart (make 4.3
+  // hands them its environment) would miss.
   'MAKE_RESTARTS',
 ]);
 
@@ -81,8 +89,10 @@ export function keyEnvironment(env: readonly string[], extraIgnore: readonly str
   return out.sort();
 }
 
-export function envDigest(env: readonly string[], extraIgnore: readonly string[]): string {
-  return hashFields(keyEnvironment(env, extraIgnore));
+/** The key's digest of an environment; with `names`, each build root in a value replaced by its role. */
+export function envDigest(env: readonly string[], extraIgnore: readonly string[], names?: RootNames): string {
+  const vars = keyEnvironment(env, extraIgnore);
+  return hashFields(names ? vars.map((v) => names.keyText(v)) : vars);
 }
 
 /**
@@ -97,12 +107,13 @@ export class EnvDigests {
 
   constructor(private readonly extraIgnore: readonly string[]) {}
 
-  of(raw: readonly Buffer[]): string {
+  /** `names`: the line's build roots, which its raw environment names too (KBX_ROOTS), so the memo holds. */
+  of(raw: readonly Buffer[], names?: RootNames): string {
     const rawKey = hashFields(raw);
     let d = this.memo.get(rawKey);
     if (d === undefined) {
       const env = keyEnvironment(raw.map((b) => b.toString()), this.extraIgnore);
-      d = hashFields(env);
+      d = hashFields(names ? env.map((v) => names.keyText(v)) : env);
       if (this.memo.size >= 4096) {
         this.memo.clear();
         this.vars.clear();
@@ -136,16 +147,19 @@ function timeVariables(env: readonly string[]): TimeEnv {
   return out;
 }
 
-export function weakFingerprint(req: LineRequest): string {
-  return hashFields([KEY_FORMAT, req.cwd, req.command, req.tty, req.envDigest]);
+/** `names`: the line's build roots; without, paths count as spelled (a test's key). */
+export function weakFingerprint(req: LineRequest, names?: RootNames): string {
+  const text = (t: string) => (names ? names.keyText(t) : t);
+  return hashFields([KEY_FORMAT, text(req.cwd), text(req.command), req.tty, req.envDigest]);
 }
 
 /**
  * c and e: a file's content or existence (accesses.ts). Pseudo-inputs
  * (time-inputs.ts): `date`, p the time zone, v its date; `mtime`, p a file,
- * v its mtime in whole seconds.
+ * v its mtime in whole seconds. `root`: p a role (`@make`), v the root's
+ * absolute path(s) (root-names.ts), for a line whose outputs hold it.
  */
-export type EntryKind = InputKind | 'date' | 'mtime';
+export type EntryKind = InputKind | 'date' | 'mtime' | 'root';
 
 export interface PathEntry {
   k: EntryKind;

@@ -6,6 +6,7 @@
 // JSON.parse, and an entry is decoded on every cache hit (numbers in the
 // commit that added this file).
 import type { PathEntry } from '../fingerprint/key.js';
+import { ROLE_TOKEN, isRootRelative } from '../fingerprint/root-names.js';
 import type { Entry, PathSet, PathSets, StoredOutput } from './store.js';
 
 /** Why a stored object was refused; `where` names the field, e.g. `outputs[2].digest`. */
@@ -75,9 +76,20 @@ function digest(x: unknown, where: string, emptyOk = false): string {
   return x;
 }
 
+// Outputs and deletions: absolute, or below a build root by role (`@out/fs/x.o`,
+// root-names.ts), normalised either way: a `..` below a role would climb out
+// of the root it is put under.
 function normalPath(x: unknown, where: string): string {
-  if (!isNormalPath(x)) fail(where, 'not an absolute normalised path');
+  if (!isNormalPath(x) && !(typeof x === 'string' && x.length <= MAX_PATH && isRootRelative(x))) fail(where, 'not a normalised absolute or root-relative path');
   return x;
+}
+
+/** A path set input: absolute, or a role and what the line spelled below it (only ever read, so `/./` may stay). */
+function isInputPath(p: unknown): p is string {
+  if (isAbsolutePath(p)) return true;
+  if (typeof p !== 'string' || p.length > MAX_PATH || p.includes('\0')) return false;
+  const m = ROLE_TOKEN.exec(p);
+  return m !== null && (p.length === m[0].length || p.charCodeAt(m[0].length) === 47);
 }
 
 function output(x: unknown, where: string): StoredOutput {
@@ -127,13 +139,18 @@ function pathSet(x: unknown, where: string): PathSet {
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i] as PathEntry | null;
     if (typeof e !== 'object' || e === null) fail(`${where}.entries[${i}]`, 'not an object');
-    // A file (c, e; mtime: a __TIMESTAMP__ source) is named by its absolute path;
-    // the date of a __DATE__ compile by its time zone (time-inputs.ts).
+    // A file (c, e; mtime: a __TIMESTAMP__ source) is named by its path, absolute
+    // or below a root's role; the date of a __DATE__ compile by its time zone
+    // (time-inputs.ts); a root the outputs hold by its role, valued by its absolute path.
+    let maxValue = MAX_VALUE;
     if (e.k === 'date') {
       if (typeof e.p !== 'string' || e.p.length > 256 || e.p.includes('\0')) fail(`${where}.entries[${i}].p`, 'not a time zone name');
-    } else if (e.k !== 'c' && e.k !== 'e' && e.k !== 'mtime') fail(`${where}.entries[${i}].k`, "not 'c', 'e', 'mtime' or 'date'");
-    else if (!isAbsolutePath(e.p)) fail(`${where}.entries[${i}].p`, 'not an absolute path');
-    if (typeof e.v !== 'string' || e.v.length > MAX_VALUE) fail(`${where}.entries[${i}].v`, 'not a short string');
+    } else if (e.k === 'root') {
+      if (typeof e.p !== 'string' || ROLE_TOKEN.exec(e.p)?.[0] !== e.p) fail(`${where}.entries[${i}].p`, 'not a root role');
+      maxValue = 2 * MAX_PATH + 1;
+    } else if (e.k !== 'c' && e.k !== 'e' && e.k !== 'mtime') fail(`${where}.entries[${i}].k`, "not 'c', 'e', 'mtime', 'date' or 'root'");
+    else if (!isInputPath(e.p)) fail(`${where}.entries[${i}].p`, 'not an absolute or root-relative path');
+    if (typeof e.v !== 'string' || e.v.length > maxValue) fail(`${where}.entries[${i}].v`, 'not a short string');
   }
   return { strong: digest(s.strong, `${where}.strong`), entries: entries as PathEntry[] };
 }

@@ -118,6 +118,8 @@ export interface Summary {
   misses: number;
   fallback: number;
   stored: number;
+  /** Of those stored, the ones still being written when make returned. */
+  writing: number;
 }
 
 export function summary(stderr: string): Summary {
@@ -131,7 +133,8 @@ export function summary(stderr: string): Summary {
     hits: get(/(\d+) hits/),
     misses: get(/(\d+) misses/),
     fallback: get(/(\d+) ran without the cache/),
-    stored: get(/\((\d+) stored\)/),
+    stored: get(/\((\d+) stored[,)]/),
+    writing: get(/(\d+) still being written/),
   };
 }
 

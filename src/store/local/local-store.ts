@@ -5,7 +5,7 @@
 // Nothing read back is trusted: names must be 64 hex digits before they
 // become paths, and records pass the decoder (../decode.ts).
 import {
-  chmodSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeSync,
+  chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeSync,
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { deflateRaw, inflateRawSync } from 'node:zlib';
@@ -164,6 +164,12 @@ export class LocalStore implements Store {
     }
     touch(path);
     return data;
+  }
+
+  /** Whether the blob's file is there (not verified: getBlob verifies it when it is read). */
+  hasBlob(digest: string): boolean {
+    const path = this.file('cas', digest);
+    return path !== undefined && existsSync(path);
   }
 
   async putBlob(digest: string, data: Buffer): Promise<void> {

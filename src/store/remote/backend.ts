@@ -38,6 +38,8 @@ export interface RemoteBackend {
   get(kind: RemoteKind, key: string): Promise<Buffer | undefined>;
   /** Stores the bytes (last writer wins). Throws RemoteError; never called when spec.readOnly. */
   put(kind: RemoteKind, key: string, data: Buffer): Promise<void>;
+  /** Whether the server holds the key (HEAD), to skip uploading a large blob it has; optional. Throws RemoteError. */
+  has?(kind: RemoteKind, key: string): Promise<boolean>;
   /** Closes connections; pending calls fail. */
   close(): Promise<void>;
 }

@@ -1,0 +1,351 @@
+// Shared stores layered under the local one (DESIGN.md §6). A local miss asks
+// each remote in order (path sets, then the entry, then the blobs it lacks);
+// what a remote gives is untrusted: blobs are verified against their digest,
+// records pass the local store's decoder, and a set must hash to the strong
+// fingerprint it names. A remote hit is copied into the local store, and the
+// lookup then restores it from there with every local check. A new entry is
+// uploaded in the background: blobs, then the entry, then the path set, so a
+// reader never finds an entry whose blobs were never written.
+//
+// Faults never fail or stall a build: the first timeout or error takes a
+// backend out until the next build starts (every line, not one), said once in
+// the log and in kbx make's summary, and counted under `remote <name> …`.
+import { sha256 } from '../../util/hash.js';
+import { strongFingerprint, type PathEntry } from '../../fingerprint/key.js';
+import type { LocalStore } from '../local/local-store.js';
+import type { Entry, PathSet, PathSets } from '../store.js';
+import { RemoteError, type RemoteBackend } from './backend.js';
+import { decodeRemoteEntry, decodeRemotePathSets, encodeRecord, entryKey, pathSetsKey } from './wire.js';
+
+export interface RemoteEvents {
+  /** Adds to a counter, globally and for the build when it is still running. */
+  count(buildId: string, name: string, n?: number): void;
+  log(msg: string): void;
+}
+
+/** What a lookup that missed locally lets the layer ask and do. */
+export interface FillRequest {
+  weak: string;
+  buildId: string;
+  /** Whether every input of a set (as stored: paths named by their root) holds now. */
+  holds(strong: string, entries: readonly PathEntry[]): boolean;
+  /** Why the entry must not be restored here (outside the build roots), or undefined. */
+  refusal(entry: Entry): string | undefined;
+  /** Adds the set to the local path sets of weak (the entry and blobs are already in the local store). */
+  install(record: PathSets, set: PathSet): void;
+}
+
+export interface UploadJob {
+  weak: string;
+  strong: string;
+  entry: Entry;
+  entries: PathEntry[];
+  command: string;
+  cwd: string;
+  buildId: string;
+}
+
+interface Remote {
+  backend: RemoteBackend;
+  name: string;
+  /** Why it is out for the rest of the build. */
+  down?: string;
+  /** Why it takes no writes for the rest of the build (403, full), while reads go on. */
+  writesOff?: string;
+}
+
+export interface RemoteStatus {
+  name: string;
+  down?: string;
+  writesOff?: string;
+}
+
+// Uploads wait in memory for their turn; beyond this much they are dropped
+// (counted), so a slow server never makes the daemon grow without bound.
+const MAX_QUEUED_BYTES = 64 << 20;
+const UPLOADERS = 4;
+const BLOB_FETCHES = 4;
+// A blob this large is uploaded only after a HEAD says the server lacks it.
+const HEAD_FIRST_BYTES = 64 << 10;
+// Sets of one command looked at per remote lookup (the record may hold more).
+const MAX_REMOTE_SETS = 32;
+
+const DOWN = Symbol('down');
+
+export class RemoteStore {
+  private readonly remotes: Remote[];
+  private readonly fills = new Map<string, Promise<boolean>>();
+  private queue: Array<{ job: UploadJob; bytes: number }> = [];
+  private queuedBytes = 0;
+  private running = 0;
+  private idle: Array<() => void> = [];
+
+  constructor(
+    private readonly local: LocalStore,
+    backends: RemoteBackend[],
+    private readonly events: RemoteEvents,
+    private readonly setsPerCommand: number,
+  ) {
+    this.remotes = backends.map((backend) => ({ backend, name: backend.spec.display }));
+  }
+
+  /** Whether any remote may still answer in this build. */
+  get active(): boolean {
+    return this.remotes.some((r) => !r.down);
+  }
+
+  /** A new build gives every backend another chance. */
+  startBuild(): void {
+    for (const r of this.remotes) {
+      r.down = undefined;
+      r.writesOff = undefined;
+    }
+  }
+
+  status(): RemoteStatus[] {
+    return this.remotes.map(({ name, down, writesOff }) => ({ name, ...(down ? { down } : {}), ...(writesOff ? { writesOff } : {}) }));
+  }
+
+  private count(r: Remote, buildId: string, what: string, n = 1): void {
+    this.events.count(buildId, `remote ${r.name} ${what}`, n);
+  }
+
+  /** Counted and said once: requests already in flight when the backend went out fail quietly. */
+  private fault(r: Remote, buildId: string, err: unknown, writing: boolean): void {
+    if (r.down) return;
+    const e = err instanceof RemoteError ? err : new RemoteError(`${r.name}: ${(err as Error).message}`, 'error');
+    if (writing && (e.kind === 'forbidden' || e.kind === 'full')) {
+      if (r.writesOff) return;
+      r.writesOff = e.message;
+      this.count(r, buildId, 'error');
+      this.events.log(`remote ${r.name} takes no writes for the rest of the build: ${e.message}`);
+      return;
+    }
+    r.down = e.message;
+    this.count(r, buildId, e.kind === 'timeout' ? 'timeout' : 'error');
+    this.events.log(`remote ${r.name} is out for the rest of the build: ${e.message}`);
+  }
+
+  /** One request; a failure takes the backend out and answers DOWN. */
+  private async call<T>(r: Remote, buildId: string, writing: boolean, op: () => Promise<T>): Promise<T | typeof DOWN> {
+    if (r.down || (writing && r.writesOff)) return DOWN;
+    try {
+      return await op();
+    } catch (err) {
+      this.fault(r, buildId, err, writing);
+      return DOWN;
+    }
+  }
+
+  private async get(r: Remote, buildId: string, kind: 'cas' | 'ac', key: string): Promise<Buffer | undefined | typeof DOWN> {
+    const data = await this.call(r, buildId, false, () => r.backend.get(kind, key));
+    if (data instanceof Buffer) this.count(r, buildId, 'bytes-down', data.length);
+    return data;
+  }
+
+  // ---- reads ----
+
+  /** Asks the remotes for a line that missed locally; true when one filled the local store with a run that holds. */
+  fill(req: FillRequest): Promise<boolean> {
+    let p = this.fills.get(req.weak);
+    if (!p) {
+      p = this.fillAll(req).finally(() => this.fills.delete(req.weak));
+      this.fills.set(req.weak, p);
+    }
+    return p;
+  }
+
+  private async fillAll(req: FillRequest): Promise<boolean> {
+    for (const r of this.remotes) {
+      if (r.down) continue;
+      let found: boolean;
+      try {
+        found = await this.fillFrom(r, req);
+      } catch (err) {
+        // A local write failed, or a bug: the line runs, the backend is left alone.
+        this.events.log(`remote lookup in ${r.name} failed: ${(err as Error).stack}`);
+        found = false;
+      }
+      if (found) {
+        this.count(r, req.buildId, 'hit');
+        return true;
+      }
+      if (!r.down) this.count(r, req.buildId, 'miss');
+    }
+    return false;
+  }
+
+  private async fillFrom(r: Remote, req: FillRequest): Promise<boolean> {
+    const data = await this.get(r, req.buildId, 'ac', pathSetsKey(req.weak));
+    if (data === DOWN || data === undefined) return false;
+    let rec: PathSets;
+    try {
+      rec = decodeRemotePathSets(data);
+    } catch (err) {
+      this.corrupt(r, req.buildId, `path sets of ${req.weak.slice(0, 12)}`, err);
+      return false;
+    }
+    for (const set of rec.sets.slice(0, MAX_REMOTE_SETS)) {
+      // A set names its entry by the hash of the inputs it lists: one that does not is forged or damaged.
+      if (strongFingerprint(req.weak, set.entries) !== set.strong) {
+        this.corrupt(r, req.buildId, `path set ${set.strong.slice(0, 12)}`, new Error('its inputs do not hash to the fingerprint it names'));
+        continue;
+      }
+      if (!req.holds(set.strong, set.entries)) continue;
+      const got = await this.get(r, req.buildId, 'ac', entryKey(set.strong));
+      if (got === DOWN) return false;
+      if (got === undefined) {
+        this.count(r, req.buildId, 'entry-missing');
+        continue;
+      }
+      let entry: Entry;
+      try {
+        entry = decodeRemoteEntry(got);
+      } catch (err) {
+        this.corrupt(r, req.buildId, `entry ${set.strong.slice(0, 12)}`, err);
+        continue;
+      }
+      if (entry.exit !== 0) continue;
+      const why = req.refusal(entry);
+      if (why !== undefined) {
+        this.count(r, req.buildId, 'hostile-entry');
+        this.events.log(`refused an entry from ${r.name}: ${why}`);
+        continue;
+      }
+      const blobs = await this.fetchBlobs(r, req.buildId, entry);
+      if (blobs === DOWN) return false;
+      if (!blobs) continue;
+      this.local.putEntry(set.strong, entry);
+      req.install(rec, set);
+      return true;
+    }
+    return false;
+  }
+
+  private corrupt(r: Remote, buildId: string, what: string, err: unknown): void {
+    this.count(r, buildId, 'corrupt');
+    this.events.log(`refused ${what} from ${r.name}: ${(err as Error).message}`);
+  }
+
+  /** Copies the entry's blobs the local store lacks; false if one is missing or does not verify. */
+  private async fetchBlobs(r: Remote, buildId: string, entry: Entry): Promise<boolean | typeof DOWN> {
+    const wanted = new Set([entry.stdout, entry.stderr, ...entry.outputs.map((o) => (o.kind === 'file' ? o.digest : ''))]);
+    const digests = [...wanted].filter((d) => d !== '' && !this.local.hasBlob(d));
+    let result: boolean | typeof DOWN = true;
+    let next = 0;
+    const worker = async () => {
+      while (result === true && next < digests.length) {
+        const digest = digests[next++]!;
+        const data = await this.get(r, buildId, 'cas', digest);
+        if (data === DOWN) result = DOWN;
+        else if (data === undefined) {
+          this.count(r, buildId, 'blob-missing');
+          result = false;
+        } else if (sha256(data) !== digest) {
+          this.corrupt(r, buildId, `blob ${digest.slice(0, 12)}`, new Error(`its ${data.length} bytes do not hash to its name`));
+          result = false;
+        } else await this.local.putBlob(digest, data);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(BLOB_FETCHES, digests.length) }, worker));
+    return result;
+  }
+
+  // ---- writes ----
+
+  /** Queues a stored run for upload to every writable remote; never waits. */
+  upload(job: UploadJob): void {
+    const targets = this.remotes.filter((r) => !r.backend.spec.readOnly && !r.down && !r.writesOff);
+    if (!targets.length) return;
+    let bytes = 1024;
+    for (const e of job.entries) bytes += e.p.length + e.v.length + 16;
+    if (this.queuedBytes + bytes > MAX_QUEUED_BYTES) {
+      for (const r of targets) this.count(r, job.buildId, 'upload-dropped');
+      return;
+    }
+    this.queue.push({ job, bytes });
+    this.queuedBytes += bytes;
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.running < UPLOADERS && this.queue.length) {
+      const { job, bytes } = this.queue.shift()!;
+      this.running++;
+      void this.uploadAll(job).finally(() => {
+        this.running--;
+        this.queuedBytes -= bytes;
+        this.pump();
+        if (this.running === 0 && !this.queue.length) for (const f of this.idle.splice(0)) f();
+      });
+    }
+  }
+
+  /** Resolves when every queued upload has been sent or given up. */
+  flush(): Promise<void> {
+    if (this.running === 0 && !this.queue.length) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  private async uploadAll(job: UploadJob): Promise<void> {
+    for (const r of this.remotes) {
+      if (r.backend.spec.readOnly || r.down || r.writesOff) continue;
+      try {
+        await this.uploadTo(r, job);
+      } catch (err) {
+        this.events.log(`upload to ${r.name} failed: ${(err as Error).stack}`);
+      }
+    }
+  }
+
+  private async uploadTo(r: Remote, job: UploadJob): Promise<void> {
+    const { entry, buildId } = job;
+    const digests = new Set([entry.stdout, entry.stderr, ...entry.outputs.map((o) => (o.kind === 'file' ? o.digest : ''))]);
+    digests.delete('');
+    // Blobs first: a reader that finds the entry finds its blobs.
+    for (const digest of digests) {
+      const data = this.local.getBlob(digest);
+      if (!data) {
+        this.count(r, buildId, 'upload-skipped'); // evicted (or removed as corrupt) since: the entry is not uploaded
+        return;
+      }
+      if (data.length > HEAD_FIRST_BYTES && r.backend.has) {
+        const has = await this.call(r, buildId, false, () => r.backend.has!('cas', digest));
+        if (has === DOWN) return;
+        if (has) continue;
+      }
+      if ((await this.call(r, buildId, true, () => r.backend.put('cas', digest, data))) === DOWN) return;
+      this.count(r, buildId, 'bytes-up', data.length);
+    }
+    const entryData = encodeRecord(entry);
+    if ((await this.call(r, buildId, true, () => r.backend.put('ac', entryKey(job.strong), entryData))) === DOWN) return;
+    this.count(r, buildId, 'bytes-up', entryData.length);
+    // The path set last, merged with what the server holds: of two writers at
+    // once one set may be lost (a miss later), never a record made unreadable.
+    const key = pathSetsKey(job.weak);
+    const old = await this.get(r, buildId, 'ac', key);
+    if (old === DOWN) return;
+    let sets: PathSet[] = [];
+    if (old) {
+      try {
+        const rec = decodeRemotePathSets(old);
+        if (!rec.uncacheable) sets = rec.sets;
+      } catch {
+        /* a damaged record is replaced */
+      }
+    }
+    const rec: PathSets = {
+      command: job.command,
+      cwd: job.cwd,
+      sets: [{ strong: job.strong, entries: job.entries }, ...sets.filter((s) => s.strong !== job.strong)].slice(0, this.setsPerCommand),
+    };
+    const recData = encodeRecord(rec);
+    if ((await this.call(r, buildId, true, () => r.backend.put('ac', key, recData))) === DOWN) return;
+    this.count(r, buildId, 'bytes-up', recData.length);
+    this.count(r, buildId, 'uploaded');
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.remotes.map((r) => r.backend.close().catch(() => {})));
+  }
+}
