@@ -29,6 +29,9 @@ if [ ! -f "$work/linux-source-6.1/Makefile" ]; then
 fi
 cd "$work/linux-source-6.1"
 out="$work/out"
+# A cold build means an empty output directory: one left by an earlier run
+# would make the first build incremental, and it would fill little of the cache.
+rm -rf "$out"
 make -s O="$out" tinyconfig
 
 echo "== cold build through kbx (fills the cache)"

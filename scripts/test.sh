@@ -14,13 +14,15 @@ cd "$(dirname "$0")/.."
 # gcc-multilib and the powerpc/mips binutils: 32-bit and big-endian ELF and
 # kallsyms cases; flex to dwarves: building Linux 6.1 and 6.12 (their sources
 # come from linux-source-6.1 and -6.12; pahole from dwarves gives the tree
-# BTF); qemu and busybox-static: booting it; chromium: the HTML report test;
-# nginx (its WebDAV module): the shared-store tests; redis-server and
-# redis-tools (redis-cli): the Redis backend tests, one server and a cluster;
-# openssl: their self-signed certificate for rediss://.
+# BTF); clang, lld and llvm: Linux 6.1 with LLVM=1 (Debian 12's are 14, which
+# both trees accept); qemu and busybox-static: booting it; chromium: the HTML
+# report test; nginx (its WebDAV module): the shared-store tests; redis-server
+# and redis-tools (redis-cli): the Redis backend tests, one server and a
+# cluster; openssl: their self-signed certificate for rediss://.
 packages=(
   make gcc libc6-dev binutils coreutils grep sed ccache distcc
   flex bison bc libelf-dev libssl-dev cpio xz-utils linux-source-6.1 linux-source-6.12 dwarves
+  clang lld llvm
   gcc-multilib binutils-powerpc-linux-gnu binutils-mips-linux-gnu
   qemu-system-x86 busybox-static chromium nginx redis-server redis-tools openssl
 )

@@ -151,6 +151,32 @@ describe('recursive make and parallel jobs', () => {
   });
 });
 
+describe('a make that restarts', () => {
+  test("a $(shell) run after make remade an included makefile and restarted hits in a build that does not restart", () => {
+    // kbuild's first build after a config change: auto.conf is remade, make
+    // re-executes itself with MAKE_RESTARTS=1 in its environment, which
+    // `$(shell …)` lines get (make 4.3).
+    const kbx = new Kbx('restarts');
+    const proj = tempDir('restarts');
+    writeTree(proj, {
+      // The $(shell) runs once gen.mk is read: in the first build, only after the restart.
+      Makefile: 'include gen.mk\nifdef X\nWORD := $(shell cat in.txt)\nendif\nall: out.txt\nout.txt: in.txt\n\tcat in.txt > out.txt\ngen.mk: gen.src\n\tcp gen.src gen.mk\n',
+      'gen.src': 'X := 1\n',
+      'in.txt': 'word\n',
+    });
+    let r = kbx.make(proj);
+    assert.equal(r.status, 0, r.stderr);
+    rmSync(join(proj, 'out.txt'));
+    r = kbx.make(proj);
+    assert.equal(r.status, 0, r.stderr);
+    const s = summary(r.stderr);
+    assert.equal(s.misses, 0, r.stderr);
+    assert.equal(s.hits, 2, r.stderr); // the $(shell) and the recipe
+    assert.equal(readFileSync(join(proj, 'out.txt'), 'utf8'), 'word\n');
+    kbx.stop();
+  });
+});
+
 describe('compiler wrappers', () => {
   const kbx = new Kbx('wrappers');
   after(() => kbx.stop());

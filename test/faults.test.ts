@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kbx, type RunResult, assertSameTree, copyFixture, plainMake, repoRoot, summary, tempDir, writeTree } from './support/kbx.js';
+import { Kbx, SHARED_ITEMS, SHARED_MAKEFILE, type RunResult, assertSameTree, copyFixture, plainMake, repoRoot, summary, tempDir, writeTree } from './support/kbx.js';
 
 function allFiles(dir: string): string[] {
   const out: string[] = [];
@@ -33,25 +33,6 @@ function startDaemon(kbx: Kbx): void {
   const r = kbx.make(dir);
   assert.equal(summary(r.stderr).misses, 1, r.stderr);
 }
-
-// Two goals over the same item lines, each run by every build (FORCE): two
-// builds at once run or restore the same lines, with the same keys, side by
-// side. Item lines write through a temporary renamed into place, as kbuild's
-// do, so that neither build ever reads a half-written item of the other.
-const SHARED_ITEMS = 20;
-const SHARED_MAKEFILE = `ITEMS := ${Array.from({ length: SHARED_ITEMS }, (_, i) => `item${i + 1}.txt`).join(' ')}
-all: forward.txt backward.txt
-item%.txt: FORCE
-\techo "item $*" > $@.tmp.$$$$ && mv $@.tmp.$$$$ $@
-forward.txt: $(ITEMS)
-\tcat $^ > $@
-backward.txt: $(ITEMS)
-\ttac $^ > $@
-FORCE:
-clean:
-\trm -f item*.txt forward.txt backward.txt
-.PHONY: FORCE clean
-`;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -27,7 +27,8 @@ const REPRODUCIBLE = {
   KBUILD_BUILD_HOST: 'kbx',
   KBUILD_BUILD_VERSION: '1',
 };
-const WORK = '/var/tmp/kbx-kernel-e2e';
+// Settable so that two checkouts can run it side by side on one machine.
+const WORK = process.env.KBX_TEST_KERNEL_E2E_WORK ?? '/var/tmp/kbx-kernel-e2e';
 // Replay on tinyconfig: of about 2,000 lines kbx sees, make is left with the
 // link of vmlinux and what reads vmlinux.
 const REPLAYED_MIN = 1000;

@@ -18,7 +18,7 @@ test('the weak fingerprint is stable (golden value for KEY_FORMAT kbx-key-4)', (
   assert.equal(line(env), GOLDEN_WEAK);
 });
 
-test('the jobserver, -j, kbx variables and PWD do not enter the key; everything else does', () => {
+test('the jobserver, -j, kbx variables, PWD and MAKE_RESTARTS do not enter the key; everything else does', () => {
   assert.deepEqual(keyEnvironment(env, []), ['ARCH=x86', 'MAKEFLAGS=rR -- O=/out', 'PATH=/usr/bin:/bin']);
   assert.equal(normalizeMakeflags('j --jobserver-fds=5,6 -j'), '');
   // kbx make's link routing (one make argument, escaped as make writes it) is not part of any key.
@@ -29,6 +29,7 @@ test('the jobserver, -j, kbx variables and PWD do not enter the key; everything 
   assert.notEqual(line([...env, 'CFLAGS=-O3']), line(env));
   assert.notEqual(line(env, [], ''), line(env));
   assert.equal(line([...env, 'CFLAGS=-O3'], ['CFLAGS']), line(env));
+  assert.equal(line([...env, 'MAKE_RESTARTS=1']), line(env), "make's restart count");
 });
 
 test('the daemon\'s memoised environment digest equals the plain one', () => {

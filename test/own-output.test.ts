@@ -58,6 +58,12 @@ function touch(p: string): void {
   utimesSync(p, now, now);
 }
 
+/** PROJECT built with LLVM's tools: clang writes its object to a temporary file and renames it over the old one. */
+const LLVM_PROJECT: Record<string, string> = {
+  ...PROJECT,
+  Makefile: PROJECT.Makefile!.replace(/\tgcc /g, '\tclang ').replace('\tobjcopy ', '\tllvm-objcopy '),
+};
+
 describe('a line that replaces its own output', { skip: unlessMissing(program('gcc', 'gcc'), program('objcopy', 'binutils')) }, () => {
   test('entries made with the outputs in place (a flags change) hit after make clean', () => {
     const kbx = new Kbx('own-incremental');
@@ -88,6 +94,21 @@ describe('a line that replaces its own output', { skip: unlessMissing(program('g
     assert.equal(s.misses, 0, r.stderr);
     assert.equal(s.hits, LINES, r.stderr);
     const ref = project('own-touch-ref');
+    ok(plainMake(ref));
+    assertSameTree(proj, ref);
+    kbx.stop();
+  });
+
+  test('with clang and llvm-objcopy too: entries made in a clean tree hit after a touch', { skip: unlessMissing(program('clang', 'clang'), program('llvm-objcopy', 'llvm')) }, () => {
+    const kbx = new Kbx('own-touch-llvm');
+    const proj = project('own-touch-llvm', LLVM_PROJECT);
+    ok(kbx.make(proj));
+    touch(join(proj, 'common.h'));
+    const r = ok(kbx.make(proj));
+    const s = summary(r.stderr);
+    assert.equal(s.misses, 0, r.stderr);
+    assert.equal(s.hits, LINES, r.stderr);
+    const ref = project('own-touch-llvm-ref', LLVM_PROJECT);
     ok(plainMake(ref));
     assertSameTree(proj, ref);
     kbx.stop();

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { Entry } from '../src/store/store.js';
 import { decodeRemoteEntry, decodeRemotePathSets } from '../src/store/remote/wire.js';
-import { Kbx, assertSameTree, copyFixture, plainMake, snapshot, summary, tempDir, writeTree, type RunResult } from './support/kbx.js';
+import { Kbx, SHARED_ITEMS, SHARED_MAKEFILE, assertSameTree, copyFixture, plainMake, snapshot, summary, tempDir, writeTree, type RunResult } from './support/kbx.js';
 import { Nginx, freePort, startNginx } from './support/nginx.js';
 import { TrickleProxy } from './support/trickle-proxy.js';
 import { assertBuilt, reference, remoteCounts, secondMachineTree } from './support/remote.js';
@@ -304,22 +304,10 @@ describe('shared store faults', { skip }, () => {
 
   test('two builds writing the same keys at once leave records every reader can parse', async (t) => {
     const nginx = await startNginx(t);
-    const items = 20;
-    const makefile = `ITEMS := ${Array.from({ length: items }, (_, i) => `item${i + 1}.txt`).join(' ')}
-all: forward.txt backward.txt
-item%.txt: FORCE
-\techo "item $*" > $@.tmp.$$$$ && mv $@.tmp.$$$$ $@
-forward.txt: $(ITEMS)
-\tcat $^ > $@
-backward.txt: $(ITEMS)
-\ttac $^ > $@
-FORCE:
-.PHONY: FORCE
-`;
     const tree = join(tempDir('remote-two-writers'), 'proj');
     const refTree = join(tempDir('remote-two-writers-ref'), 'proj');
-    writeTree(tree, { Makefile: makefile });
-    writeTree(refTree, { Makefile: makefile });
+    writeTree(tree, { Makefile: SHARED_MAKEFILE });
+    writeTree(refTree, { Makefile: SHARED_MAKEFILE });
     assert.equal(plainMake(refTree, ['-j2']).status, 0);
     const [a, b] = [machine('writer-a', nginx.url), machine('writer-b', nginx.url)];
     const [ra, rb] = await Promise.all([a.makeAsync(tree, ['-j2']), b.makeAsync(tree, ['-j2'])]);
@@ -338,7 +326,7 @@ FORCE:
     const c = machine('reader-c', nginx.url);
     const r = c.make(tree, ['-j2']);
     assertBuilt(r);
-    assert.ok(summary(r.stderr).hits >= items / 2, r.stderr);
+    assert.ok(summary(r.stderr).hits >= SHARED_ITEMS / 2, r.stderr);
     assert.equal(remoteCounts(c, nginx.url).corrupt ?? 0, 0);
     assertSameTree(tree, refTree);
     c.stop();

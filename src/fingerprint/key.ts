@@ -39,6 +39,11 @@ const VOLATILE_ENV = new Set([
   'SSH_AUTH_SOCK', 'SSH_AGENT_PID', 'SSH_CLIENT', 'SSH_CONNECTION', 'SSH_TTY', 'DBUS_SESSION_BUS_ADDRESS',
   'XDG_SESSION_ID', 'XDG_RUNTIME_DIR', 'XDG_SESSION_TYPE', 'XDG_SESSION_CLASS', 'XDG_VTNR', 'XDG_SEAT',
   'GPG_AGENT_INFO', 'WINDOW', 'COLUMNS', 'LINES', 'LD_PRELOAD',
+  // make's count of its re-executions after remaking an included makefile:
+  // kbuild's first build after a config change restarts (auto.conf), the
+  // next does not, and every `$(shell …)` parsed after the restart (make 4.3
+  // hands them its environment) would miss.
+  'MAKE_RESTARTS',
 ]);
 
 /**

@@ -26,7 +26,8 @@
 // So the judgement is about the line up to the change: every program started
 // before the path was first changed must be one known to replace its output
 // whatever was there (the GNU toolchain: BFD unlinks an ordinary file before
-// writing; the compiler driver writes nothing of its own), the shell must be
+// writing; the compiler driver writes nothing of its own; clang renames a new
+// file over it), the shell must be
 // the line's one dash with a text that cannot test a file, and rm and mkdir
 // only as rm -f and mkdir -p. Programs started after the change (kbuild's
 // fixdep and objtool after the compile) saw only what the line made. (cc1 -S and cpp -E
@@ -50,6 +51,12 @@ import type { TraceEvent } from './trace-log.js';
 const TOOLS = new Set([
   'gcc', 'cc', 'g++', 'c++', 'cpp', 'cc1', 'cc1plus', 'collect2', 'lto-wrapper',
   'as', 'ld', 'ld.bfd', 'ld.gold', 'objcopy', 'strip',
+  // clang compiles and assembles in its own process and writes each output to
+  // a temporary name it renames over the old file (a non-file output, such as
+  // /dev/null, is written in place: no whole replacement, so its probe stays);
+  // a link it hands to ld. Not ld.lld: it opens the old output to unlink it,
+  // which the trace shows as a read (an input, valued by its content).
+  'clang', 'clang++',
 ]);
 
 /** The shell that runs lines: dash only (bash reads BASH_ENV, a script kbx cannot see into here). */

@@ -154,3 +154,22 @@ export function assertSameTree(actual: string, expected: string): void {
   assert.deepEqual([...a.keys()].sort(), [...e.keys()].sort());
   for (const [p, data] of e) assert.ok(a.get(p)!.equals(data), `${p} differs from the plain build`);
 }
+
+// Two goals over the same item lines, each run by every build (FORCE): two
+// builds at once run or restore the same lines, with the same keys, side by
+// side. Item lines write through a temporary renamed into place, as kbuild's
+// do, so that neither build ever reads a half-written item of the other.
+export const SHARED_ITEMS = 20;
+export const SHARED_MAKEFILE = `ITEMS := ${Array.from({ length: SHARED_ITEMS }, (_, i) => `item${i + 1}.txt`).join(' ')}
+all: forward.txt backward.txt
+item%.txt: FORCE
+\techo "item $*" > $@.tmp.$$$$ && mv $@.tmp.$$$$ $@
+forward.txt: $(ITEMS)
+\tcat $^ > $@
+backward.txt: $(ITEMS)
+\ttac $^ > $@
+FORCE:
+clean:
+\trm -f item*.txt forward.txt backward.txt
+.PHONY: FORCE clean
+`;

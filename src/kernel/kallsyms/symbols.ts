@@ -95,6 +95,25 @@ export function hexValue(buf: Uint8Array, from: number, to: number): number {
   return v;
 }
 
+/**
+ * One line a version's fast pattern matched, at [from, to): `<hex> <type> <name>`
+ * with an optional newline at `to`. Both versions read such a line the same way:
+ * the address split into its high and low 32 bits, the name to the line's end.
+ */
+export function addPlainLine(
+  map: SymbolMap,
+  buf: Uint8Array,
+  text: string,
+  from: number,
+  to: number,
+  isIgnored: (name: string, type: string) => boolean,
+): void {
+  const sp = text.indexOf(' ', from);
+  const split = Math.max(from, sp - 8);
+  const end = text.charCodeAt(to - 1) === 10 ? to - 1 : to;
+  addSymbol(map, hexValue(buf, from, split), hexValue(buf, split, sp), text.charCodeAt(sp + 1), text.slice(sp + 3, end), isIgnored);
+}
+
 /** A map with nothing read yet (the C tool's initial globals). */
 export function emptyMap(): SymbolMap {
   const zero = (): Range => ({ startHi: 0, startLo: 0, endHi: 0, endLo: 0 });

@@ -3,7 +3,7 @@
 // itself, fails on an empty selection, and takes --base-relative and
 // --lto-clang; its tables start with the addresses or offsets.
 
-import { addSymbol, emptyMap, hexDigit, hexValue, isSpace, KSYM_NAME_LEN, splitBigInt, toBigInt, U32, type KallsymsOptions, type SymbolMap } from './symbols.js';
+import { addPlainLine, addSymbol, emptyMap, hexDigit, hexValue, isSpace, KSYM_NAME_LEN, splitBigInt, toBigInt, U32, type KallsymsOptions, type SymbolMap } from './symbols.js';
 import type { KallsymsVersion, TableName } from './version.js';
 
 const NAME_BUFFER = KSYM_NAME_LEN * 4; // fscanf's %2048s
@@ -83,11 +83,7 @@ function readMap(input: Uint8Array): SymbolMap {
     if (p >= n) break; // EOF before any conversion
     plain.lastIndex = p;
     if (plain.test(text)) {
-      const sp = text.indexOf(' ', p);
-      const split = Math.max(p, sp - 8);
-      let end = plain.lastIndex;
-      if (text.charCodeAt(end - 1) === 10) end--;
-      addSymbol(map, hexValue(buf, p, split), hexValue(buf, split, sp), text.charCodeAt(sp + 1), text.slice(sp + 3, end), isIgnoredSymbol);
+      addPlainLine(map, buf, text, p, plain.lastIndex, isIgnoredSymbol);
       p = plain.lastIndex;
       continue;
     }

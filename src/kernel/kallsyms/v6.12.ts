@@ -5,7 +5,7 @@
 // valid (the script's first step runs it on an empty map); __start_* and
 // __stop_* are kept outside the text ranges; there is no --lto-clang.
 
-import { addSymbol, emptyMap, hexDigit, hexValue, isSpace, KallsymsError, splitBigInt, toBigInt, U32, type SymbolMap, type SymEntry } from './symbols.js';
+import { addPlainLine, addSymbol, emptyMap, hexDigit, hexValue, isSpace, KallsymsError, splitBigInt, toBigInt, U32, type SymbolMap, type SymEntry } from './symbols.js';
 import type { KallsymsVersion } from './version.js';
 
 const keptAbsolute = new Set(['__kernel_syscall_via_break', '__kernel_syscall_via_epc', '__kernel_sigtramp', '__gp']);
@@ -74,11 +74,7 @@ function readMap(input: Uint8Array): SymbolMap {
   while (p < n) {
     plain.lastIndex = p;
     if (plain.test(text)) {
-      const sp = text.indexOf(' ', p);
-      const split = Math.max(p, sp - 8);
-      let end = plain.lastIndex;
-      if (text.charCodeAt(end - 1) === 10) end--;
-      addSymbol(map, hexValue(buf, p, split), hexValue(buf, split, sp), text.charCodeAt(sp + 1), text.slice(sp + 3, end), isIgnoredSymbol);
+      addPlainLine(map, buf, text, p, plain.lastIndex, isIgnoredSymbol);
       p = plain.lastIndex;
       continue;
     }

@@ -1,10 +1,11 @@
 // The kallsyms table with room to spare: every table gets a slot sized from
 // the estimate plus a margin, the slots are laid out as the C tool lays out
-// its tables (in .rodata, in its order, each word-aligned), and the final
+// its tables (in .rodata, in its version's order, each word-aligned), and the final
 // tables are later written into the same slots, zero-padded, so no address
 // in vmlinux moves. Pure: sizes and bytes in, bytes and verdicts out.
 
 import type { KallsymsTables } from '../kallsyms/tables.js';
+import type { TableName } from '../kallsyms/version.js';
 import { layoutTables } from '../kallsyms/tables.js';
 
 export interface Margin {
@@ -37,27 +38,32 @@ export interface Reservation {
 
 const align = (n: number, w: number): number => Math.ceil(n / w) * w;
 
-/** Slots for tables like `est` (same options and target), plus the margin. */
+/**
+ * Slots for tables like `est` (same options, target and kernel version),
+ * plus the margin, in the order its version's C tool writes the tables
+ * (6.1: offsets first; 6.12: offsets after the token index).
+ */
 export function reserve(est: KallsymsTables, m: Margin, namesExtra = 0): Reservation {
   const w = est.target.wordSize;
   const n = est.numSyms + m.symbols;
-  const sizes: [string, number][] = [];
-  if (est.baseRelative) sizes.push(['kallsyms_offsets', n * 4], ['kallsyms_relative_base', w]);
-  else sizes.push(['kallsyms_addresses', n * w]);
   const names = est.names.length + Math.max(m.namesMin, Math.ceil((est.names.length * m.namesPermille) / 1000)) + namesExtra;
-  sizes.push(
-    ['kallsyms_num_syms', 4],
-    ['kallsyms_names', Math.max(0, names)],
-    ['kallsyms_markers', ((n + 255) >> 8) * 4],
-    ['kallsyms_seqs_of_names', n * 3],
-    ['kallsyms_token_table', est.tokenTable.length + m.tokenTable],
-    ['kallsyms_token_index', 256 * 2],
-  );
+  const sizes: Record<TableName, number> = {
+    kallsyms_addresses: n * w,
+    kallsyms_offsets: n * 4,
+    kallsyms_relative_base: w,
+    kallsyms_num_syms: 4,
+    kallsyms_names: Math.max(0, names),
+    kallsyms_markers: ((n + 255) >> 8) * 4,
+    kallsyms_seqs_of_names: n * 3,
+    kallsyms_token_table: est.tokenTable.length + m.tokenTable,
+    kallsyms_token_index: 256 * 2,
+  };
   const slots: Slot[] = [];
   let off = 0;
-  for (const [name, size] of sizes) {
-    slots.push({ name, offset: off, size: align(size, w) });
-    off += align(size, w);
+  for (const name of est.version.tableOrder({ baseRelative: est.baseRelative })) {
+    const size = align(sizes[name], w);
+    slots.push({ name, offset: off, size });
+    off += size;
   }
   return { wordSize: w, slots, total: off };
 }
