@@ -16,9 +16,12 @@ import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync 
 import { join } from 'node:path';
 import { REPRODUCIBLE, cleanEnv, kbx, kbxSummary, must, readLog, timed, type KbxSummary } from './common.js';
 
-export type Mode = 'plain' | 'ccache' | 'kbx';
+// kbx-noreplay: kbx with replay off (KBX_REPLAY=false), its own O= tree and
+// the kbx mode's store and daemon (so its cold build is served from the cache).
+export type Mode = 'plain' | 'ccache' | 'kbx' | 'kbx-noreplay';
 export type KernelScenario = 'cold' | 'warm' | 'noop' | 'touch' | 'header';
-export const MODES: Mode[] = ['plain', 'ccache', 'kbx'];
+export const MODES: Mode[] = ['plain', 'ccache', 'kbx', 'kbx-noreplay'];
+const isKbx = (m: Mode) => m === 'kbx' || m === 'kbx-noreplay';
 export const KERNEL_SCENARIOS: KernelScenario[] = ['cold', 'warm', 'noop', 'touch', 'header'];
 export type KernelConfig = 'tinyconfig' | 'modversions';
 
@@ -41,7 +44,7 @@ export interface Same {
 export interface KernelResult {
   runs: KernelRun[];
   /** kbx's (and ccache's) artifacts against plain's, after each scenario. */
-  same: Partial<Record<KernelScenario, { kbx?: Same; ccache?: Same }>>;
+  same: Partial<Record<KernelScenario, { kbx?: Same; 'kbx-noreplay'?: Same; ccache?: Same }>>;
   /** Daemon resident memory after the warm build, MiB, and the status line it came from. */
   rss?: { mib: number; line: string };
   /** Daemon pid after each kbx run: a change means the daemon was restarted. */
@@ -74,7 +77,8 @@ export function runKernel(o: KernelOptions): KernelResult {
     cleanEnv({
       ...REPRODUCIBLE,
       ...(m === 'ccache' ? { CCACHE_DIR: ccacheDir } : {}),
-      ...(m === 'kbx' ? { KBX_DIR: kbxDir, KBX_IDLE_TIMEOUT: '7200' } : {}),
+      ...(isKbx(m) ? { KBX_DIR: kbxDir, KBX_IDLE_TIMEOUT: '7200' } : {}),
+      ...(m === 'kbx-noreplay' ? { KBX_REPLAY: 'false' } : {}),
     });
   const ccArgs = (m: Mode) => (m === 'ccache' ? ['CC=ccache gcc'] : []);
   const kbxCli = (args: string[]) => must(process.execPath, [kbx.main, ...args], { env: env('kbx') });
@@ -108,16 +112,16 @@ export function runKernel(o: KernelOptions): KernelResult {
       const now = new Date();
       utimesSync(join(o.tree, touched), now, now);
     }
-    const t = m === 'kbx'
+    const t = isKbx(m)
       ? timed(process.execPath, [kbx.main, 'make', ...args], { cwd: o.tree, env: env(m), log })
       : timed('make', args, { cwd: o.tree, env: env(m), log });
     const run: KernelRun = { scenario: s, mode: m, ...t, log };
-    if (m === 'kbx') {
+    if (isKbx(m)) {
       run.kbx = kbxSummary(readLog(log));
       const st = statusLine(kbxCli);
       const pid = /pid (\d+)/.exec(st)?.[1];
-      if (pid) res.daemonPids[s] = Number(pid);
-      if (s === 'warm') {
+      if (pid && m === 'kbx') res.daemonPids[s] = Number(pid);
+      if (s === 'warm' && m === 'kbx') {
         const mib = /(\d+) MiB resident/.exec(st)?.[1];
         if (mib) res.rss = { mib: Number(mib), line: st.trim() };
       }
@@ -139,12 +143,12 @@ export function runKernel(o: KernelOptions): KernelResult {
     }
     // Compare with plain's artifacts while both trees hold this scenario's build.
     if (o.modes.includes('plain')) {
-      const cmp: { kbx?: Same; ccache?: Same } = {};
-      for (const m of ['kbx', 'ccache'] as const) if (o.modes.includes(m)) cmp[m] = compare(out('plain'), out(m));
+      const cmp: { kbx?: Same; 'kbx-noreplay'?: Same; ccache?: Same } = {};
+      for (const m of ['kbx', 'kbx-noreplay', 'ccache'] as const) if (o.modes.includes(m)) cmp[m] = compare(out('plain'), out(m));
       res.same[s] = cmp;
     }
   }
-  if (o.modes.includes('kbx')) {
+  if (o.modes.some(isKbx)) {
     writeFileSync(join(o.work, 'kbx-stats.json'), must(process.execPath, [kbx.main, 'stats', '--json'], { env: env('kbx') }));
     spawnQuiet(() => kbxCli(['daemon', 'stop']));
   }

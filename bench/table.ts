@@ -32,8 +32,8 @@ function row(cells: string[]): string {
 
 export function renderReport(r: Report): string {
   const out: string[] = [...r.header, ''];
-  out.push(row(['scenario', 'plain', 'ccache', 'kbx', 'kbx/plain', 'kbx/ccache', 'kbx lines: hits / misses', 'kbx vmlinux = plain', 'budget']));
-  out.push(row(Array(9).fill('---')));
+  out.push(row(['scenario', 'plain', 'ccache', 'kbx', 'kbx, replay off', 'kbx/plain', 'kbx/ccache', 'replay off/plain', 'kbx lines: hits / misses', 'kbx vmlinux = plain', 'budget']));
+  out.push(row(Array(11).fill('---')));
 
   const k = r.kernel;
   const get = (s: KernelScenario, m: Mode): KernelRun | undefined => k?.runs.find((x) => x.scenario === s && x.mode === m);
@@ -66,10 +66,12 @@ export function renderReport(r: Report): string {
         cell(s, 'plain'),
         cell(s, 'ccache'),
         cell(s, 'kbx'),
+        cell(s, 'kbx-noreplay'),
         ratio(kbxT, t(s, 'plain')),
         ratio(kbxT, t(s, 'ccache')),
+        ratio(t(s, 'kbx-noreplay'), t(s, 'plain')),
         kb ? `${kb.hits} / ${kb.misses}` : '—',
-        same ? `${yesNo(same.vmlinux)} (bzImage ${yesNo(same.bzImage)})` : '—',
+        same ? `${yesNo(same.vmlinux)} (bzImage ${yesNo(same.bzImage)})${k?.same[s]?.['kbx-noreplay'] ? `; replay off ${yesNo(k.same[s]!['kbx-noreplay']!.vmlinux)}` : ''}` : '—',
         budget,
       ]),
     );
@@ -84,7 +86,9 @@ export function renderReport(r: Report): string {
         ms(tr.dash.medianMs),
         '—',
         ms(tr.shim.medianMs),
+        '—',
         ratio(tr.shim.medianMs, tr.dash.medianMs),
+        '—',
         '—',
         '—',
         '—',
@@ -98,7 +102,9 @@ export function renderReport(r: Report): string {
         ms(h.sh.medianMs),
         '—',
         ms(h.kbx.medianMs),
+        '—',
         ratio(h.kbx.medianMs, h.sh.medianMs),
+        '—',
         '—',
         `${h.hits} / ${m.runs.hit - h.hits}`,
         '—',
@@ -108,7 +114,7 @@ export function renderReport(r: Report): string {
   }
   if (k?.rss) {
     const mb = (k.rss.mib * 2 ** 20) / 1e6;
-    out.push(row(['daemon RSS after the warm kernel build, MiB', '—', '—', String(k.rss.mib), '—', '—', '—', '—', `≤ 300 MB: ${met(mb <= 300)} (${mb.toFixed(0)} MB)`]));
+    out.push(row(['daemon RSS after the warm kernel build, MiB', '—', '—', String(k.rss.mib), '—', '—', '—', '—', '—', '—', `≤ 300 MB: ${met(mb <= 300)} (${mb.toFixed(0)} MB)`]));
   }
 
   if (k) {
