@@ -265,6 +265,41 @@ clean:
     }
   });
 
+  // A line whose key holds its own output's existence (the shell tests it:
+  // kbuild's `ar` lines): the run recorded last, made over the old output,
+  // does not hold after make clean, and the one made in a clean tree does.
+  const PROBES_OUTPUT: Record<string, string> = {
+    Makefile: `out: in
+\tif [ -e $@ ]; then echo again; fi; cp in $@
+clean:
+\trm -f out
+`,
+    in: 'data\n',
+  };
+
+  test('a line whose recorded run no longer holds is replayed from another stored run that does (its output probed, then make clean)', () => {
+    const kbx = new Kbx('replay-otherset', ON);
+    const dir = join(tempDir('replay-otherset'), 'proj');
+    writeTree(dir, PROBES_OUTPUT);
+    try {
+      ok(kbx.make(dir)); // stored with out absent
+      const now = Date.now() / 1000;
+      utimesSync(join(dir, 'in'), now, now);
+      const again = ok(kbx.make(dir)); // out present: a run of its own, recorded last
+      assert.equal(summary(again.stderr).misses, 1, again.stderr);
+      clean(dir);
+      const r = ok(kbx.make(dir));
+      assert.equal(replayed(r), 1, r.stderr);
+      assert.equal(summary(r.stderr).hits + summary(r.stderr).misses, 0, r.stderr);
+      const ref = join(tempDir('replay-otherset-ref'), 'proj');
+      writeTree(ref, PROBES_OUTPUT);
+      ok(plainMake(ref));
+      assertSameTree(dir, ref);
+    } finally {
+      kbx.stop();
+    }
+  });
+
   test('--no-replay and replay = false leave every line to make', () => {
     const kbx = new Kbx('replay-off', ON);
     const dir = project('replay-off');

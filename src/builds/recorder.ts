@@ -79,7 +79,7 @@ export class BuildRecorder {
    * and environment indexes are that record's), dated within the replay span,
    * so that the next replay finds them here too.
    */
-  addReplayed(from: { lines: LineRecord[]; paths: string[]; envs: string[][] }, indexes: readonly number[], startUs: number, endUs: number): void {
+  addReplayed(from: { lines: LineRecord[]; paths: string[]; envs: string[][] }, indexes: readonly number[], startUs: number, endUs: number, strongs?: readonly string[]): void {
     const step = indexes.length ? Math.max(0, (endUs - startUs) / indexes.length) : 0;
     indexes.forEach((i, k) => {
       const l = from.lines[i]!;
@@ -87,6 +87,7 @@ export class BuildRecorder {
       this.lines.push({
         ...l,
         kind: 'hit',
+        strong: strongs?.[k] ?? l.strong,
         startUs: at,
         endUs: at,
         env: l.env === undefined ? undefined : this.env(`replayed:${from.envs[l.env]!.join('\0')}`, () => from.envs[l.env!]!),

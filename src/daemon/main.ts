@@ -224,14 +224,14 @@ async function main(): Promise<void> {
         // After the previous build's record is written; never throws into kbx make.
         return server.settle().then(async () => {
           try {
-            const { span, source, indexes } = await replayBuild(
+            const { span, source, indexes, strongs } = await replayBuild(
               cfg.dir,
               { dir: String(req.dir), args: Array.isArray(req.args) ? req.args.map(String) : [], envDigest: String(req.envDigest) },
               { store, pathSets: cache.pathSets, state: cache.state, roots: Array.isArray(req.roots) ? req.roots.map(String) : [String(req.dir)] },
             );
             const r = server.recording(build);
             if (r) r.replay = span;
-            if (r && source && indexes) r.addReplayed(source, indexes, span.startUs, span.endUs);
+            if (r && source && indexes) r.addReplayed(source, indexes, span.startUs, span.endUs, strongs);
             const c = server.buildCounters(build);
             for (const [name, n] of [['replayed-lines', span.lines], ['replay-restored', span.restored], ['replay-refreshed', span.refreshed]] as const) {
               global.add(name, n);

@@ -156,6 +156,20 @@ function readEntry(ctx: PlanContext, strong: string): Entry | undefined {
   return memo.get(strong);
 }
 
+/** The stored entry of a strong fingerprint under this build's roots, when it may be restored here. */
+function usable(ctx: PlanContext, strong: string, names: RootNames): Entry | undefined {
+  const stored = readEntry(ctx, strong);
+  // Stored entries name files by their build root (@make/…): made absolute under this build's roots.
+  const named = stored && underRoots(stored, names);
+  const entry = typeof named === 'string' ? undefined : named;
+  return entry && entry.exit === 0 && refusal(entry, ctx.roots) === undefined ? entry : undefined;
+}
+
+/** What the recorded run printed (a $(shell …) line: what make read), or undefined when its entry is gone. */
+function recordedStdout(ctx: PlanContext, strong: string, names: RootNames): string | undefined {
+  return usable(ctx, strong, names)?.stdout;
+}
+
 function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>): Plan {
   const overlay = new Map<string, Final>();
   const children = new Map<string, Map<string, boolean>>();
@@ -212,22 +226,36 @@ function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>): 
       for (const o of entry?.outputs ?? []) blocked.add(resolve(o.path));
       for (const d of entry?.deleted ?? []) blocked.add(resolve(d));
     };
-    if (forced.has(i) || !line.weak || !line.strong) return block();
-    const set = ctx.pathSets.get(line.weak)?.sets.find((s) => s.strong === line.strong);
-    const stored = set && readEntry(ctx, line.strong);
-    // Stored entries name files by their build root (@make/…): made absolute under this build's roots.
-    const named = stored && underRoots(stored, names);
-    const entry = typeof named === 'string' ? undefined : named;
+    if (forced.has(i) || !line.weak) return block();
+    // The recorded run's set first, then the command's other sets in store
+    // order, as a lookup would take them: a line whose recorded set keyed a
+    // probe of its own output (absent after make clean) may have another
+    // stored run that holds. Whichever holds, its outputs must end as the
+    // recorded build left them (planReplay's check), or its line is not replayed.
+    const sets = ctx.pathSets.get(line.weak)?.sets ?? [];
+    const recorded = sets.find((s) => s.strong === line.strong);
+    let set: CompactSet | undefined;
+    let entry: Entry | undefined;
+    for (const s of recorded ? [recorded, ...sets.filter((x) => x !== recorded)] : []) {
+      const e = usable(ctx, s.strong, names);
+      if (e && ctx.pathSets.holdsAs(s, names, valueAs)) {
+        set = s;
+        entry = e;
+        break;
+      }
+      if (s === recorded) entry = e;
+    }
     // A line that wrote no file but printed may be make's $(shell …), whose
     // output can be in the command texts of the lines replayed (a version
     // string in CFLAGS): outside kbuild nothing would make rerun them. Make
     // parses after replay, so the line is checked against the tree as replay
     // leaves it; one that no longer holds (or cannot be checked) stops replay.
     const printer = !line.outputs.length && (!entry || entry.stdout !== '');
-    if (!set || !entry || entry.exit !== 0 || refusal(entry, ctx.roots) !== undefined || !ctx.pathSets.holdsAs(set, names, valueAs)) {
+    if (!set || !entry) {
       if (printer) printerChanged ??= line.command;
       return block(entry);
     }
+    if (printer && (!line.strong || entry.stdout !== recordedStdout(ctx, line.strong, names))) printerChanged ??= line.command;
     for (const d of entry.deleted) put(resolve(d), { kind: 'absent' }, i);
     for (const o of entry.outputs) {
       const p = resolve(o.path);

@@ -48,9 +48,10 @@ function planFor(rec: BuildRecord, req: ReplayRequest, ctx: PlanContext, forced:
 
 export interface Replayed {
   span: ReplaySpan;
-  /** The record replayed and the indexes of its lines that were. */
+  /** The record replayed, the indexes of its lines that were, and the stored run each was replayed from. */
   source?: BuildRecord;
   indexes?: number[];
+  strongs?: string[];
 }
 
 export async function replayBuild(kbxDir: string, req: ReplayRequest, ctx: PlanContext): Promise<Replayed> {
@@ -85,7 +86,7 @@ export async function replayBuild(kbxDir: string, req: ReplayRequest, ctx: PlanC
       }
       if (Date.now() > deadline) return span({ why: `planning took over ${WRITE_DEADLINE_MS / 1000} s` });
       const done = await applyPlan(plan, blobs, ctx.state, ctx.pathSets, new RootNames(ctx.roots));
-      return { ...span({ from: rec.id, lines: plan.lines.length, ...done }), source: rec, indexes: plan.lines.map((l) => l.index) };
+      return { ...span({ from: rec.id, lines: plan.lines.length, ...done }), source: rec, indexes: plan.lines.map((l) => l.index), strongs: plan.lines.map((l) => l.set.strong) };
     }
   }
   return span({ why: why || 'no recorded build could be read' });
