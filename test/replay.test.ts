@@ -300,6 +300,52 @@ clean:
     }
   });
 
+  // kbuild's filechk: a generated header rewritten only when its text
+  // changes, by a line that tests the header first; make clean keeps it.
+  const FILECHK: Record<string, string> = {
+    'scripts/Kbuild.include': '# kbuild\n',
+    Makefile: `include scripts/Kbuild.include
+targets := lib.o
+-include $(foreach f,$(wildcard $(targets)),$(dir $(f)).$(notdir $(f)).cmd)
+all: lib.o
+gen.h: FORCE
+\tcat ret.txt > .gen.h.tmp; if [ ! -r $@ ] || ! cmp -s $@ .gen.h.tmp; then mv .gen.h.tmp $@; else rm -f .gen.h.tmp; fi
+lib.o: lib.c gen.h
+\tgcc -c -o $@ $< && echo 'cmd_lib.o := gcc' > .lib.o.cmd
+clean:
+\trm -f lib.o .lib.o.cmd
+FORCE:
+`,
+    'ret.txt': '#define RET 0\n',
+    'lib.c': '#include "gen.h"\nint lib(void) { return RET; }\n',
+  };
+
+  test('kbuild: a generated header as the build left it (its line tests it, so no run holds) does not stop the lines that read it; one that make rewrites has them rebuilt', () => {
+    const kbx = new Kbx('replay-filechk', ON);
+    const dir = join(tempDir('replay-filechk'), 'proj');
+    writeTree(dir, FILECHK);
+    try {
+      ok(kbx.make(dir)); // gen.h absent when its line ran
+      clean(dir);
+      const r = ok(kbx.make(dir));
+      assert.equal(replayed(r), 1, r.stderr); // lib.o; make reruns gen.h's line (FORCE), which keeps it
+      assert.equal(summary(r.stderr).hits + summary(r.stderr).misses, 1, r.stderr);
+      const ref = join(tempDir('replay-filechk-ref'), 'proj');
+      writeTree(ref, FILECHK);
+      ok(plainMake(ref));
+      assertSameTree(dir, ref);
+      // The header's text changes after make clean: replay may restore the
+      // old lib.o, but make rewrites gen.h after it and rebuilds lib.o.
+      clean(dir);
+      const edit = (d: string) => writeFileSync(join(d, 'ret.txt'), '#define RET 7\n');
+      edit(dir);
+      ok(kbx.make(dir));
+      assertSameTree(dir, plainAfter(dir, 'replay-filechk-ref2', (d) => (clean(d), edit(d))));
+    } finally {
+      kbx.stop();
+    }
+  });
+
   test('--no-replay and replay = false leave every line to make', () => {
     const kbx = new Kbx('replay-off', ON);
     const dir = project('replay-off');

@@ -97,7 +97,7 @@ export function planReplay(
   const allOutputs = new Set<string>();
   for (const l of rec.lines) for (const k of l.outputs) allOutputs.add(resolve(rec.paths[k]!));
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const plan = walk(rec, ctx, forced);
+    const plan = walk(rec, ctx, forced, kbuild ? ends : undefined);
     if (plan.printer && !kbuild) return { why: `a line whose output make may read ($(shell …)) no longer holds: ${plan.printer.slice(0, 200)}` };
     let conflicts = 0;
     for (const pp of plan.paths) {
@@ -156,6 +156,17 @@ function readEntry(ctx: PlanContext, strong: string): Entry | undefined {
   return memo.get(strong);
 }
 
+/** Every output of a line exists now as the recorded build left it. */
+function isSettled(outputs: readonly string[], entry: Entry | undefined, ends: ReadonlyMap<string, string>, state: FileState): boolean {
+  const all = new Set([...outputs, ...(entry?.outputs ?? []).map((o) => resolve(o.path))]);
+  if (!all.size) return false;
+  for (const p of all) {
+    const end = ends.get(p);
+    if (end === undefined || end === 'absent' || valueNow(state, p).value !== end) return false;
+  }
+  return true;
+}
+
 /** The stored entry of a strong fingerprint under this build's roots, when it may be restored here. */
 function usable(ctx: PlanContext, strong: string, names: RootNames): Entry | undefined {
   const stored = readEntry(ctx, strong);
@@ -170,7 +181,20 @@ function recordedStdout(ctx: PlanContext, strong: string, names: RootNames): str
   return usable(ctx, strong, names)?.stdout;
 }
 
-function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>): Plan {
+/**
+ * `settled`: in a kbuild tree, the recorded ends. A line none of whose runs
+ * holds, but whose every output is in the tree now as the recorded build left
+ * it (a generated header after make clean: its filechk line tests the header
+ * it writes; kernel.release: its line lists the build directory, which make
+ * clean changed), does not stop the lines that read those outputs: their
+ * sets are checked against what is there. If make reruns the line and it
+ * changes an output, the output becomes newer than every file replay dated,
+ * and make rebuilds what depends on it: in kbuild every line's reads of
+ * generated files are its prerequisites (fixdep's .cmd dependencies, the
+ * archives' and links' real prerequisites). Outside kbuild nothing says so,
+ * and such a line stops everything downstream.
+ */
+function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>, settled?: ReadonlyMap<string, string>): Plan {
   const overlay = new Map<string, Final>();
   const children = new Map<string, Map<string, boolean>>();
   const blocked = new Set<string>();
@@ -253,6 +277,10 @@ function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>): 
     const printer = !line.outputs.length && (!entry || entry.stdout !== '');
     if (!set || !entry) {
       if (printer) printerChanged ??= line.command;
+      if (settled && isSettled(line.outputs.map((k) => resolve(rec.paths[k]!)), entry, settled, ctx.state)) {
+        for (const d of entry?.deleted ?? []) blocked.add(resolve(d));
+        return;
+      }
       return block(entry);
     }
     if (printer && (!line.strong || entry.stdout !== recordedStdout(ctx, line.strong, names))) printerChanged ??= line.command;
