@@ -346,6 +346,33 @@ FORCE:
     }
   });
 
+  test('a line that deletes a file it made (kbuild removes each compile\'s .d file) is replayed after make clean', () => {
+    const files = {
+      Makefile: `lib.o: lib.c
+\tgcc -MD -MF .lib.d -c -o $@ $< && rm -f .lib.d
+clean:
+\trm -f lib.o
+`,
+      'lib.c': 'int lib(void) { return 1; }\n',
+    };
+    const kbx = new Kbx('replay-deletes', ON);
+    const dir = join(tempDir('replay-deletes'), 'proj');
+    writeTree(dir, files);
+    try {
+      ok(kbx.make(dir));
+      clean(dir);
+      const r = ok(kbx.make(dir));
+      assert.equal(replayed(r), 1, r.stderr);
+      assert.equal(summary(r.stderr).hits + summary(r.stderr).misses, 0, r.stderr);
+      const ref = join(tempDir('replay-deletes-ref'), 'proj');
+      writeTree(ref, files);
+      ok(plainMake(ref));
+      assertSameTree(dir, ref);
+    } finally {
+      kbx.stop();
+    }
+  });
+
   test('--no-replay and replay = false leave every line to make', () => {
     const kbx = new Kbx('replay-off', ON);
     const dir = project('replay-off');

@@ -135,6 +135,10 @@ function kbuildLocal(p: string, outputs: ReadonlySet<string>): boolean {
 
 /** What to do with a planned path given what it must end as and holds now; undefined: a conflict. */
 function decide(pp: PlannedPath, end: string | undefined, state: FileState): Action | undefined {
+  // A path the line deleted last (kbuild's compiles remove their .d file) has
+  // no recorded end: the build's ends list what lines wrote. Absent now, there
+  // is nothing to do; anything there is make's to judge.
+  if (end === undefined && pp.final.kind === 'absent') return valueNow(state, pp.path).value === 'absent' ? 'keep' : undefined;
   if (end !== encodeFinal(pp.final)) return undefined; // changed after its line, by something kbx did not see
   const now = valueNow(state, pp.path);
   switch (pp.final.kind) {
