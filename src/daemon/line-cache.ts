@@ -21,6 +21,7 @@ import { PathSetCache, type CompactSet } from './path-set-cache.js';
 import { refusal, underRoots } from './restore.js';
 import type { RemoteStore } from '../store/remote/remote-store.js';
 import { RootNames, type NamedRoot } from '../fingerprint/root-names.js';
+import { LinkPartners, changedSinceExceptLinks, linkedInodes, restoreOrder, wroteThroughLink } from './hard-links.js';
 
 export type LookupResult =
   | { kind: 'hit'; exit: number; stdout: Buffer; stderr: Buffer; savedUs: number; entry: Entry; set: CompactSet; names: RootNames }
@@ -275,6 +276,9 @@ export class LineCache {
    */
   private inputChangedDuringLine(acc: Accesses, startUs: number, ownDirs: Map<string, unknown>): string | undefined {
     const sinceNs = BigInt(Math.floor(startUs)) * 1000n;
+    // `ln input output` changes the input's ctime, not its bytes.
+    let linked: Set<string> | undefined;
+    const linkedByLine = () => (linked ??= linkedInodes(acc.written));
     for (const spec of acc.inputs) {
       if (spec.kind !== 'c') continue;
       if (spec.pre) {
@@ -282,7 +286,7 @@ export class LineCache {
         continue;
       }
       if (ownDirs.has(resolve(spec.path)) && this.state.existence(spec.path) === 'dir') continue;
-      if (this.state.changedSince(spec.path, sinceNs)) return spec.path;
+      if (this.state.changedSince(spec.path, sinceNs) && changedSinceExceptLinks(spec.path, sinceNs, linkedByLine)) return spec.path;
     }
     return undefined;
   }
@@ -387,6 +391,9 @@ export class LineCache {
     // A failure may come from what no key holds (an OOM-killed cc1, a full disk,
     // a flaky tool): replaying it would fail every build until the inputs change.
     if (done.status !== '0') return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
+    // A write in place through one name of a file changed its other names too, and a
+    // hit, which writes a new file, would not: such a line runs every time.
+    if (wroteThroughLink(events)) return { outcome: 'not-stored', reason: 'writes-through-link', persist: none };
 
     const entries: PathEntry[] = [];
     const changedEntries = entriesChanged(events);
@@ -416,6 +423,15 @@ export class LineCache {
     const blobs = new Map<string, Buffer>();
     const kept = new Set<string>();
     const real = realRoots(action.roots); // once per run, not once per output
+    // An output with a second name: the input or earlier output it is a hard link of (hard-links.ts).
+    const partners = new LinkPartners(() => {
+      const value = new Map(entries.map((e) => [e.p, e.v]));
+      return acc.inputs.flatMap((spec) => {
+        const digest = value.get(spec.path);
+        const at = spec.kind === 'c' && !spec.pre && digest && HEX64.test(digest) ? insideAny(spec.path, real) : undefined;
+        return at && digest ? [{ path: spec.path, at, digest }] : [];
+      });
+    });
     // Keeps one output where it really is; why not, for what an entry cannot
     // hold (a fifo, a socket, a device) or what lies outside the build roots.
     const keep = (p: string, st: Stats): string | undefined => {
@@ -428,7 +444,8 @@ export class LineCache {
         const data = readFileSync(p);
         const digest = sha256(data);
         blobs.set(digest, data);
-        outputs.push({ kind: 'file', path: at, digest, mode: st.mode & 0o777, size: data.length });
+        const linkOf = partners.linkOf(p, at, digest, st.nlink);
+        outputs.push({ kind: 'file', path: at, digest, mode: st.mode & 0o777, size: data.length, ...(linkOf !== undefined && { linkOf }) });
         this.state.noteContent(p, digest);
       } else {
         outputs.push(st.isDirectory() ? { kind: 'dir', path: at } : { kind: 'link', path: at, target: readlinkSync(p) });
@@ -461,8 +478,8 @@ export class LineCache {
       }
       if (why) return { outcome: 'not-stored', reason: why, persist: none };
     }
-    // Directories first so that restoring creates them before the files inside.
-    outputs.sort((a, b) => (a.kind === 'dir' ? 0 : 1) - (b.kind === 'dir' ? 0 : 1));
+    // Directories first so that restoring creates them before the files inside; links of other outputs after those.
+    outputs.sort(restoreOrder);
     // A file outside the tree that the line removed, and had not made itself
     // (a temporary in /tmp is made and removed by the line), is a change a hit
     // could not repeat.
@@ -494,7 +511,7 @@ export class LineCache {
     for (const r of [...embedded].sort((a, b) => a.index - b.index)) stored.push({ k: 'root', p: r.token, v: names.rootValue(r.token)! });
 
     const entry: Entry = {
-      outputs: outputs.map((o) => ({ ...o, path: names.toStored(o.path) })),
+      outputs: outputs.map((o) => (o.kind === 'file' && o.linkOf !== undefined ? { ...o, path: names.toStored(o.path), linkOf: names.toStored(o.linkOf) } : { ...o, path: names.toStored(o.path) })),
       deleted: deleted.map((p) => names.toStored(p)),
       stdout: stdoutDigest,
       stderr: stderrDigest,

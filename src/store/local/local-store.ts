@@ -172,7 +172,18 @@ export class LocalStore implements Store {
     return path !== undefined && existsSync(path);
   }
 
-  async putBlob(digest: string, data: Buffer): Promise<void> {
+  /** Blobs being compressed and written, by digest: many lines storing the same bytes at once (40 `ln` of one file) compress them once. */
+  private readonly writing = new Map<string, Promise<void>>();
+
+  putBlob(digest: string, data: Buffer): Promise<void> {
+    const pending = this.writing.get(digest);
+    if (pending) return pending;
+    const write = this.writeBlob(digest, data).finally(() => this.writing.delete(digest));
+    this.writing.set(digest, write);
+    return write;
+  }
+
+  private async writeBlob(digest: string, data: Buffer): Promise<void> {
     const path = this.file('cas', digest);
     if (!path || touch(path, true)) return;
     let body = data;
