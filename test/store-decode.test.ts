@@ -2,8 +2,10 @@
 // hostile and truncated ones; and the local store's handling of names.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { DecodeError, decodeEntry, decodePathSets, isNormalPath } from '../src/store/decode.js';
 import { LocalStore } from '../src/store/local/local-store.js';
 import { tempDir } from './support/kbx.js';
@@ -172,7 +174,7 @@ describe('local store', () => {
     const store = new LocalStore(tempDir('decode-trunc'), 2 ** 30, 1, { onCorrupt: (p) => corrupt.push(p) });
     for (const [bytes, suffix, get] of [
       [ENTRY_BYTES, '.e', (n: string) => store.getEntry(n)],
-      [PATH_SETS_BYTES, '.p', (n: string) => store.getPathSets(n)],
+      [gzipSync(PATH_SETS_BYTES), '.pz', (n: string) => store.getPathSets(n)],
     ] as const) {
       const file = join(store.root, 'ac', D1.slice(0, 2), D1 + suffix);
       mkdirSync(join(file, '..'), { recursive: true });
@@ -186,6 +188,33 @@ describe('local store', () => {
         assert.equal(existsSync(file), false);
       }
     }
+  });
+
+  test('path sets are kept as the gzip of their JSON, a fifth of it; a plain JSON record of format 1 is never read', () => {
+    const corrupt: string[] = [];
+    const store = new LocalStore(tempDir('decode-pz'), 2 ** 30, 1, { onCorrupt: (p) => corrupt.push(p) });
+    // A compile's set: hundreds of headers and probes, a digest each.
+    const entries = Array.from({ length: 400 }, (_, i) => ({
+      k: i % 3 ? 'c' : 'e',
+      p: i % 3 ? `@make/include/linux/header-${i}.h` : `/usr/lib/gcc/x86_64-linux-gnu/12/include/probe-${i}.h`,
+      v: i % 3 ? createHash('sha256').update(String(i)).digest('hex') : 'absent',
+    }));
+    const rec = { command: 'gcc -c a.c -o a.o', cwd: '/src', sets: [{ strong: D2, entries }] };
+    store.putPathSets(D1, rec as never);
+    const file = join(store.root, 'ac', D1.slice(0, 2), `${D1}.pz`);
+    const json = JSON.stringify(rec).length;
+    assert.ok(statSync(file).size * 3 < json, `${statSync(file).size} bytes for ${json} of JSON`);
+    assert.deepEqual(store.getPathSets(D1), rec);
+    // Format 1: plain JSON under `.p`, never looked at (eviction removes it in time).
+    const old = join(store.root, 'ac', D2.slice(0, 2), `${D2}.p`);
+    mkdirSync(join(old, '..'), { recursive: true });
+    writeFileSync(old, PATH_SETS_BYTES);
+    assert.equal(store.getPathSets(D2), undefined);
+    assert.ok(existsSync(old));
+    // JSON where gzip is expected: refused, not misread.
+    writeFileSync(file, PATH_SETS_BYTES);
+    assert.equal(store.getPathSets(D1), undefined);
+    assert.deepEqual(corrupt, [file]);
   });
 
   test('a name that is not 64 hex digits never becomes a path: nothing read, written or unlinked', async () => {

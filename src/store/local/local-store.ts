@@ -13,7 +13,8 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { sha256 } from '../../util/hash.js';
 import type { Entry, PathSets, Store } from '../store.js';
-import { DecodeError, decodeEntry, decodePathSets, isStoreName } from '../decode.js';
+import { DecodeError, decodeEntry, isStoreName } from '../decode.js';
+import { decodePathSetsRecord, encodeRecord } from '../record-codec.js';
 import { SizeTracker } from './eviction.js';
 
 const deflateRawAsync = promisify(deflateRaw);
@@ -117,13 +118,29 @@ export class LocalStore implements Store {
     this.events.onCorrupt?.(path, why);
   }
 
+  // A command's path sets are gzip'd JSON (record-codec.ts: a fifth of the
+  // JSON) under `.pz`; plain JSON records of format 1 (`.p`) are never read,
+  // and go as eviction reaches them.
   getPathSets(weak: string): PathSets | undefined {
-    return this.readRecord(this.file('ac', weak, '.p'), decodePathSets);
+    const path = this.file('ac', weak, '.pz');
+    if (!path) return undefined;
+    let data: Buffer;
+    try {
+      data = readFileSync(path);
+    } catch {
+      return undefined;
+    }
+    try {
+      return decodePathSetsRecord(data);
+    } catch (err) {
+      this.dropCorrupt(path, err instanceof DecodeError ? `refused by the decoder: ${err.message}` : `not a path set record: ${(err as Error).message}`);
+      return undefined;
+    }
   }
 
   putPathSets(weak: string, record: PathSets): void {
-    const path = this.file('ac', weak, '.p');
-    if (path) this.writeAtomic(path, Buffer.from(JSON.stringify(record)));
+    const path = this.file('ac', weak, '.pz');
+    if (path) this.writeAtomic(path, encodeRecord(record));
   }
 
   getEntry(strong: string): Entry | undefined {
