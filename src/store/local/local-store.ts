@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { sha256 } from '../../util/hash.js';
 import type { Entry, PathSets, Store } from '../store.js';
 import { DecodeError, decodeEntry, isStoreName } from '../decode.js';
-import { decodePathSetsRecord, encodeRecord } from '../record-codec.js';
+import { decodePathSetsRecord, encodePathSets } from '../record-codec.js';
 import { SizeTracker } from './eviction.js';
 
 const deflateRawAsync = promisify(deflateRaw);
@@ -118,9 +118,9 @@ export class LocalStore implements Store {
     this.events.onCorrupt?.(path, why);
   }
 
-  // A command's path sets are gzip'd JSON (record-codec.ts: a fifth of the
-  // JSON) under `.pz`; plain JSON records of format 1 (`.p`) are never read,
-  // and go as eviction reaches them.
+  // A command's path sets are format 2 (record-codec.ts: tables, gzip'd)
+  // under `.pz`; plain JSON records of format 1 (`.p`) are never read, and go
+  // as eviction reaches them.
   getPathSets(weak: string): PathSets | undefined {
     const path = this.file('ac', weak, '.pz');
     if (!path) return undefined;
@@ -140,7 +140,7 @@ export class LocalStore implements Store {
 
   putPathSets(weak: string, record: PathSets): void {
     const path = this.file('ac', weak, '.pz');
-    if (path) this.writeAtomic(path, encodeRecord(record));
+    if (path) this.writeAtomic(path, encodePathSets(record));
   }
 
   getEntry(strong: string): Entry | undefined {
