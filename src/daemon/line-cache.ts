@@ -224,25 +224,40 @@ export class LineCache {
     };
   }
 
-  /** Of the stored runs of a command, the one with the fewest changed inputs, and those changes. */
+  /**
+   * Of the stored runs of a command, the one with the fewest changed inputs,
+   * and those changes. When a file it read has since gone back to what
+   * another stored run read (an edit reverted), that run too, with the inputs
+   * the tree differs from it in: the change that matters is there.
+   */
   private explainMiss(sets: readonly CompactSet[], names: RootNames): MissWhy {
-    let best: { set: CompactSet; diffs: Mismatch[] } | undefined;
-    for (const set of sets) {
-      const diffs = this.pathSets.mismatches(this.state, set, names);
-      if (!best || diffs.length < best.diffs.length) best = { set, diffs };
-    }
+    const all = sets.map((set) => ({ set, diffs: this.pathSets.mismatches(this.state, set, names) }));
+    let best: (typeof all)[number] | undefined;
+    for (const run of all) if (!best || run.diffs.length < best.diffs.length) best = run;
     if (!best) return { kind: 'unavailable' };
-    const changes = best.diffs.map(({ entry, now }): InputChange => {
-      const absentNow = now === 'absent';
-      const change: InputChange['change'] =
-        entry.k === 'c' ? (absentNow ? 'disappeared' : 'content') : entry.v === 'absent' ? 'appeared' : absentNow ? 'disappeared' : 'type';
-      // A run keyed with its build root (its outputs named it): named by the root as it is now.
-      const path = entry.k === 'root' ? (names.toAbsolute(entry.p) ?? entry.p) : entry.p;
-      const c: InputChange = { path, change, was: entry.v, now };
-      if (entry.k === 'c' && isExecutable(entry.p)) c.program = true;
-      return c;
-    });
-    return { kind: 'inputs', changes, closestFrom: this.store.getEntry(best.set.strong)?.buildId ?? '' };
+    const changesOf = (diffs: Mismatch[]) =>
+      diffs.map(({ entry, now }): InputChange => {
+        const absentNow = now === 'absent';
+        const change: InputChange['change'] =
+          entry.k === 'c' ? (absentNow ? 'disappeared' : 'content') : entry.v === 'absent' ? 'appeared' : absentNow ? 'disappeared' : 'type';
+        // A run keyed with its build root (its outputs named it): named by the root as it is now.
+        const path = entry.k === 'root' ? (names.toAbsolute(entry.p) ?? entry.p) : entry.p;
+        const c: InputChange = { path, change, was: entry.v, now };
+        if (entry.k === 'c' && isExecutable(entry.p)) c.program = true;
+        return c;
+      });
+    const why: MissWhy = { kind: 'inputs', changes: changesOf(best.diffs), closestFrom: this.store.getEntry(best.set.strong)?.buildId ?? '' };
+    const reverted = new Set(best.diffs.filter((d) => d.entry.k === 'c' && d.now !== 'absent').map((d) => d.entry.p));
+    let match: (typeof all)[number] | undefined;
+    for (const run of all) {
+      if (run === best || (match && match.diffs.length <= run.diffs.length)) continue;
+      // It read one of those files as it is now: the file is in the set, and holds.
+      if (run.diffs.some((d) => reverted.has(d.entry.p))) continue;
+      const read = new Set(this.pathSets.contentPaths(run.set, names));
+      if ([...reverted].some((p) => read.has(p))) match = run;
+    }
+    if (match) why.matches = { from: this.store.getEntry(match.set.strong)?.buildId ?? '', changes: changesOf(match.diffs) };
+    return why;
   }
 
   private inputValue(spec: InputSpec): string | undefined {
