@@ -39,20 +39,39 @@ export interface LinkCandidate {
 }
 
 /** Finds, for each output file of one run, the file it is a hard link of. */
+interface Partner {
+  at: string;
+  digest: string;
+  input: boolean;
+}
+
 export class LinkPartners {
-  private byInode: Map<string, { at: string; digest: string }> | undefined;
+  private byInode: Map<string, Partner> | undefined;
 
   /** `inputs`: the run's content inputs inside the roots that it did not change, asked for only when an output has a second name. */
   constructor(private readonly inputs: () => LinkCandidate[]) {}
 
-  private table(): Map<string, { at: string; digest: string }> {
+  private table(): Map<string, Partner> {
     if (this.byInode) return this.byInode;
     this.byInode = new Map();
     for (const c of this.inputs()) {
       const st = lstatBig(c.path);
-      if (st?.isFile() && st.nlink > 1n && !this.byInode.has(inode(st))) this.byInode.set(inode(st), { at: c.at, digest: c.digest });
+      if (st?.isFile() && st.nlink > 1n && !this.byInode.has(inode(st))) this.byInode.set(inode(st), { at: c.at, digest: c.digest, input: true });
     }
     return this.byInode;
+  }
+
+  /**
+   * The input the output file at `p` (really at `at`, `nlink` names) is a
+   * hard link of, with its digest: the output's bytes, hashed already (its
+   * value was taken after the run, which did not change it).
+   */
+  inputOf(p: string, at: string, nlink: number): { at: string; digest: string } | undefined {
+    if (nlink < 2) return undefined;
+    const st = lstatBig(p);
+    if (!st?.isFile() || st.nlink < 2n) return undefined;
+    const found = this.table().get(inode(st));
+    return found?.input && found.at !== at ? found : undefined;
   }
 
   /**
@@ -67,7 +86,7 @@ export class LinkPartners {
     const table = this.table();
     const found = table.get(inode(st));
     if (!found) {
-      table.set(inode(st), { at, digest });
+      table.set(inode(st), { at, digest, input: false });
       return undefined;
     }
     return found.at !== at && found.digest === digest ? found.at : undefined;

@@ -455,7 +455,13 @@ export class LineCache {
       const at = insideAny(p, real, st);
       if (at === undefined) return `writes-outside-tree: ${p}`;
       kept.add(p).add(at);
-      if (st.isFile()) {
+      // A hard link of an input (`ln big.bin alias`): its bytes are the input's, hashed
+      // already, and the store needs no copy of them (a restore links it, or misses).
+      const input = st.isFile() ? partners.inputOf(p, at, st.nlink) : undefined;
+      if (input) {
+        outputs.push({ kind: 'file', path: at, digest: input.digest, mode: st.mode & 0o777, size: st.size, linkOf: input.at });
+        this.state.noteContent(p, input.digest);
+      } else if (st.isFile()) {
         const data = readFileSync(p);
         const digest = sha256(data);
         blobs.set(digest, data);
