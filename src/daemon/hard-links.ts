@@ -126,6 +126,16 @@ export function linkedInodes(written: readonly string[]): Set<string> {
   return out;
 }
 
+/** Whether the file at `p` (followed) is one of these inodes (linkedInodes). */
+export function isLinkedInode(p: string, linked: Set<string>): boolean {
+  try {
+    const st = statSync(p, { bigint: true, throwIfNoEntry: false });
+    return st !== undefined && st.isFile() && linked.has(inode(st));
+  } catch {
+    return false;
+  }
+}
+
 /** Whether the input at `p` changed at or after sinceNs: its bytes (mtime), or its inode (ctime) other than by a link the run made. */
 export function changedSinceExceptLinks(p: string, sinceNs: bigint, linked: () => Set<string>): boolean {
   let st: BigIntStats | undefined;

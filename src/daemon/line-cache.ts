@@ -21,7 +21,7 @@ import { PathSetCache, type CompactSet } from './path-set-cache.js';
 import { refusal, underRoots } from './restore.js';
 import type { RemoteStore } from '../store/remote/remote-store.js';
 import { RootNames, type NamedRoot } from '../fingerprint/root-names.js';
-import { LinkPartners, changedSinceExceptLinks, linkedInodes, restoreOrder, wroteThroughLink } from './hard-links.js';
+import { LinkPartners, changedSinceExceptLinks, isLinkedInode, linkedInodes, restoreOrder, wroteThroughLink } from './hard-links.js';
 
 export type LookupResult =
   | { kind: 'hit'; exit: number; stdout: Buffer; stderr: Buffer; savedUs: number; entry: Entry; set: CompactSet; names: RootNames }
@@ -260,7 +260,7 @@ export class LineCache {
     return why;
   }
 
-  private inputValue(spec: InputSpec): string | undefined {
+  private inputValue(spec: InputSpec, linked: Set<string>): string | undefined {
     // The line left a file of its own there (replacers.ts says why its probe may be keyed so).
     if (spec.replaced && replaceableNow(spec.path)) return ABSENT_OR_FILE;
     if (spec.kind === 'e') {
@@ -269,6 +269,8 @@ export class LineCache {
       return now === 'absent' ? 'file' : now; // it existed when probed; the line removed it since
     }
     if (spec.pre) return this.state.contentBefore(spec.path, spec.pre);
+    // A file the line hard-linked (`ln big.bin alias`): the link changed its ctime, not its bytes.
+    if (linked.size && isLinkedInode(spec.path, linked)) return this.state.contentAfterLink(spec.path);
     return this.state.content(spec.path);
   }
 
@@ -412,8 +414,9 @@ export class LineCache {
 
     const entries: PathEntry[] = [];
     const changedEntries = entriesChanged(events);
+    const linked = linkedInodes(acc.written);
     for (const spec of acc.inputs) {
-      let v = this.inputValue(spec);
+      let v = this.inputValue(spec, linked);
       if (v === undefined) return { outcome: 'not-stored', reason: 'unknown-prior-content', persist: none };
       // A listing the line changed itself: the key is the listing before the line.
       const own = v.startsWith('dir:') ? changedEntries.get(resolve(spec.path)) : undefined;
