@@ -184,8 +184,11 @@ export function restoreLink(o: StoredFile, state: FileState, ensureDir: (dir: st
     rmSync(tmp, { force: true });
     return false;
   }
-  // The link changed the inode's ctime: both names are known to hold these bytes.
-  state.noteContent(from, o.digest);
+  // The link changed the inode's ctime, not its bytes: the source keeps the
+  // digest it was checked with (noteContent would date the hash now, within the
+  // racy window of the new ctime, and the next check would hash it again).
+  // Changed since it was checked (a race with a writer): the caller replaces the link by a copy.
+  if (state.contentAfterLink(from) !== o.digest) return false;
   state.noteContent(o.path, o.digest);
   return true;
 }
