@@ -177,7 +177,9 @@ function usable(ctx: PlanContext, strong: string, names: RootNames): Entry | und
   // Stored entries name files by their build root (@make/…): made absolute under this build's roots.
   const named = stored && underRoots(stored, names);
   const entry = typeof named === 'string' ? undefined : named;
-  return entry && entry.exit === 0 && refusal(entry, ctx.roots) === undefined ? entry : undefined;
+  // A hard link a line made (linkOf) is restored by linking it again, which replay does not do: such lines are left to make.
+  const links = entry?.outputs.some((o) => o.kind === 'file' && o.linkOf !== undefined);
+  return entry && !links && entry.exit === 0 && refusal(entry, ctx.roots) === undefined ? entry : undefined;
 }
 
 /** What the recorded run printed (a $(shell …) line: what make read), or undefined when its entry is gone. */
