@@ -29,10 +29,12 @@ const REPRODUCIBLE = {
 };
 // Settable so that two checkouts can run it side by side on one machine.
 const WORK = process.env.KBX_TEST_KERNEL_E2E_WORK ?? '/var/tmp/kbx-kernel-e2e';
-// Replay on tinyconfig: of about 2,000 lines kbx sees, make is left with the
-// link of vmlinux and what reads vmlinux.
+// Replay on tinyconfig: of about 2,000 lines kbx sees, make is left with what
+// a no-op make runs (about 170: kbuild's $(shell …) compiler probes at every
+// parse, the filechk headers), the link of vmlinux and what reads vmlinux
+// (measured: 249 after make clean).
 const REPLAYED_MIN = 1000;
-const MAKE_RAN_MAX = 60;
+const MAKE_RAN_MAX = 300;
 
 function replayed(r: { stderr: string }): number {
   return Number(/replayed ([\d,]+) lines/.exec(r.stderr)?.[1]?.replace(/,/g, '') ?? 0);
