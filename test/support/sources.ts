@@ -42,7 +42,9 @@ async function download(url: string): Promise<Buffer> {
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       return Buffer.from(await res.arrayBuffer());
     } catch (err) {
-      errors.push((err as Error).message);
+      // undici says only "fetch failed"; the reason (refused, DNS, timeout) is its cause.
+      const cause = (err as Error).cause as Error | undefined;
+      errors.push(cause?.message ? `${(err as Error).message} (${cause.message})` : (err as Error).message);
     }
   }
   throw new Error(`fetching ${url} failed ${ATTEMPTS} times: ${errors.join('; ')}`);
