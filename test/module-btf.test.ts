@@ -16,6 +16,7 @@ import { PART_PREFIX } from '../src/fingerprint/projection.js';
 import { sha256 } from '../src/util/hash.js';
 import { BTF_SECTION, btfSectionDigest } from '../src/kernel/btf/btf-section.js';
 import { MODULE_BTF_RULE, moduleBtfBase } from '../src/kernel/btf/module-btf.js';
+import { reproduciblePaholeFlags } from '../src/kernel/btf/reproducible.js';
 import { Kbx, plainMake, snapshot, summary, tempDir, writeTree } from './support/kbx.js';
 import { program, unlessMissing } from './support/tools.js';
 
@@ -62,6 +63,10 @@ describe('the module BTF rule (src/kernel/btf/module-btf.ts)', () => {
     assert.equal(MODULE_BTF_RULE.confirms([realPahole, '/usr/bin/objcopy', '/bin/sh']), true);
     assert.equal(MODULE_BTF_RULE.confirms([script]), false);
     assert.equal(MODULE_BTF_RULE.confirms([realPahole, '/usr/bin/cat']), false);
+  });
+
+  test("pahole's -j is left out of the link's flags, and nothing else", () => {
+    assert.deepEqual(reproduciblePaholeFlags(['--btf_gen_floats', '-j', '--lang_exclude=rust', '-j4', '--jobs=2', '--jobs']), ['--btf_gen_floats', '--lang_exclude=rust']);
   });
 });
 
