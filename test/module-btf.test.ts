@@ -12,10 +12,11 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileState } from '../src/fingerprint/file-state.js';
-import { PART_PREFIX } from '../src/fingerprint/projection.js';
+import { currentValue } from '../src/fingerprint/key.js';
+import { PART_PREFIX, Projections } from '../src/fingerprint/projection.js';
 import { sha256 } from '../src/util/hash.js';
 import { BTF_SECTION, btfSectionDigest } from '../src/kernel/btf/btf-section.js';
-import { MODULE_BTF_RULE, moduleBtfBase } from '../src/kernel/btf/module-btf.js';
+import { KERNEL_PROJECTION_RULES, MODULE_BTF_RULE, moduleBtfBase } from '../src/kernel/btf/module-btf.js';
 import { reproduciblePaholeFlags } from '../src/kernel/btf/reproducible.js';
 import { Kbx, plainMake, snapshot, summary, tempDir, writeTree } from './support/kbx.js';
 import { program, unlessMissing } from './support/tools.js';
@@ -135,6 +136,26 @@ describe('vmlinux valued by its .BTF (src/kernel/btf/btf-section.ts)', { skip: n
     writeFileSync(hostile, bytes);
     for (const p of [text, cut, plain, hostile]) assert.equal(state.projected(p, BTF_SECTION), sha256(readFileSync(p)), p);
     assert.equal(state.projected(join(dir, 'missing'), BTF_SECTION), 'absent');
+  });
+
+  test("a stored part: value holds only where the line's own command names that path with that projection", () => {
+    const state = new FileState();
+    const a = base('vmlinux', 'p->x * p->y');
+    const stored = state.projected(a, BTF_SECTION);
+    const rules = new Projections(KERNEL_PROJECTION_RULES);
+    const line = rules.forLookup(QUIET('m.ko'), dir);
+    assert.equal(line?.get(a), BTF_SECTION);
+    assert.equal(currentValue(state, 'c', a, stored, line), stored);
+    // Another command (the store may hold anything under any key): the file's whole digest, which never equals it.
+    const other = rules.forLookup(`cat vmlinux > x; ${QUIET('m.ko')}`, dir);
+    assert.equal(other, undefined);
+    assert.equal(currentValue(state, 'c', a, stored, other), sha256(readFileSync(a)));
+    // Another projection name in the stored value: computed with the rule's, so it differs.
+    assert.notEqual(currentValue(state, 'c', a, stored.replace('elf-btf-1', 'elf-all'), line), stored.replace('elf-btf-1', 'elf-all'));
+    // The rule names vmlinux only, not the module.
+    const ko = join(dir, 'm.ko');
+    writeFileSync(ko, readFileSync(a));
+    assert.equal(currentValue(state, 'c', ko, stored, line), sha256(readFileSync(ko)));
   });
 });
 
