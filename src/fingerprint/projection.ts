@@ -26,7 +26,7 @@ export interface Projection {
 export type LineProjections = ReadonlyMap<string, Projection>;
 
 export interface ProjectionRule {
-  /** The inputs a line with this command text, run in cwd, may value by a projection; undefined: none. */
+  /** The inputs a line with this command text, run in cwd, may value by a projection; undefined: none. Fast for the commands it does not name (every lookup asks). */
   inputs(command: string, cwd: string): LineProjections | undefined;
   /** Whether a run that executed these programs (absolute paths) ran only tools whose reads the projections describe. */
   confirms(execed: readonly string[]): boolean;
@@ -38,30 +38,17 @@ export function partValue(p: Projection, digest: string): string {
   return `${PART_PREFIX}${p.name}:${digest}`;
 }
 
-/** The rules of a daemon, asked once per command and cwd. */
+/** The rules of a daemon. Asked at every lookup of a stored command and every miss: a rule answers a command it does not name at once (a substring test). */
 export class Projections {
-  private memo = new Map<string, { rule: ProjectionRule; inputs: LineProjections } | null>();
-
   constructor(private readonly rules: readonly ProjectionRule[]) {}
 
   /** The projections the line's command allows, with the rule that allowed them. */
   private find(command: string, cwd: string): { rule: ProjectionRule; inputs: LineProjections } | undefined {
-    if (this.rules.length === 0) return undefined;
-    const key = `${cwd}\0${command}`;
-    let found = this.memo.get(key);
-    if (found === undefined) {
-      found = null;
-      for (const rule of this.rules) {
-        const inputs = rule.inputs(command, cwd);
-        if (inputs && inputs.size > 0) {
-          found = { rule, inputs };
-          break;
-        }
-      }
-      if (this.memo.size >= 10_000) this.memo.clear();
-      this.memo.set(key, found);
+    for (const rule of this.rules) {
+      const inputs = rule.inputs(command, cwd);
+      if (inputs && inputs.size > 0) return { rule, inputs };
     }
-    return found ?? undefined;
+    return undefined;
   }
 
   /** For a lookup: the projections a stored `part:` value may use for this command. */

@@ -41,6 +41,7 @@ const OBJCOPY = /^(?:[A-Za-z0-9_.+-]+-)?objcopy(?:-\d+)?$/;
 
 /** The vmlinux a module BTF line reads, if the command is that line. */
 export function moduleBtfBase(command: string, cwd: string): string | undefined {
+  if (!command.includes('--btf_base vmlinux ')) return undefined; // every lookup asks: most lines answer here
   const m = SHAPE.exec(command.replace(/[ \t\n]+/g, ' ').trim());
   if (!m || m[1] !== m[3] || m[1] !== m[5]) return undefined;
   return resolve(cwd, 'vmlinux');
