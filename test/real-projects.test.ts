@@ -5,10 +5,21 @@
 // like the kernel, with its .cmd files.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kbx, assertSameTree, plainMake, summary, tempDir, type Summary } from './support/kbx.js';
 import { BUSYBOX_1_35_0, LUA_5_4_4, unpack } from './support/sources.js';
+
+// Each suite's trees and store are ~100 MB: removed when it ends.
+const made: string[] = [];
+function scratch(tag: string): string {
+  const dir = tempDir(tag);
+  made.push(dir);
+  return dir;
+}
+after(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 
 function kbxBuild(kbx: Kbx, dir: string, args: string[], env: Record<string, string> = {}): Summary {
   const r = kbx.make(dir, args, env);
@@ -29,7 +40,7 @@ interface MissedLine {
 
 /** The lines of the tree's newest kbx build that missed, from `kbx trace`. */
 function missedLines(kbx: Kbx, dir: string): MissedLine[] {
-  const file = join(tempDir('trace'), 'trace.json');
+  const file = join(scratch('trace'), 'trace.json');
   const r = kbx.run(['trace', '-o', file], { cwd: dir });
   assert.equal(r.status, 0, r.stderr);
   const events = (JSON.parse(readFileSync(file, 'utf8')) as { traceEvents: Array<{ ph: string; cat?: string; args?: Record<string, unknown> }> }).traceEvents;
@@ -56,10 +67,13 @@ describe('lua 5.4.4 (Debian orig tarball), make -j2 linux', () => {
   let proj = '';
   let cold: Summary;
   before(async () => {
-    plain = await unpack(LUA_5_4_4, tempDir('lua-plain'));
-    proj = await unpack(LUA_5_4_4, tempDir('lua'));
+    plain = await unpack(LUA_5_4_4, scratch('lua-plain'));
+    proj = await unpack(LUA_5_4_4, scratch('lua'));
   });
-  after(() => kbx.stop());
+  after(() => {
+    kbx.stop();
+    rmSync(kbx.dir, { recursive: true, force: true });
+  });
 
   test('kbx cold builds what plain make builds, and stores it', () => {
     plainBuild(plain, args);
@@ -109,13 +123,13 @@ describe(`busybox 1.35.0 (Debian orig tarball), allnoconfig + ${APPLETS.length} 
   let proj = '';
   let cold: Summary;
   before(async () => {
-    configured = await unpack(BUSYBOX_1_35_0, tempDir('busybox-src'));
+    configured = await unpack(BUSYBOX_1_35_0, scratch('busybox-src'));
     plainBuild(configured, ['allnoconfig'], REPRODUCIBLE);
     for (const a of APPLETS) edit(join(configured, '.config'), `# CONFIG_${a} is not set`, `CONFIG_${a}=y`);
     plainBuild(configured, ['oldconfig'], REPRODUCIBLE); // stdin is /dev/null: the defaults
     // Kbuild writes the tree's absolute path into .busybox_unstripped.cmd:
     // plain and kbx build in the same place, the plain tree then moved aside.
-    const base = tempDir('busybox');
+    const base = scratch('busybox');
     proj = join(base, 'busybox-1.35.0');
     cpSync(configured, proj, { recursive: true, preserveTimestamps: true });
     plainBuild(proj, args, REPRODUCIBLE);
@@ -136,7 +150,10 @@ describe(`busybox 1.35.0 (Debian orig tarball), allnoconfig + ${APPLETS.length} 
       renameSync(aside, proj);
     }
   }
-  after(() => kbx.stop());
+  after(() => {
+    kbx.stop();
+    rmSync(kbx.dir, { recursive: true, force: true });
+  });
 
   test('kbx cold builds what plain make builds, .cmd files and all, and stores it', () => {
     assert.ok(readdirSync(plain).includes('busybox'));
