@@ -21,6 +21,8 @@ import { PathSetCache, type CompactSet } from './path-set-cache.js';
 import { refusal, underRoots } from './restore.js';
 import type { RemoteStore } from '../store/remote/remote-store.js';
 import { RootNames, type NamedRoot } from '../fingerprint/root-names.js';
+import { WRAPPER_NAMES, simpleCommands, stripWrappers, type WrapperName } from '../fingerprint/wrappers.js';
+import { restoredCmdFile, savedCommands, storedCmdFile } from '../kernel/cmd-file.js';
 
 export type LookupResult =
   | { kind: 'hit'; exit: number; stdout: Buffer; stderr: Buffer; savedUs: number; entry: Entry; set: CompactSet; names: RootNames }
@@ -61,6 +63,27 @@ export interface RecordResult {
   persist: Promise<void>;
   /** What the trace showed, when it could be read: files read (content) and written. */
   observed?: { inputs: string[]; outputs: string[] };
+  /** The compiler wrappers the line ran (their programs in the trace). */
+  wrappers?: WrapperName[];
+}
+
+const stripText = (t: string) => stripWrappers(t).text;
+
+// What a wrapper prints when it did not do its job as asked (distcc and
+// icecream falling back to a local compile, a ccache error): the output is
+// right but the text is no part of what the line makes.
+const WRAPPER_MESSAGE = /^(distcc\[\d+\]|ICECC\[\d+\]|ccache: |sccache: )/m;
+
+/** The wrappers among the programs a trace shows running (x: program images). */
+function wrappersRun(events: readonly { op: string; path: string }[]): WrapperName[] {
+  const out = new Set<WrapperName>();
+  for (const ev of events) {
+    if (ev.op !== 'x') continue;
+    const base = ev.path.slice(ev.path.lastIndexOf('/') + 1);
+    const w = WRAPPER_NAMES.find((n) => n === base);
+    if (w) out.add(w);
+  }
+  return [...out];
 }
 
 // Bumped whenever the rules that find a line uncacheable change, so that a
@@ -114,6 +137,8 @@ export class LineCache {
   private readonly rootNames = new Map<string, RootNames>();
   /** Which roots each input's bytes hold, by roots and content digest: a kernel build reads the same headers thousands of times. */
   private readonly inputRoots = new Map<string, number[]>();
+  /** The wrappers the trace recordTrace read last showed (set there, read by record). */
+  private lastWrappers: WrapperName[] = [];
   /** Told when a stored entry is refused at restore (it names paths outside the build roots). */
   onRefused?: (buildId: string, why: string) => void;
 
@@ -210,7 +235,7 @@ export class LineCache {
       }
       const entry = this.store.getEntry(set.strong);
       if (!entry || entry.exit !== 0) continue; // a failure stored by an older kbx is not replayed
-      const restored = restoreEntry(this.store, this.state, entry, { roots, names, refused: (why) => this.onRefused?.(buildId, why) });
+      const restored = restoreEntry(this.store, this.state, entry, { roots, names, refused: (why) => this.onRefused?.(buildId, why), rewrite: cmdFiles(req.command) });
       if (!restored) continue; // a blob was evicted or corrupt: run the line
       return { kind: 'hit', exit: entry.exit, stdout: restored.stdout, stderr: restored.stderr, savedUs: entry.durationUs, entry: restored.entry, set, names };
     }
@@ -350,6 +375,7 @@ export class LineCache {
     const observed = { inputs: [] as string[], outputs: [] as string[] };
     const res = this.recordTrace(action, done, observed);
     res.observed = observed;
+    if (this.lastWrappers.length) res.wrappers = this.lastWrappers;
     if (res.outcome !== 'stored') this.ranUnseen();
     return res;
   }
@@ -366,6 +392,7 @@ export class LineCache {
     }
     if (!/^\d+$/.test(done.status)) return { outcome: 'not-stored', reason: done.status.startsWith('sig') ? 'killed' : 'output-too-big', persist: none };
     const { events, bad } = parseTraceLog(log);
+    const wrappers = (this.lastWrappers = wrappersRun(events));
     const acc = classifyAccesses(events, bad, {
       ignorePrefixes: [...this.cfg.ignorePaths, this.cfg.dir, ...action.ignore],
       uncacheablePrograms: this.cfg.uncacheablePrograms,
@@ -387,6 +414,13 @@ export class LineCache {
     // A failure may come from what no key holds (an OOM-killed cc1, a full disk,
     // a flaky tool): replaying it would fail every build until the inputs change.
     if (done.status !== '0') return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
+    if (wrappers.length) {
+      if (WRAPPER_MESSAGE.test(done.stderr.toString('latin1')) || WRAPPER_MESSAGE.test(done.stdout.toString('latin1'))) {
+        return { outcome: 'not-stored', reason: 'wrapper-message', persist: none };
+      }
+      // The wrapper's own program is no part of the key (wrappers.ts): the compiler it ran is.
+      acc.inputs = acc.inputs.filter((spec) => !(spec.kind === 'c' && (WRAPPER_NAMES as readonly string[]).includes(spec.path.slice(spec.path.lastIndexOf('/') + 1))));
+    }
 
     const entries: PathEntry[] = [];
     const changedEntries = entriesChanged(events);
@@ -426,10 +460,12 @@ export class LineCache {
       kept.add(p).add(at);
       if (st.isFile()) {
         const data = readFileSync(p);
-        const digest = sha256(data);
-        blobs.set(digest, data);
-        outputs.push({ kind: 'file', path: at, digest, mode: st.mode & 0o777, size: data.length });
-        this.state.noteContent(p, digest);
+        this.state.noteContent(p, sha256(data));
+        // A kbuild .cmd file is stored as written without a wrapper (kernel/cmd-file.ts).
+        const bytes = storedCmdFile(p, data, stripText) ?? data;
+        const digest = sha256(bytes);
+        blobs.set(digest, bytes);
+        outputs.push({ kind: 'file', path: at, digest, mode: st.mode & 0o777, size: bytes.length });
       } else {
         outputs.push(st.isDirectory() ? { kind: 'dir', path: at } : { kind: 'link', path: at, target: readlinkSync(p) });
         this.state.forget(p);
@@ -478,6 +514,13 @@ export class LineCache {
       if (at !== undefined && !kept.has(at)) deleted.push(at);
     }
 
+    // Keyed without its wrapper, the line must not leave the wrapper's name in
+    // what a hit restores to a build without it (`echo $CC > file`).
+    for (const w of wrappers) {
+      const word = Buffer.from(`${w} `);
+      if ([...blobs.values(), done.stdout, done.stderr].some((data) => data.includes(word))) return { outcome: 'not-stored', reason: 'wrapper-in-output', persist: none };
+    }
+
     const stdoutDigest = done.stdout.length ? sha256(done.stdout) : '';
     const stderrDigest = done.stderr.length ? sha256(done.stderr) : '';
     if (stdoutDigest) blobs.set(stdoutDigest, done.stdout);
@@ -523,6 +566,15 @@ export class LineCache {
     })();
     return { outcome: 'stored', persist };
   }
+}
+
+/** The kbuild .cmd files a hit writes with the command the current line saves (kernel/cmd-file.ts). */
+function cmdFiles(command: string) {
+  let saved: Map<string, string> | undefined;
+  return {
+    applies: (p: string) => /\/\.[^/]+\.cmd$/.test(p),
+    apply: (p: string, data: Buffer) => restoredCmdFile(p, data, (saved ??= savedCommands(simpleCommands(command))), stripText),
+  };
 }
 
 /** The listing of dir before the line, from the listing now and the entries the line created or removed. */

@@ -20,6 +20,7 @@ import type { Entry, Store, StoredOutput } from '../store/store.js';
 import type { FileState } from '../fingerprint/file-state.js';
 import { insideRoots, linkDestination, locate, realRoots, type Walk } from '../util/roots.js';
 import type { RootNames } from '../fingerprint/root-names.js';
+import { sha256 } from '../util/hash.js';
 
 export interface Restored {
   stdout: Buffer;
@@ -35,6 +36,12 @@ export interface RestoreContext {
   names: RootNames;
   /** Told why an entry was refused; the lookup then goes on as for a missing blob. */
   refused?(why: string): void;
+  /**
+   * Outputs whose bytes depend on the current line's text (a kbuild .cmd
+   * file: kernel/cmd-file.ts). `apply` gives the bytes to restore instead,
+   * undefined to restore them as stored, null when the entry must not be used.
+   */
+  rewrite?: { applies(path: string): boolean; apply(path: string, data: Buffer): Buffer | undefined | null };
 }
 
 /** The entry with its stored paths put under these roots, or why it cannot be (a role they lack, a hostile name). */
@@ -179,6 +186,19 @@ export function restoreEntry(store: Store, state: FileState, stored: Entry, ctx:
   if (!stdout || !stderr) return undefined;
   const blobs = new Map<string, Buffer>();
   const there = new Set<StoredFile>();
+  if (ctx.rewrite) {
+    for (const [i, o] of entry.outputs.entries()) {
+      if (o.kind !== 'file' || !ctx.rewrite.applies(o.path)) continue;
+      const data = store.getBlob(o.digest);
+      if (!data) return undefined;
+      const now = ctx.rewrite.apply(o.path, data);
+      if (now === null) return undefined;
+      if (now === undefined) continue;
+      const digest = sha256(now);
+      blobs.set(digest, now);
+      entry.outputs[i] = { ...o, digest, size: now.length };
+    }
+  }
   for (const o of entry.outputs) {
     if (o.kind !== 'file') continue;
     if (alreadyThere(o, state)) {

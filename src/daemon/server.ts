@@ -352,6 +352,8 @@ export class DaemonServer {
       });
       send(MsgType.Ack, []);
       this.count(buildId, res.outcome === 'stored' ? 'stored' : `${res.outcome}:${res.reason?.split(':')[0]}`);
+      // Which compiler wrapper ran each miss (distcc, icecc, ccache, sccache): kbx stats and the summary say.
+      for (const w of res.wrappers ?? []) this.count(buildId, `miss-via:${w}`);
       this.recordMiss(pending, doneUs, exit, res.observed, res.outcome === 'stored' ? undefined : res.reason);
       if (res.outcome === 'uncacheable') this.log(`uncacheable (${res.reason}): ${action.req.command.slice(0, 300)}`);
       const p = res.persist.catch((err) => {

@@ -2,7 +2,9 @@
 // enters a key is listed here; KEY_FORMAT changes whenever one does.
 //
 //   weak   = H(KEY_FORMAT, cwd, command text, tty flags, H(environment that matters)),
-//            each build root in them replaced by its role (root-names.ts)
+//            each build root in them replaced by its role (root-names.ts), and
+//            compiler wrappers (distcc, icecc, ccache, sccache) left out of the
+//            command text and environment (wrappers.ts)
 //   path set = sorted [kind, path, value] for every input the line observed,
 //              a path under a build root named by its role (`@make/x.c`),
 //              then the pseudo-inputs of a compile that names the time macros
@@ -14,6 +16,7 @@ import { hashFields } from '../util/hash.js';
 import type { FileState } from './file-state.js';
 import type { InputKind } from '../observe/accesses.js';
 import type { RootNames } from './root-names.js';
+import { isWrapperVariable, stripWrapperValue, stripWrappers, stripWrappersInMakeflags } from './wrappers.js';
 
 // 3: pseudo-inputs for __DATE__/__TIMESTAMP__; entries stored by kbx-key-2
 // hold none, so a compile using them must not find those. Also the shell
@@ -21,6 +24,8 @@ import type { RootNames } from './root-names.js';
 // 4: paths under a build root named by role, and `root` pseudo-inputs for a
 // line whose outputs hold a root: a kbx-key-3 entry holds absolute paths only
 // and was never checked for them.
+// Not bumped for wrappers.ts: a text without wrapper words keys as before, and
+// the key of a text with them is new (its old entries are never looked up).
 export const KEY_FORMAT = 'kbx-key-4';
 
 /**
@@ -81,9 +86,11 @@ export function keyEnvironment(env: readonly string[], extraIgnore: readonly str
     const name = eq < 0 ? entry : entry.slice(0, eq);
     // kbx's own variables, less the shell that runs the line: /bin/sh and bash
     // give different outputs for the same line (echo '\\n', [[ ]]).
-    if ((name.startsWith('KBX_') && name !== 'KBX_REAL_SHELL') || VOLATILE_ENV.has(name)) continue;
+    if ((name.startsWith('KBX_') && name !== 'KBX_REAL_SHELL') || VOLATILE_ENV.has(name) || isWrapperVariable(name)) continue;
     if (extraIgnore.includes(name) && !(TIME_VARIABLES as readonly string[]).includes(name)) continue;
-    if (name === 'MAKEFLAGS' || name === 'MFLAGS') out.push(`${name}=${normalizeMakeflags(entry.slice(eq + 1))}`);
+    // CC="distcc gcc" on make's command line reaches MAKEFLAGS and, exported by kbuild, CC itself.
+    if (name === 'MAKEFLAGS' || name === 'MFLAGS') out.push(`${name}=${stripWrappersInMakeflags(normalizeMakeflags(entry.slice(eq + 1)))}`);
+    else if (eq > 0) out.push(`${name}=${stripWrapperValue(entry.slice(eq + 1))}`);
     else out.push(entry);
   }
   return out.sort();
@@ -150,7 +157,7 @@ function timeVariables(env: readonly string[]): TimeEnv {
 /** `names`: the line's build roots; without, paths count as spelled (a test's key). */
 export function weakFingerprint(req: LineRequest, names?: RootNames): string {
   const text = (t: string) => (names ? names.keyText(t) : t);
-  return hashFields([KEY_FORMAT, text(req.cwd), text(req.command), req.tty, req.envDigest]);
+  return hashFields([KEY_FORMAT, text(req.cwd), text(stripWrappers(req.command).text), req.tty, req.envDigest]);
 }
 
 /**
