@@ -33,6 +33,8 @@ export interface PendingAction {
   id: string;
   /** Path prefixes this line's tools keep private state under (ccache, distcc). */
   ignore: string[];
+  /** Wrappers whose words the key took out of the line's environment (`CC=distcc gcc`): key.ts EnvDigests.wrappers. */
+  envWrappers?: WrapperName[];
   buildId: string;
   weak: string;
   req: LineRequest;
@@ -516,7 +518,7 @@ export class LineCache {
 
     // Keyed without its wrapper, the line must not leave the wrapper's name in
     // what a hit restores to a build without it (`echo $CC > file`).
-    for (const w of wrappers) {
+    for (const w of new Set([...wrappers, ...stripWrappers(action.req.command).wrappers, ...(action.envWrappers ?? [])])) {
       const word = Buffer.from(`${w} `);
       if ([...blobs.values(), done.stdout, done.stderr].some((data) => data.includes(word))) return { outcome: 'not-stored', reason: 'wrapper-in-output', persist: none };
     }

@@ -16,7 +16,7 @@ import { hashFields } from '../util/hash.js';
 import type { FileState } from './file-state.js';
 import type { InputKind } from '../observe/accesses.js';
 import type { RootNames } from './root-names.js';
-import { isWrapperVariable, stripWrapperValue, stripWrappers, stripWrappersInMakeflags } from './wrappers.js';
+import { isWrapperVariable, stripWrapperValue, stripWrappers, stripWrappersInMakeflags, wrapperName, type WrapperName } from './wrappers.js';
 
 // 3: pseudo-inputs for __DATE__/__TIMESTAMP__; entries stored by kbx-key-2
 // hold none, so a compile using them must not find those. Also the shell
@@ -111,6 +111,7 @@ export class EnvDigests {
   private memo = new Map<string, string>();
   private vars = new Map<string, string[]>();
   private times = new Map<string, TimeEnv>();
+  private wrapperWords = new Map<string, WrapperName[]>();
 
   constructor(private readonly extraIgnore: readonly string[]) {}
 
@@ -125,10 +126,12 @@ export class EnvDigests {
         this.memo.clear();
         this.vars.clear();
         this.times.clear();
+        this.wrapperWords.clear();
       }
       this.memo.set(rawKey, d);
       this.vars.set(d, env);
       this.times.set(d, timeVariables(env));
+      this.wrapperWords.set(d, strippedWrappers(raw.map((b) => b.toString()), env));
     }
     return d;
   }
@@ -138,10 +141,29 @@ export class EnvDigests {
     return this.vars.get(digest) ?? [];
   }
 
+  /** The wrappers whose words a digest this object made was taken without (strippedWrappers). */
+  wrappers(digest: string): WrapperName[] {
+    return this.wrapperWords.get(digest) ?? [];
+  }
+
   /** The TIME_VARIABLES behind a digest this object made (every lookup asks: found once per environment). */
   timeEnv(digest: string): TimeEnv {
     return this.times.get(digest) ?? {};
   }
+}
+
+/** The wrappers whose words keyEnvironment took out of a value (`CC=distcc gcc`): the same digest holds `CC=gcc`. */
+function strippedWrappers(raw: readonly string[], keyed: readonly string[]): WrapperName[] {
+  const kept = new Set(keyed);
+  const out = new Set<WrapperName>();
+  for (const entry of raw) {
+    if (kept.has(entry) || !entry.includes(' ')) continue;
+    for (const word of entry.slice(entry.indexOf('=') + 1).split(/\\? /)) {
+      const w = wrapperName(word);
+      if (w) out.add(w);
+    }
+  }
+  return [...out];
 }
 
 function timeVariables(env: readonly string[]): TimeEnv {
