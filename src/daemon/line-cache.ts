@@ -71,10 +71,16 @@ export interface RecordResult {
 
 const stripText = (t: string) => stripWrappers(t).text;
 
-// What a wrapper prints when it did not do its job as asked (distcc and
-// icecream falling back to a local compile, a ccache error): the output is
-// right but the text is no part of what the line makes.
-const WRAPPER_MESSAGE = /^(distcc\[\d+\]|ICECC\[\d+\]|ccache: |sccache: )/m;
+// What a wrapper prints about itself (distcc and icecream falling back to a
+// local compile, an empty host list): whole lines, each naming the wrapper.
+const WRAPPER_MESSAGE = /^(?:distcc\[\d+\] |ICECC\[\d+\] |ccache: |sccache: )[^\n]*(?:\n|$)/gm;
+
+function withoutWrapperMessages(out: Buffer): Buffer {
+  if (out.length === 0) return out;
+  const text = out.toString('latin1');
+  const kept = text.replace(WRAPPER_MESSAGE, '');
+  return kept.length === text.length ? out : Buffer.from(kept, 'latin1');
+}
 
 /** The wrappers among the programs a trace shows running (x: program images). */
 function wrappersRun(events: readonly { op: string; path: string }[]): WrapperName[] {
@@ -417,9 +423,10 @@ export class LineCache {
     // a flaky tool): replaying it would fail every build until the inputs change.
     if (done.status !== '0') return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
     if (wrappers.length) {
-      if (WRAPPER_MESSAGE.test(done.stderr.toString('latin1')) || WRAPPER_MESSAGE.test(done.stdout.toString('latin1'))) {
-        return { outcome: 'not-stored', reason: 'wrapper-message', persist: none };
-      }
+      // What the wrapper said about itself is no part of what the line makes:
+      // a hit for CC=gcc must not print it, and a run that fell back must store
+      // what a run on the farm stores (the same object).
+      done = { ...done, stdout: withoutWrapperMessages(done.stdout), stderr: withoutWrapperMessages(done.stderr) };
       // The wrapper's own program is no part of the key (wrappers.ts): the compiler it ran is.
       acc.inputs = acc.inputs.filter((spec) => !(spec.kind === 'c' && (WRAPPER_NAMES as readonly string[]).includes(spec.path.slice(spec.path.lastIndexOf('/') + 1))));
     }
