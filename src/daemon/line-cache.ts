@@ -459,6 +459,7 @@ export class LineCache {
     const blobs = new Map<string, Buffer>();
     const kept = new Set<string>();
     const real = realRoots(action.roots); // once per run, not once per output
+    let saved: Map<string, string> | undefined; // the commands the line saves in .cmd files (kernel/cmd-file.ts)
     // Keeps one output where it really is; why not, for what an entry cannot
     // hold (a fifo, a socket, a device) or what lies outside the build roots.
     const keep = (p: string, st: Stats): string | undefined => {
@@ -471,7 +472,7 @@ export class LineCache {
         const data = readFileSync(p);
         this.state.noteContent(p, sha256(data));
         // A kbuild .cmd file is stored as written without a wrapper (kernel/cmd-file.ts).
-        const bytes = storedCmdFile(p, data, stripText) ?? data;
+        const bytes = storedCmdFile(p, data, (saved ??= savedCommands(simpleCommands(action.req.command))), stripText) ?? data;
         const digest = sha256(bytes);
         blobs.set(digest, bytes);
         outputs.push({ kind: 'file', path: at, digest, mode: st.mode & 0o777, size: bytes.length });

@@ -100,6 +100,27 @@ function wordEnd(text: string, i: number): number {
   return Math.min(i, text.length);
 }
 
+/**
+ * Whether the simple command from i on asks gcc to record its options in the
+ * object (`-g…` but `-g0`, `-frecord-gcc-switches`). icecream compiles
+ * remotely with `-fdirectives-only` and `--param` options of its own, which
+ * gcc then records (DW_AT_producer): the object differs from a local
+ * compile's, so such an icecc command keys apart from gcc.
+ */
+function recordsSwitches(text: string, i: number): boolean {
+  while (i < text.length && !OPERATOR.test(text[i]!)) {
+    if (BLANK.test(text[i]!)) {
+      i++;
+      continue;
+    }
+    const end = wordEnd(text, i);
+    const word = text.slice(i, end).replace(/^['"]|['"]$/g, '');
+    if ((word.startsWith('-g') && word !== '-g0') || word === '-frecord-gcc-switches') return true;
+    i = end;
+  }
+  return false;
+}
+
 export interface Stripped {
   /** The text the key holds. */
   text: string;
@@ -151,7 +172,7 @@ export function stripWrappers(text: string): Stripped {
       let next = i;
       while (next < text.length && BLANK.test(text[next]!)) next++;
       const follower = text[next];
-      if (wrapper && follower !== undefined && follower !== '-' && !OPERATOR.test(follower)) {
+      if (wrapper && follower !== undefined && follower !== '-' && !OPERATOR.test(follower) && !(wrapper === 'icecc' && recordsSwitches(text, next))) {
         wrappers.push(wrapper);
         i = next; // the blanks after the wrapper go with it
         continue;

@@ -72,12 +72,17 @@ function isCmdFile(path: string): boolean {
   return /^\..+\.cmd$/.test(basename(path));
 }
 
-/** The bytes to store for an output: a .cmd file with its saved command stripped; undefined when unchanged. */
-export function storedCmdFile(path: string, data: Buffer, strip: (text: string) => string): Buffer | undefined {
-  if (!isCmdFile(path)) return undefined;
+/**
+ * The bytes to store for an output: a .cmd file whose first line is the
+ * command the line saves (savedCommands) with that command stripped;
+ * undefined when unchanged. Only then: the key stripped that same text.
+ */
+export function storedCmdFile(path: string, data: Buffer, saved: ReadonlyMap<string, string>, strip: (text: string) => string): Buffer | undefined {
+  if (!isCmdFile(path) || saved.size === 0) return undefined;
   const m = FIRST_LINE.exec(data.subarray(0, 256 * 1024).toString('latin1'));
   if (!m) return undefined;
   const value = Buffer.from(m[3]!, 'latin1').toString();
+  if (saved.get(m[2]!) !== value) return undefined;
   const canonical = strip(value);
   if (canonical === value) return undefined;
   return Buffer.concat([Buffer.from(m[1]!, 'latin1'), Buffer.from(canonical + '\n'), data.subarray(m[0]!.length)]);
