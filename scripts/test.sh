@@ -18,9 +18,10 @@ cd "$(dirname "$0")/.."
 # both trees accept); qemu and busybox-static: booting it; chromium: the HTML
 # report test; nginx (its WebDAV module): the shared-store tests; redis-server
 # and redis-tools (redis-cli): the Redis backend tests, one server and a
-# cluster; openssl: their self-signed certificate for rediss://.
+# cluster; openssl: their self-signed certificate for rediss://; distcc and
+# icecc: the build farm tests (distccd, icecc-scheduler and iceccd on loopback).
 packages=(
-  make gcc libc6-dev binutils coreutils grep sed ccache distcc
+  make gcc libc6-dev binutils coreutils grep sed ccache distcc icecc
   flex bison bc libelf-dev libssl-dev cpio xz-utils linux-source-6.1 linux-source-6.12 dwarves
   clang lld llvm
   gcc-multilib binutils-powerpc-linux-gnu binutils-mips-linux-gnu

@@ -172,6 +172,7 @@ describe('build farms: distcc', { skip: unlessMissing(...distccNeeds, program('c
     const s = summary(r.stderr);
     assert.equal(s.misses, 48, r.stderr);
     assert.equal(s.stored, 48, r.stderr);
+    assert.equal(s.fallback, 0, 'a line ran without the daemon');
     ok(k.run(['stats'])); // waits for the stores
     assert.deepEqual(readdirSync(tmp), [], 'distcc left temporary files');
     assertSame(outputs(dir), plainOutputs(dir, 'distcc gcc', wenv));
