@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:f
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { loadBuild } from '../src/builds/archive.js';
 import { Kbx, plainMake, summary, tempDir, writeTree, type RunResult } from './support/kbx.js';
 import { Distccd, distccNeeds } from './support/distcc.js';
 import { IcecreamFarm, icecreamNeeds } from './support/icecream.js';
@@ -87,12 +88,16 @@ describe('build farms: distcc', { skip: unlessMissing(...distccNeeds, program('c
     const k = kbx('farm-to-local');
     const dir = project('farm-to-local');
     const served = farm.reduce((n, d) => n + d.compilesServed(), 0);
-    let s = summary(ok(k.make(dir, ['-j4', 'CC=distcc gcc'], env)).stderr);
+    const r0 = ok(k.make(dir, ['-j4', 'CC=distcc gcc'], env));
+    let s = summary(r0.stderr);
     assert.equal(s.misses, 6);
     assert.equal(s.stored, 6);
     assert.equal(farm.reduce((n, d) => n + d.compilesServed(), 0) - served, 6, 'every compile ran on a distccd');
     assertSame(outputs(dir), plainOutputs(dir, 'distcc gcc', env));
     assert.equal(k.stats()['miss-via:distcc'], 6);
+    assert.match(r0.stderr, /6 misses \(6 via distcc\)/);
+    assert.equal(k.run(['builds']).status, 0); // waits for the build record
+    assert.deepEqual(loadBuild(k.dir).missesVia, { distcc: 6 }, 'the build record (and its report) counts misses by wrapper');
 
     ok(k.make(dir, ['clean']));
     const r = ok(k.make(dir, ['-j4', 'CC=gcc']));
