@@ -15,7 +15,7 @@ import { strongFingerprint, type PathEntry } from '../../fingerprint/key.js';
 import type { LocalStore } from '../local/local-store.js';
 import type { Entry, PathSet, PathSets } from '../store.js';
 import { RemoteError, type RemoteBackend } from './backend.js';
-import { decodeRemoteEntry, decodeRemotePathSets, encodeRecord, entryKey, pathSetsKey } from './wire.js';
+import { decodeRemoteEntry, decodeRemotePathSets, encodeEntry, encodePathSets, entryKey, pathSetsKey } from './wire.js';
 
 export interface RemoteEvents {
   /** Adds to a counter, globally and for the build when it is still running. */
@@ -317,7 +317,7 @@ export class RemoteStore {
       if ((await this.call(r, buildId, true, () => r.backend.put('cas', digest, data))) === DOWN) return;
       this.count(r, buildId, 'bytes-up', data.length);
     }
-    const entryData = encodeRecord(entry);
+    const entryData = encodeEntry(entry);
     if ((await this.call(r, buildId, true, () => r.backend.put('ac', entryKey(job.strong), entryData))) === DOWN) return;
     this.count(r, buildId, 'bytes-up', entryData.length);
     // The path set last, merged with what the server holds: of two writers at
@@ -339,7 +339,7 @@ export class RemoteStore {
       cwd: job.cwd,
       sets: [{ strong: job.strong, entries: job.entries }, ...sets.filter((s) => s.strong !== job.strong)].slice(0, this.setsPerCommand),
     };
-    const recData = encodeRecord(rec);
+    const recData = encodePathSets(rec);
     if ((await this.call(r, buildId, true, () => r.backend.put('ac', key, recData))) === DOWN) return;
     this.count(r, buildId, 'bytes-up', recData.length);
     this.count(r, buildId, 'uploaded');
