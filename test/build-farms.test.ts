@@ -168,6 +168,18 @@ describe('build farms: distcc', { skip: unlessMissing(...distccNeeds, program('c
     }
   });
 
+  test("a line that writes $CC's text is not stored when CC names a wrapper: a CC=gcc build would get it", () => {
+    const k = kbx('cc-text');
+    const dir = join(tempDir('cc-text'), 'proj');
+    writeTree(dir, { Makefile: 'export CC\ncc.txt:\n\techo "$$CC" > cc.txt\n' });
+    ok(k.make(dir, ['CC=distcc gcc']));
+    assert.equal(readFileSync(join(dir, 'cc.txt'), 'utf8'), 'distcc gcc\n');
+    assert.equal(k.stats()['not-stored:wrapper-in-output'], 1);
+    rmSync(join(dir, 'cc.txt'));
+    ok(k.make(dir, ['CC=gcc']));
+    assert.equal(readFileSync(join(dir, 'cc.txt'), 'utf8'), 'gcc\n');
+  });
+
   test('-j16 over distcc: every line stored, no trace log or temporary file left behind', () => {
     const k = kbx('wide');
     const dir = project('wide', 48);
