@@ -77,6 +77,11 @@ export class Distccd {
     return (readFileSync(this.log, 'utf8').match(/COMPILE_OK/g) ?? []).length;
   }
 
+  /** Its log as written so far. */
+  logText(): string {
+    return existsSync(this.log) ? readFileSync(this.log, 'utf8') : '';
+  }
+
   get pid(): number | undefined {
     return this.proc?.pid;
   }
