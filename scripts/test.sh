@@ -20,9 +20,10 @@ cd "$(dirname "$0")/.."
 # both trees accept); qemu and busybox-static: booting it; chromium: the HTML
 # report test; nginx (its WebDAV module): the shared-store tests; redis-server
 # and redis-tools (redis-cli): the Redis backend tests, one server and a
-# cluster; openssl: their self-signed certificate for rediss://.
+# cluster; openssl: their self-signed certificate for rediss://; distcc and
+# icecc: the build farm tests (distccd, icecc-scheduler and iceccd on loopback).
 packages=(
-  make gcc libc6-dev binutils coreutils grep sed tar gzip bzip2 ccache distcc
+  make gcc libc6-dev binutils coreutils grep sed tar gzip bzip2 ccache distcc icecc iproute2 util-linux
   flex bison bc libelf-dev libssl-dev cpio xz-utils linux-source-6.1 linux-source-6.12 dwarves
   clang lld llvm
   gcc-multilib binutils-powerpc-linux-gnu binutils-mips-linux-gnu

@@ -60,6 +60,8 @@ export interface LineRecord {
   savedUs?: number;
   /** miss: why it missed. */
   why?: MissWhy;
+  /** miss: the compiler wrappers its trace showed running (distcc, icecc, ccache, sccache). */
+  wrappers?: string[];
 }
 
 export interface BuildMeta {
@@ -73,6 +75,8 @@ export interface BuildMeta {
   exit: number;
   /** Lines by kind. */
   counts: Record<LineKind, number>;
+  /** Misses by the compiler wrapper they ran (LineRecord.wrappers); absent when none ran one. */
+  missesVia?: Record<string, number>;
   /** curve[i]: milliseconds after the start when i % of the lines had finished (i = 0..100). */
   curve: number[];
 }

@@ -279,6 +279,7 @@ export class DaemonServer {
       return undefined;
     }
     res.action.ignore = wrapperStateDirs(getenv);
+    res.action.envWrappers = this.envDigests.wrappers(req.envDigest);
     // For the input-changed check: the shim's start (its CLOCK_REALTIME, the clock of
     // file times), never after the lookup's wall clock.
     res.action.startUs = Math.min(startUs, res.action.startUs);
@@ -308,7 +309,7 @@ export class DaemonServer {
   }
 
   /** Adds a finished (or abandoned) miss to its build's record. */
-  private recordMiss(p: Pending, endUs: number, exit: number, observed: { inputs: string[]; outputs: string[] } | undefined, reason?: string): void {
+  private recordMiss(p: Pending, endUs: number, exit: number, observed: { inputs: string[]; outputs: string[] } | undefined, reason?: string, wrappers?: string[]): void {
     const rec = this.recorders.get(p.buildId);
     if (!rec) return;
     const line = {
@@ -323,6 +324,7 @@ export class DaemonServer {
       outputs: (observed?.outputs ?? []).map((x) => rec.path(x)),
       why: p.why,
       ...(reason ? { reason } : {}),
+      ...(wrappers?.length ? { wrappers } : {}),
     };
     rec.add(line);
   }
@@ -352,7 +354,9 @@ export class DaemonServer {
       });
       send(MsgType.Ack, []);
       this.count(buildId, res.outcome === 'stored' ? 'stored' : `${res.outcome}:${res.reason?.split(':')[0]}`);
-      this.recordMiss(pending, doneUs, exit, res.observed, res.outcome === 'stored' ? undefined : res.reason);
+      // Which compiler wrapper ran each miss (distcc, icecc, ccache, sccache): kbx stats and the summary say.
+      for (const w of res.wrappers ?? []) this.count(buildId, `miss-via:${w}`);
+      this.recordMiss(pending, doneUs, exit, res.observed, res.outcome === 'stored' ? undefined : res.reason, res.wrappers);
       if (res.outcome === 'uncacheable') this.log(`uncacheable (${res.reason}): ${action.req.command.slice(0, 300)}`);
       const p = res.persist.catch((err) => {
         this.log(`storing failed: ${(err as Error).stack}`);
