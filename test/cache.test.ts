@@ -178,11 +178,14 @@ describe('a make that restarts', () => {
 });
 
 describe('compiler wrappers', () => {
-  const kbx = new Kbx('wrappers');
-  after(() => kbx.stop());
+  const stores: Kbx[] = [];
+  after(() => stores.forEach((k) => k.stop()));
 
   for (const wrapper of ['ccache', 'distcc']) {
     test(`CC="${wrapper} gcc": the wrapper's own cache and state stay out of the key, and a clean rebuild hits`, { skip: unlessMissing(program(wrapper, wrapper)) }, () => {
+      // A store of its own: CC="ccache gcc" and CC="distcc gcc" share entries (build-farms.test.ts).
+      const kbx = new Kbx(`wrappers-${wrapper}`);
+      stores.push(kbx);
       const proj = copyPipeline(wrapper);
       const ref = copyPipeline(`${wrapper}-ref`);
       const env = { CCACHE_DIR: join(tempDir('ccache'), 'c'), DISTCC_HOSTS: '' };

@@ -65,6 +65,8 @@ export interface LineRecord {
   strong?: string;
   /** hit: answered by replay before make ran, not by a shim. */
   replayed?: true;
+  /** miss: the compiler wrappers its trace showed running (distcc, icecc, ccache, sccache). */
+  wrappers?: string[];
 }
 
 /** What replay (src/replay/) needs of a build besides its lines (ARCHITECTURE.md, Replay). */
@@ -105,6 +107,8 @@ export interface BuildMeta {
   exit: number;
   /** Lines by kind. */
   counts: Record<LineKind, number>;
+  /** Misses by the compiler wrapper they ran (LineRecord.wrappers); absent when none ran one. */
+  missesVia?: Record<string, number>;
   /** curve[i]: milliseconds after the start when i % of the lines had finished (i = 0..100). */
   curve: number[];
 }

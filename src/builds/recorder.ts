@@ -111,6 +111,8 @@ export class BuildRecorder {
     const lines = [...this.lines, ...end.shimLines].sort((a, b) => a.startUs - b.startUs);
     const counts = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<LineKind, number>;
     for (const l of lines) counts[l.kind]++;
+    const via: Record<string, number> = {};
+    for (const l of lines) for (const w of l.wrappers ?? []) via[w] = (via[w] ?? 0) + 1;
     return {
       format: BUILD_FORMAT,
       id: this.id,
@@ -120,6 +122,7 @@ export class BuildRecorder {
       endMs: end.endMs,
       exit: end.exit,
       counts,
+      ...(Object.keys(via).length ? { missesVia: via } : {}),
       curve: progressCurve(lines, this.startMs),
       lines,
       paths: this.paths,

@@ -44,6 +44,10 @@ export function formatSummary(s: BuildSummary): string {
     .filter(([k]) => k.startsWith('remote ') && k.endsWith(' hit'))
     .reduce((sum, [, v]) => sum + v, 0);
   if (remoteHits) parts[2] += ` (${remoteHits} from shared stores)`;
+  const via = Object.entries(s.daemon?.counts ?? {})
+    .filter(([k]) => k.startsWith('miss-via:'))
+    .map(([k, v]) => `${v} via ${k.slice('miss-via:'.length)}`);
+  if (via.length) parts[3] += ` (${via.join(', ')})`;
   const stored = n(s.daemon?.counts.stored);
   // kbx make does not wait for them: the daemon finishes them, and the next command waits.
   const writing = n(s.daemon?.writing) ? `, ${n(s.daemon?.writing)} still being written` : '';

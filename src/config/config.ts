@@ -3,7 +3,7 @@
 // $KBX_DIR/kbx.conf (`key = value` lines), and KBX_<KEY> variables.
 // `kbx config` shows each value and where it came from.
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, userInfo } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { KbxError } from '../util/errors.js';
 import { sha256 } from '../util/hash.js';
@@ -189,7 +189,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 }
 
 /**
- * Where ccache and distcc keep their own state, for the environment a recipe
+ * Where ccache, distcc and icecc keep their own state, for the environment a recipe
  * line runs in: their reads and writes there are bookkeeping, not inputs or
  * outputs of the line (the compiler's real inputs are traced as usual).
  */
@@ -199,6 +199,8 @@ export function wrapperStateDirs(getenv: (name: string) => string | undefined): 
     getenv('CCACHE_DIR') || join(home, '.cache', 'ccache'),
     join(home, '.ccache'),
     getenv('DISTCC_DIR') || join(home, '.distcc'),
+    // icecc's lock of local compile slots (and its environment cache), /tmp/.icecream-<user>.
+    `/tmp/.icecream-${getenv('USER') || getenv('LOGNAME') || userInfo().username}`,
   ].map((p) => resolve(p));
 }
 

@@ -21,6 +21,9 @@ import { PathSetCache, type CompactSet } from './path-set-cache.js';
 import { refusal, underRoots } from './restore.js';
 import type { RemoteStore } from '../store/remote/remote-store.js';
 import { RootNames, type NamedRoot } from '../fingerprint/root-names.js';
+import { WRAPPER_NAMES, simpleCommands, stripWrappers, type WrapperName } from '../fingerprint/wrappers.js';
+import { restoredCmdFile, savedCommands, storedCmdFile } from '../kernel/cmd-file.js';
+import { Projections, type LineProjections, type ProjectionRule } from '../fingerprint/projection.js';
 import { LinkPartners, changedSinceExceptLinks, isLinkedInode, linkedInodes, restoreOrder, wroteThroughLink } from './hard-links.js';
 
 export type LookupResult =
@@ -32,6 +35,8 @@ export interface PendingAction {
   id: string;
   /** Path prefixes this line's tools keep private state under (ccache, distcc). */
   ignore: string[];
+  /** Wrappers whose words the key took out of the line's environment (`CC=distcc gcc`): key.ts EnvDigests.wrappers. */
+  envWrappers?: WrapperName[];
   buildId: string;
   weak: string;
   req: LineRequest;
@@ -64,6 +69,33 @@ export interface RecordResult {
   observed?: { inputs: string[]; outputs: string[] };
   /** stored: the strong fingerprint it is stored under. */
   strong?: string;
+  /** The compiler wrappers the line ran (their programs in the trace). */
+  wrappers?: WrapperName[];
+}
+
+const stripText = (t: string) => stripWrappers(t).text;
+
+// What a wrapper prints about itself (distcc and icecream falling back to a
+// local compile, an empty host list): whole lines, each naming the wrapper.
+const WRAPPER_MESSAGE = /^(?:distcc\[\d+\] |ICECC\[\d+\] |ccache: |sccache: )[^\n]*(?:\n|$)/gm;
+
+function withoutWrapperMessages(out: Buffer): Buffer {
+  if (out.length === 0) return out;
+  const text = out.toString('latin1');
+  const kept = text.replace(WRAPPER_MESSAGE, '');
+  return kept.length === text.length ? out : Buffer.from(kept, 'latin1');
+}
+
+/** The wrappers among the programs a trace shows running (x: program images). */
+function wrappersRun(events: readonly { op: string; path: string }[]): WrapperName[] {
+  const out = new Set<WrapperName>();
+  for (const ev of events) {
+    if (ev.op !== 'x') continue;
+    const base = ev.path.slice(ev.path.lastIndexOf('/') + 1);
+    const w = WRAPPER_NAMES.find((n) => n === base);
+    if (w) out.add(w);
+  }
+  return [...out];
 }
 
 // Bumped whenever the rules that find a line uncacheable change, so that a
@@ -117,8 +149,12 @@ export class LineCache {
   private readonly rootNames = new Map<string, RootNames>();
   /** Which roots each input's bytes hold, by roots and content digest: a kernel build reads the same headers thousands of times. */
   private readonly inputRoots = new Map<string, number[]>();
+  /** The wrappers the trace recordTrace read last showed (set there, read by record). */
+  private lastWrappers: WrapperName[] = [];
   /** Told when a stored entry is refused at restore (it names paths outside the build roots). */
   onRefused?: (buildId: string, why: string) => void;
+  /** Inputs valued by the part of a file the line's tools read (projection.ts). */
+  private readonly projections: Projections;
 
   constructor(
     private readonly store: Store,
@@ -126,8 +162,11 @@ export class LineCache {
     private readonly tmpDir: string,
     /** Shared stores asked on a local miss and sent new entries. */
     private readonly remote?: RemoteStore,
+    /** Rules that value some inputs by a projection (the daemon gives the kernel's: src/kernel/btf). */
+    projectionRules: readonly ProjectionRule[] = [],
   ) {
     this.pathSets = new PathSetCache(store);
+    this.projections = new Projections(projectionRules);
   }
 
   /**
@@ -179,10 +218,11 @@ export class LineCache {
     const weak = weakFingerprint(req, names);
     const local = this.lookupLocal(req, roots, buildId, names, weak);
     if (local.kind !== 'miss' || !this.remote?.active) return local;
+    const parts = this.projections.forLookup(req.command, req.cwd);
     const filled = this.remote.fill({
       weak,
       buildId,
-      holds: (strong, entries) => this.pathSets.holds(this.state, strong, entries, names),
+      holds: (strong, entries) => this.pathSets.holds(this.state, strong, entries, names, parts),
       refusal: (entry) => {
         const here = underRoots(entry, names);
         return typeof here === 'string' ? here : refusal(here, roots);
@@ -205,15 +245,16 @@ export class LineCache {
       return { kind: 'pass', reason: rec.uncacheable.split(':')[0]! };
     }
     let firstDiff: Mismatch | undefined;
+    const parts = rec?.sets.length ? this.projections.forLookup(req.command, req.cwd) : undefined;
     for (const set of rec?.sets ?? []) {
-      const diff = this.pathSets.firstMismatch(this.state, set, names);
+      const diff = this.pathSets.firstMismatch(this.state, set, names, parts);
       if (diff) {
         firstDiff ??= diff;
         continue;
       }
       const entry = this.store.getEntry(set.strong);
       if (!entry || entry.exit !== 0) continue; // a failure stored by an older kbx is not replayed
-      const restored = restoreEntry(this.store, this.state, entry, { roots, names, refused: (why) => this.onRefused?.(buildId, why) });
+      const restored = restoreEntry(this.store, this.state, entry, { roots, names, refused: (why) => this.onRefused?.(buildId, why), rewrite: cmdFiles(req.command) });
       if (!restored) continue; // a blob was evicted or corrupt: run the line
       return { kind: 'hit', exit: entry.exit, stdout: restored.stdout, stderr: restored.stderr, savedUs: entry.durationUs, entry: restored.entry, set, names, weak };
     }
@@ -221,7 +262,7 @@ export class LineCache {
     return {
       kind: 'miss',
       action: { id, buildId, ignore: [], weak, req, roots, names, traceLog: `${this.tmpDir}/trace-${id}.log`, startUs: Date.now() * 1000 },
-      why: !rec ? { kind: 'new-command' } : firstDiff ? this.explainMiss(rec.sets, names) : { kind: 'unavailable' },
+      why: !rec ? { kind: 'new-command' } : firstDiff ? this.explainMiss(rec.sets, names, parts) : { kind: 'unavailable' },
       whyText: firstDiff ? `${firstDiff.entry.p} was ${firstDiff.entry.v.slice(0, 16)}, now ${firstDiff.now.slice(0, 16)}` : rec ? 'stored outputs unavailable' : 'new command',
     };
   }
@@ -232,8 +273,8 @@ export class LineCache {
    * another stored run read (an edit reverted), that run too, with the inputs
    * the tree differs from it in: the change that matters is there.
    */
-  private explainMiss(sets: readonly CompactSet[], names: RootNames): MissWhy {
-    const all = sets.map((set) => ({ set, diffs: this.pathSets.mismatches(this.state, set, names) }));
+  private explainMiss(sets: readonly CompactSet[], names: RootNames, parts: LineProjections | undefined): MissWhy {
+    const all = sets.map((set) => ({ set, diffs: this.pathSets.mismatches(this.state, set, names, parts) }));
     let best: (typeof all)[number] | undefined;
     for (const run of all) if (!best || run.diffs.length < best.diffs.length) best = run;
     if (!best) return { kind: 'unavailable' };
@@ -262,7 +303,7 @@ export class LineCache {
     return why;
   }
 
-  private inputValue(spec: InputSpec, linked: Set<string>): string | undefined {
+  private inputValue(spec: InputSpec, linked: Set<string>, parts: LineProjections | undefined): string | undefined {
     // The line left a file of its own there (replacers.ts says why its probe may be keyed so).
     if (spec.replaced && replaceableNow(spec.path)) return ABSENT_OR_FILE;
     if (spec.kind === 'e') {
@@ -273,7 +314,8 @@ export class LineCache {
     if (spec.pre) return this.state.contentBefore(spec.path, spec.pre);
     // A file the line hard-linked (`ln big.bin alias`): the link changed its ctime, not its bytes.
     if (linked.size && isLinkedInode(spec.path, linked)) return this.state.contentAfterLink(spec.path);
-    return this.state.content(spec.path);
+    const proj = parts?.get(spec.path);
+    return proj ? this.state.projected(spec.path, proj) : this.state.content(spec.path);
   }
 
   /**
@@ -373,6 +415,7 @@ export class LineCache {
     const observed = { inputs: [] as string[], outputs: [] as string[] };
     const res = this.recordTrace(action, done, observed);
     res.observed = observed;
+    if (this.lastWrappers.length) res.wrappers = this.lastWrappers;
     if (res.outcome !== 'stored') this.ranUnseen();
     return res;
   }
@@ -389,6 +432,7 @@ export class LineCache {
     }
     if (!/^\d+$/.test(done.status)) return { outcome: 'not-stored', reason: done.status.startsWith('sig') ? 'killed' : 'output-too-big', persist: none };
     const { events, bad } = parseTraceLog(log);
+    const wrappers = (this.lastWrappers = wrappersRun(events));
     const acc = classifyAccesses(events, bad, {
       ignorePrefixes: [...this.cfg.ignorePaths, this.cfg.dir, ...action.ignore],
       uncacheablePrograms: this.cfg.uncacheablePrograms,
@@ -410,6 +454,14 @@ export class LineCache {
     // A failure may come from what no key holds (an OOM-killed cc1, a full disk,
     // a flaky tool): replaying it would fail every build until the inputs change.
     if (done.status !== '0') return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
+    if (wrappers.length) {
+      // What the wrapper said about itself is no part of what the line makes:
+      // a hit for CC=gcc must not print it, and a run that fell back must store
+      // what a run on the farm stores (the same object).
+      done = { ...done, stdout: withoutWrapperMessages(done.stdout), stderr: withoutWrapperMessages(done.stderr) };
+      // The wrapper's own program is no part of the key (wrappers.ts): the compiler it ran is.
+      acc.inputs = acc.inputs.filter((spec) => !(spec.kind === 'c' && (WRAPPER_NAMES as readonly string[]).includes(spec.path.slice(spec.path.lastIndexOf('/') + 1))));
+    }
     // A write in place through one name of a file changed its other names too, and a
     // hit, which writes a new file, would not: such a line runs every time.
     if (wroteThroughLink(events)) return { outcome: 'not-stored', reason: 'writes-through-link', persist: none };
@@ -417,8 +469,9 @@ export class LineCache {
     const entries: PathEntry[] = [];
     const changedEntries = entriesChanged(events);
     const linked = linkedInodes(acc.written);
+    const parts = this.projections.forRun(action.req.command, action.req.cwd, acc.execed);
     for (const spec of acc.inputs) {
-      let v = this.inputValue(spec, linked);
+      let v = this.inputValue(spec, linked, parts);
       if (v === undefined) return { outcome: 'not-stored', reason: 'unknown-prior-content', persist: none };
       // A listing the line changed itself: the key is the listing before the line.
       const own = v.startsWith('dir:') ? changedEntries.get(resolve(spec.path)) : undefined;
@@ -443,6 +496,7 @@ export class LineCache {
     const blobs = new Map<string, Buffer>();
     const kept = new Set<string>();
     const real = realRoots(action.roots); // once per run, not once per output
+    let saved: Map<string, string> | undefined; // the commands the line saves in .cmd files (kernel/cmd-file.ts)
     // An output with a second name: the input or earlier output it is a hard link of (hard-links.ts).
     const partners = new LinkPartners(() => {
       const value = new Map(entries.map((e) => [e.p, e.v]));
@@ -468,11 +522,15 @@ export class LineCache {
         this.state.noteContent(p, input.digest);
       } else if (st.isFile()) {
         const data = readFileSync(p);
-        const digest = sha256(data);
-        blobs.set(digest, data);
-        const linkOf = partners.linkOf(p, at, digest, st.nlink);
-        outputs.push({ kind: 'file', path: at, digest, mode: st.mode & 0o777, size: data.length, ...(linkOf !== undefined && { linkOf }) });
-        this.state.noteContent(p, digest);
+        const onDisk = sha256(data);
+        this.state.noteContent(p, onDisk);
+        // A kbuild .cmd file is stored as written without a wrapper (kernel/cmd-file.ts): no link of anything.
+        const cmdFile = storedCmdFile(p, data, (saved ??= savedCommands(simpleCommands(action.req.command))), stripText);
+        const bytes = cmdFile ?? data;
+        const digest = cmdFile ? sha256(cmdFile) : onDisk;
+        blobs.set(digest, bytes);
+        const linkOf = cmdFile ? undefined : partners.linkOf(p, at, digest, st.nlink);
+        outputs.push({ kind: 'file', path: at, digest, mode: st.mode & 0o777, size: bytes.length, ...(linkOf !== undefined && { linkOf }) });
       } else {
         outputs.push(st.isDirectory() ? { kind: 'dir', path: at } : { kind: 'link', path: at, target: readlinkSync(p) });
         this.state.forget(p);
@@ -521,6 +579,13 @@ export class LineCache {
       if (at !== undefined && !kept.has(at)) deleted.push(at);
     }
 
+    // Keyed without its wrapper, the line must not leave the wrapper's name in
+    // what a hit restores to a build without it (`echo $CC > file`).
+    for (const w of new Set([...wrappers, ...stripWrappers(action.req.command).wrappers, ...(action.envWrappers ?? [])])) {
+      const word = Buffer.from(`${w} `);
+      if ([...blobs.values(), done.stdout, done.stderr].some((data) => data.includes(word))) return { outcome: 'not-stored', reason: 'wrapper-in-output', persist: none };
+    }
+
     const stdoutDigest = done.stdout.length ? sha256(done.stdout) : '';
     const stderrDigest = done.stderr.length ? sha256(done.stderr) : '';
     if (stdoutDigest) blobs.set(stdoutDigest, done.stdout);
@@ -566,6 +631,15 @@ export class LineCache {
     })();
     return { outcome: 'stored', persist, strong };
   }
+}
+
+/** The kbuild .cmd files a hit writes with the command the current line saves (kernel/cmd-file.ts). */
+function cmdFiles(command: string) {
+  let saved: Map<string, string> | undefined;
+  return {
+    applies: (p: string) => /\/\.[^/]+\.cmd$/.test(p),
+    apply: (p: string, data: Buffer) => restoredCmdFile(p, data, (saved ??= savedCommands(simpleCommands(command))), stripText),
+  };
 }
 
 /** The listing of dir before the line, from the listing now and the entries the line created or removed. */

@@ -22,6 +22,7 @@ import type { Entry, Store, StoredOutput } from '../store/store.js';
 import type { FileState } from '../fingerprint/file-state.js';
 import { insideRoots, linkDestination, locate, realRoots, type Walk } from '../util/roots.js';
 import type { RootNames } from '../fingerprint/root-names.js';
+import { sha256 } from '../util/hash.js';
 import { canLink, restoreLink, restoreOrder } from './hard-links.js';
 
 export interface Restored {
@@ -38,6 +39,12 @@ export interface RestoreContext {
   names: RootNames;
   /** Told why an entry was refused; the lookup then goes on as for a missing blob. */
   refused?(why: string): void;
+  /**
+   * Outputs whose bytes depend on the current line's text (a kbuild .cmd
+   * file: kernel/cmd-file.ts). `apply` gives the bytes to restore instead,
+   * undefined to restore them as stored, null when the entry must not be used.
+   */
+  rewrite?: { applies(path: string): boolean; apply(path: string, data: Buffer): Buffer | undefined | null };
 }
 
 /** The entry with its stored paths put under these roots, or why it cannot be (a role they lack, a hostile name). */
@@ -187,6 +194,23 @@ export function restoreEntry(store: Store, state: FileState, stored: Entry, ctx:
   if (!stdout || !stderr) return undefined;
   const blobs = new Map<string, Buffer>();
   const there = new Set<StoredFile>();
+  if (ctx.rewrite) {
+    const rewritten = new Set<string>();
+    for (const [i, o] of entry.outputs.entries()) {
+      if (o.kind !== 'file' || !ctx.rewrite.applies(o.path)) continue;
+      const data = o.linkOf === undefined ? store.getBlob(o.digest) : undefined;
+      if (!data) return undefined; // evicted, or a hard link: not a file kbx rewrites
+      const now = ctx.rewrite.apply(o.path, data);
+      if (now === null) return undefined;
+      if (now === undefined) continue;
+      const digest = sha256(now);
+      blobs.set(digest, now);
+      entry.outputs[i] = { ...o, digest, size: now.length };
+      rewritten.add(o.path);
+    }
+    // A second name of a rewritten file would get the stored bytes: run the line instead.
+    if (entry.outputs.some((o) => o.kind === 'file' && o.linkOf !== undefined && rewritten.has(o.linkOf))) return undefined;
+  }
   // Hard links of a file the entry does not write (an input) are checked now;
   // of a file it writes, after that is written. The others need their blob.
   const written = new Map<string, StoredFile>();

@@ -283,6 +283,7 @@ export class DaemonServer {
       return undefined;
     }
     res.action.ignore = wrapperStateDirs(getenv);
+    res.action.envWrappers = this.envDigests.wrappers(req.envDigest);
     // For the input-changed check: the shim's start (its CLOCK_REALTIME, the clock of
     // file times), never after the lookup's wall clock.
     res.action.startUs = Math.min(startUs, res.action.startUs);
@@ -314,7 +315,7 @@ export class DaemonServer {
   }
 
   /** Adds a finished (or abandoned) miss to its build's record. */
-  private recordMiss(p: Pending, endUs: number, exit: number, observed: { inputs: string[]; outputs: string[] } | undefined, reason?: string, strong?: string): void {
+  private recordMiss(p: Pending, endUs: number, exit: number, observed: { inputs: string[]; outputs: string[] } | undefined, reason?: string, strong?: string, wrappers?: string[]): void {
     const rec = this.recorders.get(p.buildId);
     if (!rec) return;
     const line = {
@@ -330,6 +331,7 @@ export class DaemonServer {
       why: p.why,
       ...(reason ? { reason } : {}),
       ...(strong ? { weak: p.action.weak, strong } : {}),
+      ...(wrappers?.length ? { wrappers } : {}),
     };
     rec.add(line);
   }
@@ -359,7 +361,9 @@ export class DaemonServer {
       });
       send(MsgType.Ack, []);
       this.count(buildId, res.outcome === 'stored' ? 'stored' : `${res.outcome}:${res.reason?.split(':')[0]}`);
-      this.recordMiss(pending, doneUs, exit, res.observed, res.outcome === 'stored' ? undefined : res.reason, res.strong);
+      // Which compiler wrapper ran each miss (distcc, icecc, ccache, sccache): kbx stats and the summary say.
+      for (const w of res.wrappers ?? []) this.count(buildId, `miss-via:${w}`);
+      this.recordMiss(pending, doneUs, exit, res.observed, res.outcome === 'stored' ? undefined : res.reason, res.strong, res.wrappers);
       if (res.outcome === 'uncacheable') this.log(`uncacheable (${res.reason}): ${action.req.command.slice(0, 300)}`);
       const p = res.persist.catch((err) => {
         this.log(`storing failed: ${(err as Error).stack}`);

@@ -2,8 +2,12 @@
 // enters a key is listed here; KEY_FORMAT changes whenever one does.
 //
 //   weak   = H(KEY_FORMAT, cwd, command text, tty flags, H(environment that matters)),
-//            each build root in them replaced by its role (root-names.ts)
-//   path set = sorted [kind, path, value] for every input the line observed,
+//            each build root in them replaced by its role (root-names.ts), and
+//            compiler wrappers (distcc, icecc, ccache, sccache) left out of the
+//            command text and environment (wrappers.ts)
+//   path set = sorted [kind, path, value] for every input the line observed
+//              (a content value is the file's digest, or for an input a rule
+//              values by the part its tools read, `part:…`: projection.ts),
 //              a path under a build root named by its role (`@make/x.c`),
 //              then the pseudo-inputs of a compile that names the time macros
 //              (time-inputs.ts: the date, and mtimes), and a `root` entry for
@@ -14,6 +18,8 @@ import { hashFields } from '../util/hash.js';
 import type { FileState } from './file-state.js';
 import type { InputKind } from '../observe/accesses.js';
 import type { RootNames } from './root-names.js';
+import { isWrapperVariable, stripWrapperValue, stripWrappers, stripWrappersInMakeflags, wrapperName, type WrapperName } from './wrappers.js';
+import { PART_PREFIX, type LineProjections } from './projection.js';
 
 // 3: pseudo-inputs for __DATE__/__TIMESTAMP__; entries stored by kbx-key-2
 // hold none, so a compile using them must not find those. Also the shell
@@ -21,6 +27,8 @@ import type { RootNames } from './root-names.js';
 // 4: paths under a build root named by role, and `root` pseudo-inputs for a
 // line whose outputs hold a root: a kbx-key-3 entry holds absolute paths only
 // and was never checked for them.
+// Not bumped for wrappers.ts: a text without wrapper words keys as before, and
+// the key of a text with them is new (its old entries are never looked up).
 export const KEY_FORMAT = 'kbx-key-4';
 
 /**
@@ -81,9 +89,11 @@ export function keyEnvironment(env: readonly string[], extraIgnore: readonly str
     const name = eq < 0 ? entry : entry.slice(0, eq);
     // kbx's own variables, less the shell that runs the line: /bin/sh and bash
     // give different outputs for the same line (echo '\\n', [[ ]]).
-    if ((name.startsWith('KBX_') && name !== 'KBX_REAL_SHELL') || VOLATILE_ENV.has(name)) continue;
+    if ((name.startsWith('KBX_') && name !== 'KBX_REAL_SHELL') || VOLATILE_ENV.has(name) || isWrapperVariable(name)) continue;
     if (extraIgnore.includes(name) && !(TIME_VARIABLES as readonly string[]).includes(name)) continue;
-    if (name === 'MAKEFLAGS' || name === 'MFLAGS') out.push(`${name}=${normalizeMakeflags(entry.slice(eq + 1))}`);
+    // CC="distcc gcc" on make's command line reaches MAKEFLAGS and, exported by kbuild, CC itself.
+    if (name === 'MAKEFLAGS' || name === 'MFLAGS') out.push(`${name}=${stripWrappersInMakeflags(normalizeMakeflags(entry.slice(eq + 1)))}`);
+    else if (eq > 0) out.push(`${name}=${stripWrapperValue(entry.slice(eq + 1))}`);
     else out.push(entry);
   }
   return out.sort();
@@ -104,6 +114,7 @@ export class EnvDigests {
   private memo = new Map<string, string>();
   private vars = new Map<string, string[]>();
   private times = new Map<string, TimeEnv>();
+  private wrapperWords = new Map<string, WrapperName[]>();
 
   constructor(private readonly extraIgnore: readonly string[]) {}
 
@@ -118,10 +129,12 @@ export class EnvDigests {
         this.memo.clear();
         this.vars.clear();
         this.times.clear();
+        this.wrapperWords.clear();
       }
       this.memo.set(rawKey, d);
       this.vars.set(d, env);
       this.times.set(d, timeVariables(env));
+      this.wrapperWords.set(d, strippedWrappers(raw.map((b) => b.toString()), env));
     }
     return d;
   }
@@ -131,10 +144,29 @@ export class EnvDigests {
     return this.vars.get(digest) ?? [];
   }
 
+  /** The wrappers whose words a digest this object made was taken without (strippedWrappers). */
+  wrappers(digest: string): WrapperName[] {
+    return this.wrapperWords.get(digest) ?? [];
+  }
+
   /** The TIME_VARIABLES behind a digest this object made (every lookup asks: found once per environment). */
   timeEnv(digest: string): TimeEnv {
     return this.times.get(digest) ?? {};
   }
+}
+
+/** The wrappers whose words keyEnvironment took out of a value (`CC=distcc gcc`): the same digest holds `CC=gcc`. */
+function strippedWrappers(raw: readonly string[], keyed: readonly string[]): WrapperName[] {
+  const kept = new Set(keyed);
+  const out = new Set<WrapperName>();
+  for (const entry of raw) {
+    if (kept.has(entry) || !entry.includes(' ')) continue;
+    for (const word of entry.slice(entry.indexOf('=') + 1).split(/\\? /)) {
+      const w = wrapperName(word);
+      if (w) out.add(w);
+    }
+  }
+  return [...out];
 }
 
 function timeVariables(env: readonly string[]): TimeEnv {
@@ -150,7 +182,7 @@ function timeVariables(env: readonly string[]): TimeEnv {
 /** `names`: the line's build roots; without, paths count as spelled (a test's key). */
 export function weakFingerprint(req: LineRequest, names?: RootNames): string {
   const text = (t: string) => (names ? names.keyText(t) : t);
-  return hashFields([KEY_FORMAT, text(req.cwd), text(req.command), req.tty, req.envDigest]);
+  return hashFields([KEY_FORMAT, text(req.cwd), text(stripWrappers(req.command).text), req.tty, req.envDigest]);
 }
 
 /**
@@ -193,9 +225,18 @@ export function replaceableNow(path: string): boolean {
   }
 }
 
-/** The value a file entry (c or e) has now, for comparing with its stored value; pseudo-inputs: time-inputs.ts. */
-export function currentValue(state: FileState, kind: InputKind, path: string, stored?: string): string {
+/**
+ * The value a file entry (c or e) has now, for comparing with its stored
+ * value; pseudo-inputs: time-inputs.ts. A stored `part:` value is matched by
+ * the projection the line's rule names for the path (`parts`), never by one
+ * the store names.
+ */
+export function currentValue(state: FileState, kind: InputKind, path: string, stored?: string, parts?: LineProjections): string {
   if (kind === 'e' && stored === ABSENT_OR_FILE && replaceableNow(path)) return ABSENT_OR_FILE;
+  if (kind === 'c' && parts && stored?.startsWith(PART_PREFIX)) {
+    const proj = parts.get(path);
+    if (proj) return state.projected(path, proj);
+  }
   return kind === 'c' ? state.content(path) : state.existence(path);
 }
 

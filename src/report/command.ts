@@ -13,7 +13,7 @@ export type Stage = 'compile' | 'archive' | 'link' | 'kallsyms' | 'btf' | 'compr
 export const STAGES: readonly Stage[] = ['compile', 'archive', 'link', 'kallsyms', 'btf', 'compress', 'other'];
 
 // Words that run the next word: `env FOO=1 gcc`, `ccache gcc`, `sh script.sh`.
-const WRAPPERS = new Set(['env', 'nice', 'time', 'exec', 'command', 'nohup', 'ccache', 'distcc', 'sccache', 'then', 'else', 'do', 'if', 'while', 'until', '!', '{']);
+const WRAPPERS = new Set(['env', 'nice', 'time', 'exec', 'command', 'nohup', 'ccache', 'distcc', 'icecc', 'sccache', 'then', 'else', 'do', 'if', 'while', 'until', '!', '{']);
 const INTERPRETERS = /^(sh|bash|dash|node|perl|python[\d.]*)$/;
 // Builtins that set a line up before its real work (`set -e; make -f …`).
 const SETUP = new Set(['set', 'cd', 'export', 'trap', 'umask', ':', 'true']);

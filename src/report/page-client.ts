@@ -73,6 +73,7 @@ function renderHeader(data: PageData): void {
       card('summary-lines', 'recipe lines', String(lines), lines),
       card('summary-hits', 'hits', String(c.hit), c.hit),
       card('summary-misses', 'misses', String(c.miss), c.miss),
+      ...Object.entries(b.missesVia ?? {}).map(([w, n]) => card(`summary-via-${w}`, `misses via ${w}`, String(n), n)),
       card('summary-hit-rate', 'hit rate', fmtRate(c.hit, c.miss), c.hit + c.miss ? c.hit / (c.hit + c.miss) : 0),
       card('summary-pass', 'pass-through', String(c.pass), c.pass),
       card('summary-trivial', 'trivial', String(c.trivial), c.trivial),

@@ -1,0 +1,209 @@
+// Compiler wrappers (distcc, icecc, ccache, sccache) are transparent to the
+// key: `distcc gcc -c x.c` makes the object `gcc -c x.c` makes (the farm runs
+// the same compiler version: the user's contract with distcc and icecream, as
+// with ccache), so both share entries. The wrapper words leave the command
+// text where they start a command, the variables that only steer the wrapper
+// leave the environment, and the wrapper's own program leaves the path set
+// (line-cache.ts); what identifies the real compiler (the driver, cc1 and the
+// assembler that ran, by their bytes) stays.
+import { basename } from 'node:path';
+import { canonicalSavedCommand } from '../kernel/cmd-file.js';
+
+export const WRAPPER_NAMES = ['distcc', 'icecc', 'ccache', 'sccache'] as const;
+export type WrapperName = (typeof WRAPPER_NAMES)[number];
+
+export function wrapperName(word: string): WrapperName | undefined {
+  if (!/^[\w./+-]+$/.test(word)) return undefined;
+  return WRAPPER_NAMES.find((n) => n === basename(word));
+}
+
+// Variables that change what the wrapped compile produces stay in the key:
+// ccache's base_dir rewrites paths in the object and the dependency file;
+// run_second_cpp changes warnings and debug line info; the compiler choices
+// pick another compiler than the command names.
+const VARIABLES_KEPT = new Set(['CCACHE_BASEDIR', 'CCACHE_CPP2', 'CCACHE_NOCPP2', 'CCACHE_COMPILER', 'CCACHE_CC', 'ICECC_CC', 'ICECC_CXX', 'ICECC_CLANG_REMOTE_CPP']);
+
+/** A variable that only steers a wrapper (its hosts, its cache, its logs): no part of the key. */
+export function isWrapperVariable(name: string): boolean {
+  return /^(DISTCC|ICECC|CCACHE|SCCACHE)_/.test(name) && !VARIABLES_KEPT.has(name);
+}
+
+/**
+ * An environment or make variable's value without the wrapper words it starts
+ * with (`CC=distcc gcc` → `gcc`), only when a compiler word follows. In
+ * MAKEFLAGS make writes a blank in a value as `\ `.
+ */
+export function stripWrapperValue(value: string, blank = ' '): string {
+  let v = value;
+  for (;;) {
+    const at = v.indexOf(blank);
+    if (at <= 0 || !wrapperName(v.slice(0, at))) return v;
+    const rest = v.slice(at + blank.length);
+    if (rest === '' || rest.startsWith('-') || rest.startsWith(' ') || rest.startsWith('\\')) return v;
+    v = rest;
+  }
+}
+
+/** MAKEFLAGS with the wrapper words taken out of each `NAME=value` on make's command line. */
+export function stripWrappersInMakeflags(makeflags: string): string {
+  const dash = makeflags.indexOf(' -- ');
+  if (dash < 0) return makeflags;
+  // After ` -- `: the variables, separated by unescaped blanks, blanks inside escaped as `\ `.
+  const vars = makeflags.slice(dash + 4).split(/(?<!\\) /);
+  return (
+    makeflags.slice(0, dash + 4) +
+    vars
+      .map((assign) => {
+        const eq = assign.indexOf('=');
+        return eq < 0 ? assign : assign.slice(0, eq + 1) + stripWrapperValue(assign.slice(eq + 1), '\\ ');
+      })
+      .join(' ')
+  );
+}
+
+// Words after which the next word starts a command.
+const RESERVED = new Set(['then', 'do', 'else', 'elif', 'if', 'while', 'until', '!', '{', 'time', 'exec']);
+const OPERATOR = /[;&|()\n]/;
+const BLANK = /[ \t]/;
+
+interface Word {
+  raw: string;
+  /** Index of this word in the output pieces. */
+  piece: number;
+}
+
+/**
+ * The end (exclusive) of the shell word starting at i: quotes, backslashes,
+ * `$(…)` and backquotes are part of it; a blank or operator outside them ends it.
+ */
+function wordEnd(text: string, i: number): number {
+  let depth = 0;
+  while (i < text.length) {
+    const c = text[i]!;
+    if (c === '\\') i += 2;
+    else if (c === "'") {
+      const close = text.indexOf("'", i + 1);
+      i = close < 0 ? text.length : close + 1;
+    } else if (c === '"' || c === '`') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== c) j += text[j] === '\\' ? 2 : 1;
+      i = j + 1;
+    } else if (c === '$' && text[i + 1] === '(') {
+      depth++;
+      i += 2;
+    } else if (c === ')' && depth > 0) {
+      depth--;
+      i++;
+    } else if (depth === 0 && (BLANK.test(c) || OPERATOR.test(c))) return i;
+    else i++;
+  }
+  return Math.min(i, text.length);
+}
+
+/**
+ * Whether the simple command from i on asks gcc to record its options in the
+ * object (`-g…` but `-g0`, `-frecord-gcc-switches`). icecream compiles
+ * remotely with `-fdirectives-only` and `--param` options of its own, which
+ * gcc then records (DW_AT_producer): the object differs from a local
+ * compile's, so such an icecc command keys apart from gcc.
+ */
+function recordsSwitches(text: string, i: number): boolean {
+  while (i < text.length && !OPERATOR.test(text[i]!)) {
+    if (BLANK.test(text[i]!)) {
+      i++;
+      continue;
+    }
+    const end = wordEnd(text, i);
+    const word = text.slice(i, end).replace(/^['"]|['"]$/g, '');
+    if ((word.startsWith('-g') && word !== '-g0') || word === '-frecord-gcc-switches') return true;
+    i = end;
+  }
+  return false;
+}
+
+export interface Stripped {
+  /** The text the key holds. */
+  text: string;
+  /** The wrappers taken out, in order. */
+  wrappers: WrapperName[];
+}
+
+/**
+ * The command text as the key holds it: a wrapper word that starts a simple
+ * command and is followed by a compiler word (`distcc gcc …`, `ccache distcc
+ * gcc …`) is left out, with the blanks after it; and the command kbuild saves
+ * in a `.cmd` file (fixdep's third argument, `printf '%s\n' 'cmd_… := …'`:
+ * kernel/cmd-file.ts) is stripped the same way, as that file is written
+ * without the wrapper when stored and with the current one when restored.
+ * Wrapper words anywhere else (`echo distcc gcc`, `"$CC"`) stay: what the
+ * line prints may depend on them.
+ */
+export function stripWrappers(text: string): Stripped {
+  if (!WRAPPER_NAMES.some((n) => text.includes(n))) return { text, wrappers: [] };
+  const pieces: string[] = [];
+  const wrappers: WrapperName[] = [];
+  let words: Word[] = [];
+  let commandStart = true;
+  const endCommand = () => {
+    const saved = canonicalSavedCommand(words.map((w) => w.raw), (v) => stripWrappers(v).text);
+    if (saved) pieces[words[saved.index]!.piece] = saved.raw;
+    words = [];
+    commandStart = true;
+  };
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i]!;
+    if (BLANK.test(c)) {
+      pieces.push(c);
+      i++;
+      continue;
+    }
+    if (OPERATOR.test(c)) {
+      pieces.push(c);
+      i++;
+      endCommand();
+      continue;
+    }
+    const end = wordEnd(text, i);
+    const raw = text.slice(i, end);
+    i = end;
+    if (commandStart) {
+      const wrapper = wrapperName(raw);
+      let next = i;
+      while (next < text.length && BLANK.test(text[next]!)) next++;
+      const follower = text[next];
+      if (wrapper && follower !== undefined && follower !== '-' && !OPERATOR.test(follower) && !(wrapper === 'icecc' && recordsSwitches(text, next))) {
+        wrappers.push(wrapper);
+        i = next; // the blanks after the wrapper go with it
+        continue;
+      }
+      if (!RESERVED.has(raw) && !/^[A-Za-z_]\w*=/.test(raw)) commandStart = false;
+    }
+    words.push({ raw, piece: pieces.length });
+    pieces.push(raw);
+  }
+  endCommand();
+  return { text: pieces.join(''), wrappers };
+}
+
+/** The words (raw) of each simple command of a line, split at operators outside quotes. */
+export function simpleCommands(text: string): string[][] {
+  const out: string[][] = [];
+  let words: string[] = [];
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i]!;
+    if (BLANK.test(c)) i++;
+    else if (OPERATOR.test(c)) {
+      i++;
+      if (words.length) out.push(words);
+      words = [];
+    } else {
+      const end = wordEnd(text, i);
+      words.push(text.slice(i, end));
+      i = end;
+    }
+  }
+  if (words.length) out.push(words);
+  return out;
+}
