@@ -39,7 +39,7 @@ export class Kbx {
   }
 
   env(more: Record<string, string> = {}): NodeJS.ProcessEnv {
-    // Replay (on by default) answers lines before make asks: tests that count
+    // Replay (off by default, on where a test says so) answers lines before make asks: tests that count
     // the shim's hits and misses turn it on themselves (test/replay.test.ts).
     const env: NodeJS.ProcessEnv = { ...process.env, KBX_DIR: this.dir, KBX_IDLE_TIMEOUT: '120', KBX_REPLAY: 'false', ...this.extraEnv, ...more };
     for (const k of Object.keys(env)) if (k.startsWith('MAKE') || k === 'MFLAGS') delete env[k];
