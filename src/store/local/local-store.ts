@@ -121,6 +121,12 @@ export class LocalStore implements Store {
     return this.readRecord(this.file('ac', weak, '.p'), decodePathSets);
   }
 
+  /** Whether a record of the command's path sets is there (not decoded). */
+  hasPathSets(weak: string): boolean {
+    const path = this.file('ac', weak, '.p');
+    return path !== undefined && existsSync(path);
+  }
+
   putPathSets(weak: string, record: PathSets): void {
     const path = this.file('ac', weak, '.p');
     if (path) this.writeAtomic(path, Buffer.from(JSON.stringify(record)));
