@@ -7,6 +7,7 @@
 // resident memory, which the garbage collector makes noisy.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kbx, summary, tempDir, writeTree } from './support/kbx.js';
 
@@ -60,5 +61,31 @@ describe('a daemon across many builds of trees that come and go', () => {
     assert.ok(last.pathSetRecords! <= 11 * LINES, JSON.stringify(last));
     // Nothing is left of the builds that ended.
     assert.deepEqual([last.openBuilds, last.recorders, last.buildsStoring], [0, 0, 0], JSON.stringify(last));
+  });
+});
+
+describe('a daemon whose store directory is deleted', () => {
+  test('exits instead of living on unreachable until its idle timeout', async () => {
+    const kbx = new Kbx('orphan');
+    const r = kbx.make(project(100), ['-j2']);
+    assert.equal(r.status, 0, r.stderr);
+    const status = kbx.run(['daemon', 'status', '--json']);
+    assert.equal(status.status, 0, status.stderr);
+    const pid = (JSON.parse(status.stdout) as { pid: number }).pid;
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    assert.ok(alive());
+    rmSync(kbx.dir, { recursive: true, force: true }); // a CI job's workspace wiped
+    // Bounded: the daemon looks every 2 s once idle for 3 s; its idle timeout here is 120 s.
+    for (let i = 0; i < 200 && alive(); i++) await new Promise((res) => setTimeout(res, 100));
+    const left = alive();
+    if (left) process.kill(pid, 'SIGKILL');
+    assert.equal(left, false, 'the daemon still runs 20 s after its store directory was deleted');
   });
 });

@@ -153,6 +153,25 @@ describe('kallsyms matches the 6.1 C tool', { skip: unlessMissing(linuxSource(tr
     writeFileSync(big, syntheticMap(70000, 7));
     assert.equal(compareWithC(big, { allSymbols: true, absolutePercpu: true, baseRelative: true }, TARGETS.le64), 'same-tables');
   });
+  test('a name holding a quote or a backslash is refused: the C tool prints tokens raw in .asciz', () => {
+    for (const [i, n] of ['q"uote', 'back\\slash'].entries()) {
+      const p = join(work, `asciz-61-${i}.syms`);
+      writeFileSync(p, Buffer.from(`ffffffff81000000 T _stext\nffffffff81000008 t ${n}\nffffffff81000010 T _etext\n`, 'latin1'));
+      assert.throws(() => kallsyms(readFileSync(p), { baseRelative: true }, TARGETS.le64, KALLSYMS_6_1), { code: 'KALLSYMS_BAD_NAME' }, JSON.stringify(n));
+      // What the stock script would link: its .S does not assemble, or not to these names.
+      const c = runCKallsyms(tool!, p, { baseRelative: true });
+      assert.equal(c.status, 0);
+      assert.throws(() => {
+        assemble(work, `asciz-61-${i}`, c.asm, TARGETS.le64, 0xffffffff81000000n);
+        assert.fail('assembled');
+      }, JSON.stringify(n));
+    }
+  });
+  test('a name holding "*/" or a carriage return is kept: 6.1 prints names as bytes, with no comment, and reads names up to a blank', () => {
+    const p = join(work, 'comment-61.syms');
+    writeFileSync(p, 'ffffffff81000000 T _stext\nffffffff81000008 t ends*/comment\nffffffff8100000c t carriage\r\nffffffff81000010 T _etext\n');
+    assert.equal(compareWithC(p, { baseRelative: true }, TARGETS.le64), 'same-tables');
+  });
 });
 
 /** 6.12's option sets: there is no --base-relative (always) and no --lto-clang. */

@@ -265,15 +265,33 @@ async function main(): Promise<void> {
   removeOldTraces(tmpDir);
   server.log(`daemon ${process.pid} listening on ${sock} (code ${id})`);
 
+  const dirIno = statSync(cfg.dir).ino;
   setInterval(() => {
     global.flushInBackground();
     if (server.idleMs() > cfg.idleTimeoutSec * 1000) {
       server.log('idle timeout; exiting');
       void shutdown(0);
+    } else if (server.idleMs() > ORPHAN_CHECK_IDLE_MS && orphaned(cfg.dir, dirIno, sock, sockIno)) {
+      // KBX_DIR was deleted (rm -rf of a CI workspace) or another daemon took
+      // the socket: no client can reach this one again, so it would live
+      // until its idle timeout holding a store nobody sees.
+      server.log('store directory or socket is gone; exiting');
+      void shutdown(0);
     }
   }, Math.min(2000, cfg.idleTimeoutSec * 1000)).unref();
   process.on('SIGTERM', () => void shutdown(0));
   process.on('SIGINT', () => void shutdown(0));
+}
+
+const ORPHAN_CHECK_IDLE_MS = 3000;
+
+/** Whether the store directory or the socket this daemon listens on was removed or replaced. */
+function orphaned(dir: string, dirIno: number, sock: string, sockIno: number): boolean {
+  try {
+    return statSync(dir).ino !== dirIno || statSync(sock).ino !== sockIno;
+  } catch {
+    return true;
+  }
 }
 
 main().catch((err) => {

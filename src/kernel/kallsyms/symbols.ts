@@ -259,3 +259,20 @@ export function selectSymbols(map: SymbolMap, given: KallsymsOptions, version: K
   version.checkSelection?.(sorted);
   return { symbols: sorted, text: map.text, relativeBase, version };
 }
+
+/**
+ * A check of the selected names against what the C tool's assembly cannot
+ * hold (its .asciz token table, a comment): a name matching `pattern` throws
+ * KALLSYMS_BAD_NAME, so the link falls back to the stock script rather than
+ * make a table where plain kbuild makes none or another.
+ */
+export function refuseNames(pattern: RegExp): (symbols: readonly SymEntry[]) => void {
+  return (symbols) => {
+    for (const s of symbols) {
+      const printed = String.fromCharCode(s.type) + s.name;
+      if (pattern.test(printed)) {
+        throw new KallsymsError('KALLSYMS_BAD_NAME', `symbol ${JSON.stringify(printed)}: the C tool's assembly cannot hold its name as it is`);
+      }
+    }
+  };
+}

@@ -3,7 +3,7 @@
 // itself, fails on an empty selection, and takes --base-relative and
 // --lto-clang; its tables start with the addresses or offsets.
 
-import { addPlainLine, addSymbol, emptyMap, hexDigit, hexValue, isSpace, KSYM_NAME_LEN, splitBigInt, toBigInt, U32, type KallsymsOptions, type SymbolMap } from './symbols.js';
+import { addPlainLine, addSymbol, emptyMap, hexDigit, hexValue, isSpace, KSYM_NAME_LEN, refuseNames, splitBigInt, toBigInt, U32, type KallsymsOptions, type SymbolMap } from './symbols.js';
 import type { KallsymsVersion, TableName } from './version.js';
 
 const NAME_BUFFER = KSYM_NAME_LEN * 4; // fscanf's %2048s
@@ -147,6 +147,15 @@ const NAME_TABLES: readonly TableName[] = [
   'kallsyms_token_index',
 ];
 
+/**
+ * write_src() prints every token (a piece of a name) raw inside `.asciz
+ * "..."`: a '"' or a backslash is read by the assembler as something else
+ * than the byte, so the table it makes is not the names, if it assembles.
+ * (6.1 prints names as .byte lists, with no comment, so "*\/" is harmless;
+ * fscanf's %s ends a name at a carriage return, as readMap does.)
+ */
+const checkSelection = refuseNames(/["\\]/);
+
 export const KALLSYMS_6_1: KallsymsVersion = {
   id: '6.1',
   options: ['allSymbols', 'absolutePercpu', 'baseRelative', 'ltoClang'],
@@ -155,6 +164,7 @@ export const KALLSYMS_6_1: KallsymsVersion = {
   isIgnoredSymbol,
   keptOutsideText: () => false,
   emptyIsError: true,
+  checkSelection,
   tableOrder: (o: KallsymsOptions) =>
     o.baseRelative ? ['kallsyms_offsets', 'kallsyms_relative_base', ...NAME_TABLES] : ['kallsyms_addresses', ...NAME_TABLES],
 };

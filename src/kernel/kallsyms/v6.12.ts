@@ -5,7 +5,7 @@
 // valid (the script's first step runs it on an empty map); __start_* and
 // __stop_* are kept outside the text ranges; there is no --lto-clang.
 
-import { addPlainLine, addSymbol, emptyMap, hexDigit, hexValue, isSpace, KallsymsError, splitBigInt, toBigInt, U32, type SymbolMap, type SymEntry } from './symbols.js';
+import { addPlainLine, addSymbol, emptyMap, hexDigit, hexValue, isSpace, KallsymsError, refuseNames, splitBigInt, toBigInt, U32, type SymbolMap } from './symbols.js';
 import type { KallsymsVersion } from './version.js';
 
 const keptAbsolute = new Set(['__kernel_syscall_via_break', '__kernel_syscall_via_epc', '__kernel_sigtramp', '__gp']);
@@ -95,16 +95,7 @@ function readMap(input: Uint8Array): SymbolMap {
  * Such a table is refused here, so the link falls back to the stock script,
  * rather than made where plain kbuild makes none or another.
  */
-const unprintable = /\*\/|["\\\r]/;
-
-function checkSelection(symbols: readonly SymEntry[]): void {
-  for (const s of symbols) {
-    const printed = String.fromCharCode(s.type) + s.name;
-    if (unprintable.test(printed)) {
-      throw new KallsymsError('KALLSYMS_BAD_NAME', `symbol ${JSON.stringify(printed)}: the C tool's assembly cannot hold its name as it is`);
-    }
-  }
-}
+const checkSelection = refuseNames(/\*\/|["\\\r]/);
 
 export const KALLSYMS_6_12: KallsymsVersion = {
   id: '6.12',
