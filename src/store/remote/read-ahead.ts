@@ -31,7 +31,7 @@ export interface AheadSource {
 }
 
 // Requests in flight at once: the pool keeps room beside them for the lookups' own.
-const WORKERS = 4;
+const WORKERS = 8;
 // Records fetched but not yet asked for: beyond this, the read-ahead waits for the build.
 const MAX_HELD_BYTES = 64 << 20;
 const MAX_HELD_RECORDS = 20_000;
