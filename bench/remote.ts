@@ -2,14 +2,15 @@
 // started here on a loopback port) is filled once by a cold build; then, with
 // an empty local store, the tree is built again from it after `make clean`.
 // Side by side in one run, each timed whole:
-//   plain          a cold plain build
+//   plain          a cold plain build (with plain in --only; else the builds are
+//                  compared with kbx cold's artifacts)
 //   kbx cold       empty local store, filling the server
 //   kbx fresh      `make clean`, an empty KBX_DIR, the same server
-//   kbx warm       `make clean`, the cold build's own KBX_DIR (no server asked: every line hits locally)
+//   kbx warm       `make clean`, the cold build's own KBX_DIR (the server configured; lines hit locally)
 //   ccache cold    `CC="ccache gcc"`, empty cache, remote_storage on the same nginx (under /ccache)
 //   ccache fresh   `make clean`, an empty CCACHE_DIR, the same remote_storage
 // Bytes are what nginx sent and received for each run (its access log).
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Nginx } from '../test/support/nginx.js';
 import { REPRODUCIBLE, cleanEnv, kbx, kbxSummary, must, readLog, timed, type KbxSummary } from './common.js';
@@ -32,7 +33,8 @@ export interface RemoteRun {
 
 export interface RemoteResult {
   runs: RemoteRun[];
-  /** vmlinux and bzImage of each kbx and ccache run equal plain's. */
+  withPlain: boolean;
+  /** vmlinux and bzImage of each kbx and ccache run equal plain's (or kbx cold's, without plain). */
   same: Partial<Record<RemoteStep, boolean>>;
 }
 
@@ -40,6 +42,8 @@ export interface RemoteOptions {
   tree: string;
   jobs: number;
   withCcache: boolean;
+  /** Without plain, the builds are compared with kbx's cold build (copied aside) instead. */
+  withPlain: boolean;
   /** /var/tmp/…/remote */
   work: string;
   say: (msg: string) => void;
@@ -63,7 +67,7 @@ function logBytes(nginx: Nginx): Array<{ method: string; sent: number; received:
 }
 
 export async function runRemote(o: RemoteOptions): Promise<RemoteResult> {
-  const res: RemoteResult = { runs: [], same: {} };
+  const res: RemoteResult = { runs: [], same: {}, withPlain: o.withPlain };
   const logs = join(o.work, 'logs');
   const out = (what: 'plain' | 'kbx' | 'ccache') => join(o.work, what);
   const kbxStore = join(o.work, 'kbx-store');
@@ -80,7 +84,7 @@ export async function runRemote(o: RemoteOptions): Promise<RemoteResult> {
     for (const dir of [kbxStore, kbxFresh]) if (existsSync(dir)) quiet(() => must(process.execPath, [kbx.main, 'daemon', 'stop'], { env: kbxEnv(dir) }));
     rmSync(o.work, { recursive: true, force: true });
     mkdirSync(logs, { recursive: true });
-    for (const w of ['plain', 'kbx', ...(o.withCcache ? ['ccache' as const] : [])] as const) {
+    for (const w of [...(o.withPlain ? ['plain' as const] : []), 'kbx' as const, ...(o.withCcache ? ['ccache' as const] : [])]) {
       mkdirSync(out(w), { recursive: true });
       must('make', [`O=${out(w)}`, ...(w === 'ccache' ? ['CC=ccache gcc'] : []), 'tinyconfig'], { cwd: o.tree, env: cleanEnv(REPRODUCIBLE) });
     }
@@ -118,11 +122,16 @@ export async function runRemote(o: RemoteOptions): Promise<RemoteResult> {
       const tail = run.kbx ? ` — ${run.kbx.line}` : run.ccache ? ` — ccache ${run.ccache.hits} hits (${run.ccache.remoteHits} remote), ${run.ccache.misses} misses` : '';
       o.say(`remote ${step.padEnd(12)} ${run.seconds.toFixed(1).padStart(7)} s  (load ${t.load.toFixed(2)}, ${run.requests} requests, ${mib(run.down)} down, ${mib(run.up)} up${run.status ? `, EXIT ${run.status}, see ${log}` : ''})${tail}`);
       res.runs.push(run);
-      if (step !== 'plain') res.same[step] = sameArtifacts(out('plain'), out(step.startsWith('kbx') ? 'kbx' : 'ccache'));
+      const reference = o.withPlain ? out('plain') : join(o.work, 'kbx-cold-artifacts');
+      if (step === 'kbx-cold' && !o.withPlain) {
+        mkdirSync(join(reference, 'arch/x86/boot'), { recursive: true });
+        for (const f of ARTIFACTS) copyFileSync(join(out('kbx'), f), join(reference, f));
+      }
+      if (step !== 'plain' && !(step === 'kbx-cold' && !o.withPlain)) res.same[step] = sameArtifacts(reference, out(step.startsWith('kbx') ? 'kbx' : 'ccache'));
       return run;
     };
 
-    build('plain');
+    if (o.withPlain) build('plain');
     build('kbx-cold');
     clean('kbx');
     build('kbx-fresh');
@@ -142,8 +151,10 @@ export async function runRemote(o: RemoteOptions): Promise<RemoteResult> {
 
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 
+const ARTIFACTS = ['vmlinux', 'arch/x86/boot/bzImage'];
+
 function sameArtifacts(a: string, b: string): boolean {
-  return ['vmlinux', 'arch/x86/boot/bzImage'].every((f) => {
+  return ARTIFACTS.every((f) => {
     try {
       return readFileSync(join(a, f)).equals(readFileSync(join(b, f)));
     } catch {
@@ -175,12 +186,12 @@ export function renderRemote(r: RemoteResult): string[] {
     '',
     '### A fresh CI runner fed by a shared HTTP store (nginx on loopback)',
     '',
-    '| run | seconds | load at start | hits / misses | requests | down | up | vmlinux = plain |',
+    `| run | seconds | load at start | hits / misses | requests | down | up | vmlinux, bzImage = ${r.withPlain ? 'plain' : 'kbx cold'} |`,
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const run of r.runs) {
     const hm = run.kbx ? `${run.kbx.hits} / ${run.kbx.misses}` : run.ccache ? `${run.ccache.hits} (${run.ccache.remoteHits} remote) / ${run.ccache.misses}` : '—';
-    const same = run.step === 'plain' ? '—' : r.same[run.step] ? 'yes' : 'no';
+    const same = r.same[run.step] === undefined ? '—' : r.same[run.step] ? 'yes' : 'no';
     out.push(`| ${run.step} | ${run.status ? `FAILED (${run.status})` : secs(run.seconds)} | ${run.load.toFixed(2)} | ${hm} | ${run.requests} | ${mib(run.down)} | ${mib(run.up)} | ${same} |`);
   }
   const fresh = t('kbx-fresh');
