@@ -2,8 +2,9 @@
 // records a hostile server could send.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { gzipSync } from 'node:zlib';
-import { decodeRemoteEntry, decodeRemotePathSets, encodeRecord, entryKey, pathSetsKey } from '../src/store/remote/wire.js';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import type { PathSets } from '../src/store/store.js';
+import { decodeRemoteEntry, decodeRemotePathSets, encodeEntry, encodePathSets, entryKey, pathSetsKey } from '../src/store/remote/wire.js';
 
 // gzip of {"outputs":[{"kind":"file","path":"/t/x.o","digest":"cc…","mode":420,"size":3}],"deleted":[],…,"buildId":"b1"}
 const GOLDEN_ENTRY =
@@ -11,7 +12,7 @@ const GOLDEN_ENTRY =
 
 test('keys: a tagged SHA-256 of the fingerprint, so an entry and a path set never share one', () => {
   assert.equal(entryKey('a'.repeat(64)), '36dc2fa2260886ca7f6c8894045b12985a5dd559452a97b622c4cdbb7cadc3b1');
-  assert.equal(pathSetsKey('b'.repeat(64)), '88ee1d43ae2a27f6058acedbbbee8314a56b32082ef97dc018dee4c6e7cd4bfa');
+  assert.equal(pathSetsKey('b'.repeat(64)), '2896bd3d6f563a735864aed9640c566b5c2af50bf257668fd4d83fdc1df60613');
   assert.notEqual(entryKey('d'.repeat(64)), pathSetsKey('d'.repeat(64)));
 });
 
@@ -19,7 +20,7 @@ test('a record is gzip of the JSON the local store keeps', () => {
   const e = decodeRemoteEntry(Buffer.from(GOLDEN_ENTRY, 'base64'));
   assert.deepEqual(e.outputs, [{ kind: 'file', path: '/t/x.o', digest: 'c'.repeat(64), mode: 420, size: 3 }]);
   assert.equal(e.buildId, 'b1');
-  assert.deepEqual(decodeRemoteEntry(encodeRecord(e)), e);
+  assert.deepEqual(decodeRemoteEntry(encodeEntry(e)), e);
 });
 
 test('what a hostile server sends is refused: not gzip, truncated, not a record, a bomb', () => {
@@ -27,9 +28,49 @@ test('what a hostile server sends is refused: not gzip, truncated, not a record,
   assert.throws(() => decodeRemoteEntry(Buffer.from('{"outputs":[]}')));
   assert.throws(() => decodeRemoteEntry(good.subarray(0, good.length - 9)));
   assert.throws(() => decodeRemoteEntry(Buffer.alloc(0)));
-  assert.throws(() => decodeRemotePathSets(good), /command/);
+  assert.throws(() => decodeRemotePathSets(good), /format/);
   assert.throws(() => decodeRemoteEntry(gzipSync(JSON.stringify({ outputs: [{ kind: 'file', path: 'rel', digest: 'x' }] }))));
   const bomb = gzipSync(Buffer.alloc(65 << 20, 0x20));
   assert.ok(bomb.length < 1 << 20);
   assert.throws(() => decodeRemoteEntry(bomb), /buffer|length|larger/i);
+});
+
+// Path set record format 2 (PROTOCOL.md §7): each path and value once, each
+// set as its kinds and index differences. Two runs of one compile that read
+// a.h in two versions, and probed nope.h.
+const A = 'a'.repeat(64);
+const B = 'b'.repeat(64);
+const GOLDEN_SETS_JSON =
+  '{"format":2,"command":"cc -c a.c","cwd":"/src","paths":["@make/a.c","@make/a.h","/usr/include/nope.h"],' +
+  `"values":["${A}","${B}","absent","dir:${A}"],` +
+  `"sets":[{"strong":"${'1'.repeat(64)}","k":"cce","p":[0,1,1],"v":[0,1,1]},{"strong":"${'2'.repeat(64)}","k":"cce","p":[0,1,1],"v":[0,0,2]}]}`;
+const GOLDEN_SETS: PathSets = {
+  command: 'cc -c a.c',
+  cwd: '/src',
+  sets: [
+    { strong: '1'.repeat(64), entries: [{ k: 'c', p: '@make/a.c', v: A }, { k: 'c', p: '@make/a.h', v: B }, { k: 'e', p: '/usr/include/nope.h', v: 'absent' }] },
+    { strong: '2'.repeat(64), entries: [{ k: 'c', p: '@make/a.c', v: A }, { k: 'c', p: '@make/a.h', v: A }, { k: 'e', p: '/usr/include/nope.h', v: 'absent' }] },
+  ],
+};
+
+test('a path set record lists each path and value once; the sets index them', () => {
+  assert.deepEqual(decodeRemotePathSets(gzipSync(GOLDEN_SETS_JSON)), GOLDEN_SETS);
+  const first = GOLDEN_SETS.sets[0]!;
+  const withListing: PathSets = { ...GOLDEN_SETS, sets: [{ ...first, entries: [...first.entries, { k: 'c', p: '@make/include', v: `dir:${A}` }] }] };
+  assert.deepEqual(decodeRemotePathSets(encodePathSets(withListing)), withListing);
+  // The encoder writes the golden form (the golden table has a value no set uses).
+  assert.equal(gunzipSync(encodePathSets(GOLDEN_SETS)).toString(), GOLDEN_SETS_JSON.replace(`,"dir:${A}"`, ''));
+});
+
+test('a hostile path set record is refused: an index outside its table, counts that differ, an unknown kind, format 1', () => {
+  const bad = (from: string, to: string) => gzipSync(GOLDEN_SETS_JSON.replace(from, to));
+  assert.throws(() => decodeRemotePathSets(bad('"p":[0,1,1]', '"p":[0,1,2]')), /sets\[0\]\.p\[2\]/);
+  assert.throws(() => decodeRemotePathSets(bad('"p":[0,1,1]', '"p":[0,-1,1]')), /sets\[0\]\.p\[1\]/);
+  assert.throws(() => decodeRemotePathSets(bad('"v":[0,1,1]', '"v":[0,1]')), /sets\[0\]\.v/);
+  assert.throws(() => decodeRemotePathSets(bad('"v":[0,1,1]', '"v":[0,1.5,1]')), /sets\[0\]\.v\[1\]/);
+  assert.throws(() => decodeRemotePathSets(bad('"k":"cce"', '"k":"ccx"')), /sets\[0\]\.k\[2\]/);
+  assert.throws(() => decodeRemotePathSets(bad('"paths":["@make/a.c"', '"paths":[7')), /paths\[0\]/);
+  assert.throws(() => decodeRemotePathSets(bad('"format":2', '"format":1')), /format/);
+  assert.throws(() => decodeRemotePathSets(bad('"cwd":"/src"', '"cwd":"src"')), /cwd/);
+  assert.throws(() => decodeRemotePathSets(gzipSync(JSON.stringify(GOLDEN_SETS))), /format/);
 });

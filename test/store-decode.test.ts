@@ -2,8 +2,11 @@
 // hostile and truncated ones; and the local store's handling of names.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { encodePathSets } from '../src/store/record-codec.js';
 import { DecodeError, decodeEntry, decodePathSets, isNormalPath } from '../src/store/decode.js';
 import { LocalStore } from '../src/store/local/local-store.js';
 import { tempDir } from './support/kbx.js';
@@ -172,7 +175,7 @@ describe('local store', () => {
     const store = new LocalStore(tempDir('decode-trunc'), 2 ** 30, 1, { onCorrupt: (p) => corrupt.push(p) });
     for (const [bytes, suffix, get] of [
       [ENTRY_BYTES, '.e', (n: string) => store.getEntry(n)],
-      [PATH_SETS_BYTES, '.p', (n: string) => store.getPathSets(n)],
+      [encodePathSets(decodePathSets(sets())), '.pz', (n: string) => store.getPathSets(n)],
     ] as const) {
       const file = join(store.root, 'ac', D1.slice(0, 2), D1 + suffix);
       mkdirSync(join(file, '..'), { recursive: true });
@@ -185,6 +188,40 @@ describe('local store', () => {
         assert.deepEqual(corrupt, [file]);
         assert.equal(existsSync(file), false);
       }
+    }
+  });
+
+  test('path sets are kept with each path and value once (format 2), a small part of their JSON; a record of format 1 is never read', () => {
+    const corrupt: string[] = [];
+    const store = new LocalStore(tempDir('decode-pz'), 2 ** 30, 1, { onCorrupt: (p) => corrupt.push(p) });
+    // 16 runs of a compile (path_sets_per_command): hundreds of headers and probes, one header edited each time.
+    const digest = (s: string) => createHash('sha256').update(s).digest('hex');
+    const entries = (run: number) =>
+      Array.from({ length: 400 }, (_, i) => ({
+        k: i % 3 ? 'c' : 'e',
+        p: i % 3 ? `@make/include/linux/header-${i}.h` : `/usr/lib/gcc/x86_64-linux-gnu/12/include/probe-${i}.h`,
+        v: i % 3 ? digest(i === 1 ? `${i}.${run}` : String(i)) : 'absent',
+      }));
+    const rec = { command: 'gcc -c a.c -o a.o', cwd: '/src', sets: Array.from({ length: 16 }, (_, run) => ({ strong: digest(`set ${run}`), entries: entries(run) })) };
+    store.putPathSets(D1, rec as never);
+    const file = join(store.root, 'ac', D1.slice(0, 2), `${D1}.pz`);
+    const json = JSON.stringify(rec).length;
+    // gzip alone leaves a fifth: each set is longer than its window.
+    assert.ok(gzipSync(JSON.stringify(rec)).length * 10 > json);
+    assert.ok(statSync(file).size * 40 < json, `${statSync(file).size} bytes for ${json} of JSON`);
+    assert.deepEqual(store.getPathSets(D1), rec);
+    // Format 1: plain JSON under `.p`, never looked at (eviction removes it in time).
+    const old = join(store.root, 'ac', D2.slice(0, 2), `${D2}.p`);
+    mkdirSync(join(old, '..'), { recursive: true });
+    writeFileSync(old, PATH_SETS_BYTES);
+    assert.equal(store.getPathSets(D2), undefined);
+    assert.ok(existsSync(old));
+    // Format 1's JSON, plain or gzip'd, where format 2 is expected: refused, not misread.
+    for (const bytes of [PATH_SETS_BYTES, gzipSync(PATH_SETS_BYTES)]) {
+      writeFileSync(file, bytes);
+      corrupt.length = 0;
+      assert.equal(store.getPathSets(D1), undefined);
+      assert.deepEqual(corrupt, [file]);
     }
   });
 

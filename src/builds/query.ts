@@ -104,7 +104,7 @@ export function envDiff(before: readonly string[], after: readonly string[]): En
 /** Why one line that wrote the file ran (or was restored). */
 export type Reason =
   | { kind: 'hit'; from: string; savedUs: number }
-  | { kind: 'inputs'; changes: InputChange[]; closestFrom: string; causes: Cause[] }
+  | { kind: 'inputs'; changes: InputChange[]; closestFrom: string; causes: Cause[]; matches?: { from: string; changes: InputChange[] } }
   | { kind: 'unavailable' }
   | { kind: 'changed-command'; previous: { build: string; line: LineRecord }; words: WordDiff; cwd?: [string, string]; env: EnvDiff }
   | { kind: 'first-time' }
@@ -148,7 +148,9 @@ function reasonFor(rec: BuildRecord, line: LineRecord, path: string, older: () =
         pid < 0 ? undefined : rec.lines.filter((l) => l.outputs.includes(pid) && l.startUs < line.startUs && !seen.has(l)).at(-1);
       if (writer) causes.push({ path: c.path, line: writer, reason: reasonFor(rec, writer, c.path, older, seen) });
     }
-    return { kind: 'inputs', changes: why.changes, closestFrom: why.closestFrom, causes };
+    const reason: Reason = { kind: 'inputs', changes: why.changes, closestFrom: why.closestFrom, causes };
+    if (why.matches) reason.matches = why.matches;
+    return reason;
   }
   // A command kbx had not seen: compare with the line that last wrote the same file.
   for (const prev of older()) {

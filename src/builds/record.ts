@@ -28,8 +28,12 @@ export interface InputChange {
 export type MissWhy =
   /** No stored run has this command, directory, terminal flags and environment. */
   | { kind: 'new-command' }
-  /** Runs of this command were stored; the closest one (fewest changes) differs in these inputs. */
-  | { kind: 'inputs'; changes: InputChange[]; closestFrom: string }
+  /**
+   * Runs of this command were stored; the closest one (fewest changes) differs in these inputs.
+   * `matches`: another stored run that read what a changed input holds now (an edit reverted),
+   * and the only inputs in which the tree differs from it.
+   */
+  | { kind: 'inputs'; changes: InputChange[]; closestFrom: string; matches?: { from: string; changes: InputChange[] } }
   /** A stored run matched, but its outputs could not be restored (evicted or corrupt). */
   | { kind: 'unavailable' };
 

@@ -113,6 +113,12 @@ function formatReason(r: Reason, base: string, indent: string, out: string[]): v
           formatReason(cause.reason, base, `${indent}      `, out);
         }
       }
+      // After a revert the closest run is the edited one; say which run the tree is back to.
+      if (r.matches) {
+        out.push(`${indent}the tree matches the stored run${r.matches.from ? ` of build ${r.matches.from}` : ''} except:`);
+        for (const c of r.matches.changes) out.push(`${indent}  ${formatChange(c, base)}`);
+        if (!r.matches.changes.length) out.push(`${indent}  (nothing: its outputs could not be restored)`);
+      }
       break;
   }
 }

@@ -21,6 +21,7 @@ import { PathSetCache, type CompactSet } from './path-set-cache.js';
 import { refusal, underRoots } from './restore.js';
 import type { Filled, RemoteStore } from '../store/remote/remote-store.js';
 import { RootNames, type NamedRoot } from '../fingerprint/root-names.js';
+import { LinkPartners, changedSinceExceptLinks, isLinkedInode, linkedInodes, restoreOrder, wroteThroughLink } from './hard-links.js';
 
 export type LookupResult =
   | { kind: 'hit'; exit: number; stdout: Buffer; stderr: Buffer; savedUs: number; entry: Entry; set: CompactSet; names: RootNames }
@@ -235,28 +236,43 @@ export class LineCache {
     };
   }
 
-  /** Of the stored runs of a command, the one with the fewest changed inputs, and those changes. */
+  /**
+   * Of the stored runs of a command, the one with the fewest changed inputs,
+   * and those changes. When a file it read has since gone back to what
+   * another stored run read (an edit reverted), that run too, with the inputs
+   * the tree differs from it in: the change that matters is there.
+   */
   private explainMiss(sets: readonly CompactSet[], names: RootNames): MissWhy {
-    let best: { set: CompactSet; diffs: Mismatch[] } | undefined;
-    for (const set of sets) {
-      const diffs = this.pathSets.mismatches(this.state, set, names);
-      if (!best || diffs.length < best.diffs.length) best = { set, diffs };
-    }
+    const all = sets.map((set) => ({ set, diffs: this.pathSets.mismatches(this.state, set, names) }));
+    let best: (typeof all)[number] | undefined;
+    for (const run of all) if (!best || run.diffs.length < best.diffs.length) best = run;
     if (!best) return { kind: 'unavailable' };
-    const changes = best.diffs.map(({ entry, now }): InputChange => {
-      const absentNow = now === 'absent';
-      const change: InputChange['change'] =
-        entry.k === 'c' ? (absentNow ? 'disappeared' : 'content') : entry.v === 'absent' ? 'appeared' : absentNow ? 'disappeared' : 'type';
-      // A run keyed with its build root (its outputs named it): named by the root as it is now.
-      const path = entry.k === 'root' ? (names.toAbsolute(entry.p) ?? entry.p) : entry.p;
-      const c: InputChange = { path, change, was: entry.v, now };
-      if (entry.k === 'c' && isExecutable(entry.p)) c.program = true;
-      return c;
-    });
-    return { kind: 'inputs', changes, closestFrom: this.store.getEntry(best.set.strong)?.buildId ?? '' };
+    const changesOf = (diffs: Mismatch[]) =>
+      diffs.map(({ entry, now }): InputChange => {
+        const absentNow = now === 'absent';
+        const change: InputChange['change'] =
+          entry.k === 'c' ? (absentNow ? 'disappeared' : 'content') : entry.v === 'absent' ? 'appeared' : absentNow ? 'disappeared' : 'type';
+        // A run keyed with its build root (its outputs named it): named by the root as it is now.
+        const path = entry.k === 'root' ? (names.toAbsolute(entry.p) ?? entry.p) : entry.p;
+        const c: InputChange = { path, change, was: entry.v, now };
+        if (entry.k === 'c' && isExecutable(entry.p)) c.program = true;
+        return c;
+      });
+    const why: MissWhy = { kind: 'inputs', changes: changesOf(best.diffs), closestFrom: this.store.getEntry(best.set.strong)?.buildId ?? '' };
+    const reverted = new Set(best.diffs.filter((d) => d.entry.k === 'c' && d.now !== 'absent').map((d) => d.entry.p));
+    let match: (typeof all)[number] | undefined;
+    for (const run of all) {
+      if (run === best || (match && match.diffs.length <= run.diffs.length)) continue;
+      // It read one of those files as it is now: the file is in the set, and holds.
+      if (run.diffs.some((d) => reverted.has(d.entry.p))) continue;
+      const read = new Set(this.pathSets.contentPaths(run.set, names));
+      if ([...reverted].some((p) => read.has(p))) match = run;
+    }
+    if (match) why.matches = { from: this.store.getEntry(match.set.strong)?.buildId ?? '', changes: changesOf(match.diffs) };
+    return why;
   }
 
-  private inputValue(spec: InputSpec): string | undefined {
+  private inputValue(spec: InputSpec, linked: Set<string>): string | undefined {
     // The line left a file of its own there (replacers.ts says why its probe may be keyed so).
     if (spec.replaced && replaceableNow(spec.path)) return ABSENT_OR_FILE;
     if (spec.kind === 'e') {
@@ -265,6 +281,8 @@ export class LineCache {
       return now === 'absent' ? 'file' : now; // it existed when probed; the line removed it since
     }
     if (spec.pre) return this.state.contentBefore(spec.path, spec.pre);
+    // A file the line hard-linked (`ln big.bin alias`): the link changed its ctime, not its bytes.
+    if (linked.size && isLinkedInode(spec.path, linked)) return this.state.contentAfterLink(spec.path);
     return this.state.content(spec.path);
   }
 
@@ -287,6 +305,9 @@ export class LineCache {
    */
   private inputChangedDuringLine(acc: Accesses, startUs: number, ownDirs: Map<string, unknown>): string | undefined {
     const sinceNs = BigInt(Math.floor(startUs)) * 1000n;
+    // `ln input output` changes the input's ctime, not its bytes.
+    let linked: Set<string> | undefined;
+    const linkedByLine = () => (linked ??= linkedInodes(acc.written));
     for (const spec of acc.inputs) {
       if (spec.kind !== 'c') continue;
       if (spec.pre) {
@@ -294,7 +315,7 @@ export class LineCache {
         continue;
       }
       if (ownDirs.has(resolve(spec.path)) && this.state.existence(spec.path) === 'dir') continue;
-      if (this.state.changedSince(spec.path, sinceNs)) return spec.path;
+      if (this.state.changedSince(spec.path, sinceNs) && changedSinceExceptLinks(spec.path, sinceNs, linkedByLine)) return spec.path;
     }
     return undefined;
   }
@@ -399,11 +420,15 @@ export class LineCache {
     // A failure may come from what no key holds (an OOM-killed cc1, a full disk,
     // a flaky tool): replaying it would fail every build until the inputs change.
     if (done.status !== '0') return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
+    // A write in place through one name of a file changed its other names too, and a
+    // hit, which writes a new file, would not: such a line runs every time.
+    if (wroteThroughLink(events)) return { outcome: 'not-stored', reason: 'writes-through-link', persist: none };
 
     const entries: PathEntry[] = [];
     const changedEntries = entriesChanged(events);
+    const linked = linkedInodes(acc.written);
     for (const spec of acc.inputs) {
-      let v = this.inputValue(spec);
+      let v = this.inputValue(spec, linked);
       if (v === undefined) return { outcome: 'not-stored', reason: 'unknown-prior-content', persist: none };
       // A listing the line changed itself: the key is the listing before the line.
       const own = v.startsWith('dir:') ? changedEntries.get(resolve(spec.path)) : undefined;
@@ -428,6 +453,15 @@ export class LineCache {
     const blobs = new Map<string, Buffer>();
     const kept = new Set<string>();
     const real = realRoots(action.roots); // once per run, not once per output
+    // An output with a second name: the input or earlier output it is a hard link of (hard-links.ts).
+    const partners = new LinkPartners(() => {
+      const value = new Map(entries.map((e) => [e.p, e.v]));
+      return acc.inputs.flatMap((spec) => {
+        const digest = value.get(spec.path);
+        const at = spec.kind === 'c' && !spec.pre && digest && HEX64.test(digest) ? insideAny(spec.path, real) : undefined;
+        return at && digest ? [{ path: spec.path, at, digest }] : [];
+      });
+    });
     // Keeps one output where it really is; why not, for what an entry cannot
     // hold (a fifo, a socket, a device) or what lies outside the build roots.
     const keep = (p: string, st: Stats): string | undefined => {
@@ -436,11 +470,18 @@ export class LineCache {
       const at = insideAny(p, real, st);
       if (at === undefined) return `writes-outside-tree: ${p}`;
       kept.add(p).add(at);
-      if (st.isFile()) {
+      // A hard link of an input (`ln big.bin alias`): its bytes are the input's, hashed
+      // already, and the store needs no copy of them (a restore links it, or misses).
+      const input = st.isFile() ? partners.inputOf(p, at, st.nlink) : undefined;
+      if (input) {
+        outputs.push({ kind: 'file', path: at, digest: input.digest, mode: st.mode & 0o777, size: st.size, linkOf: input.at });
+        this.state.noteContent(p, input.digest);
+      } else if (st.isFile()) {
         const data = readFileSync(p);
         const digest = sha256(data);
         blobs.set(digest, data);
-        outputs.push({ kind: 'file', path: at, digest, mode: st.mode & 0o777, size: data.length });
+        const linkOf = partners.linkOf(p, at, digest, st.nlink);
+        outputs.push({ kind: 'file', path: at, digest, mode: st.mode & 0o777, size: data.length, ...(linkOf !== undefined && { linkOf }) });
         this.state.noteContent(p, digest);
       } else {
         outputs.push(st.isDirectory() ? { kind: 'dir', path: at } : { kind: 'link', path: at, target: readlinkSync(p) });
@@ -473,8 +514,8 @@ export class LineCache {
       }
       if (why) return { outcome: 'not-stored', reason: why, persist: none };
     }
-    // Directories first so that restoring creates them before the files inside.
-    outputs.sort((a, b) => (a.kind === 'dir' ? 0 : 1) - (b.kind === 'dir' ? 0 : 1));
+    // Directories first so that restoring creates them before the files inside; links of other outputs after those.
+    outputs.sort(restoreOrder);
     // A file outside the tree that the line removed, and had not made itself
     // (a temporary in /tmp is made and removed by the line), is a change a hit
     // could not repeat.
@@ -506,7 +547,7 @@ export class LineCache {
     for (const r of [...embedded].sort((a, b) => a.index - b.index)) stored.push({ k: 'root', p: r.token, v: names.rootValue(r.token)! });
 
     const entry: Entry = {
-      outputs: outputs.map((o) => ({ ...o, path: names.toStored(o.path) })),
+      outputs: outputs.map((o) => (o.kind === 'file' && o.linkOf !== undefined ? { ...o, path: names.toStored(o.path), linkOf: names.toStored(o.linkOf) } : { ...o, path: names.toStored(o.path) })),
       deleted: deleted.map((p) => names.toStored(p)),
       stdout: stdoutDigest,
       stderr: stderrDigest,

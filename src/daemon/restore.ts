@@ -2,8 +2,10 @@
 // before the first file is touched, so a corrupt or evicted blob leaves the
 // tree as it was and the line simply runs. Files are written under a temporary
 // name and renamed: a reader never sees half an object, and restored files are
-// new inodes with a fresh mtime (never hard links: later lines modify outputs
-// in place). An output already there with the entry's bytes (a rebuild after
+// new inodes with a fresh mtime (never hard links to the store: later lines
+// modify outputs in place). An output the line made as a hard link of another
+// file of the tree is linked to that file again, once its bytes are checked
+// (hard-links.ts). An output already there with the entry's bytes (a rebuild after
 // a touch: every hit) is only dated now, by writing one of its bytes again.
 //
 // An entry is untrusted data (DESIGN.md §5): before anything is fetched,
@@ -20,6 +22,7 @@ import type { Entry, Store, StoredOutput } from '../store/store.js';
 import type { FileState } from '../fingerprint/file-state.js';
 import { insideRoots, linkDestination, locate, realRoots, type Walk } from '../util/roots.js';
 import type { RootNames } from '../fingerprint/root-names.js';
+import { canLink, restoreLink, restoreOrder } from './hard-links.js';
 
 export interface Restored {
   stdout: Buffer;
@@ -45,7 +48,11 @@ export function underRoots(entry: Entry, names: RootNames): Entry | string {
     if (a === undefined) why ??= `names ${p}, under no build root of this build`;
     return a ?? p;
   };
-  const out: Entry = { ...entry, deleted: entry.deleted.map(abs), outputs: entry.outputs.map((o) => ({ ...o, path: abs(o.path) })) };
+  const out: Entry = {
+    ...entry,
+    deleted: entry.deleted.map(abs),
+    outputs: entry.outputs.map((o) => (o.kind === 'file' && o.linkOf !== undefined ? { ...o, path: abs(o.path), linkOf: abs(o.linkOf) } : { ...o, path: abs(o.path) })),
+  };
   return why ?? out;
 }
 
@@ -68,6 +75,7 @@ export function refusal(entry: Entry, roots: readonly string[]): string | undefi
   for (const p of entry.deleted) if (!inside(p, false)) return `deletes ${p}, outside the build roots ${roots.join(':')}`;
   for (const o of entry.outputs) {
     if (!inside(o.path, o.kind === 'dir')) return `writes ${o.path}, outside the build roots ${roots.join(':')}`;
+    if (o.kind === 'file' && o.linkOf !== undefined && !inside(o.linkOf, false)) return `links ${o.path} to ${o.linkOf}, outside the build roots ${roots.join(':')}`;
     if (o.kind !== 'link') continue;
     const dest = linkDestination(locate(o.path)!, o.target, { links });
     if (dest === undefined || !insideRoots(dest, real, true)) return `links ${o.path} to ${o.target}, outside the build roots ${roots.join(':')}`;
@@ -179,8 +187,23 @@ export function restoreEntry(store: Store, state: FileState, stored: Entry, ctx:
   if (!stdout || !stderr) return undefined;
   const blobs = new Map<string, Buffer>();
   const there = new Set<StoredFile>();
+  // Hard links of a file the entry does not write (an input) are checked now;
+  // of a file it writes, after that is written. The others need their blob.
+  const written = new Map<string, StoredFile>();
+  for (const o of entry.outputs) if (o.kind === 'file' && o.linkOf === undefined) written.set(o.path, o);
+  const deleted = new Set(entry.deleted);
+  const linkable = (o: StoredFile): boolean => {
+    if (o.linkOf === undefined || deleted.has(o.linkOf)) return false;
+    const to = written.get(o.linkOf);
+    return to ? to.digest === o.digest && to.mode === o.mode : canLink(o, state);
+  };
+  const links = new Set<StoredFile>();
   for (const o of entry.outputs) {
     if (o.kind !== 'file') continue;
+    if (linkable(o)) {
+      links.add(o);
+      continue;
+    }
     if (alreadyThere(o, state)) {
       there.add(o);
       continue;
@@ -197,7 +220,9 @@ export function restoreEntry(store: Store, state: FileState, stored: Entry, ctx:
     }
     state.forget(p);
   }
-  for (const o of entry.outputs) {
+  // Linked files last, whatever order the stored entry gives: what they link to is written first.
+  for (const o of [...entry.outputs].sort(restoreOrder)) {
+    if (o.kind === 'file' && links.has(o) && restoreLink(o, state, ensureDir)) continue;
     if (o.kind === 'dir') {
       mkdirSync(o.path, { recursive: true });
       madeDirs.add(o.path);

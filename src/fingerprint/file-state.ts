@@ -191,6 +191,25 @@ export class FileState {
     this.existences.delete(p);
   }
 
+  /**
+   * The digest of a file a recipe line has just hard-linked (`ln big.bin
+   * alias`): the link changed its ctime, not its bytes. Known with the same
+   * inode, size and mtime, hashed well after that mtime (not racy): the
+   * bytes hashed then, and the new ctime is remembered. Otherwise content().
+   * Without this, every `ln` of a 17 MB file hashed it again.
+   */
+  contentAfterLink(p: string): string {
+    const k = this.known.get(p);
+    const st = stat(p);
+    if (k && st?.isFile() && k.ino === st.ino && k.size === st.size && k.mtimeNs === st.mtimeNs && k.hashedAtNs - st.mtimeNs > RACY_NS) {
+      k.ctimeNs = st.ctimeNs;
+      k.checkedGen = this.gen;
+      k.checkedAtMs = monotonicMs();
+      return k.digest;
+    }
+    return this.content(p);
+  }
+
   /** Records the digest of a file kbx itself just wrote or read whole. */
   noteContent(p: string, digest: string): void {
     const st = stat(p);

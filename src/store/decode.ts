@@ -96,8 +96,8 @@ function output(x: unknown, where: string): StoredOutput {
   const o = record(x, where);
   const path = normalPath(o.path, `${where}.path`);
   switch (o.kind) {
-    case 'file':
-      return {
+    case 'file': {
+      const file: StoredOutput = {
         kind: 'file',
         path,
         digest: digest(o.digest, `${where}.digest`),
@@ -105,6 +105,10 @@ function output(x: unknown, where: string): StoredOutput {
         mode: int(o.mode, `${where}.mode`, 0o777),
         size: int(o.size, `${where}.size`, Number.MAX_SAFE_INTEGER),
       };
+      // Checked inside the roots like every other path before a restore links it (restore.ts).
+      if (o.linkOf !== undefined) file.linkOf = normalPath(o.linkOf, `${where}.linkOf`);
+      return file;
+    }
     case 'link': {
       const target = text(o.target, `${where}.target`, MAX_PATH);
       if (target === '' || target.includes('\0')) fail(`${where}.target`, 'empty or holds a NUL');

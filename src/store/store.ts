@@ -3,7 +3,8 @@
 import type { PathEntry } from '../fingerprint/key.js';
 
 export type StoredOutput =
-  | { kind: 'file'; path: string; digest: string; mode: number; size: number }
+  /** linkOf: the file (inside the build roots) this one was a hard link of, when the line made one (daemon/hard-links.ts). */
+  | { kind: 'file'; path: string; digest: string; mode: number; size: number; linkOf?: string }
   | { kind: 'link'; path: string; target: string }
   | { kind: 'dir'; path: string };
 

@@ -13,7 +13,8 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { sha256 } from '../../util/hash.js';
 import type { Entry, PathSets, Store } from '../store.js';
-import { DecodeError, decodeEntry, decodePathSets, isStoreName } from '../decode.js';
+import { DecodeError, decodeEntry, isStoreName } from '../decode.js';
+import { decodePathSetsRecord, encodePathSets } from '../record-codec.js';
 import { SizeTracker } from './eviction.js';
 
 const deflateRawAsync = promisify(deflateRaw);
@@ -117,8 +118,24 @@ export class LocalStore implements Store {
     this.events.onCorrupt?.(path, why);
   }
 
+  // A command's path sets are format 2 (record-codec.ts: tables, gzip'd)
+  // under `.pz`; plain JSON records of format 1 (`.p`) are never read, and go
+  // as eviction reaches them.
   getPathSets(weak: string): PathSets | undefined {
-    return this.readRecord(this.file('ac', weak, '.p'), decodePathSets);
+    const path = this.file('ac', weak, '.pz');
+    if (!path) return undefined;
+    let data: Buffer;
+    try {
+      data = readFileSync(path);
+    } catch {
+      return undefined;
+    }
+    try {
+      return decodePathSetsRecord(data);
+    } catch (err) {
+      this.dropCorrupt(path, err instanceof DecodeError ? `refused by the decoder: ${err.message}` : `not a path set record: ${(err as Error).message}`);
+      return undefined;
+    }
   }
 
   /** Whether a record of the command's path sets is there (not decoded). */
@@ -128,8 +145,8 @@ export class LocalStore implements Store {
   }
 
   putPathSets(weak: string, record: PathSets): void {
-    const path = this.file('ac', weak, '.p');
-    if (path) this.writeAtomic(path, Buffer.from(JSON.stringify(record)));
+    const path = this.file('ac', weak, '.pz');
+    if (path) this.writeAtomic(path, encodePathSets(record));
   }
 
   getEntry(strong: string): Entry | undefined {
@@ -178,7 +195,18 @@ export class LocalStore implements Store {
     return path !== undefined && existsSync(path);
   }
 
-  async putBlob(digest: string, data: Buffer): Promise<void> {
+  /** Blobs being compressed and written, by digest: many lines storing the same bytes at once (40 `ln` of one file) compress them once. */
+  private readonly writing = new Map<string, Promise<void>>();
+
+  putBlob(digest: string, data: Buffer): Promise<void> {
+    const pending = this.writing.get(digest);
+    if (pending) return pending;
+    const write = this.writeBlob(digest, data).finally(() => this.writing.delete(digest));
+    this.writing.set(digest, write);
+    return write;
+  }
+
+  private async writeBlob(digest: string, data: Buffer): Promise<void> {
     const path = this.file('cas', digest);
     if (!path || touch(path, true)) return;
     let body = data;

@@ -20,7 +20,8 @@ import type { Entry, PathSet, PathSets } from '../store.js';
 import { RemoteError, type RemoteBackend } from './backend.js';
 import { ReadAhead } from './read-ahead.js';
 import {
-  MAX_BUILD_LINES, buildLinesKey, decodeBuildLines, decodeRemoteEntry, decodeRemotePathSets, encodeRecord, entryKey, pathSetsKey,
+  MAX_BUILD_LINES, buildLinesKey, decodeBuildLines, decodeRemoteEntry, decodeRemotePathSets, encodeBuildLines, encodeEntry, encodePathSets, entryKey,
+  pathSetsKey,
 } from './wire.js';
 
 export interface RemoteEvents {
@@ -383,7 +384,7 @@ export class RemoteStore {
     b.ahead?.reader.stop();
     if (!upload || (b.stored === 0 && b.previous) || !b.order.length) return;
     const lines = [...b.order, ...(b.previous ?? []).filter((w) => !b.seen.has(w))].slice(0, MAX_BUILD_LINES);
-    const data = encodeRecord({ lines });
+    const data = encodeBuildLines({ lines });
     for (const r of this.remotes) {
       if (r.backend.spec.readOnly || r.down || r.writesOff) continue;
       this.track(
@@ -462,7 +463,7 @@ export class RemoteStore {
       if ((await this.call(r, buildId, true, () => r.backend.put('cas', digest, data))) === DOWN) return;
       this.count(r, buildId, 'bytes-up', data.length);
     }
-    const entryData = encodeRecord(entry);
+    const entryData = encodeEntry(entry);
     if ((await this.call(r, buildId, true, () => r.backend.put('ac', entryKey(job.strong), entryData))) === DOWN) return;
     this.count(r, buildId, 'bytes-up', entryData.length);
     // The path set last, merged with what the server holds: of two writers at
@@ -484,7 +485,7 @@ export class RemoteStore {
       cwd: job.cwd,
       sets: [{ strong: job.strong, entries: job.entries }, ...sets.filter((s) => s.strong !== job.strong)].slice(0, this.setsPerCommand),
     };
-    const recData = encodeRecord(rec);
+    const recData = encodePathSets(rec);
     if ((await this.call(r, buildId, true, () => r.backend.put('ac', key, recData))) === DOWN) return;
     this.count(r, buildId, 'bytes-up', recData.length);
     this.count(r, buildId, 'uploaded');

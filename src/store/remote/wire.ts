@@ -1,24 +1,28 @@
 // How records travel to and from a shared store (docs/PROTOCOL.md §7).
 // Blobs go as they are, under their SHA-256 (bazel-remote checks that).
-// Entries and path sets go as gzip'd JSON, the same JSON the local store
-// keeps, under an `ac` key that hashes a kind tag with the fingerprint: an
-// entry and a path set can never share a key, and a reader of another record
-// format (a new tag) never finds the old one.
+// Entries and path sets go as gzip'd JSON (record-codec.ts: the very bytes
+// the local store keeps for a path set), under an `ac` key that hashes a kind
+// tag with the fingerprint: an entry and a path set can never share a key,
+// and a reader of another record format (a new tag) never finds the old one.
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { sha256 } from '../../util/hash.js';
-import { DecodeError, decodeEntry, decodePathSets, isStoreName } from '../decode.js';
+import { DecodeError, isStoreName } from '../decode.js';
+import { PATH_SETS_FORMAT, decodeEntryRecord, decodePathSetsRecord, encodeEntry, encodePathSets } from '../record-codec.js';
 import type { Entry, PathSets } from '../store.js';
 
 export const WIRE_VERSION = 1;
-const MAX_RECORD = 64 << 20;
 
+// The path set tag follows the record's format (2: tables, record-codec.ts), so
+// a kbx reading one format never finds a record of the other.
 export function pathSetsKey(weak: string): string {
-  return sha256(`kbx-path-sets-${WIRE_VERSION}\0${weak}`);
+  return sha256(`kbx-path-sets-${PATH_SETS_FORMAT}\0${weak}`);
 }
 
 export function entryKey(strong: string): string {
   return sha256(`kbx-entry-${WIRE_VERSION}\0${strong}`);
 }
+
+export { encodeEntry, encodePathSets };
 
 /**
  * The list of commands a build looked up, named by the first one it looked
@@ -31,33 +35,30 @@ export function buildLinesKey(firstWeak: string): string {
 
 /** At most this many commands in a list (a kernel build looks up a few thousand). */
 export const MAX_BUILD_LINES = 100_000;
+// 100,000 names of 64 hex digits, quoted, with commas.
+const MAX_BUILD_LINES_JSON = 8 << 20;
 
 export interface BuildLines {
   /** Weak fingerprints in the order the build first looked them up. */
   lines: string[];
 }
 
-export function encodeRecord(rec: Entry | PathSets | BuildLines): Buffer {
+export function encodeBuildLines(rec: BuildLines): Buffer {
   return gzipSync(JSON.stringify(rec), { level: 1 });
 }
 
-/** Throws (DecodeError, a zlib or JSON error) on anything that is not a sound record. */
-function parse(data: Buffer): unknown {
-  // maxOutputLength: a small hostile body cannot inflate into gigabytes.
-  return JSON.parse(gunzipSync(data, { maxOutputLength: MAX_RECORD }).toString('utf8'));
-}
-
 export function decodeRemoteEntry(data: Buffer): Entry {
-  return decodeEntry(parse(data));
+  return decodeEntryRecord(data);
 }
 
 export function decodeRemotePathSets(data: Buffer): PathSets {
-  return decodePathSets(parse(data));
+  return decodePathSetsRecord(data);
 }
 
-/** Throws unless it is `{ lines: [<64 hex>, …] }` with at most MAX_BUILD_LINES names. */
+/** Throws unless it is gzip'd `{ lines: [<64 hex>, …] }` with at most MAX_BUILD_LINES names. */
 export function decodeBuildLines(data: Buffer): BuildLines {
-  const x = parse(data) as { lines?: unknown } | null;
+  // maxOutputLength: a small hostile body cannot inflate into gigabytes.
+  const x = JSON.parse(gunzipSync(data, { maxOutputLength: MAX_BUILD_LINES_JSON }).toString('utf8')) as { lines?: unknown } | null;
   if (typeof x !== 'object' || x === null || !Array.isArray(x.lines)) throw new DecodeError('lines', 'not an array');
   if (x.lines.length > MAX_BUILD_LINES) throw new DecodeError('lines', `more than ${MAX_BUILD_LINES}`);
   x.lines.forEach((w, i) => {
