@@ -21,6 +21,7 @@ import { PathSetCache, type CompactSet } from './path-set-cache.js';
 import { refusal, underRoots } from './restore.js';
 import type { Filled, RemoteStore } from '../store/remote/remote-store.js';
 import { RootNames, type NamedRoot } from '../fingerprint/root-names.js';
+import { Projections, type LineProjections, type ProjectionRule } from '../fingerprint/projection.js';
 import { LinkPartners, changedSinceExceptLinks, isLinkedInode, linkedInodes, restoreOrder, wroteThroughLink } from './hard-links.js';
 
 export type LookupResult =
@@ -117,6 +118,8 @@ export class LineCache {
   private readonly inputRoots = new Map<string, number[]>();
   /** Told when a stored entry is refused at restore (it names paths outside the build roots). */
   onRefused?: (buildId: string, why: string) => void;
+  /** Inputs valued by the part of a file the line's tools read (projection.ts). */
+  private readonly projections: Projections;
 
   constructor(
     private readonly store: Store,
@@ -124,8 +127,11 @@ export class LineCache {
     private readonly tmpDir: string,
     /** Shared stores asked on a local miss and sent new entries. */
     private readonly remote?: RemoteStore,
+    /** Rules that value some inputs by a projection (the daemon gives the kernel's: src/kernel/btf). */
+    projectionRules: readonly ProjectionRule[] = [],
   ) {
     this.pathSets = new PathSetCache(store);
+    this.projections = new Projections(projectionRules);
   }
 
   /**
@@ -178,10 +184,11 @@ export class LineCache {
     const local = this.lookupLocal(req, roots, buildId, names, weak);
     if (local.kind !== 'pass') this.remote?.noteLookup(buildId, weak);
     if (local.kind !== 'miss' || !this.remote?.active) return local;
+    const parts = this.projections.forLookup(req.command, req.cwd);
     const filled = this.remote.fill({
       weak,
       buildId,
-      holds: (strong, entries) => this.pathSets.holds(this.state, strong, entries, names),
+      holds: (strong, entries) => this.pathSets.holds(this.state, strong, entries, names, parts),
       refusal: (entry) => {
         const here = underRoots(entry, names);
         return typeof here === 'string' ? here : refusal(here, roots);
@@ -214,8 +221,9 @@ export class LineCache {
       return { kind: 'pass', reason: rec.uncacheable.split(':')[0]! };
     }
     let firstDiff: Mismatch | undefined;
+    const parts = rec?.sets.length ? this.projections.forLookup(req.command, req.cwd) : undefined;
     for (const set of rec?.sets ?? []) {
-      const diff = this.pathSets.firstMismatch(this.state, set, names);
+      const diff = this.pathSets.firstMismatch(this.state, set, names, parts);
       if (diff) {
         firstDiff ??= diff;
         continue;
@@ -231,7 +239,7 @@ export class LineCache {
     return {
       kind: 'miss',
       action: { id, buildId, ignore: [], weak, req, roots, names, traceLog: `${this.tmpDir}/trace-${id}.log`, startUs: Date.now() * 1000 },
-      why: !rec ? { kind: 'new-command' } : firstDiff ? this.explainMiss(rec.sets, names) : { kind: 'unavailable' },
+      why: !rec ? { kind: 'new-command' } : firstDiff ? this.explainMiss(rec.sets, names, parts) : { kind: 'unavailable' },
       whyText: firstDiff ? `${firstDiff.entry.p} was ${firstDiff.entry.v.slice(0, 16)}, now ${firstDiff.now.slice(0, 16)}` : rec ? 'stored outputs unavailable' : 'new command',
     };
   }
@@ -242,8 +250,8 @@ export class LineCache {
    * another stored run read (an edit reverted), that run too, with the inputs
    * the tree differs from it in: the change that matters is there.
    */
-  private explainMiss(sets: readonly CompactSet[], names: RootNames): MissWhy {
-    const all = sets.map((set) => ({ set, diffs: this.pathSets.mismatches(this.state, set, names) }));
+  private explainMiss(sets: readonly CompactSet[], names: RootNames, parts: LineProjections | undefined): MissWhy {
+    const all = sets.map((set) => ({ set, diffs: this.pathSets.mismatches(this.state, set, names, parts) }));
     let best: (typeof all)[number] | undefined;
     for (const run of all) if (!best || run.diffs.length < best.diffs.length) best = run;
     if (!best) return { kind: 'unavailable' };
@@ -272,7 +280,7 @@ export class LineCache {
     return why;
   }
 
-  private inputValue(spec: InputSpec, linked: Set<string>): string | undefined {
+  private inputValue(spec: InputSpec, linked: Set<string>, parts: LineProjections | undefined): string | undefined {
     // The line left a file of its own there (replacers.ts says why its probe may be keyed so).
     if (spec.replaced && replaceableNow(spec.path)) return ABSENT_OR_FILE;
     if (spec.kind === 'e') {
@@ -283,7 +291,8 @@ export class LineCache {
     if (spec.pre) return this.state.contentBefore(spec.path, spec.pre);
     // A file the line hard-linked (`ln big.bin alias`): the link changed its ctime, not its bytes.
     if (linked.size && isLinkedInode(spec.path, linked)) return this.state.contentAfterLink(spec.path);
-    return this.state.content(spec.path);
+    const proj = parts?.get(spec.path);
+    return proj ? this.state.projected(spec.path, proj) : this.state.content(spec.path);
   }
 
   /**
@@ -427,8 +436,9 @@ export class LineCache {
     const entries: PathEntry[] = [];
     const changedEntries = entriesChanged(events);
     const linked = linkedInodes(acc.written);
+    const parts = this.projections.forRun(action.req.command, action.req.cwd, acc.execed);
     for (const spec of acc.inputs) {
-      let v = this.inputValue(spec, linked);
+      let v = this.inputValue(spec, linked, parts);
       if (v === undefined) return { outcome: 'not-stored', reason: 'unknown-prior-content', persist: none };
       // A listing the line changed itself: the key is the listing before the line.
       const own = v.startsWith('dir:') ? changedEntries.get(resolve(spec.path)) : undefined;

@@ -16,6 +16,7 @@ import { LineCache } from './line-cache.js';
 import { DaemonServer } from './server.js';
 import { PersistentCounters } from './stats.js';
 import { TRACE_LOG_NAME, buildFile, codeId, daemonLogPath, makePrivateDir, prepareKbxDir, socketPath, tracesDir } from './paths.js';
+import { KERNEL_PROJECTION_RULES } from '../kernel/btf/module-btf.js';
 
 /**
  * The build's events file, if the request names the one kbx make created for
@@ -142,7 +143,7 @@ async function main(): Promise<void> {
   const remote = backends.length
     ? new RemoteStore(store, backends, { count: (build, name, n) => server?.countLate(build, name, n), log: (msg) => server?.log(msg) }, cfg.pathSetsPerCommand)
     : undefined;
-  const cache = new LineCache(store, cfg, tmpDir, remote);
+  const cache = new LineCache(store, cfg, tmpDir, remote, KERNEL_PROJECTION_RULES);
   // A refused entry is refused on every lookup of its line: counted each time, logged once.
   const refusals = new Set<string>();
   cache.onRefused = (buildId, why) => {

@@ -10,6 +10,7 @@
 import { currentValue, type Mismatch, type PathEntry } from '../fingerprint/key.js';
 import { pseudoValue } from '../fingerprint/time-inputs.js';
 import type { FileState } from '../fingerprint/file-state.js';
+import type { LineProjections } from '../fingerprint/projection.js';
 import type { RootNames } from '../fingerprint/root-names.js';
 import type { PathSets, Store } from '../store/store.js';
 
@@ -165,13 +166,13 @@ export class PathSetCache {
   }
 
   /** Entry i of a set under these roots: its path made absolute, and what it holds now. */
-  private check(state: FileState, set: CompactSet, i: number, names: RootNames): Mismatch {
+  private check(state: FileState, set: CompactSet, i: number, names: RootNames, parts?: LineProjections): Mismatch {
     const kind = set.content[i] ? 'c' : 'e';
     const p = this.pathUnder(set.paths[i]!, names);
     const v = this.strings[set.values[i]!]!;
     // A role these roots lack (or a hostile name): never holds.
     if (p === null) return { entry: { k: kind, p: this.strings[set.paths[i]!]!, v }, now: 'no-such-root' };
-    return { entry: { k: kind, p, v }, now: currentValue(state, kind, p, v) };
+    return { entry: { k: kind, p, v }, now: currentValue(state, kind, p, v, parts) };
   }
 
   /** The path string `id` names under these roots. Hot: every input of every lookup, so an array index, not a map. */
@@ -188,30 +189,34 @@ export class PathSetCache {
     return p;
   }
 
-  /** The first entry of a set that no longer holds under these roots (paths in it absolute). */
-  firstMismatch(state: FileState, set: CompactSet, names: RootNames): Mismatch | undefined {
+  /**
+   * The first entry of a set that no longer holds under these roots (paths in
+   * it absolute). `parts`: the inputs the line's command lets a projection
+   * value (projection.ts).
+   */
+  firstMismatch(state: FileState, set: CompactSet, names: RootNames, parts?: LineProjections): Mismatch | undefined {
     // Pseudo-inputs first: the date is a string compare, and the likeliest to differ.
     if (set.pseudo) {
       const [diff] = this.pseudoMismatches(set, names, true);
       if (diff) return diff;
     }
     for (let i = 0; i < set.paths.length; i++) {
-      const m = this.check(state, set, i, names);
+      const m = this.check(state, set, i, names, parts);
       if (m.now !== m.entry.v) return m;
     }
     return undefined;
   }
 
   /** Whether every entry of a set not kept here (one from a shared store) holds now. */
-  holds(state: FileState, strong: string, entries: readonly PathEntry[], names: RootNames): boolean {
-    return this.firstMismatch(state, this.compactSet(strong, entries), names) === undefined;
+  holds(state: FileState, strong: string, entries: readonly PathEntry[], names: RootNames, parts?: LineProjections): boolean {
+    return this.firstMismatch(state, this.compactSet(strong, entries), names, parts) === undefined;
   }
 
   /** Every entry of a set that no longer holds (for explaining a miss; slower than firstMismatch). */
-  mismatches(state: FileState, set: CompactSet, names: RootNames): Mismatch[] {
+  mismatches(state: FileState, set: CompactSet, names: RootNames, parts?: LineProjections): Mismatch[] {
     const out = this.pseudoMismatches(set, names, false);
     for (let i = 0; i < set.paths.length; i++) {
-      const m = this.check(state, set, i, names);
+      const m = this.check(state, set, i, names, parts);
       if (m.now !== m.entry.v) out.push(m);
     }
     return out;

@@ -5,6 +5,7 @@
 import { readFileSync, readdirSync, statSync, type BigIntStats } from 'node:fs';
 import { sha256 } from '../util/hash.js';
 import { absentBefore, type PreStat } from '../observe/trace-log.js';
+import { partValue, type Projection } from './projection.js';
 
 export const ABSENT = 'absent';
 
@@ -21,6 +22,18 @@ interface Known {
   /** Build generation in which the entry was last checked against the file system. */
   checkedGen: number;
   /** Monotonic clock (monotonicMs) of that check. */
+  checkedAtMs: number;
+}
+
+/** A projection's value of a file (projection.ts), for the stat it was computed at. */
+interface KnownPart {
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  value: string;
+  hashedAtNs: bigint;
+  checkedGen: number;
   checkedAtMs: number;
 }
 
@@ -76,6 +89,8 @@ export function listingDigest(names: Iterable<string>): string {
 export class FileState {
   private known = new Map<string, Known>();
   private existences = new Map<string, KnownExistence>();
+  /** By projection name and path. */
+  private parts = new Map<string, KnownPart>();
   private gen = 0;
   hashedBytes = 0;
 
@@ -107,6 +122,7 @@ export class FileState {
   forgetCheckedBefore(gen: number): void {
     for (const [p, k] of this.known) if (k.checkedGen < gen) this.known.delete(p);
     for (const [p, e] of this.existences) if (e.checkedGen < gen) this.existences.delete(p);
+    for (const [p, e] of this.parts) if (e.checkedGen < gen) this.parts.delete(p);
   }
 
   private trusted(p: string, checkedGen: number, checkedAtMs: number, now: number): boolean {
@@ -149,6 +165,55 @@ export class FileState {
       return k.digest;
     }
     return this.hashNow(p, st);
+  }
+
+  /**
+   * The value of a file by a projection (`part:<name>:<digest>`), or its
+   * whole content's value when the projection cannot read it, ABSENT when it
+   * is gone. Kept by stat like content(); the projection reads only the part
+   * it keeps, so a large vmlinux is not read whole.
+   */
+  projected(p: string, proj: Projection, opts: { fresh?: boolean } = {}): string {
+    const key = `${proj.name}\0${p}`;
+    const k = this.parts.get(key);
+    const now = monotonicMs();
+    if (k && !opts.fresh && this.trusted(p, k.checkedGen, k.checkedAtMs, now)) return k.value;
+    const st = stat(p);
+    if (!st) {
+      this.parts.delete(key);
+      return ABSENT;
+    }
+    if (!st.isFile()) return this.content(p, opts);
+    if (
+      k &&
+      k.ino === st.ino &&
+      k.size === st.size &&
+      k.mtimeNs === st.mtimeNs &&
+      k.ctimeNs === st.ctimeNs &&
+      k.hashedAtNs - (st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs) > RACY_NS
+    ) {
+      k.checkedGen = this.gen;
+      k.checkedAtMs = now;
+      return k.value;
+    }
+    const hashedAtNs = wallNs();
+    let digest: string | undefined;
+    try {
+      digest = proj.digest(p);
+    } catch {
+      digest = undefined; // the store's bytes and the file's are untrusted: value it whole
+    }
+    if (digest === undefined) {
+      this.parts.delete(key);
+      return this.content(p, opts);
+    }
+    // The file changed while it was read: value it again next time.
+    const after = stat(p);
+    const value = partValue(proj, digest);
+    if (after && after.ino === st.ino && after.size === st.size && after.mtimeNs === st.mtimeNs && after.ctimeNs === st.ctimeNs) {
+      this.parts.set(key, { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, value, hashedAtNs, checkedGen: this.gen, checkedAtMs: now });
+    } else this.parts.delete(key);
+    return value;
   }
 
   private hashNow(p: string, st: BigIntStats): string {
@@ -212,6 +277,7 @@ export class FileState {
 
   /** Records the digest of a file kbx itself just wrote or read whole. */
   noteContent(p: string, digest: string): void {
+    this.dropParts(p);
     const st = stat(p);
     if (st?.isFile()) this.remember(p, st, digest);
   }
@@ -240,5 +306,11 @@ export class FileState {
   forget(p: string): void {
     this.known.delete(p);
     this.existences.delete(p);
+    this.dropParts(p);
+  }
+
+  private dropParts(p: string): void {
+    if (this.parts.size === 0) return;
+    for (const key of this.parts.keys()) if (key.endsWith(`\0${p}`)) this.parts.delete(key);
   }
 }

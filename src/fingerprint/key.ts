@@ -3,7 +3,9 @@
 //
 //   weak   = H(KEY_FORMAT, cwd, command text, tty flags, H(environment that matters)),
 //            each build root in them replaced by its role (root-names.ts)
-//   path set = sorted [kind, path, value] for every input the line observed,
+//   path set = sorted [kind, path, value] for every input the line observed
+//              (a content value is the file's digest, or for an input a rule
+//              values by the part its tools read, `part:…`: projection.ts),
 //              a path under a build root named by its role (`@make/x.c`),
 //              then the pseudo-inputs of a compile that names the time macros
 //              (time-inputs.ts: the date, and mtimes), and a `root` entry for
@@ -14,6 +16,7 @@ import { hashFields } from '../util/hash.js';
 import type { FileState } from './file-state.js';
 import type { InputKind } from '../observe/accesses.js';
 import type { RootNames } from './root-names.js';
+import { PART_PREFIX, type LineProjections } from './projection.js';
 
 // 3: pseudo-inputs for __DATE__/__TIMESTAMP__; entries stored by kbx-key-2
 // hold none, so a compile using them must not find those. Also the shell
@@ -193,9 +196,18 @@ export function replaceableNow(path: string): boolean {
   }
 }
 
-/** The value a file entry (c or e) has now, for comparing with its stored value; pseudo-inputs: time-inputs.ts. */
-export function currentValue(state: FileState, kind: InputKind, path: string, stored?: string): string {
+/**
+ * The value a file entry (c or e) has now, for comparing with its stored
+ * value; pseudo-inputs: time-inputs.ts. A stored `part:` value is matched by
+ * the projection the line's rule names for the path (`parts`), never by one
+ * the store names.
+ */
+export function currentValue(state: FileState, kind: InputKind, path: string, stored?: string, parts?: LineProjections): string {
   if (kind === 'e' && stored === ABSENT_OR_FILE && replaceableNow(path)) return ABSENT_OR_FILE;
+  if (kind === 'c' && parts && stored?.startsWith(PART_PREFIX)) {
+    const proj = parts.get(path);
+    if (proj) return state.projected(path, proj);
+  }
   return kind === 'c' ? state.content(path) : state.existence(path);
 }
 

@@ -37,6 +37,7 @@ import { capture, run, runAsync, tryRun, type Runner } from './exec.js';
 import { loadNames, namesKey, NAMES_CACHE, reorderNames, saveNames } from './names-cache.js';
 import { loadReservation, RESERVE_CACHE, reservationKey, saveReservation } from './reserve-cache.js';
 import { bufferShape, fileShape } from './symbol-shape.js';
+import { reproduciblePaholeFlags } from '../btf/reproducible.js';
 import { BTF_ROOM, btfRoomAsm, btfRoomSize, lastBtfSize, padBtf, recordBtfSize } from './btf-room.js';
 import { sha256 } from '../../util/hash.js';
 import { objtree, scriptPath, srctree, words, type LinkInputs } from './kbuild-env.js';
@@ -181,7 +182,7 @@ class Link61 {
     const pahole = e.PAHOLE ?? '';
     await this.link(vmlinux, []);
     this.info('BTF', out);
-    this.time('pahole', () => run(this.r, [...words(pahole), '-J', ...words(e.PAHOLE_FLAGS), vmlinux], { env: { ...e, LLVM_OBJCOPY: e.OBJCOPY } }));
+    this.time('pahole', () => run(this.r, [...words(pahole), '-J', ...reproduciblePaholeFlags(words(e.PAHOLE_FLAGS)), vmlinux], { env: { ...e, LLVM_OBJCOPY: e.OBJCOPY } }));
     this.time('objcopy .BTF', () =>
       run(this.r, [...words(e.OBJCOPY), '--only-section=.BTF', '--set-section-flags', '.BTF=alloc,readonly', '--strip-all', vmlinux, out], {
         quietStderr: true,
@@ -207,7 +208,7 @@ class Link61 {
     // pahole 1.24 writes over an existing file without truncating it: a
     // shorter BTF would keep the old one's tail.
     rmSync(this.path(BTF_ROOM.raw), { force: true });
-    const argv = [...words(e.PAHOLE), '-J', ...words(e.PAHOLE_FLAGS), `--btf_encode_detached=${BTF_ROOM.raw}`, 'vmlinux'];
+    const argv = [...words(e.PAHOLE), '-J', ...reproduciblePaholeFlags(words(e.PAHOLE_FLAGS)), `--btf_encode_detached=${BTF_ROOM.raw}`, 'vmlinux'];
     return this.time('pahole', () => runAsync(this.r, argv)).then((status) => {
       if (status !== 0) throw new LinkStepError(`${argv.join(' ')} exited with status ${status}\nFailed to generate BTF for vmlinux\nTry to disable CONFIG_DEBUG_INFO_BTF`, status);
     });
