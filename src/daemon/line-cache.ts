@@ -601,6 +601,12 @@ export class LineCache {
       if ([...blobs.values(), done.stdout, done.stderr].some((data) => data.includes(word))) return { outcome: 'not-stored', reason: 'wrapper-in-output', persist: none };
     }
 
+    // MAKEFLAGS keys kbx's shim by its name, not its install path
+    // (normalizeMakeflags): a line that wrote that path (`echo $(MAKEFLAGS)`)
+    // must not restore it on a machine where kbx lives elsewhere.
+    const shim = Buffer.from(shimPath);
+    if ([...blobs.values(), done.stdout, done.stderr].some((data) => data.includes(shim))) return { outcome: 'not-stored', reason: 'shim-path-in-output', persist: none };
+
     const stdoutDigest = done.stdout.length ? sha256(done.stdout) : '';
     const stderrDigest = done.stderr.length ? sha256(done.stderr) : '';
     if (stdoutDigest) blobs.set(stdoutDigest, done.stdout);
