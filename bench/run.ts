@@ -4,7 +4,7 @@
 // printed as a markdown table (bench/table.ts). See bench/README.md.
 //
 //   npm run bench -- [--config tinyconfig|modversions] [--jobs 2]
-//                    [--only plain,ccache,kbx] [--scenarios cold,warm,noop,touch,header,micro]
+//                    [--only plain,ccache,kbx,kbx-noreplay] [--scenarios cold,warm,noop,touch,header,micro,remote]
 //                    [--out FILE.md] [--work /var/tmp/kbx-bench] [--tree DIR]
 //                    [--trivial-runs 2000] [--hit-runs 200]
 import { execFileSync } from 'node:child_process';
@@ -16,6 +16,7 @@ import { kernelTree, treeVersion } from '../test/support/kernel-tree.js';
 import { kbx, repoRoot, snapshotKbx } from './common.js';
 import { KERNEL_SCENARIOS, MODES, runKernel, type KernelConfig, type KernelResult, type KernelScenario, type Mode } from './kernel.js';
 import { runMicro, type MicroResult } from './micro.js';
+import { renderRemote, runRemote, type RemoteResult } from './remote.js';
 import { renderReport } from './table.js';
 
 const { values: opt } = parseArgs({
@@ -42,7 +43,7 @@ function fail(msg: string): never {
 if (opt.help) {
   process.stdout.write(
     'usage: node dist/bench/run.js [--config tinyconfig|modversions] [--jobs N] [--only plain,ccache,kbx]\n' +
-      '       [--scenarios cold,warm,noop,touch,header,micro] [--out FILE.md] [--work DIR] [--tree LINUX-6.1-SRC] [--trivial-runs N] [--hit-runs N]\n',
+      '       [--scenarios cold,warm,noop,touch,header,micro,remote] [--out FILE.md] [--work DIR] [--tree LINUX-6.1-SRC] [--trivial-runs N] [--hit-runs N]\n',
   );
   process.exit(0);
 }
@@ -53,7 +54,7 @@ if (!Number.isInteger(jobs) || jobs < 1) fail(`--jobs must be a positive integer
 const modes = opt.only.split(',').filter(Boolean) as Mode[];
 for (const m of modes) if (!MODES.includes(m)) fail(`--only takes ${MODES.join(',')}; '${m}' is not one`);
 const scenarios = opt.scenarios.split(',').filter(Boolean);
-for (const s of scenarios) if (![...KERNEL_SCENARIOS, 'micro'].includes(s as KernelScenario)) fail(`unknown scenario '${s}'`);
+for (const s of scenarios) if (![...KERNEL_SCENARIOS, 'micro', 'remote'].includes(s as KernelScenario)) fail(`unknown scenario '${s}'`);
 // The no-op and touch rebuilds need a built tree: cold or warm first.
 const kernelScenarios = KERNEL_SCENARIOS.filter((s) => scenarios.includes(s));
 if (kernelScenarios.length && !kernelScenarios.includes('cold')) fail('kernel scenarios need cold (they run on its build)');
@@ -75,13 +76,20 @@ const started = Date.now();
 const loadStart = la();
 let kernel: KernelResult | undefined;
 let micro: MicroResult | undefined;
-const tree = kernelScenarios.length ? opt.tree ?? kernelTree() : undefined;
-if (kernelScenarios.length && !tree) fail('no Linux 6.1 tree: install linux-source-6.1 (see test/support/kernel-tree.ts)');
+const withRemote = scenarios.includes('remote');
+const tree = kernelScenarios.length || withRemote ? opt.tree ?? kernelTree() : undefined;
+if ((kernelScenarios.length || withRemote) && !tree) fail('no Linux 6.1 tree: install linux-source-6.1 (see test/support/kernel-tree.ts)');
 if (tree && modes.includes('ccache') && tool('ccache', ['--version']) === '?') fail('ccache is not installed (apt-get install ccache)');
 
-if (tree) {
+if (tree && kernelScenarios.length) {
   say(`kernel ${treeVersion(tree)} ${config}, -j${jobs}, modes ${modes.join(',')}, scenarios ${kernelScenarios.join(',')}; load average ${loadStart}`);
   kernel = runKernel({ tree, config, jobs, modes, scenarios: kernelScenarios, work: join(opt.work, config), say });
+}
+let remote: RemoteResult | undefined;
+if (tree && withRemote) {
+  if (config !== 'tinyconfig') fail('the remote scenario builds tinyconfig');
+  say(`remote: kernel ${treeVersion(tree)} tinyconfig, -j${jobs}; load average ${la()}`);
+  remote = await runRemote({ tree, jobs, withCcache: modes.includes('ccache'), withPlain: modes.includes('plain'), work: join(opt.work, 'remote'), say });
 }
 if (scenarios.includes('micro')) {
   micro = runMicro({ work: join(opt.work, 'micro'), trivialRuns: Number(opt['trivial-runs']), hitRuns: Number(opt['hit-runs']), say });
@@ -100,7 +108,7 @@ const report = renderReport({
   ],
   kernel,
   micro,
-  footer: [`Took ${minutes} min.${kernel ? ` Logs: ${join(opt.work, config, 'logs')}.` : ''} Command: \`node dist/bench/run.js ${process.argv.slice(2).join(' ')}\``],
+  footer: [...(remote ? renderRemote(remote) : []), '', `Took ${minutes} min.${kernel ? ` Logs: ${join(opt.work, config, 'logs')}.` : ''} Command: \`node dist/bench/run.js ${process.argv.slice(2).join(' ')}\``],
 });
 process.stdout.write(report);
 if (opt.out) writeFileSync(opt.out, report);

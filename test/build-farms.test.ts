@@ -42,14 +42,14 @@ function outputs(dir: string): Map<string, Buffer> {
 }
 
 /** What plain make (no kbx) leaves for this project with this CC, built in a copy. */
-function plainOutputs(dir: string, cc: string, env: Record<string, string>): Map<string, Buffer> {
+function plainOutputs(dir: string, cc: string, env: Record<string, string>, launcher: string[] = []): Map<string, Buffer> {
   const ref = join(tempDir('farm-ref'), 'proj');
   mkdirSync(ref, { recursive: true });
   assert.equal(spawnSync('cp', ['-a', `${dir}/.`, ref]).status, 0);
   // The project's own makefile, less any line that waits for the test (the dying host's).
   writeTree(ref, { Makefile: readFileSync(join(dir, 'Makefile'), 'utf8').includes('down.flag') ? MAKEFILE : readFileSync(join(dir, 'Makefile'), 'utf8') });
   assert.equal(plainMake(ref, ['clean']).status, 0);
-  const r = plainMake(ref, [`CC=${cc}`], env);
+  const r = plainMake(ref, [`CC=${cc}`], env, launcher);
   assert.equal(r.status, 0, r.stderr);
   return outputs(ref);
 }
@@ -213,14 +213,16 @@ describe('build farms: icecream', { skip: unlessMissing(...icecreamNeeds) }, () 
     // Without -g: with it, a remote icecc object records icecream's own options (wrappers.ts).
     writeTree(dir, { Makefile: MAKEFILE.replaceAll(' -g ', ' -O2 ') });
     const env = farm.clientEnv();
+    k.launcher = farm.launcher();
     let r = ok(k.make(dir, ['-j2', 'CC=icecc gcc'], env));
     let s = summary(r.stderr);
     assert.equal(s.stored, 3, r.stderr);
     assert.equal(k.stats()['miss-via:icecc'], 3);
     assert.equal(farm.remoteJobs(), 3, 'the scheduler sent every compile to the remote iceccd');
     // plain make with icecc sends its three compiles to the farm too
-    assertSame(outputs(dir), plainOutputs(dir, 'icecc gcc', env));
+    assertSame(outputs(dir), plainOutputs(dir, 'icecc gcc', env, farm.launcher()));
 
+    k.launcher = [];
     ok(k.make(dir, ['clean']));
     r = ok(k.make(dir, ['-j2', 'CC=gcc']));
     s = summary(r.stderr);

@@ -7,7 +7,7 @@
 // after `make clean` give plain make's bytes (no stale object restored).
 // The heaviest test of the suite: three full kernel builds, run once, and a
 // few incremental ones.
-import { before, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,8 @@ import { loadBuild } from '../src/builds/archive.js';
 import { Kbx, plainMake, repoRoot, summary } from './support/kbx.js';
 import { withPage } from './support/report-browser.js';
 import { kernelTree } from './support/kernel-tree.js';
-import { linuxSource, unlessMissing } from './support/tools.js';
+import { Nginx } from './support/nginx.js';
+import { linuxSource, program, unlessMissing } from './support/tools.js';
 
 // Fixed so that two builds of the same tree produce the same bytes (`make
 // clean` keeps .version, so the build number would otherwise move).
@@ -201,6 +202,41 @@ describe('Linux 6.1 tinyconfig', { skip: unlessMissing(linuxSource(kernelTree())
       await page.screenshot({ path: shot });
       assert.deepEqual(problems, { errors: [], requests: [] });
     });
+  });
+
+  // A shared store (issue 11): every kbx build of this file uploads to it, the
+  // cold one filling it; a second machine (its own empty KBX_DIR, another
+  // O=) then builds from it. Set in the environment every Kbx here inherits,
+  // so the daemon's configuration is the same from the first build to the last.
+  const shared = new Nginx();
+  const hasNginx = !unlessMissing(program('nginx', 'nginx'));
+  before(async () => {
+    if (!hasNginx) return;
+    await shared.start();
+    process.env.KBX_REMOTE_STORAGE = shared.url;
+  });
+  after(() => shared.stop());
+
+  test('a second machine with an empty store and another O= builds from the shared store: plain\'s bytes, nearly all hits', { skip: !hasNginx }, (t) => {
+    const second = new Kbx('kernel-second', REPRODUCIBLE);
+    const out = join(WORK, 'second');
+    mkdirSync(out, { recursive: true });
+    try {
+      assert.equal(second.make(tree, [`O=${out}`, 'tinyconfig']).status, 0);
+      const r = second.make(tree, [`O=${out}`, '-j2']);
+      assert.equal(r.status, 0, r.stderr.slice(-3000));
+      report(t, r);
+      const s = summary(r.stderr);
+      assert.ok(s.hits > 1500, r.stderr.slice(-500));
+      assert.ok(s.misses < s.lines / 50, r.stderr.slice(-500));
+      const remote = Object.entries(second.stats()).filter(([k]) => k.startsWith('remote ') && / (hit|error|timeout|corrupt|blob-missing|read-ahead-used)$/.test(k));
+      t.diagnostic(JSON.stringify(Object.fromEntries(remote)));
+      assert.ok(remote.some(([k, v]) => k.endsWith(' hit') && v > 1500), JSON.stringify(remote));
+      assert.ok(remote.every(([k, v]) => / (hit|read-ahead-used)$/.test(k) || v === 0), JSON.stringify(remote));
+      assertSameArtifacts(artifacts(out), plain, 'second machine\'s');
+    } finally {
+      second.stop();
+    }
   });
 
   test('touch include/linux/fs.h, content unchanged: replay refreshes what holds and make runs little', (t) => {

@@ -12,8 +12,8 @@ const names = new RootNames(['/src/linux', '/out']);
 const line = (e: string[], ignore: string[] = [], tty = 'e') =>
   weakFingerprint({ cwd: '/src/linux', command: 'set -e; gcc -c -o init/main.o init/main.c', tty, envDigest: envDigest(e, ignore, names) }, names);
 
-test('the weak fingerprint is stable (golden value for KEY_FORMAT kbx-key-4)', () => {
-  assert.equal(KEY_FORMAT, 'kbx-key-4');
+test('the weak fingerprint is stable (golden value for KEY_FORMAT kbx-key-5)', () => {
+  assert.equal(KEY_FORMAT, 'kbx-key-5');
   // Golden: computed once and written down; a change here changes every key.
   assert.equal(line(env), GOLDEN_WEAK);
 });
@@ -30,6 +30,14 @@ test('the jobserver, -j, kbx variables, PWD and MAKE_RESTARTS do not enter the k
   assert.notEqual(line(env, [], ''), line(env));
   assert.equal(line([...env, 'CFLAGS=-O3'], ['CFLAGS']), line(env));
   assert.equal(line([...env, 'MAKE_RESTARTS=1']), line(env), "make's restart count");
+});
+
+test("where kbx is installed does not enter the key: kbx make's SHELL=<install>/kbx-shim in MAKEFLAGS", () => {
+  const at = (dir: string) => [...env.filter((e) => !e.startsWith('MAKEFLAGS')), `MAKEFLAGS=rR -- O=/out SHELL=${dir}/build/native/kbx-shim`];
+  assert.equal(line(at('/usr/lib/node_modules/kbx')), line(at('/home/me/src/kbx')));
+  assert.equal(normalizeMakeflags(' -- SHELL=/opt/kbx/build/native/kbx-shim'), ' -- SHELL=kbx-shim');
+  // Any other shell a user gives make stays in the key.
+  assert.notEqual(line([...env.filter((e) => !e.startsWith('MAKEFLAGS')), 'MAKEFLAGS=rR -- O=/out SHELL=/bin/bash']), line(at('/opt/kbx')));
 });
 
 test('the daemon\'s memoised environment digest equals the plain one', () => {
@@ -64,7 +72,7 @@ test('frames: golden bytes, split delivery, and hostile lengths', () => {
   assert.throws(() => new FrameReader().push(Buffer.from('ffffffff', 'hex')), ProtocolError);
 });
 
-const GOLDEN_WEAK = 'c74750d16e332f7ce5870cbab86e928787ea8187e738754f4008a0fc3a787c7f';
+const GOLDEN_WEAK = '849965773c5fb4e3565e5b1b0d93358317aa992629e48ecc3ebab6ed1a3bc0a1';
 
 test('two checkouts at different paths make the same weak key; a path that only starts like a root does not', () => {
   const at = (src: string, out: string, cmd: (s: string, o: string) => string, e: string[] = []) => {

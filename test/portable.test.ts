@@ -124,3 +124,18 @@ test('a line that read a file naming its tree\'s path is keyed with the path: a 
     kbx.stop();
   }
 });
+
+test("a line that writes kbx's install path (make's SHELL override, in MAKEFLAGS) is not stored: MAKEFLAGS keys the shim by name", () => {
+  const kbx = new Kbx('shim-path');
+  const dir = join(tempDir('shim-path'), 'proj');
+  writeTree(dir, { Makefile: "all: flags.txt other.txt\nflags.txt:\n\techo '$(MAKEFLAGS)' > $@\nother.txt:\n\techo other > $@\n" });
+  try {
+    const r = kbx.make(dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(holds(join(dir, 'flags.txt'), '/kbx-shim'), 'the line wrote the shim path');
+    assert.equal(summary(r.stderr).stored, 1, r.stderr);
+    assert.equal(kbx.stats()['not-stored:shim-path-in-output'], 1);
+  } finally {
+    kbx.stop();
+  }
+});

@@ -19,7 +19,7 @@ import { restoreEntry } from './restore.js';
 import { insideRoots, linkDestination, locate, realRoots } from '../util/roots.js';
 import { PathSetCache, type CompactSet } from './path-set-cache.js';
 import { refusal, underRoots } from './restore.js';
-import type { RemoteStore } from '../store/remote/remote-store.js';
+import type { Filled, RemoteStore } from '../store/remote/remote-store.js';
 import { RootNames, type NamedRoot } from '../fingerprint/root-names.js';
 import { WRAPPER_NAMES, simpleCommands, stripWrappers, type WrapperName } from '../fingerprint/wrappers.js';
 import { restoredCmdFile, savedCommands, storedCmdFile } from '../kernel/cmd-file.js';
@@ -217,6 +217,7 @@ export class LineCache {
     const names = this.namesFor(roots);
     const weak = weakFingerprint(req, names);
     const local = this.lookupLocal(req, roots, buildId, names, weak);
+    if (local.kind !== 'pass') this.remote?.noteLookup(buildId, weak);
     if (local.kind !== 'miss' || !this.remote?.active) return local;
     const parts = this.projections.forLookup(req.command, req.cwd);
     const filled = this.remote.fill({
@@ -234,11 +235,21 @@ export class LineCache {
         this.pathSets.put(weak, rec);
       },
     });
-    return filled.then((found) => (found ? this.lookupLocal(req, roots, buildId, names, weak) : local));
+    return filled.then((found) => (found ? this.lookupLocal(req, roots, buildId, names, weak, found) : local));
   }
 
-  /** The lookup in the local store alone. */
-  lookupLocal(req: LineRequest, roots: string[], buildId: string, names = this.namesFor(roots), weak = weakFingerprint(req, names)): LookupResult {
+  /**
+   * The lookup in the local store alone. `fresh`: the run a remote just put
+   * there, restored from the blobs it verified rather than read back.
+   */
+  lookupLocal(
+    req: LineRequest,
+    roots: string[],
+    buildId: string,
+    names = this.namesFor(roots),
+    weak = weakFingerprint(req, names),
+    fresh?: Filled,
+  ): LookupResult {
     const rec = this.pathSets.get(weak);
     if (rec?.uncacheable && rec.rules === RULES_VERSION) {
       this.ranUnseen();
@@ -252,9 +263,15 @@ export class LineCache {
         firstDiff ??= diff;
         continue;
       }
-      const entry = this.store.getEntry(set.strong);
+      const justFilled = fresh?.strong === set.strong ? fresh : undefined;
+      const entry = justFilled ? justFilled.entry : this.store.getEntry(set.strong);
       if (!entry || entry.exit !== 0) continue; // a failure stored by an older kbx is not replayed
-      const restored = restoreEntry(this.store, this.state, entry, { roots, names, refused: (why) => this.onRefused?.(buildId, why), rewrite: cmdFiles(req.command) });
+      const restored = restoreEntry(justFilled ? withBlobs(this.store, justFilled.blobs) : this.store, this.state, entry, {
+        roots,
+        names,
+        refused: (why) => this.onRefused?.(buildId, why),
+        rewrite: cmdFiles(req.command),
+      });
       if (!restored) continue; // a blob was evicted or corrupt: run the line
       return { kind: 'hit', exit: entry.exit, stdout: restored.stdout, stderr: restored.stderr, savedUs: entry.durationUs, entry: restored.entry, set, names, weak };
     }
@@ -586,6 +603,12 @@ export class LineCache {
       if ([...blobs.values(), done.stdout, done.stderr].some((data) => data.includes(word))) return { outcome: 'not-stored', reason: 'wrapper-in-output', persist: none };
     }
 
+    // MAKEFLAGS keys kbx's shim by its name, not its install path
+    // (normalizeMakeflags): a line that wrote that path (`echo $(MAKEFLAGS)`)
+    // must not restore it on a machine where kbx lives elsewhere.
+    const shim = Buffer.from(shimPath);
+    if ([...blobs.values(), done.stdout, done.stderr].some((data) => data.includes(shim))) return { outcome: 'not-stored', reason: 'shim-path-in-output', persist: none };
+
     const stdoutDigest = done.stdout.length ? sha256(done.stdout) : '';
     const stderrDigest = done.stderr.length ? sha256(done.stderr) : '';
     if (stdoutDigest) blobs.set(stdoutDigest, done.stdout);
@@ -661,6 +684,18 @@ function keepTree(dir: string, keep: (p: string, st: Stats) => string | undefine
     if (why) return why;
   }
   return undefined;
+}
+
+/** The store, with blobs already in memory (verified against their digest) read from there. */
+function withBlobs(store: Store, blobs: ReadonlyMap<string, Buffer>): Store {
+  return {
+    getPathSets: (weak) => store.getPathSets(weak),
+    putPathSets: (weak, rec) => store.putPathSets(weak, rec),
+    getEntry: (strong) => store.getEntry(strong),
+    putEntry: (strong, entry) => store.putEntry(strong, entry),
+    getBlob: (digest) => blobs.get(digest) ?? store.getBlob(digest),
+    putBlob: (digest, data) => store.putBlob(digest, data),
+  };
 }
 
 function sameOutputs(a: Entry, b: Entry): boolean {

@@ -269,7 +269,10 @@ async function main(): Promise<void> {
         // bounded by the operation timeout; a failure drops the rest).
         return server
           .drain()
-          .then(() => remote.flush())
+          .then(() => {
+            remote.endBuild(String(req.build));
+            return remote.flush();
+          })
           .then(() => {
             const c = server.endBuild(String(req.build));
             global.flushInBackground();

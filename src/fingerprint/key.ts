@@ -29,7 +29,13 @@ import { PART_PREFIX, type LineProjections } from './projection.js';
 // and was never checked for them.
 // Not bumped for wrappers.ts: a text without wrapper words keys as before, and
 // the key of a text with them is new (its old entries are never looked up).
-export const KEY_FORMAT = 'kbx-key-4';
+// 5: MAKEFLAGS's `SHELL=<install>/kbx-shim` (kbx make's own override) keyed as
+// `SHELL=kbx-shim`, so two machines with kbx installed at different paths
+// share entries; a line whose outputs hold the shim's path is not stored.
+export const KEY_FORMAT = 'kbx-key-5';
+
+/** The file name of kbx's shim, which `kbx make` passes to make as SHELL=<install>/kbx-shim. */
+export const SHIM_NAME = 'kbx-shim';
 
 /**
  * Variables that decide how a compiler expands __DATE__, __TIME__ and
@@ -65,6 +71,8 @@ export function normalizeMakeflags(v: string): string {
     .replace(/(^| )cmd_link_vmlinux=(?:\\.|[^ \\])*/g, '')
     .split(' ')
     .filter((w) => !/^--jobserver-(auth|fds)=/.test(w) && !/^-j\d*$/.test(w))
+    // Where kbx is installed is not an input of the line (an output holding it is not stored).
+    .map((w) => (w.startsWith('SHELL=') && w.endsWith(`/${SHIM_NAME}`) ? `SHELL=${SHIM_NAME}` : w))
     // The first word gathers single-letter flags ("rRj" with a bare -j).
     .map((w, i) => (i === 0 && /^[A-Za-z]+$/.test(w) ? w.replace(/j/g, '') : w))
     .join(' ');

@@ -5,6 +5,11 @@
 // own so that no other farm on the machine's network joins. As root, as the
 // remote daemon compiles in a chroot of the toolchain tarball icecc-create-env
 // makes. Stopped by the test (and by process exit, should a test crash).
+//
+// iceccd 1.4 cannot be bound to loopback alone (`-i lo` binds it twice and
+// gives up), so the three daemons run in a network namespace of their own
+// whose only interface is its loopback: nothing they listen on is reachable
+// from outside it. The builds that run icecc run in it too (launcher()).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,12 +18,23 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from './redis.js';
 import { program, type Need } from './tools.js';
 
-export const icecreamNeeds: Need[] = [program('icecc', 'icecc'), program('iceccd', 'icecc'), program('icecc-scheduler', 'icecc'), program('icecc-create-env', 'icecc')];
+export const icecreamNeeds: Need[] = [program('ip', 'iproute2'), program('icecc', 'icecc'), program('iceccd', 'icecc'), program('icecc-scheduler', 'icecc'), program('icecc-create-env', 'icecc')];
 
 const running = new Set<ChildProcess>();
+const namespaces = new Set<string>();
 process.on('exit', () => {
   for (const p of running) killGroup(p, 'SIGKILL');
+  for (const ns of namespaces) deleteNamespace(ns);
 });
+
+function deleteNamespace(ns: string): void {
+  try {
+    execFileSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' });
+  } catch {
+    /* gone already */
+  }
+  namespaces.delete(ns);
+}
 
 function killGroup(p: ChildProcess, sig: NodeJS.Signals): void {
   try {
@@ -33,6 +49,8 @@ export class IcecreamFarm {
   readonly remoteName: string;
   /** The toolchain tarball remote jobs run in (ICECC_VERSION). */
   tarball = '';
+  /** The network namespace the daemons run in. */
+  private netns = '';
 
   private constructor(
     readonly dir: string,
@@ -51,6 +69,15 @@ export class IcecreamFarm {
     return this.log('scheduler').split('\n').filter((l) => /BEGIN: \d+ client=/.test(l) && l.includes(`server=${this.remoteName}`)).length;
   }
 
+  /**
+   * What icecc runs under: the farm's namespace. icecc talks to the local
+   * daemon through its socket, but sends a compile to the remote daemon itself,
+   * over TCP, to the address the scheduler gives (127.0.0.1 in the namespace).
+   */
+  launcher(): string[] {
+    return ['ip', 'netns', 'exec', this.netns];
+  }
+
   /** What icecc needs to reach the local daemon and send each compile to the remote one. */
   clientEnv(): Record<string, string> {
     return {
@@ -66,6 +93,10 @@ export class IcecreamFarm {
     chmodSync(dir, 0o777); // the daemons write their logs as user icecc
     const farm = new IcecreamFarm(dir, await freePort());
     const net = `kbxtest${farm.port}`;
+    farm.netns = `kbx-icecream-${process.pid}-${farm.port}`;
+    execFileSync('ip', ['netns', 'add', farm.netns]);
+    namespaces.add(farm.netns);
+    execFileSync('ip', ['netns', 'exec', farm.netns, 'ip', 'link', 'set', 'lo', 'up']);
     const common = { ...process.env, ICECC_TESTS: '1', ICECC_TEST_SCHEDULER_PORTS: `${farm.port}:${farm.port + 2}` };
     farm.spawn('icecc-scheduler', ['-p', String(farm.port), '-l', join(dir, 'scheduler.log'), '-n', net, '-vvv'], common);
     const icecc = Number(execFileSync('id', ['-u', 'icecc'], { encoding: 'utf8' }).trim());
@@ -96,8 +127,9 @@ export class IcecreamFarm {
     throw new Error(`icecream did not start: see the logs in ${dir}`);
   }
 
+  /** In the farm's namespace: `ip netns exec` enters it and execs cmd, same pid. */
   private spawn(cmd: string, args: string[], env: NodeJS.ProcessEnv): void {
-    const p = spawn(cmd, args, { env, stdio: 'ignore', detached: true });
+    const p = spawn('ip', ['netns', 'exec', this.netns, cmd, ...args], { env, stdio: 'ignore', detached: true });
     running.add(p);
     p.once('exit', () => running.delete(p));
     this.procs.push(p);
@@ -111,5 +143,6 @@ export class IcecreamFarm {
       await gone;
     }
     this.procs = [];
+    if (this.netns) deleteNamespace(this.netns);
   }
 }

@@ -46,8 +46,12 @@ export class Kbx {
     return env;
   }
 
+  /** A command kbx runs under (e.g. `ip netns exec NS`: a farm whose daemons only its namespace reaches). */
+  launcher: string[] = [];
+
   run(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): RunResult {
-    const r = spawnSync(process.execPath, [kbxMain, ...args], {
+    const [cmd, ...pre] = [...this.launcher, process.execPath];
+    const r = spawnSync(cmd!, [...pre, kbxMain, ...args], {
       cwd: opts.cwd,
       env: this.env(opts.env),
       encoding: 'utf8',
@@ -87,10 +91,11 @@ export class Kbx {
 }
 
 /** Runs plain make (no kbx) for the reference build. */
-export function plainMake(cwd: string, args: string[] = [], env: Record<string, string> = {}): RunResult {
+export function plainMake(cwd: string, args: string[] = [], env: Record<string, string> = {}, launcher: string[] = []): RunResult {
   const e: NodeJS.ProcessEnv = { ...process.env, ...env };
   for (const k of Object.keys(e)) if (k.startsWith('MAKE') || k === 'MFLAGS') delete e[k];
-  const r = spawnSync('make', args, { cwd, env: e, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, ...pre] = [...launcher, 'make'];
+  const r = spawnSync(cmd!, [...pre, ...args], { cwd, env: e, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -14,6 +14,8 @@ export interface NginxOptions {
   user?: { name: string; password: string };
   /** Serve this data directory (another server's, to read what it was given). */
   data?: string;
+  /** The access log's format (nginx's log_format), beginning with `"$request" $status` as the default's part that requests() reads. */
+  logFormat?: string;
 }
 
 /** A free loopback port (the kernel's choice for port 0). */
@@ -68,7 +70,7 @@ pid ${d}/nginx.pid;
 error_log ${d}/error.log;
 events { worker_connections 256; }
 http {
-  access_log ${d}/access.log;
+  ${this.opts.logFormat ? `log_format kbx '${this.opts.logFormat}';\n  access_log ${d}/access.log kbx;` : `access_log ${d}/access.log;`}
   client_body_temp_path ${d}/tmp/body;
   proxy_temp_path ${d}/tmp/proxy;
   fastcgi_temp_path ${d}/tmp/fastcgi;

@@ -140,6 +140,12 @@ export class LocalStore implements Store {
     }
   }
 
+  /** Whether a record of the command's path sets is there (not decoded). */
+  hasPathSets(weak: string): boolean {
+    const path = this.file('ac', weak, '.p');
+    return path !== undefined && existsSync(path);
+  }
+
   putPathSets(weak: string, record: PathSets): void {
     const path = this.file('ac', weak, '.pz');
     if (path) this.writeAtomic(path, encodePathSets(record));

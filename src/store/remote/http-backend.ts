@@ -10,7 +10,8 @@ import { RemoteError, type RemoteBackend, type RemoteKind, type RemoteSpec } fro
 // What one response may hold: a blob (vmlinux with debug info is a few hundred
 // MiB) or a record. A server sending more is refused, never buffered whole.
 const MAX_BODY: Record<RemoteKind, number> = { cas: 1 << 30, ac: 64 << 20 };
-const CONNECTIONS = 8;
+// Sized for make -j plus the read-ahead (read-ahead.ts: 8 at once) beside the lookups.
+const CONNECTIONS = 24;
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 

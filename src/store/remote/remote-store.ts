@@ -7,6 +7,9 @@
 // uploaded in the background: blobs, then the entry, then the path set, so a
 // reader never finds an entry whose blobs were never written.
 //
+// A build reads ahead (read-ahead.ts) from the list of commands the last
+// build of the same tree looked up, and leaves its own list at its end.
+//
 // Faults never fail or stall a build: the first timeout or error takes a
 // backend out until the next build starts (every line, not one), said once in
 // the log and in kbx make's summary, and counted under `remote <name> …`.
@@ -15,7 +18,11 @@ import { strongFingerprint, type PathEntry } from '../../fingerprint/key.js';
 import type { LocalStore } from '../local/local-store.js';
 import type { Entry, PathSet, PathSets } from '../store.js';
 import { RemoteError, type RemoteBackend } from './backend.js';
-import { decodeRemoteEntry, decodeRemotePathSets, encodeEntry, encodePathSets, entryKey, pathSetsKey } from './wire.js';
+import { ReadAhead } from './read-ahead.js';
+import {
+  MAX_BUILD_LINES, buildLinesKey, decodeBuildLines, decodeRemoteEntry, decodeRemotePathSets, encodeBuildLines, encodeEntry, encodePathSets, entryKey,
+  pathSetsKey,
+} from './wire.js';
 
 export interface RemoteEvents {
   /** Adds to a counter, globally and for the build when it is still running. */
@@ -33,6 +40,13 @@ export interface FillRequest {
   refusal(entry: Entry): string | undefined;
   /** Adds the set to the local path sets of weak (the entry and blobs are already in the local store). */
   install(record: PathSets, set: PathSet): void;
+}
+
+/** A run a remote put in the local store, with its verified blobs: the lookup restores it without reading them back. */
+export interface Filled {
+  strong: string;
+  entry: Entry;
+  blobs: Map<string, Buffer>;
 }
 
 export interface UploadJob {
@@ -70,11 +84,30 @@ const HEAD_FIRST_BYTES = 64 << 10;
 // Sets of one command looked at per remote lookup (the record may hold more).
 const MAX_REMOTE_SETS = 32;
 
+// Builds whose lookups are followed at once (a daemon serves a few builds side by side).
+const MAX_BUILDS = 16;
+
 const DOWN = Symbol('down');
+
+type BlobFetch = Buffer | 'missing' | { corrupt: number } | typeof DOWN;
+
+/** One build's lookups, for the list it leaves, and what it reads ahead. */
+interface BuildLines {
+  first: string;
+  seen: Set<string>;
+  order: string[];
+  /** The list the last build of the tree left, when one was found. */
+  previous?: string[];
+  ahead?: { remote: Remote; reader: ReadAhead };
+  stored: number;
+}
 
 export class RemoteStore {
   private readonly remotes: Remote[];
-  private readonly fills = new Map<string, Promise<boolean>>();
+  private readonly fills = new Map<string, Promise<Filled | undefined>>();
+  private readonly blobFetches = new Map<string, Promise<BlobFetch>>();
+  private readonly builds = new Map<string, BuildLines>();
+  private readonly side = new Set<Promise<unknown>>();
   private queue: Array<{ job: UploadJob; bytes: number }> = [];
   private queuedBytes = 0;
   private running = 0;
@@ -145,8 +178,8 @@ export class RemoteStore {
 
   // ---- reads ----
 
-  /** Asks the remotes for a line that missed locally; true when one filled the local store with a run that holds. */
-  fill(req: FillRequest): Promise<boolean> {
+  /** Asks the remotes for a line that missed locally: the run one put in the local store, if one holds. */
+  fill(req: FillRequest): Promise<Filled | undefined> {
     let p = this.fills.get(req.weak);
     if (!p) {
       p = this.fillAll(req).finally(() => this.fills.delete(req.weak));
@@ -155,35 +188,46 @@ export class RemoteStore {
     return p;
   }
 
-  private async fillAll(req: FillRequest): Promise<boolean> {
+  private async fillAll(req: FillRequest): Promise<Filled | undefined> {
     for (const r of this.remotes) {
       if (r.down) continue;
-      let found: boolean;
+      let found: Filled | undefined;
       try {
         found = await this.fillFrom(r, req);
       } catch (err) {
         // A local write failed, or a bug: the line runs, the backend is left alone.
         this.events.log(`remote lookup in ${r.name} failed: ${(err as Error).stack}`);
-        found = false;
+        found = undefined;
       }
       if (found) {
         this.count(r, req.buildId, 'hit');
-        return true;
+        return found;
       }
       if (!r.down) this.count(r, req.buildId, 'miss');
     }
-    return false;
+    return undefined;
   }
 
-  private async fillFrom(r: Remote, req: FillRequest): Promise<boolean> {
-    const data = await this.get(r, req.buildId, 'ac', pathSetsKey(req.weak));
-    if (data === DOWN || data === undefined) return false;
+  /** A record, from what the build's read-ahead fetched if it did, else asked now. */
+  private async record(r: Remote, buildId: string, key: string): Promise<Buffer | undefined | typeof DOWN> {
+    const b = this.builds.get(buildId);
+    const early = b?.ahead?.remote === r ? b.ahead.reader.take(key) : undefined;
+    if (early) {
+      const data = await early;
+      return data === null ? DOWN : data;
+    }
+    return this.get(r, buildId, 'ac', key);
+  }
+
+  private async fillFrom(r: Remote, req: FillRequest): Promise<Filled | undefined> {
+    const data = await this.record(r, req.buildId, pathSetsKey(req.weak));
+    if (data === DOWN || data === undefined) return undefined;
     let rec: PathSets;
     try {
       rec = decodeRemotePathSets(data);
     } catch (err) {
       this.corrupt(r, req.buildId, `path sets of ${req.weak.slice(0, 12)}`, err);
-      return false;
+      return undefined;
     }
     for (const set of rec.sets.slice(0, MAX_REMOTE_SETS)) {
       // A set names its entry by the hash of the inputs it lists: one that does not is forged or damaged.
@@ -192,8 +236,8 @@ export class RemoteStore {
         continue;
       }
       if (!req.holds(set.strong, set.entries)) continue;
-      const got = await this.get(r, req.buildId, 'ac', entryKey(set.strong));
-      if (got === DOWN) return false;
+      const got = await this.record(r, req.buildId, entryKey(set.strong));
+      if (got === DOWN) return undefined;
       if (got === undefined) {
         this.count(r, req.buildId, 'entry-missing');
         continue;
@@ -213,13 +257,13 @@ export class RemoteStore {
         continue;
       }
       const blobs = await this.fetchBlobs(r, req.buildId, entry);
-      if (blobs === DOWN) return false;
+      if (blobs === DOWN) return undefined;
       if (!blobs) continue;
       this.local.putEntry(set.strong, entry);
       req.install(rec, set);
-      return true;
+      return { strong: set.strong, entry, blobs };
     }
-    return false;
+    return undefined;
   }
 
   private corrupt(r: Remote, buildId: string, what: string, err: unknown): void {
@@ -227,28 +271,128 @@ export class RemoteStore {
     this.events.log(`refused ${what} from ${r.name}: ${(err as Error).message}`);
   }
 
-  /** Copies the entry's blobs the local store lacks; false if one is missing or does not verify. */
-  private async fetchBlobs(r: Remote, buildId: string, entry: Entry): Promise<boolean | typeof DOWN> {
+  /**
+   * Copies the entry's blobs the local store lacks (verified); false if one is
+   * missing or does not verify. The blobs it fetched, for the restore.
+   */
+  private async fetchBlobs(r: Remote, buildId: string, entry: Entry): Promise<Map<string, Buffer> | false | typeof DOWN> {
     const wanted = new Set([entry.stdout, entry.stderr, ...entry.outputs.map((o) => (o.kind === 'file' ? o.digest : ''))]);
     const digests = [...wanted].filter((d) => d !== '' && !this.local.hasBlob(d));
-    let result: boolean | typeof DOWN = true;
+    const got = new Map<string, Buffer>();
+    let result: true | false | typeof DOWN = true;
     let next = 0;
     const worker = async () => {
       while (result === true && next < digests.length) {
         const digest = digests[next++]!;
-        const data = await this.get(r, buildId, 'cas', digest);
+        const data = await this.fetchBlob(r, buildId, digest);
         if (data === DOWN) result = DOWN;
-        else if (data === undefined) {
+        else if (data === 'missing') {
           this.count(r, buildId, 'blob-missing');
           result = false;
-        } else if (sha256(data) !== digest) {
-          this.corrupt(r, buildId, `blob ${digest.slice(0, 12)}`, new Error(`its ${data.length} bytes do not hash to its name`));
+        } else if (Buffer.isBuffer(data)) got.set(digest, data);
+        else {
+          this.corrupt(r, buildId, `blob ${digest.slice(0, 12)}`, new Error(`its ${data.corrupt} bytes do not hash to its name`));
           result = false;
-        } else await this.local.putBlob(digest, data);
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(BLOB_FETCHES, digests.length) }, worker));
-    return result;
+    return result === true ? got : result;
+  }
+
+  /** One blob into the local store once it hashes to its name; a lookup and the read-ahead asking at once share the request. */
+  private fetchBlob(r: Remote, buildId: string, digest: string): Promise<BlobFetch> {
+    let p = this.blobFetches.get(digest);
+    if (!p) {
+      p = (async (): Promise<BlobFetch> => {
+        const data = await this.get(r, buildId, 'cas', digest);
+        if (data === DOWN) return DOWN;
+        if (data === undefined) return 'missing';
+        if (sha256(data) !== digest) return { corrupt: data.length };
+        await this.local.putBlob(digest, data);
+        return data;
+      })().finally(() => this.blobFetches.delete(digest));
+      this.blobFetches.set(digest, p);
+    }
+    return p;
+  }
+
+  // ---- the list of a build's lookups, and reading ahead from the last one ----
+
+  /**
+   * Every lookup of a build (local hits too) that did not pass through. The
+   * first one names the list; it reads the last list left under that name
+   * and starts reading ahead from it.
+   */
+  noteLookup(buildId: string, weak: string): void {
+    let b = this.builds.get(buildId);
+    if (!b) {
+      if (this.builds.size >= MAX_BUILDS) this.endBuild(this.builds.keys().next().value!, false);
+      b = { first: weak, seen: new Set(), order: [], stored: 0 };
+      this.builds.set(buildId, b);
+      this.track(this.startReadAhead(buildId, b));
+    }
+    if (b.order.length < MAX_BUILD_LINES && !b.seen.has(weak)) {
+      b.seen.add(weak);
+      b.order.push(weak);
+    }
+  }
+
+  private track(p: Promise<unknown>): void {
+    const q = p.catch((err) => this.events.log(`remote read-ahead or list failed: ${(err as Error).stack}`)).finally(() => this.side.delete(q));
+    this.side.add(q);
+  }
+
+  private async startReadAhead(buildId: string, b: BuildLines): Promise<void> {
+    for (const r of this.remotes) {
+      if (r.down) continue;
+      const data = await this.get(r, buildId, 'ac', buildLinesKey(b.first));
+      if (data === DOWN || data === undefined) continue;
+      try {
+        b.previous = decodeBuildLines(data).lines;
+      } catch (err) {
+        this.corrupt(r, buildId, `list of lines ${b.first.slice(0, 12)}`, err);
+        continue;
+      }
+      if (this.builds.get(buildId) !== b) return; // the build ended meanwhile
+      const reader = new ReadAhead(b.previous, {
+        get: async (key) => {
+          const got = await this.get(r, buildId, 'ac', key);
+          return got === DOWN ? null : got;
+        },
+        blob: async (digest) => ((await this.fetchBlob(r, buildId, digest)) === DOWN ? null : true),
+        knownLocally: (weak) => this.local.hasPathSets(weak),
+        hasBlob: (digest) => this.local.hasBlob(digest),
+      });
+      b.ahead = { remote: r, reader };
+      reader.start();
+      return;
+    }
+  }
+
+  /**
+   * The build ended: the read-ahead stops, and the writable remotes get its
+   * list of lookups followed by the rest of the last list (an incremental
+   * build looks up few lines; the next fresh runner needs them all). A build
+   * that stored nothing and found a list leaves it as it is.
+   */
+  endBuild(buildId: string, upload = true): void {
+    const b = this.builds.get(buildId);
+    if (!b) return;
+    this.builds.delete(buildId);
+    if (b.ahead) this.count(b.ahead.remote, buildId, 'read-ahead-used', b.ahead.reader.used);
+    b.ahead?.reader.stop();
+    if (!upload || (b.stored === 0 && b.previous) || !b.order.length) return;
+    const lines = [...b.order, ...(b.previous ?? []).filter((w) => !b.seen.has(w))].slice(0, MAX_BUILD_LINES);
+    const data = encodeBuildLines({ lines });
+    for (const r of this.remotes) {
+      if (r.backend.spec.readOnly || r.down || r.writesOff) continue;
+      this.track(
+        this.call(r, buildId, true, () => r.backend.put('ac', buildLinesKey(b.first), data)).then((done) => {
+          if (done !== DOWN) this.count(r, buildId, 'bytes-up', data.length);
+        }),
+      );
+    }
   }
 
   // ---- writes ----
@@ -263,6 +407,8 @@ export class RemoteStore {
       for (const r of targets) this.count(r, job.buildId, 'upload-dropped');
       return;
     }
+    const b = this.builds.get(job.buildId);
+    if (b) b.stored++;
     this.queue.push({ job, bytes });
     this.queuedBytes += bytes;
     this.pump();
@@ -281,10 +427,10 @@ export class RemoteStore {
     }
   }
 
-  /** Resolves when every queued upload has been sent or given up. */
-  flush(): Promise<void> {
-    if (this.running === 0 && !this.queue.length) return Promise.resolve();
-    return new Promise((resolve) => this.idle.push(resolve));
+  /** Resolves when every queued upload (and list of lines) has been sent or given up. */
+  async flush(): Promise<void> {
+    if (this.running !== 0 || this.queue.length) await new Promise<void>((resolve) => this.idle.push(resolve));
+    await Promise.all([...this.side]);
   }
 
   private async uploadAll(job: UploadJob): Promise<void> {

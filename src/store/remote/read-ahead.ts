@@ -1,0 +1,132 @@
+// Reading a shared store ahead of the build (issue 11: a fresh CI runner
+// must build nearly as fast as a warm local cache). A lookup that misses
+// locally costs three round trips in a row (path sets, entry, blobs); a
+// kernel build makes a few thousand. But the machine that filled the store
+// built the same tree: at its end it uploads the list of commands it looked
+// up (wire.ts, buildLinesKey), named by the first one. A build that starts
+// with the same lookup reads that list and, in the background, fetches each
+// command's path sets, the entries of its newest sets and the blobs they
+// name, a bounded distance ahead of the build, so that its lookups find the
+// records in memory and the blobs in the local store.
+//
+// Nothing here decides what is restored: a record fetched ahead is handed to
+// the lookup as the bytes of a GET would be, and passes the same checks
+// there (decoder, strong fingerprint, inputs that hold now, restore's
+// checks); a blob enters the local store only once it hashes to its name,
+// and is used only by an entry that names it. What is fetched for a command
+// the build never looks up is wasted, never wrong.
+import { strongFingerprint } from '../../fingerprint/key.js';
+import type { Entry } from '../store.js';
+import { decodeRemoteEntry, decodeRemotePathSets, entryKey, pathSetsKey } from './wire.js';
+
+/** What the read-ahead needs from the layer: GETs that count and fail as the lookups' do. */
+export interface AheadSource {
+  /** A record's bytes, undefined when absent, null when the store is out. */
+  get(key: string): Promise<Buffer | undefined | null>;
+  /** Fetches a blob into the local store (verified), shared with a lookup asking for it; null when the store is out. */
+  blob(digest: string): Promise<unknown>;
+  /** Whether the local store already has the command's path sets (nothing to fetch for it). */
+  knownLocally(weak: string): boolean;
+  hasBlob(digest: string): boolean;
+}
+
+// Requests in flight at once: the pool keeps room beside them for the lookups' own.
+const WORKERS = 8;
+// Records fetched but not yet asked for: beyond this, the read-ahead waits for the build.
+const MAX_HELD_BYTES = 64 << 20;
+const MAX_HELD_RECORDS = 20_000;
+// Blob bytes one build's read-ahead may bring in (a config the list was not made with wastes at most this).
+const MAX_BLOB_BYTES = 1 << 30;
+// Sets of a command whose entries are fetched ahead (the newest first; a fresh runner needs the newest).
+const SETS_AHEAD = 2;
+const WAIT_MS = 20;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class ReadAhead {
+  private readonly held = new Map<string, { bytes: Promise<Buffer | undefined | null>; size: number }>();
+  private heldBytes = 0;
+  private blobBytes = 0;
+  private next = 0;
+  private stopped = false;
+  /** Records handed to lookups, for the counters. */
+  used = 0;
+
+  constructor(
+    private readonly lines: readonly string[],
+    private readonly src: AheadSource,
+  ) {}
+
+  start(): void {
+    for (let i = 0; i < WORKERS; i++) void this.work();
+  }
+
+  /** The build ended (or the store went out): no new requests; what is held is dropped. */
+  stop(): void {
+    this.stopped = true;
+    this.held.clear();
+    this.heldBytes = 0;
+  }
+
+  /** The bytes of a record fetched (or being fetched) ahead, handed over once; undefined if it was not. */
+  take(key: string): Promise<Buffer | undefined | null> | undefined {
+    const h = this.held.get(key);
+    if (!h) return undefined;
+    this.held.delete(key);
+    this.heldBytes -= h.size;
+    this.used++;
+    return h.bytes;
+  }
+
+  private fetch(key: string): Promise<Buffer | undefined | null> {
+    const h = { bytes: this.src.get(key), size: 0 };
+    this.held.set(key, h);
+    void h.bytes.then((b) => {
+      if (b && this.held.get(key) === h) {
+        h.size = b.length;
+        this.heldBytes += b.length;
+      }
+    });
+    return h.bytes;
+  }
+
+  private async work(): Promise<void> {
+    while (!this.stopped && this.next < this.lines.length) {
+      if (this.heldBytes > MAX_HELD_BYTES || this.held.size > MAX_HELD_RECORDS) {
+        await sleep(WAIT_MS); // the build takes what is held as it goes
+        continue;
+      }
+      const weak = this.lines[this.next++]!;
+      if (this.src.knownLocally(weak)) continue;
+      try {
+        await this.command(weak);
+      } catch {
+        /* a record that does not decode: the lookup meets it again and counts it */
+      }
+    }
+  }
+
+  private async command(weak: string): Promise<void> {
+    const data = await this.fetch(pathSetsKey(weak));
+    if (data === null) return this.stop();
+    if (!data) return;
+    const rec = decodeRemotePathSets(data);
+    for (const set of rec.sets.slice(0, SETS_AHEAD)) {
+      if (this.stopped) return;
+      if (strongFingerprint(weak, set.entries) !== set.strong) continue;
+      const got = await this.fetch(entryKey(set.strong));
+      if (got === null) return this.stop();
+      if (!got) continue;
+      const entry: Entry = decodeRemoteEntry(got);
+      if (entry.exit !== 0) continue;
+      const blobs = new Map([entry.stdout, entry.stderr].map((d) => [d, 0]));
+      for (const o of entry.outputs) if (o.kind === 'file') blobs.set(o.digest, o.size);
+      for (const [digest, size] of blobs) {
+        if (digest === '' || this.stopped || this.src.hasBlob(digest)) continue;
+        if (this.blobBytes + size > MAX_BLOB_BYTES) return;
+        this.blobBytes += size;
+        if ((await this.src.blob(digest)) === null) return this.stop();
+      }
+    }
+  }
+}
