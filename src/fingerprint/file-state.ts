@@ -152,14 +152,7 @@ export class FileState {
       this.known.delete(p);
       return ABSENT;
     }
-    if (
-      k &&
-      k.ino === st.ino &&
-      k.size === st.size &&
-      k.mtimeNs === st.mtimeNs &&
-      k.ctimeNs === st.ctimeNs &&
-      k.hashedAtNs - (st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs) > RACY_NS
-    ) {
+    if (k && sameSinceHashed(k, st)) {
       k.checkedGen = this.gen;
       k.checkedAtMs = now;
       return k.digest;
@@ -184,14 +177,7 @@ export class FileState {
       return ABSENT;
     }
     if (!st.isFile()) return this.content(p, opts);
-    if (
-      k &&
-      k.ino === st.ino &&
-      k.size === st.size &&
-      k.mtimeNs === st.mtimeNs &&
-      k.ctimeNs === st.ctimeNs &&
-      k.hashedAtNs - (st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs) > RACY_NS
-    ) {
+    if (k && sameSinceHashed(k, st)) {
       k.checkedGen = this.gen;
       k.checkedAtMs = now;
       return k.value;
@@ -313,4 +299,12 @@ export class FileState {
     if (this.parts.size === 0) return;
     for (const key of this.parts.keys()) if (key.endsWith(`\0${p}`)) this.parts.delete(key);
   }
+}
+
+/**
+ * Whether the file is the one hashed (same inode, size, mtime and ctime) and
+ * was hashed well after its last change, so its value still holds.
+ */
+function sameSinceHashed(k: Known | KnownPart, st: Pick<Known, 'ino' | 'size' | 'mtimeNs' | 'ctimeNs'>): boolean {
+  return k.ino === st.ino && k.size === st.size && k.mtimeNs === st.mtimeNs && k.ctimeNs === st.ctimeNs && k.hashedAtNs - (st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs) > RACY_NS;
 }
