@@ -13,17 +13,10 @@ import { loadBuild } from '../src/builds/archive.js';
 import type { BuildRecord, LineRecord } from '../src/builds/record.js';
 import type { LinkReport } from '../src/kernel/link/events.js';
 import { Kbx, plainMake, summary } from './support/kbx.js';
-import { kernelTree, type LinuxSeries } from './support/kernel-tree.js';
+import { kernelTree, REPRODUCIBLE_KBUILD, type LinuxSeries } from './support/kernel-tree.js';
 import { linuxSource, program, unlessMissing, type Need } from './support/tools.js';
 
-// Fixed so that two builds of the same tree produce the same bytes (`make
-// clean` keeps .version, so the build number would otherwise move).
-const REPRODUCIBLE = {
-  KBUILD_BUILD_TIMESTAMP: 'Thu Jan  1 00:00:00 UTC 2026',
-  KBUILD_BUILD_USER: 'kbx',
-  KBUILD_BUILD_HOST: 'kbx',
-  KBUILD_BUILD_VERSION: '1',
-};
+const REPRODUCIBLE = REPRODUCIBLE_KBUILD;
 // Its own directory, apart from kernel.test.ts's (a developer may point it elsewhere).
 const WORK = process.env.KBX_TEST_KERNEL_WORK ?? '/var/tmp/kbx-kernel-612-llvm';
 const ARTIFACTS = ['vmlinux', 'arch/x86/boot/bzImage'];

@@ -16,18 +16,11 @@ import { spawnSync } from 'node:child_process';
 import { loadBuild } from '../src/builds/archive.js';
 import { Kbx, plainMake, repoRoot, summary } from './support/kbx.js';
 import { withPage } from './support/report-browser.js';
-import { kernelTree } from './support/kernel-tree.js';
+import { kernelTree, REPRODUCIBLE_KBUILD } from './support/kernel-tree.js';
 import { Nginx } from './support/nginx.js';
 import { linuxSource, program, unlessMissing } from './support/tools.js';
 
-// Fixed so that two builds of the same tree produce the same bytes (`make
-// clean` keeps .version, so the build number would otherwise move).
-const REPRODUCIBLE = {
-  KBUILD_BUILD_TIMESTAMP: 'Thu Jan  1 00:00:00 UTC 2026',
-  KBUILD_BUILD_USER: 'kbx',
-  KBUILD_BUILD_HOST: 'kbx',
-  KBUILD_BUILD_VERSION: '1',
-};
+const REPRODUCIBLE = REPRODUCIBLE_KBUILD;
 // Settable so that two checkouts can run it side by side on one machine.
 const WORK = process.env.KBX_TEST_KERNEL_E2E_WORK ?? '/var/tmp/kbx-kernel-e2e';
 // Replay on tinyconfig: of about 2,000 lines kbx sees, make is left with what

@@ -8,6 +8,15 @@ import { join } from 'node:path';
 
 export type LinuxSeries = '6.1' | '6.12';
 
+// Fixed so that two builds of the same tree produce the same bytes (`make
+// clean` keeps .version, so the build number would otherwise move).
+export const REPRODUCIBLE_KBUILD = {
+  KBUILD_BUILD_TIMESTAMP: 'Thu Jan  1 00:00:00 UTC 2026',
+  KBUILD_BUILD_USER: 'kbx',
+  KBUILD_BUILD_HOST: 'kbx',
+  KBUILD_BUILD_VERSION: '1',
+};
+
 export const TREE_PARENT = process.env.KBX_KERNEL_SRC_PARENT ?? '/var/tmp/kbx-src';
 export const treeDir = (v: LinuxSeries): string => join(TREE_PARENT, `linux-source-${v}`);
 export const tarball = (v: LinuxSeries): string => `/usr/src/linux-source-${v}.tar.xz`;
