@@ -251,6 +251,18 @@ test('stdin, untraceable events, terminals and uncacheable programs', () => {
   });
 });
 
+test('a line that ran make is not cached: make, gmake, a versioned make or the build\'s own make by its file name', () => {
+  for (const prog of ['/usr/bin/make', '/usr/local/bin/gmake', '/opt/make-4.4/bin/make-4.4', '/usr/bin/gmake-4.3']) {
+    assert.deepEqual(classify(`x /bin/dash\nx ${prog}\nr /b/Makefile\n`), uncacheable('runs-make'), prog);
+  }
+  const { events } = parseTraceLog('x /bin/dash\nx /opt/bin/mk\n');
+  assert.deepEqual(classifyAccesses(events, [], { ...opts, makeName: 'mk' }), uncacheable('runs-make'));
+  // Names that only contain make, and make's files read as data, are not make.
+  for (const log of ['x /usr/bin/cmake\n', 'x /usr/bin/makeinfo\n', 'x /usr/bin/automake\n', 'r /usr/bin/make\n']) {
+    assert.equal(classify(log).uncacheable, undefined, log);
+  }
+});
+
 test('reading /dev/urandom makes a line uncacheable; writing /dev/null does not', () => {
   const opts = { ignorePrefixes: [], uncacheablePrograms: [] };
   const rand = parseTraceLog('x /usr/bin/od\nr /dev/urandom\nw 0 0 0 /b/seed.h\n');

@@ -529,28 +529,13 @@ static void try_trivial(const char *cmd) {
 
 // --------------------------------------------------------- recursive make
 
-// make 4.3 leaves the jobserver pipe open only for lines it considers
-// recursive ($(MAKE) or `+`); otherwise the fds are close-on-exec. Both ends
-// must be open pipes, so that an unrelated fd inherited at that number does
-// not turn every line into a pass-through. make 4.4's `fifo:PATH` has no fd
-// to check; the text test below covers it.
-static int jobserver_open(void) {
-  static const char *const keys[] = {"--jobserver-auth=", "--jobserver-fds="};
-  if (!env.makeflags) return 0;
-  for (size_t k = 0; k < 2; k++) {
-    const char *s = strstr(env.makeflags, keys[k]);
-    if (!s) continue;
-    char *end;
-    long r = strtol(s + strlen(keys[k]), &end, 10);
-    if (*end != ',' || end == s + strlen(keys[k])) continue;
-    long w = strtol(end + 1, &end, 10);
-    struct stat sr, sw;
-    if (r >= 0 && w >= 0 && fstat((int)r, &sr) == 0 && fstat((int)w, &sw) == 0 &&
-        S_ISFIFO(sr.st_mode) && S_ISFIFO(sw.st_mode))
-      return 1;
-  }
-  return 0;
-}
+// make hands the jobserver (4.3: its pipe's descriptors, left open; 4.4: a
+// `fifo:` path) to every line it considers recursive: $(MAKE) in the text, or
+// a `+` prefix. kbuild puts `+` on lines that run no make (a module's final
+// link, its BTF), so an open jobserver alone does not make a line recursive:
+// only the text does. A line sent to the daemon inherits the descriptors on a
+// miss as it would from sh, and a traced run that turns out to start make
+// anyway (a script running $MAKE) is never stored (runs-make, the daemon).
 
 static int is_name_char(char ch) {
   return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
@@ -934,7 +919,7 @@ int main(int argc, char **argv) {
   try_trivial(g_cmd); // exits if it was
   if (g_extra_flags) pass_through(SLOT_PASS_FLAGS);
   if (env.passthrough && !strcmp(env.passthrough, "1")) pass_through(SLOT_PASS_CONFIG);
-  if (jobserver_open() || mentions_make(g_cmd)) {
+  if (mentions_make(g_cmd)) {
     // kbx make logs what every make reads (PROTOCOL.md section 3, "Make log"):
     // the tracer took itself out of make's children, so put it back for this one.
     if (env.make_log && *env.make_log && env.tracer && *env.tracer) {

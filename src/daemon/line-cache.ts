@@ -44,6 +44,8 @@ export interface PendingAction {
   /** The same roots by role: what the entry's paths are named by. */
   names: RootNames;
   traceLog: string;
+  /** The file name of the make that runs the build (KBX_MAKE): a run that started it is not stored. */
+  makeName?: string;
   /**
    * When the line started, µs since the epoch on the wall clock: the shim's
    * start (server.ts), else the lookup. An input changed at or after it may
@@ -453,6 +455,7 @@ export class LineCache {
     const acc = classifyAccesses(events, bad, {
       ignorePrefixes: [...this.cfg.ignorePaths, this.cfg.dir, ...action.ignore],
       uncacheablePrograms: this.cfg.uncacheablePrograms,
+      makeName: action.makeName,
       command: action.req.command,
     });
     for (const spec of acc.inputs) if (spec.kind === 'c') observed.inputs.push(spec.path);

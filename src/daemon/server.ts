@@ -283,6 +283,7 @@ export class DaemonServer {
       return undefined;
     }
     res.action.ignore = wrapperStateDirs(getenv);
+    res.action.makeName = getenv('KBX_MAKE') || undefined;
     res.action.envWrappers = this.envDigests.wrappers(req.envDigest);
     // For the input-changed check: the shim's start (its CLOCK_REALTIME, the clock of
     // file times), never after the lookup's wall clock.

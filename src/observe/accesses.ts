@@ -48,9 +48,14 @@ export interface ClassifyOptions {
   /** Prefixes whose accesses are no part of any key (ccache's own cache, for example). */
   ignorePrefixes: string[];
   uncacheablePrograms: string[];
+  /** The file name of the make that runs the build (KBX_MAKE), besides make and gmake. */
+  makeName?: string;
   /** The line's command text; without it no probe is ever keyed as replaced. */
   command?: string;
 }
+
+// GNU make under its usual names: make, gmake, make-4.4, gmake-4.3.
+const MAKE_PROGRAM = /^g?make(-[\d.]+)?$/;
 
 const READS = new Set(['r', 'x', 'm', 'n']);
 const PROBES = new Set(['s', 'a']);
@@ -116,6 +121,10 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
     }
     if (ev.op === 'x') {
       const base = p.slice(p.lastIndexOf('/') + 1);
+      // A line that ran make (a script running $MAKE, on a `+` line the shim
+      // sent to the daemon) made whatever its sub-make decided, from files
+      // and timestamps no key holds: it runs every time, jobserver and all.
+      if (MAKE_PROGRAM.test(base) || base === opts.makeName) return { ...result, uncacheable: 'runs-make' };
       if (opts.uncacheablePrograms.includes(base)) return { ...result, uncacheable: `runs-${base}` };
     }
     let h = paths.get(p);
