@@ -5,15 +5,17 @@
 // hits like every other line. After a
 // body-only edit of a vmlinux function, kbx relinks vmlinux (pahole without
 // -j: the same .BTF relink after relink) and make reruns every module's BTF line; from the third
-// such relink on, all of them are hits (the first two run: pahole rewrites
-// the .BTF it added in place, in another layout, once). Each restored .ko is
+// such relink on, they are hits (the first two run: pahole rewrites the .BTF
+// it added in place, in another layout, once), but for a module of several
+// compile units, whose BTF kbuild's pahole -j orders anew each run. Each restored .ko is
 // byte-identical to what the line's own command (real pahole and
 // resolve_btfids) makes of the .ko before it. A field added to a struct one
 // module uses reruns that module's BTF line alone.
 //
 // The source is a hard-linked copy of the shared 6.1 tree (an edited file is
 // replaced, never written through its link), rebuilt from scratch by each
-// run (one cold build, ~2 to 3 minutes on 2 cores, then four small ones); its
+// run (one cold build with DWARF, then five small ones: 11 minutes in all on
+// a 2-core machine with a load of 2 to 6, most of it the cold build); its
 // directory is settable so that two checkouts can run it side by side.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
