@@ -21,10 +21,12 @@ import { decodeRemoteEntry, decodeRemotePathSets, entryKey, pathSetsKey } from '
 
 /** What the read-ahead needs from the layer: GETs that count and fail as the lookups' do. */
 export interface AheadSource {
-  /** A record's bytes, undefined when absent, null when the store is out. */
+  /** A record's bytes, undefined when absent, null when the store (or the shard of the key) is out. */
   get(key: string): Promise<Buffer | undefined | null>;
   /** Fetches a blob into the local store (verified), shared with a lookup asking for it; null when the store is out. */
   blob(digest: string): Promise<unknown>;
+  /** Whether the whole store is out (a null from one shard that is out only skips its keys). */
+  out(): boolean;
   /** Whether the local store already has the command's path sets (nothing to fetch for it). */
   knownLocally(weak: string): boolean;
   hasBlob(digest: string): boolean;
@@ -108,14 +110,14 @@ export class ReadAhead {
 
   private async command(weak: string): Promise<void> {
     const data = await this.fetch(pathSetsKey(weak));
-    if (data === null) return this.stop();
+    if (data === null) return this.src.out() ? this.stop() : undefined;
     if (!data) return;
     const rec = decodeRemotePathSets(data);
     for (const set of rec.sets.slice(0, SETS_AHEAD)) {
       if (this.stopped) return;
       if (strongFingerprint(weak, set.entries) !== set.strong) continue;
       const got = await this.fetch(entryKey(set.strong));
-      if (got === null) return this.stop();
+      if (got === null) return this.src.out() ? this.stop() : undefined;
       if (!got) continue;
       const entry: Entry = decodeRemoteEntry(got);
       if (entry.exit !== 0) continue;
@@ -125,7 +127,7 @@ export class ReadAhead {
         if (digest === '' || this.stopped || this.src.hasBlob(digest)) continue;
         if (this.blobBytes + size > MAX_BLOB_BYTES) return;
         this.blobBytes += size;
-        if ((await this.src.blob(digest)) === null) return this.stop();
+        if ((await this.src.blob(digest)) === null) return this.src.out() ? this.stop() : undefined;
       }
     }
   }
