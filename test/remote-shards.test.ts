@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { pickShard } from '../src/store/remote/shard.js';
-import { decodeRemoteEntry, decodeRemotePathSets, entryKey } from '../src/store/remote/wire.js';
+import { decodeBundle, decodeRemoteEntry, decodeRemotePathSets, entryKey, type Bundle } from '../src/store/remote/wire.js';
 import { Kbx, assertSameTree, copyFixture, summary } from './support/kbx.js';
 import { RedisServer, freePort, redisNeeds } from './support/redis.js';
 import { assertBuilt, reference, remoteCounts, secondMachineTree } from './support/remote.js';
@@ -18,8 +18,8 @@ const NAMES = ['1', '2', '3'];
 
 /**
  * Per shard, the lines a fresh machine can hit with that shard out: those
- * whose path set, entry and every blob are on the other shards (read from
- * the servers, placed by the same rendezvous hashing).
+ * whose bundle, and entry and blobs when not inline in it, are on the other
+ * shards (read from the servers, placed by the same rendezvous hashing).
  */
 async function hitsWithout(shards: RedisServer[]): Promise<number[]> {
   const ac = new Map<string, Buffer>();
@@ -34,17 +34,19 @@ async function hitsWithout(shards: RedisServer[]): Promise<number[]> {
   }
   const lines: string[][] = [];
   for (const [key, data] of ac) {
-    let sets;
+    let bundle: Bundle;
     try {
-      sets = decodeRemotePathSets(data).sets;
+      bundle = decodeBundle(data);
     } catch {
       continue; // an entry, or the list of lines
     }
+    const sets = decodeRemotePathSets(bundle.pathSets).sets;
     assert.equal(sets.length, 1, 'one set per command after one cold build');
-    const eKey = entryKey(sets[0]!.strong);
-    const entry = decodeRemoteEntry(ac.get(eKey)!);
+    const strong = sets[0]!.strong;
+    const inline = bundle.entries.get(strong);
+    const entry = decodeRemoteEntry(inline ?? ac.get(entryKey(strong))!);
     const blobs = [entry.stdout, entry.stderr, ...entry.outputs.map((o) => (o.kind === 'file' ? o.digest : ''))];
-    lines.push([key, eKey, ...blobs.filter((d) => d !== '')]);
+    lines.push([key, ...(inline ? [] : [entryKey(strong)]), ...blobs.filter((d) => d !== '' && !bundle.blobs.has(d))]);
   }
   return NAMES.map((_, out) => lines.filter((keys) => keys.every((k) => pickShard(NAMES, k) !== out)).length);
 }
