@@ -83,6 +83,11 @@ test('a bundle: the path set record with entries and blobs inline, framed by len
   const b = { pathSets, entries: new Map([['a'.repeat(64), entry]]), blobs: new Map([['c'.repeat(64), Buffer.from('abc')]]) };
   const data = encodeBundle(b);
   assert.equal(data.subarray(0, 5).toString('latin1'), 'KBXB\x01');
+  // Golden: 'KBXB' 1, u32 1 'P', u16 1 (32 bytes 0xaa, u32 1 'E'), u16 0.
+  const golden = Buffer.from(`4b42584201000000015000 01${'aa'.repeat(32)}000000014500 00`.replaceAll(' ', ''), 'hex');
+  const tiny = { pathSets: Buffer.from('P'), entries: new Map([['aa'.repeat(32), Buffer.from('E')]]), blobs: new Map<string, Buffer>() };
+  assert.deepEqual(encodeBundle(tiny), golden);
+  assert.deepEqual(decodeBundle(golden), tiny);
   assert.deepEqual(decodeBundle(data), b);
   assert.deepEqual(decodeBundle(encodeBundle({ pathSets, entries: new Map(), blobs: new Map() })).entries, new Map());
   assert.throws(() => decodeBundle(data.subarray(0, data.length - 1)), /past the end/);
