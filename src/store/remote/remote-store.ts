@@ -339,7 +339,9 @@ export class RemoteStore {
    * it fetched, for the restore.
    */
   private async fetchBlobs(r: Remote, buildId: string, entry: Entry, inline: Map<string, Buffer>): Promise<Map<string, Buffer> | false | Part> {
-    const wanted = new Set([entry.stdout, entry.stderr, ...entry.outputs.map((o) => (o.kind === 'file' ? o.digest : ''))]);
+    // A hard link of an input keeps no blob (daemon/hard-links.ts): the restore links
+    // it after checking the input, or the line runs.
+    const wanted = new Set([entry.stdout, entry.stderr, ...entry.outputs.map((o) => (o.kind === 'file' && o.linkOf === undefined ? o.digest : ''))]);
     const got = new Map<string, Buffer>();
     const digests: string[] = [];
     for (const digest of wanted) {
