@@ -527,9 +527,9 @@ export class RemoteStore {
 
   private async uploadTo(r: Remote, job: UploadJob): Promise<void> {
     const { entry, buildId } = job;
-    const digests = new Set([entry.stdout, entry.stderr, ...entry.outputs.map((o) => (o.kind === 'file' ? o.digest : ''))]);
+    const digests = new Set([entry.stdout, entry.stderr, ...entry.outputs.map((o) => (o.kind === 'file' && o.linkOf === undefined ? o.digest : ''))]);
     digests.delete('');
-    // Blobs first: a reader that finds the entry finds its blobs. A blob, the
+    // Blobs first (a hard link of an input has none, as in fetchBlobs): a reader that finds the entry finds its blobs. A blob, the
     // entry or the path set on a shard that is out ends the job there.
     const inline = new Map<string, Buffer>();
     let inlineBytes = 0;
