@@ -42,7 +42,7 @@ import { bufferShape, fileShape } from './symbol-shape.js';
 import { reproduciblePaholeFlags } from '../btf/reproducible.js';
 import { BTF_ROOM, btfRoomAsm, btfRoomSize, lastBtfSize, padBtf, recordBtfSize } from './btf-room.js';
 import { sha256 } from '../../util/hash.js';
-import { objtree, scriptPath, srctree, words, type LinkInputs } from './kbuild-env.js';
+import { objtree, scriptPath, words, type LinkInputs } from './kbuild-env.js';
 import { parseLinkerScript } from './linker-script.js';
 import { DEFAULT_MARGIN, grow, misfit, reserve, reservedAsm, tableBytes, type Margin, type Reservation } from './reserve.js';
 import type { LinkVersion } from './version.js';
