@@ -14,7 +14,7 @@
 //
 // The source is a hard-linked copy of the shared 6.1 tree (an edited file is
 // replaced, never written through its link), rebuilt from scratch by each
-// run (one cold build with DWARF, then five small ones: 11 minutes in all on
+// run (one cold build with DWARF, then five small ones: 7 to 11 minutes on
 // a 2-core machine with a load of 2 to 6, most of it the cold build); its
 // directory is settable so that two checkouts can run it side by side.
 import { before, describe, test } from 'node:test';
@@ -150,7 +150,7 @@ describe('Linux 6.1 modules with BTF: module BTF lines after relinks', { skip },
     }
   }
 
-  test('body-only edits of a vmlinux function: vmlinux .BTF stays the same, and from the third relink no module BTF line runs', (t) => {
+  test('body-only edits of a vmlinux function: vmlinux .BTF stays the same, and from the third relink no single-unit module’s BTF line runs', (t) => {
     // The cold build's .BTF is pahole's alone; from the first relink on it is
     // written into room sized from the last one (link/btf-room.ts): the same
     // room and bytes while the types stay the same.
