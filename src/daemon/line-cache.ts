@@ -265,7 +265,7 @@ export class LineCache {
       }
       const justFilled = fresh?.strong === set.strong ? fresh : undefined;
       const entry = justFilled ? justFilled.entry : this.store.getEntry(set.strong);
-      if (!entry || entry.exit !== 0) continue; // a failure stored by an older kbx is not replayed
+      if (!entry || (entry.exit !== 0 && !replayableFailure(entry))) continue; // a failure stored by an older kbx is not replayed
       const restored = restoreEntry(justFilled ? withBlobs(this.store, justFilled.blobs) : this.store, this.state, entry, {
         roots,
         names,
@@ -470,7 +470,9 @@ export class LineCache {
     }
     // A failure may come from what no key holds (an OOM-killed cc1, a full disk,
     // a flaky tool): replaying it would fail every build until the inputs change.
-    if (done.status !== '0') return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
+    // Only a failure whose every cause is keyed is stored (keyedFailure).
+    const failed = done.status !== '0';
+    if (failed && !keyedFailure(Number(done.status), acc)) return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
     if (wrappers.length) {
       // What the wrapper said about itself is no part of what the line makes:
       // a hit for CC=gcc must not print it, and a run that fell back must store
@@ -630,6 +632,7 @@ export class LineCache {
       stdout: stdoutDigest,
       stderr: stderrDigest,
       exit: Number(done.status),
+      ...(failed && { keyedFailure: true as const }),
       durationUs: done.elapsedUs,
       createdMs: Date.now(),
       buildId: action.buildId,
@@ -654,6 +657,26 @@ export class LineCache {
     })();
     return { outcome: 'stored', persist, strong };
   }
+}
+
+/**
+ * A run that exited non-zero may be stored when nothing but its keyed inputs
+ * can have made it fail (PROTOCOL.md section 6, "Stored failures"): it exited
+ * 1..125 (126 and 127 are exec failures, 128 and up a shell's report of a
+ * child killed by a signal), it changed no file at all, not even a temporary
+ * (a full disk, a quota, a read-only file system fail writes), and the tracer
+ * saw no failure a key cannot hold (`f`: a call failing with EACCES, EMFILE,
+ * EIO..., a failed fork, a child killed by a signal: the OOM killer, a
+ * timeout). Those failures cost a run on every build otherwise: kbuild's
+ * `$(shell cat include/config/kernel.release)` in the source directory.
+ */
+export function keyedFailure(status: number, acc: Pick<Accesses, 'failures' | 'changedAny'>): boolean {
+  return status >= 1 && status <= 125 && !acc.changedAny && acc.failures.length === 0;
+}
+
+/** A stored failure this kbx stored by the rule above (an older kbx stored failures without it). */
+function replayableFailure(entry: Entry): boolean {
+  return entry.keyedFailure === true && entry.exit >= 1 && entry.exit <= 125 && entry.outputs.length === 0 && entry.deleted.length === 0;
 }
 
 /** The kbuild .cmd files a hit writes with the command the current line saves (kernel/cmd-file.ts). */

@@ -42,6 +42,13 @@ export interface Accesses {
   execed: string[];
   /** Why this line must not be cached; undefined when it may be. */
   uncacheable?: string;
+  /**
+   * Failures no key holds (`f` events: EACCES, EMFILE, a failed fork, a child
+   * killed by a signal); a line that exited non-zero with any is not stored.
+   */
+  failures: string[];
+  /** The line changed some path other than /dev/null and its kind, even one no key looks at (a temporary, ccache's cache). */
+  changedAny: boolean;
 }
 
 export interface ClassifyOptions {
@@ -98,7 +105,7 @@ interface PathHistory {
 }
 
 export function classifyAccesses(events: TraceEvent[], bad: string[], opts: ClassifyOptions): Accesses {
-  const result: Accesses = { inputs: [], written: [], deleted: [], gone: [], execed: [] };
+  const result: Accesses = { inputs: [], written: [], deleted: [], gone: [], execed: [], failures: [], changedAny: false };
   if (bad.length) return { ...result, uncacheable: 'trace-corrupt' };
   const paths = new Map<string, PathHistory>();
   const execed = new Set<string>();
@@ -106,7 +113,12 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
   for (const [i, ev] of events.entries()) {
     if (ev.op === 'i') return { ...result, uncacheable: 'reads-stdin' };
     if (ev.op === '!') return { ...result, uncacheable: `untraceable: ${ev.path}` };
+    if (ev.op === 'f') {
+      result.failures.push(ev.path);
+      continue;
+    }
     const p = ev.path;
+    if ((WRITES.has(ev.op) || ev.op === 'd' || ev.op === 'n') && !HARMLESS.some((re) => re.test(p))) result.changedAny = true;
     const verdict = judgePath(resolve(p), ev.op, opts);
     if (verdict === 'ignore') continue;
     if (verdict !== 'track') return { ...result, uncacheable: verdict };
@@ -201,7 +213,7 @@ export function entriesChanged(events: TraceEvent[]): Map<string, Map<string, bo
   const first = new Map<string, TraceEvent>();
   const changed = new Set<string>();
   for (const ev of events) {
-    if (ev.op === 'i' || ev.op === '!' || ev.op === 'e') continue; // e: logged before an exec that may fail
+    if (ev.op === 'i' || ev.op === '!' || ev.op === 'f' || ev.op === 'e') continue; // e: logged before an exec that may fail
     if (!first.has(ev.path)) first.set(ev.path, ev);
     if (WRITES.has(ev.op) || ev.op === 'd' || ev.op === 'n') changed.add(ev.path);
   }
