@@ -23,7 +23,7 @@ function classify(log: string): Accesses {
 }
 
 function uncacheable(reason: string): Accesses {
-  return { inputs: [], written: [], deleted: [], gone: [], execed: [], failures: [], changedAny: false, uncacheable: reason };
+  return { inputs: [], written: [], deleted: [], gone: [], execed: [], uncacheable: reason };
 }
 
 test('every op in its exact form', () => {

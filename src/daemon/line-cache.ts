@@ -6,10 +6,10 @@ import { join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { FileState, listingDigest } from '../fingerprint/file-state.js';
 import { ABSENT_OR_FILE, replaceableNow, strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
-import { classifyAccesses, entriesChanged, renameDestinations, type Accesses, type InputSpec } from '../observe/accesses.js';
+import { classifyAccesses, entriesChanged, renameDestinations, unkeyedFailure, type Accesses, type InputSpec } from '../observe/accesses.js';
 import { untraceableProgram } from '../observe/untraceable.js';
 import { shimPath } from '../native/build.js';
-import { parseTraceLog } from '../observe/trace-log.js';
+import { parseTraceLog, type TraceEvent } from '../observe/trace-log.js';
 import { TimeMacroScanner } from '../observe/time-macros.js';
 import { timeMacroInputs } from '../fingerprint/time-inputs.js';
 import type { Entry, PathSets, Store, StoredOutput } from '../store/store.js';
@@ -472,7 +472,7 @@ export class LineCache {
     // a flaky tool): replaying it would fail every build until the inputs change.
     // Only a failure whose every cause is keyed is stored (keyedFailure).
     const failed = done.status !== '0';
-    if (failed && !keyedFailure(Number(done.status), acc)) return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
+    if (failed && !keyedFailure(Number(done.status), events)) return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
     if (wrappers.length) {
       // What the wrapper said about itself is no part of what the line makes:
       // a hit for CC=gcc must not print it, and a run that fell back must store
@@ -670,8 +670,8 @@ export class LineCache {
  * timeout). Those failures cost a run on every build otherwise: kbuild's
  * `$(shell cat include/config/kernel.release)` in the source directory.
  */
-export function keyedFailure(status: number, acc: Pick<Accesses, 'failures' | 'changedAny'>): boolean {
-  return status >= 1 && status <= 125 && !acc.changedAny && acc.failures.length === 0;
+export function keyedFailure(status: number, events: readonly TraceEvent[]): boolean {
+  return status >= 1 && status <= 125 && unkeyedFailure(events) === undefined;
 }
 
 /** A stored failure this kbx stored by the rule above (an older kbx stored failures without it). */

@@ -42,13 +42,6 @@ export interface Accesses {
   execed: string[];
   /** Why this line must not be cached; undefined when it may be. */
   uncacheable?: string;
-  /**
-   * Failures no key holds (`f` events: EACCES, EMFILE, a failed fork, a child
-   * killed by a signal); a line that exited non-zero with any is not stored.
-   */
-  failures: string[];
-  /** The line changed some path other than /dev/null and its kind, even one no key looks at (a temporary, ccache's cache). */
-  changedAny: boolean;
 }
 
 export interface ClassifyOptions {
@@ -105,7 +98,7 @@ interface PathHistory {
 }
 
 export function classifyAccesses(events: TraceEvent[], bad: string[], opts: ClassifyOptions): Accesses {
-  const result: Accesses = { inputs: [], written: [], deleted: [], gone: [], execed: [], failures: [], changedAny: false };
+  const result: Accesses = { inputs: [], written: [], deleted: [], gone: [], execed: [] };
   if (bad.length) return { ...result, uncacheable: 'trace-corrupt' };
   const paths = new Map<string, PathHistory>();
   const execed = new Set<string>();
@@ -113,12 +106,8 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
   for (const [i, ev] of events.entries()) {
     if (ev.op === 'i') return { ...result, uncacheable: 'reads-stdin' };
     if (ev.op === '!') return { ...result, uncacheable: `untraceable: ${ev.path}` };
-    if (ev.op === 'f') {
-      result.failures.push(ev.path);
-      continue;
-    }
+    if (ev.op === 'f') continue; // looked at by unkeyedFailure only
     const p = ev.path;
-    if ((WRITES.has(ev.op) || ev.op === 'd' || ev.op === 'n') && !HARMLESS.some((re) => re.test(p))) result.changedAny = true;
     const verdict = judgePath(resolve(p), ev.op, opts);
     if (verdict === 'ignore') continue;
     if (verdict !== 'track') return { ...result, uncacheable: verdict };
@@ -177,6 +166,21 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
   result.execed = [...execed];
   result.inputs.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return result;
+}
+
+/**
+ * For a line that exited non-zero: what in its trace may have made it fail
+ * that no key holds, or undefined. A change to any path but /dev/null and its
+ * kind, even one no key looks at (a temporary, ccache's cache): a full disk or
+ * a read-only file system fails a write. An `f` event: a call that failed with
+ * EACCES, EMFILE, EIO..., a failed fork, a child killed by a signal.
+ */
+export function unkeyedFailure(events: readonly TraceEvent[]): string | undefined {
+  for (const ev of events) {
+    if (ev.op === 'f') return ev.path;
+    if ((WRITES.has(ev.op) || ev.op === 'd' || ev.op === 'n') && !HARMLESS.some((re) => re.test(ev.path))) return `changed ${ev.path}`;
+  }
+  return undefined;
 }
 
 /**
