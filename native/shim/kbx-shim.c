@@ -536,7 +536,7 @@ static void try_trivial(const char *cmd) {
 // goes out); anything else (absent, a directory, too big, a `cat` on PATH
 // that is not /usr/bin/cat or /bin/cat) goes on as before. Not while kbx logs
 // what make reads for replay: replay checks such a line's output (PROTOCOL.md
-// section 1, KBX_MAKE_LOG), which a line done here does not record.
+// section 3, "Make log"), which a line done here does not record.
 #define CAT_MAX_BYTES 65536
 
 static int coreutils_cat_on_path(void) {
