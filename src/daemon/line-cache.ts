@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { FileState, listingDigest } from '../fingerprint/file-state.js';
 import { ABSENT_OR_FILE, replaceableNow, strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
-import { classifyAccesses, entriesChanged, renameDestinations, unkeyedFailure, type Accesses, type InputSpec } from '../observe/accesses.js';
+import { classifyAccesses, entriesChanged, renameDestinations, unkeyedFailure, type Accesses, type ClassifyOptions, type InputSpec } from '../observe/accesses.js';
 import { untraceableProgram } from '../observe/untraceable.js';
 import { shimPath } from '../native/build.js';
 import { parseTraceLog, type TraceEvent } from '../observe/trace-log.js';
@@ -450,11 +450,12 @@ export class LineCache {
     if (!/^\d+$/.test(done.status)) return { outcome: 'not-stored', reason: done.status.startsWith('sig') ? 'killed' : 'output-too-big', persist: none };
     const { events, bad } = parseTraceLog(log);
     const wrappers = (this.lastWrappers = wrappersRun(events));
-    const acc = classifyAccesses(events, bad, {
+    const classify = {
       ignorePrefixes: [...this.cfg.ignorePaths, this.cfg.dir, ...action.ignore],
       uncacheablePrograms: this.cfg.uncacheablePrograms,
       command: action.req.command,
-    });
+    };
+    const acc = classifyAccesses(events, bad, classify);
     for (const spec of acc.inputs) if (spec.kind === 'c') observed.inputs.push(spec.path);
     observed.outputs.push(...acc.written.filter((p) => existsSync(p)));
     if (!acc.uncacheable) {
@@ -472,7 +473,7 @@ export class LineCache {
     // a flaky tool): replaying it would fail every build until the inputs change.
     // Only a failure whose every cause is keyed is stored (keyedFailure).
     const failed = done.status !== '0';
-    if (failed && !keyedFailure(Number(done.status), events)) return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
+    if (failed && !keyedFailure(Number(done.status), events, classify)) return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
     if (wrappers.length) {
       // What the wrapper said about itself is no part of what the line makes:
       // a hit for CC=gcc must not print it, and a run that fell back must store
@@ -663,15 +664,16 @@ export class LineCache {
  * A run that exited non-zero may be stored when nothing but its keyed inputs
  * can have made it fail (PROTOCOL.md section 6, "Stored failures"): it exited
  * 1..125 (126 and 127 are exec failures, 128 and up a shell's report of a
- * child killed by a signal), it changed no file at all, not even a temporary
- * (a full disk, a quota, a read-only file system fail writes), and the tracer
+ * child killed by a signal), it touched no path no key holds (an ignored
+ * prefix, /proc/self), it changed no file at all, not even a temporary (a
+ * full disk, a quota, a read-only file system fail writes), and the tracer
  * saw no failure a key cannot hold (`f`: a call failing with EACCES, EMFILE,
  * EIO..., a failed fork, a child killed by a signal: the OOM killer, a
  * timeout). Those failures cost a run on every build otherwise: kbuild's
  * `$(shell cat include/config/kernel.release)` in the source directory.
  */
-export function keyedFailure(status: number, events: readonly TraceEvent[]): boolean {
-  return status >= 1 && status <= 125 && unkeyedFailure(events) === undefined;
+export function keyedFailure(status: number, events: readonly TraceEvent[], opts: ClassifyOptions): boolean {
+  return status >= 1 && status <= 125 && unkeyedFailure(events, opts) === undefined;
 }
 
 /** A stored failure this kbx stored by the rule above (an older kbx stored failures without it). */

@@ -170,15 +170,21 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
 
 /**
  * For a line that exited non-zero: what in its trace may have made it fail
- * that no key holds, or undefined. A change to any path but /dev/null and its
- * kind, even one no key looks at (a temporary, ccache's cache): a full disk or
- * a read-only file system fails a write. An `f` event: a call that failed with
- * EACCES, EMFILE, EIO..., a failed fork, a child killed by a signal.
+ * that no key holds, or undefined. A change to any path but /dev/null, even
+ * one no key looks at (a temporary, ccache's cache): a full disk or a
+ * read-only file system fails a write. Any access to a path no key holds
+ * (an ignored prefix, /proc/self, /sys) but /dev/null: what made the line
+ * fail may be there. An `f` event: a call that failed with EACCES, EMFILE,
+ * EIO..., a failed fork, a child killed by a signal.
  */
-export function unkeyedFailure(events: readonly TraceEvent[]): string | undefined {
+export function unkeyedFailure(events: readonly TraceEvent[], opts: ClassifyOptions): string | undefined {
   for (const ev of events) {
     if (ev.op === 'f') return ev.path;
-    if ((WRITES.has(ev.op) || ev.op === 'd' || ev.op === 'n') && !HARMLESS.some((re) => re.test(ev.path))) return `changed ${ev.path}`;
+    if (ev.op === 'i' || ev.op === '!' || ev.op === 'e') continue; // `i` and `!` make the line uncacheable anyway
+    const p = resolve(ev.path);
+    if (p === '/dev/null') continue;
+    if (WRITES.has(ev.op) || ev.op === 'd' || ev.op === 'n') return `changed ${p}`;
+    if (judgePath(p, ev.op, opts) !== 'track') return `read ${p}, which no key holds`;
   }
   return undefined;
 }
