@@ -168,16 +168,32 @@ describe('build farms: distcc', { skip: unlessMissing(...distccNeeds, program('c
     }
   });
 
-  test("a line that writes $CC's text is not stored when CC names a wrapper: a CC=gcc build would get it", () => {
+  test("a compile line that also writes $CC's text is not stored when CC names a wrapper: a CC=gcc build would get it", () => {
     const k = kbx('cc-text');
     const dir = join(tempDir('cc-text'), 'proj');
-    writeTree(dir, { Makefile: 'export CC\ncc.txt:\n\techo "$$CC" > cc.txt\n' });
-    ok(k.make(dir, ['CC=distcc gcc']));
+    writeTree(dir, { 'a.c': 'int a;\n', Makefile: 'export CC\ncc.txt: a.c\n\t$(CC) -c a.c -o a.o && echo "$$CC" > cc.txt\n' });
+    ok(k.make(dir, ['CC=distcc gcc'], env));
     assert.equal(readFileSync(join(dir, 'cc.txt'), 'utf8'), 'distcc gcc\n');
     assert.equal(k.stats()['not-stored:wrapper-in-output'], 1);
     rmSync(join(dir, 'cc.txt'));
     ok(k.make(dir, ['CC=gcc']));
     assert.equal(readFileSync(join(dir, 'cc.txt'), 'utf8'), 'gcc\n');
+  });
+
+  test("a line that runs no wrapped compile keys $CC's wrapper: `distcc gcc --version` is not gcc's", () => {
+    const k = kbx('cc-version');
+    const dir = join(tempDir('cc-version'), 'proj');
+    // What kbuild's CC_VERSION_TEXT runs: distcc runs it locally as x86_64-linux-gnu-gcc, which says so.
+    writeTree(dir, { Makefile: 'export CC\nV := $(shell LC_ALL=C $(CC) --version | head -n 1)\nv.txt:\n\techo "$(V)" > v.txt; echo "$$CC" >> v.txt\n' });
+    const version = (cc: string) => plainMake(dir, [`CC=${cc}`, '-s', '--eval', 'print: ; @echo "$(V)"', 'print'], env).stdout;
+    ok(k.make(dir, ['CC=distcc gcc'], env));
+    const distcc = readFileSync(join(dir, 'v.txt'), 'utf8');
+    assert.equal(distcc, `${version('distcc gcc').trim()}\ndistcc gcc\n`);
+    assert.equal(k.stats()['not-stored:wrapper-in-output'] ?? 0, 0, 'keyed with its wrapper, the line is stored as it ran');
+    rmSync(join(dir, 'v.txt'));
+    const r = ok(k.make(dir, ['CC=gcc']));
+    assert.equal(readFileSync(join(dir, 'v.txt'), 'utf8'), `${version('gcc').trim()}\ngcc\n`);
+    assert.equal(summary(r.stderr).hits, 0, r.stderr);
   });
 
   test('-j16 over distcc: every line stored, no trace log or temporary file left behind', () => {

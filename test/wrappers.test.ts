@@ -2,7 +2,7 @@
 // saved commands (src/kernel/cmd-file.ts): pure, on strings and bytes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { envDigest, weakFingerprint } from '../src/fingerprint/key.js';
+import { envDigest, keyedWithoutWrappers, weakFingerprint } from '../src/fingerprint/key.js';
 import { stripWrappers, stripWrappersInMakeflags, simpleCommands } from '../src/fingerprint/wrappers.js';
 import { restoredCmdFile, savedCommands, storedCmdFile } from '../src/kernel/cmd-file.js';
 
@@ -25,10 +25,43 @@ test('a wrapper word that starts a command leaves the key; one anywhere else sta
   assert.equal(strip('icecc gcc -g -c a.c; icecc gcc -c b.c'), 'icecc gcc -g -c a.c; gcc -c b.c');
   assert.equal(strip('icecc gcc -g0 -c a.c'), 'gcc -g0 -c a.c');
   assert.equal(strip('distcc gcc -g -c a.c'), 'gcc -g -c a.c');
+  // Preprocessing and compiling to assembly are compiles too.
+  assert.equal(strip('distcc gcc -E -P x.S -o x.lds'), 'gcc -E -P x.S -o x.lds');
+  assert.equal(strip("ccache gcc -S -o 'x.s' x.c"), "gcc -S -o 'x.s' x.c");
+});
+
+test('a wrapper in front of anything but a compile stays: its output may differ', () => {
+  // distcc runs `gcc --version` locally as x86_64-linux-gnu-gcc, which prints that
+  // name: kbuild's CC_VERSION_TEXT, which Kconfig compares on every make.
+  for (const t of [
+    'LC_ALL=C distcc gcc --version 2>/dev/null | head -n 1',
+    'distcc gcc -v',
+    'ccache gcc -print-file-name=include',
+    'distcc gcc -o prog a.o b.o',
+  ])
+    assert.equal(strip(t), t);
+  // Each simple command on its own: a compile's wrapper goes, a version probe's stays.
+  assert.equal(strip('distcc gcc -c a.c; distcc gcc --version'), 'gcc -c a.c; distcc gcc --version');
+});
+
+test("a line that runs no wrapped compile keys CC's wrapper words in its environment", () => {
+  const probe = 'LC_ALL=C $(CC) --version 2>/dev/null | head -n 1';
+  const key = (cc: string) => {
+    const command = probe.replace('$(CC)', cc);
+    const env = [`CC=${cc}`, `MAKEFLAGS=rR -- CC=${cc.replace(/ /g, '\\ ')}`];
+    return weakFingerprint({ cwd: '/o', command, tty: '', envDigest: envDigest(env, [], undefined, keyedWithoutWrappers(command)) });
+  };
+  assert.notEqual(key('distcc gcc'), key('gcc'));
+  // Nor does a line that runs none at all (`scripts/kconfig/conf`, which reads $CC).
+  assert.notEqual(envDigest(['CC=distcc gcc'], []), envDigest(['CC=gcc'], []));
+  assert.equal(keyedWithoutWrappers('scripts/kconfig/conf --syncconfig Kconfig'), false);
 });
 
 test("kbuild's compile line keys alike with CC=gcc, distcc gcc, icecc gcc, ccache gcc and sccache gcc", () => {
-  const key = (cc: string) => weakFingerprint({ cwd: '/o', command: kbuildLine(cc), tty: '', envDigest: envDigest([`CC=${cc}`, `MAKEFLAGS=rR -- CC=${cc.replace(/ /g, '\\ ')}`, 'DISTCC_HOSTS=10.0.0.1/8', 'CCACHE_DIR=/c'], []) });
+  const key = (cc: string) => {
+    const env = [`CC=${cc}`, `MAKEFLAGS=rR -- CC=${cc.replace(/ /g, '\\ ')}`, 'DISTCC_HOSTS=10.0.0.1/8', 'CCACHE_DIR=/c'];
+    return weakFingerprint({ cwd: '/o', command: kbuildLine(cc), tty: '', envDigest: envDigest(env, [], undefined, keyedWithoutWrappers(kbuildLine(cc))) });
+  };
   const plain = weakFingerprint({ cwd: '/o', command: kbuildLine('gcc'), tty: '', envDigest: envDigest(['CC=gcc', 'MAKEFLAGS=rR -- CC=gcc'], []) });
   for (const cc of ['distcc gcc', 'icecc gcc', 'ccache gcc', 'sccache gcc', 'ccache distcc gcc']) assert.equal(key(cc), plain, cc);
   assert.notEqual(key('clang'), plain);

@@ -474,13 +474,16 @@ export class LineCache {
     // Only a failure whose every cause is keyed is stored (keyedFailure).
     const failed = done.status !== '0';
     if (failed && !keyedFailure(Number(done.status), events, classify)) return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
-    if (wrappers.length) {
+    // The wrappers this line is keyed without (its text runs a wrapped compile:
+    // wrappers.ts); a line keyed with them keeps all they did.
+    const keyedWithout = new Set<string>([...stripWrappers(action.req.command).wrappers, ...(action.envWrappers ?? [])]);
+    if (wrappers.some((w) => keyedWithout.has(w))) {
       // What the wrapper said about itself is no part of what the line makes:
       // a hit for CC=gcc must not print it, and a run that fell back must store
       // what a run on the farm stores (the same object).
       done = { ...done, stdout: withoutWrapperMessages(done.stdout), stderr: withoutWrapperMessages(done.stderr) };
       // The wrapper's own program is no part of the key (wrappers.ts): the compiler it ran is.
-      acc.inputs = acc.inputs.filter((spec) => !(spec.kind === 'c' && (WRAPPER_NAMES as readonly string[]).includes(spec.path.slice(spec.path.lastIndexOf('/') + 1))));
+      acc.inputs = acc.inputs.filter((spec) => !(spec.kind === 'c' && keyedWithout.has(spec.path.slice(spec.path.lastIndexOf('/') + 1))));
     }
     // A write in place through one name of a file changed its other names too, and a
     // hit, which writes a new file, would not: such a line runs every time.
@@ -601,7 +604,7 @@ export class LineCache {
 
     // Keyed without its wrapper, the line must not leave the wrapper's name in
     // what a hit restores to a build without it (`echo $CC > file`).
-    for (const w of new Set([...wrappers, ...stripWrappers(action.req.command).wrappers, ...(action.envWrappers ?? [])])) {
+    for (const w of keyedWithout) {
       const word = Buffer.from(`${w} `);
       if ([...blobs.values(), done.stdout, done.stderr].some((data) => data.includes(word))) return { outcome: 'not-stored', reason: 'wrapper-in-output', persist: none };
     }

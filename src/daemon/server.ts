@@ -7,7 +7,7 @@ import { appendFileSync } from 'node:fs';
 import { wrapperStateDirs, type Config } from '../config/config.js';
 import { CONTROL_REPLY, CONTROL_REQUEST, FrameReader, MsgType, PROTOCOL_VERSION, encodeFrame, type Frame } from './protocol.js';
 import type { LineCache, LookupResult, PendingAction } from './line-cache.js';
-import { EnvDigests, type LineRequest } from '../fingerprint/key.js';
+import { EnvDigests, keyedWithoutWrappers, type LineRequest } from '../fingerprint/key.js';
 import { Counters, PersistentCounters } from './stats.js';
 import { BuildRecorder, calibrateClock, nowUs } from '../builds/recorder.js';
 import type { MissWhy } from '../builds/record.js';
@@ -240,8 +240,9 @@ export class DaemonServer {
     };
     try {
       // Values naming a build root are keyed by its role (root-names.ts): another checkout shares them.
-      const envDigest = this.envDigests.of(envB, this.cache.namesFor(roots));
-      const req = { cwd: cwdB.toString(), command: cmdB.toString(), tty: ttyB.toString(), envDigest, timeEnv: this.envDigests.timeEnv(envDigest), shell: getenv('KBX_REAL_SHELL') || '/bin/sh' };
+      const command = cmdB.toString();
+      const envDigest = this.envDigests.of(envB, this.cache.namesFor(roots), keyedWithoutWrappers(command));
+      const req = { cwd: cwdB.toString(), command, tty: ttyB.toString(), envDigest, timeEnv: this.envDigests.timeEnv(envDigest), shell: getenv('KBX_REAL_SHELL') || '/bin/sh' };
       const answer = (res: LookupResult) => {
         try {
           const p = this.answer(res, req, buildId, startUs, send, getenv);

@@ -90,7 +90,14 @@ export interface LineRequest {
   shell?: string;
 }
 
-export function keyEnvironment(env: readonly string[], extraIgnore: readonly string[]): string[] {
+/**
+ * The environment as the key holds it. `withoutWrappers`: for a line whose
+ * text runs a wrapped compile (wrappers.ts), the wrapper words leave the
+ * values too (`CC=distcc gcc` keys as `CC=gcc`); any other line keeps them,
+ * as what it runs through $CC may differ with the wrapper.
+ */
+export function keyEnvironment(env: readonly string[], extraIgnore: readonly string[], withoutWrappers = false): string[] {
+  const value = (v: string, blank?: string) => (withoutWrappers ? stripWrapperValue(v, blank) : v);
   const out: string[] = [];
   for (const entry of env) {
     const eq = entry.indexOf('=');
@@ -100,16 +107,23 @@ export function keyEnvironment(env: readonly string[], extraIgnore: readonly str
     if ((name.startsWith('KBX_') && name !== 'KBX_REAL_SHELL') || VOLATILE_ENV.has(name) || isWrapperVariable(name)) continue;
     if (extraIgnore.includes(name) && !(TIME_VARIABLES as readonly string[]).includes(name)) continue;
     // CC="distcc gcc" on make's command line reaches MAKEFLAGS and, exported by kbuild, CC itself.
-    if (name === 'MAKEFLAGS' || name === 'MFLAGS') out.push(`${name}=${stripWrappersInMakeflags(normalizeMakeflags(entry.slice(eq + 1)))}`);
-    else if (eq > 0) out.push(`${name}=${stripWrapperValue(entry.slice(eq + 1))}`);
+    if (name === 'MAKEFLAGS' || name === 'MFLAGS') {
+      const flags = normalizeMakeflags(entry.slice(eq + 1));
+      out.push(`${name}=${withoutWrappers ? stripWrappersInMakeflags(flags) : flags}`);
+    } else if (eq > 0) out.push(`${name}=${value(entry.slice(eq + 1))}`);
     else out.push(entry);
   }
   return out.sort();
 }
 
+/** Whether a line's environment is keyed without wrapper words: its text runs a wrapped compile (keyEnvironment). */
+export function keyedWithoutWrappers(command: string): boolean {
+  return stripWrappers(command).wrappers.length > 0;
+}
+
 /** The key's digest of an environment; with `names`, each build root in a value replaced by its role. */
-export function envDigest(env: readonly string[], extraIgnore: readonly string[], names?: RootNames): string {
-  const vars = keyEnvironment(env, extraIgnore);
+export function envDigest(env: readonly string[], extraIgnore: readonly string[], names?: RootNames, withoutWrappers = false): string {
+  const vars = keyEnvironment(env, extraIgnore, withoutWrappers);
   return hashFields(names ? vars.map((v) => names.keyText(v)) : vars);
 }
 
@@ -126,12 +140,15 @@ export class EnvDigests {
 
   constructor(private readonly extraIgnore: readonly string[]) {}
 
-  /** `names`: the line's build roots, which its raw environment names too (KBX_ROOTS), so the memo holds. */
-  of(raw: readonly Buffer[], names?: RootNames): string {
-    const rawKey = hashFields(raw);
+  /**
+   * `names`: the line's build roots, which its raw environment names too (KBX_ROOTS), so the memo holds.
+   * `withoutWrappers`: the line's text runs a wrapped compile (keyEnvironment).
+   */
+  of(raw: readonly Buffer[], names?: RootNames, withoutWrappers = false): string {
+    const rawKey = hashFields([...raw, withoutWrappers ? 'w' : '']);
     let d = this.memo.get(rawKey);
     if (d === undefined) {
-      const env = keyEnvironment(raw.map((b) => b.toString()), this.extraIgnore);
+      const env = keyEnvironment(raw.map((b) => b.toString()), this.extraIgnore, withoutWrappers);
       d = hashFields(names ? env.map((v) => names.keyText(v)) : env);
       if (this.memo.size >= 4096) {
         this.memo.clear();

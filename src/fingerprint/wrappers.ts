@@ -1,9 +1,12 @@
 // Compiler wrappers (distcc, icecc, ccache, sccache) are transparent to the
-// key: `distcc gcc -c x.c` makes the object `gcc -c x.c` makes (the farm runs
-// the same compiler version: the user's contract with distcc and icecream, as
-// with ccache), so both share entries. The wrapper words leave the command
-// text where they start a command, the variables that only steer the wrapper
-// leave the environment, and the wrapper's own program leaves the path set
+// key of a compile: `distcc gcc -c x.c` makes the object `gcc -c x.c` makes
+// (the farm runs the same compiler version: the user's contract with distcc
+// and icecream, as with ccache), so both share entries. Only there: other
+// calls through a wrapper differ (see compiles()), so a line shares entries
+// across wrappers only when its text runs a wrapped compile. Such a line's
+// wrapper words leave the command text and the values of its environment
+// (key.ts), the variables that only steer a wrapper leave every line's
+// environment, and the wrapper's own program leaves the path set
 // (line-cache.ts); what identifies the real compiler (the driver, cc1 and the
 // assembler that ran, by their bytes) stays.
 import { basename } from 'node:path';
@@ -101,6 +104,31 @@ function wordEnd(text: string, i: number): number {
 }
 
 /**
+ * Whether the simple command from i on compiles or preprocesses (`-c`, `-S`,
+ * `-E`): the calls a wrapper hands to the compiler unchanged in effect. Any
+ * other call is not transparent: distcc runs `gcc --version` locally as
+ * `x86_64-linux-gnu-gcc`, which prints that name, so kbuild's
+ * CC_VERSION_TEXT changed with the wrapper and syncconfig ran forever.
+ */
+function compiles(text: string, i: number): boolean {
+  return someWord(text, i, (w) => w === '-c' || w === '-S' || w === '-E');
+}
+
+/** Whether a word of the simple command from i on (quotes taken off its ends) passes the test. */
+function someWord(text: string, i: number, test: (word: string) => boolean): boolean {
+  while (i < text.length && !OPERATOR.test(text[i]!)) {
+    if (BLANK.test(text[i]!)) {
+      i++;
+      continue;
+    }
+    const end = wordEnd(text, i);
+    if (test(text.slice(i, end).replace(/^['"]|['"]$/g, ''))) return true;
+    i = end;
+  }
+  return false;
+}
+
+/**
  * Whether the simple command from i on asks gcc to record its options in the
  * object (`-g…` but `-g0`, `-frecord-gcc-switches`). icecream compiles
  * remotely with `-fdirectives-only` and `--param` options of its own, which
@@ -108,17 +136,7 @@ function wordEnd(text: string, i: number): number {
  * compile's, so such an icecc command keys apart from gcc.
  */
 function recordsSwitches(text: string, i: number): boolean {
-  while (i < text.length && !OPERATOR.test(text[i]!)) {
-    if (BLANK.test(text[i]!)) {
-      i++;
-      continue;
-    }
-    const end = wordEnd(text, i);
-    const word = text.slice(i, end).replace(/^['"]|['"]$/g, '');
-    if ((word.startsWith('-g') && word !== '-g0') || word === '-frecord-gcc-switches') return true;
-    i = end;
-  }
-  return false;
+  return someWord(text, i, (w) => (w.startsWith('-g') && w !== '-g0') || w === '-frecord-gcc-switches');
 }
 
 export interface Stripped {
@@ -130,8 +148,9 @@ export interface Stripped {
 
 /**
  * The command text as the key holds it: a wrapper word that starts a simple
- * command and is followed by a compiler word (`distcc gcc …`, `ccache distcc
- * gcc …`) is left out, with the blanks after it; and the command kbuild saves
+ * command and is followed by a compiler word that compiles or preprocesses
+ * (`distcc gcc -c …`, `ccache distcc gcc -E …`) is left out, with the blanks
+ * after it; and the command kbuild saves
  * in a `.cmd` file (fixdep's third argument, `printf '%s\n' 'cmd_… := …'`:
  * kernel/cmd-file.ts) is stripped the same way, as that file is written
  * without the wrapper when stored and with the current one when restored.
@@ -172,7 +191,8 @@ export function stripWrappers(text: string): Stripped {
       let next = i;
       while (next < text.length && BLANK.test(text[next]!)) next++;
       const follower = text[next];
-      if (wrapper && follower !== undefined && follower !== '-' && !OPERATOR.test(follower) && !(wrapper === 'icecc' && recordsSwitches(text, next))) {
+      const transparent = follower !== undefined && follower !== '-' && !OPERATOR.test(follower) && compiles(text, next);
+      if (wrapper && transparent && !(wrapper === 'icecc' && recordsSwitches(text, next))) {
         wrappers.push(wrapper);
         i = next; // the blanks after the wrapper go with it
         continue;

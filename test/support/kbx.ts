@@ -49,19 +49,25 @@ export class Kbx {
   /** A command kbx runs under (e.g. `ip netns exec NS`: a farm whose daemons only its namespace reaches). */
   launcher: string[] = [];
 
-  run(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): RunResult {
+  /**
+   * hangMs: a bound on a build that could loop (make restarting forever): kbx
+   * gets SIGTERM, which it hands to make. A guard against a hung CI run, never
+   * a speed check: set it far above the build's time on a slow machine.
+   */
+  run(args: string[], opts: { cwd?: string; env?: Record<string, string>; hangMs?: number } = {}): RunResult {
     const [cmd, ...pre] = [...this.launcher, process.execPath];
     const r = spawnSync(cmd!, [...pre, kbxMain, ...args], {
       cwd: opts.cwd,
       env: this.env(opts.env),
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...(opts.hangMs ? { timeout: opts.hangMs, killSignal: 'SIGTERM' as const } : {}),
     });
     return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   }
 
-  make(cwd: string, args: string[] = [], env: Record<string, string> = {}): RunResult {
-    return this.run(['make', ...args], { cwd, env });
+  make(cwd: string, args: string[] = [], env: Record<string, string> = {}, hangMs?: number): RunResult {
+    return this.run(['make', ...args], { cwd, env, hangMs });
   }
 
   /** Starts `kbx make` without waiting, for builds that run side by side or get disturbed. */

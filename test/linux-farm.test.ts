@@ -1,0 +1,130 @@
+// Linux 6.1 tinyconfig through a build farm: `kbx make CC="distcc gcc" -j8`
+// with two real distccd on loopback compiles on the farm and gives the plain
+// build's vmlinux and bzImage; after `make clean`, `kbx make CC=gcc` finds
+// every compile in the cache; and objects stored by a CC=gcc build are hits
+// under distcc, which then compiles nothing.
+// One cold kernel build (the distcc one); the plain reference is the one
+// kernel.test.ts left, when it ran before (node --test runs files in name
+// order), else built here.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadBuild } from '../src/builds/archive.js';
+import { Kbx, plainMake, summary, tempDir, type RunResult } from './support/kbx.js';
+import { Distccd, distccNeeds } from './support/distcc.js';
+import { REPRODUCIBLE_KBUILD as REPRODUCIBLE, kernelTree } from './support/kernel-tree.js';
+import { linuxSource, unlessMissing } from './support/tools.js';
+
+const E2E_PLAIN = join(process.env.KBX_TEST_KERNEL_E2E_WORK ?? '/var/tmp/kbx-kernel-e2e', 'plain');
+const WORK = process.env.KBX_TEST_KERNEL_FARM_WORK ?? '/var/tmp/kbx-kernel-farm';
+const ARTIFACTS = ['vmlinux', 'arch/x86/boot/bzImage'];
+
+function artifacts(out: string): Map<string, Buffer> {
+  return new Map(ARTIFACTS.map((a) => [a, readFileSync(join(out, a))]));
+}
+
+function assertSameArtifacts(out: string, expected: Map<string, Buffer>, what: string): void {
+  for (const [a, bytes] of expected) assert.ok(readFileSync(join(out, a)).equals(bytes), `${a} of the ${what} build differs from the plain build`);
+}
+
+/** kernel.test.ts's plain tinyconfig build, if it finished: its artifacts newer than its .config. */
+function e2ePlain(): Map<string, Buffer> | undefined {
+  const config = join(E2E_PLAIN, '.config');
+  if (!existsSync(config) || !ARTIFACTS.every((a) => existsSync(join(E2E_PLAIN, a)))) return undefined;
+  if (!ARTIFACTS.every((a) => statSync(join(E2E_PLAIN, a)).mtimeMs > statSync(config).mtimeMs)) return undefined;
+  return artifacts(E2E_PLAIN);
+}
+
+function ok(r: RunResult): RunResult {
+  assert.equal(r.status, 0, r.stderr.slice(-3000));
+  return r;
+}
+
+/** The compile lines (kbuild's "  CC  x.o" echo) of the last build that missed. */
+function missedCompiles(kbx: Kbx): string[] {
+  assert.equal(kbx.run(['builds']).status, 0); // waits for the record
+  return loadBuild(kbx.dir)
+    .lines.filter((l) => l.kind === 'miss' && /'\s+CC\s+\S+\.o'/.test(l.command))
+    .map((l) => l.command.slice(0, 200));
+}
+
+describe('Linux 6.1 tinyconfig through distcc', { skip: unlessMissing(linuxSource(kernelTree()), ...distccNeeds) }, () => {
+  const tree = kernelTree()!;
+  let farm: Distccd[] = [];
+  let env: Record<string, string> = {};
+  let plain: Map<string, Buffer>;
+  const out = join(WORK, 'kbx');
+  const kbx = new Kbx('kernel-farm', REPRODUCIBLE);
+  const served = () => farm.reduce((n, d) => n + d.compilesServed(), 0);
+  const report = (t: { diagnostic(msg: string): void }, r: RunResult) => t.diagnostic(/^kbx: \d+ lines.*$/m.exec(r.stderr)?.[0] ?? 'no summary line');
+
+  before(async () => {
+    farm = [await Distccd.start(4), await Distccd.start(4)];
+    env = { DISTCC_HOSTS: farm.map((d) => d.host(4)).join(' '), DISTCC_DIR: tempDir('kernel-distcc') };
+    rmSync(WORK, { recursive: true, force: true });
+    mkdirSync(out, { recursive: true });
+    const reused = e2ePlain();
+    if (reused) plain = reused;
+    else {
+      const plainOut = join(WORK, 'plain');
+      ok(plainMake(tree, [`O=${plainOut}`, 'tinyconfig'], REPRODUCIBLE));
+      ok(plainMake(tree, [`O=${plainOut}`, '-j2'], REPRODUCIBLE));
+      plain = artifacts(plainOut);
+    }
+  });
+  after(async () => {
+    kbx.stop();
+    for (const d of farm) await d.stop();
+  });
+
+  test('a cold build with CC="distcc gcc" -j8 compiles on the farm and gives the plain vmlinux and bzImage', (t) => {
+    ok(kbx.make(tree, [`O=${out}`, 'CC=distcc gcc', 'tinyconfig'], env));
+    const r = ok(kbx.make(tree, [`O=${out}`, 'CC=distcc gcc', '-j8'], env));
+    report(t, r);
+    const s = summary(r.stderr);
+    assert.equal(s.fallback, 0, r.stderr.slice(-500));
+    t.diagnostic(`distccd served ${served()} compiles; ${kbx.stats()['miss-via:distcc']} misses ran distcc`);
+    assert.ok(served() > 300, `the farm served ${served()} compiles`);
+    assertSameArtifacts(out, plain, 'distcc kbx');
+  });
+
+  test('after make clean, kbx make CC=gcc finds every compile in the cache, and syncs the config once', (t) => {
+    ok(plainMake(tree, [`O=${out}`, 'clean'], REPRODUCIBLE));
+    // CC changed, so kbuild syncs the config once: it once synced forever, when a
+    // `gcc --version` hit gave distcc's answer (wrappers.ts, compiles()).
+    const r = ok(kbx.make(tree, [`O=${out}`, 'CC=gcc', '-j2'], {}, 30 * 60_000));
+    report(t, r);
+    assert.equal(r.stdout.match(/^\s+SYNC\s/gm)?.length, 1, r.stdout.slice(0, 3000));
+    // Compiles hit; lines that run no wrapped compile key CC's wrapper and rerun.
+    assert.ok(summary(r.stderr).hits > 1000, r.stderr.slice(-500));
+    assert.deepEqual(missedCompiles(kbx), [], 'object compiles missed');
+    assertSameArtifacts(out, plain, 'CC=gcc warm kbx');
+  });
+
+  test('objects stored by CC=gcc are hits under distcc, and the farm compiles nothing', (t) => {
+    // The store now also holds the CC=gcc runs of the lines that missed above
+    // and every compile's entry; drop the distcc-made ones by starting a store
+    // that only CC=gcc fills: init/ and its prerequisites, cold.
+    const k2 = new Kbx('kernel-farm-reverse', REPRODUCIBLE);
+    try {
+      ok(plainMake(tree, [`O=${out}`, 'clean'], REPRODUCIBLE));
+      ok(k2.make(tree, [`O=${out}`, 'CC=gcc', '-j2', 'init/']));
+      ok(plainMake(tree, [`O=${out}`, 'clean'], REPRODUCIBLE));
+      const logs = farm.map((d) => d.logText().length);
+      const r = ok(k2.make(tree, [`O=${out}`, 'CC=distcc gcc', '-j8', 'init/'], env));
+      report(t, r);
+      assert.deepEqual(missedCompiles(k2), [], 'object compiles missed');
+      // Lines that miss on a first clean rebuild (kernel.test.ts says which) may still run
+      // distcc; no compile of init/ may reach the farm.
+      const jobs = farm.flatMap((d, i) => d.logText().slice(logs[i]).split('\n').filter((l) => /COMPILE_OK/.test(l)));
+      t.diagnostic(`distccd jobs during the warm build: ${jobs.length}`);
+      assert.deepEqual(jobs.filter((l) => /\binit\/[\w-]+\.c\b/.test(l)), [], 'distccd compiled init/');
+      // make has nothing left to do with CC="distcc gcc": the .cmd files say what distcc runs.
+      const again = ok(k2.make(tree, [`O=${out}`, 'CC=distcc gcc', '-j8', 'init/'], env));
+      assert.doesNotMatch(again.stdout, /\bCC\s+init\//, 'init/ was compiled again');
+    } finally {
+      k2.stop();
+    }
+  });
+});
