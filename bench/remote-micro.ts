@@ -7,9 +7,11 @@
 // its daemon started just before, untimed).
 // With --delay-ms D every answer of the server is held D ms by a proxy in a
 // child process (a cache server a LAN or a zone away; loopback answers in
-// well under a millisecond).
+// well under a millisecond). --store redis uses a redis-server instead of
+// nginx. The fresh runner's requests are counted by the server (nginx's
+// access log, Redis's commandstats) and given per remote hit.
 //
-//   node dist/bench/remote-micro.js [--lines 300] [--rounds 3] [--delay-ms 0] [--work /tmp/kbx-remote-micro]
+//   node dist/bench/remote-micro.js [--lines 300] [--rounds 3] [--delay-ms 0] [--store http|redis] [--work /tmp/kbx-remote-micro]
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -17,6 +19,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Nginx } from '../test/support/nginx.js';
+import { RedisServer } from '../test/support/redis.js';
 import { cleanEnv, kbx, kbxSummary, median } from './common.js';
 
 const { values: opt } = parseArgs({
@@ -25,6 +28,7 @@ const { values: opt } = parseArgs({
     rounds: { type: 'string', default: '3' },
     'delay-ms': { type: 'string', default: '0' },
     work: { type: 'string', default: '/tmp/kbx-remote-micro' },
+    store: { type: 'string', default: 'http' },
   },
 });
 const N = Number(opt.lines);
@@ -60,9 +64,22 @@ mkdirSync(join(tree, 'src'), { recursive: true });
 writeFileSync(join(tree, 'Makefile'), MAKEFILE);
 for (let i = 1; i <= N; i++) writeFileSync(join(tree, 'src', `f${i}.in`), `line ${i}\n${randomBytes(1500).toString('base64')}\n`);
 
-const nginx = await new Nginx().start();
-const proxy = DELAY ? await startProxy(nginx.port) : undefined;
-const url = proxy ? `http://127.0.0.1:${proxy.port}/kbx` : nginx.url;
+if (opt.store !== 'http' && opt.store !== 'redis') throw new Error('--store http or --store redis');
+const nginx = opt.store === 'http' ? await new Nginx().start() : undefined;
+const redis = opt.store === 'redis' ? await RedisServer.start() : undefined;
+const port = nginx ? nginx.port : redis!.port;
+const proxy = DELAY ? await startProxy(port) : undefined;
+const url = `${nginx ? 'http' : 'redis'}://127.0.0.1:${proxy ? proxy.port : port}${nginx ? '/kbx' : ''}`;
+
+/** Requests the server has answered so far: reads (GET, HEAD, EXISTS, MGET) and writes. */
+function served(): { reads: number; writes: number } {
+  if (nginx) {
+    const r = nginx.requests();
+    return { reads: r.filter((x) => /^(GET|HEAD) /.test(x)).length, writes: r.filter((x) => /^PUT /.test(x)).length };
+  }
+  const calls = (cmd: string) => Number(new RegExp(`^cmdstat_${cmd}:calls=(\\d+)`, 'm').exec(redis!.cli('info', 'commandstats'))?.[1] ?? 0);
+  return { reads: calls('get') + calls('mget') + calls('exists'), writes: calls('set') };
+}
 const env = (dir: string) => cleanEnv({ KBX_DIR: dir, KBX_IDLE_TIMEOUT: '600', KBX_REMOTE_STORAGE: url });
 const build = (cwd: string, dir: string) => {
   const t0 = process.hrtime.bigint();
@@ -91,15 +108,21 @@ try {
     mkdirSync(idle, { recursive: true });
     writeFileSync(join(idle, 'Makefile'), 'all: ;\n');
     build(idle, join(work, `store-fresh-${i}`));
+    const before = served();
     const f = build(copy, join(work, `store-fresh-${i}`));
+    const after = served();
     stop(join(work, `store-fresh-${i}`));
     fresh.push(f.s);
-    say(`round ${i}: warm ${w.s.toFixed(2)} s, fresh ${f.s.toFixed(2)} s — ${f.line}`);
+    const hits = Number(/\((\d+) from shared stores\)/.exec(f.line)?.[1] ?? 0);
+    const reads = after.reads - before.reads;
+    const requests = `${reads} reads, ${after.writes - before.writes} writes: ${hits ? (reads / hits).toFixed(2) : '-'} reads a remote hit`;
+    say(`round ${i}: warm ${w.s.toFixed(2)} s, fresh ${f.s.toFixed(2)} s (${requests}) — ${f.line}`);
   }
   stop(home);
   const [mw, mf] = [median(warm), median(fresh)];
   say(`median: warm local ${mw.toFixed(2)} s, fresh runner ${mf.toFixed(2)} s: ${(mf / mw).toFixed(2)}×, ${(((mf - mw) / N) * 1000).toFixed(2)} ms more a remote hit; load ${loadavg()[0]!.toFixed(2)}`);
 } finally {
   proxy?.stop();
-  await nginx.stop();
+  await nginx?.stop();
+  await redis?.stop();
 }

@@ -3,12 +3,10 @@
 // build's vmlinux and bzImage; after `make clean`, `kbx make CC=gcc` finds
 // every compile in the cache; and objects stored by a CC=gcc build are hits
 // under distcc, which then compiles nothing.
-// One cold kernel build (the distcc one); the plain reference is the one
-// kernel.test.ts left, when it ran before (node --test runs files in name
-// order), else built here.
+// Two cold kernel builds: plain make's reference and the distcc one.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadBuild } from '../src/builds/archive.js';
 import { Kbx, plainMake, summary, tempDir, type RunResult } from './support/kbx.js';
@@ -16,7 +14,6 @@ import { Distccd, distccNeeds } from './support/distcc.js';
 import { REPRODUCIBLE_KBUILD as REPRODUCIBLE, kernelTree } from './support/kernel-tree.js';
 import { linuxSource, unlessMissing } from './support/tools.js';
 
-const E2E_PLAIN = join(process.env.KBX_TEST_KERNEL_E2E_WORK ?? '/var/tmp/kbx-kernel-e2e', 'plain');
 const WORK = process.env.KBX_TEST_KERNEL_FARM_WORK ?? '/var/tmp/kbx-kernel-farm';
 const ARTIFACTS = ['vmlinux', 'arch/x86/boot/bzImage'];
 
@@ -26,14 +23,6 @@ function artifacts(out: string): Map<string, Buffer> {
 
 function assertSameArtifacts(out: string, expected: Map<string, Buffer>, what: string): void {
   for (const [a, bytes] of expected) assert.ok(readFileSync(join(out, a)).equals(bytes), `${a} of the ${what} build differs from the plain build`);
-}
-
-/** kernel.test.ts's plain tinyconfig build, if it finished: its artifacts newer than its .config. */
-function e2ePlain(): Map<string, Buffer> | undefined {
-  const config = join(E2E_PLAIN, '.config');
-  if (!existsSync(config) || !ARTIFACTS.every((a) => existsSync(join(E2E_PLAIN, a)))) return undefined;
-  if (!ARTIFACTS.every((a) => statSync(join(E2E_PLAIN, a)).mtimeMs > statSync(config).mtimeMs)) return undefined;
-  return artifacts(E2E_PLAIN);
 }
 
 function ok(r: RunResult): RunResult {
@@ -61,17 +50,17 @@ describe('Linux 6.1 tinyconfig through distcc', { skip: unlessMissing(linuxSourc
 
   before(async () => {
     farm = [await Distccd.start(4), await Distccd.start(4)];
-    env = { DISTCC_HOSTS: farm.map((d) => d.host(4)).join(' '), DISTCC_DIR: tempDir('kernel-distcc') };
+    // Debian's distcc runs `gcc` as x86_64-linux-gnu-gcc, which kbuild writes into the
+    // config (CONFIG_CC_VERSION_TEXT from `$(CC) --version`): without this, CC="distcc gcc"
+    // configures another kernel than CC=gcc, in plain make as in kbx (README, Build farms).
+    env = { DISTCC_HOSTS: farm.map((d) => d.host(4)).join(' '), DISTCC_DIR: tempDir('kernel-distcc'), DISTCC_NO_REWRITE_CROSS: '1' };
     rmSync(WORK, { recursive: true, force: true });
     mkdirSync(out, { recursive: true });
-    const reused = e2ePlain();
-    if (reused) plain = reused;
-    else {
-      const plainOut = join(WORK, 'plain');
-      ok(plainMake(tree, [`O=${plainOut}`, 'tinyconfig'], REPRODUCIBLE));
-      ok(plainMake(tree, [`O=${plainOut}`, '-j2'], REPRODUCIBLE));
-      plain = artifacts(plainOut);
-    }
+    // kernel.test.ts's plain tree is built from its own copy of the source, and edited: not this one's reference.
+    const plainOut = join(WORK, 'plain');
+    ok(plainMake(tree, [`O=${plainOut}`, 'tinyconfig'], REPRODUCIBLE));
+    ok(plainMake(tree, [`O=${plainOut}`, '-j2'], REPRODUCIBLE));
+    plain = artifacts(plainOut);
   });
   after(async () => {
     kbx.stop();
@@ -96,8 +85,8 @@ describe('Linux 6.1 tinyconfig through distcc', { skip: unlessMissing(linuxSourc
     const r = ok(kbx.make(tree, [`O=${out}`, 'CC=gcc', '-j2'], {}, 30 * 60_000));
     report(t, r);
     assert.equal(r.stdout.match(/^\s+SYNC\s/gm)?.length, 1, r.stdout.slice(0, 3000));
-    // Compiles hit; lines that run no wrapped compile key CC's wrapper and rerun.
-    assert.ok(summary(r.stderr).hits > 1000, r.stderr.slice(-500));
+    // Compiles hit (about 660 lines); the others key CC's wrapper in their environment and rerun.
+    assert.ok(summary(r.stderr).hits > 500, r.stderr.slice(-500));
     assert.deepEqual(missedCompiles(kbx), [], 'object compiles missed');
     assertSameArtifacts(out, plain, 'CC=gcc warm kbx');
   });

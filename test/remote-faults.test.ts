@@ -7,11 +7,11 @@ import { readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSyn
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { Entry } from '../src/store/store.js';
-import { decodeBuildLines, decodeRemoteEntry, decodeRemotePathSets } from '../src/store/remote/wire.js';
+import { decodeBuildLines, decodeBundle, decodeRemoteEntry, decodeRemotePathSets } from '../src/store/remote/wire.js';
 import { Kbx, SHARED_ITEMS, SHARED_MAKEFILE, assertSameTree, copyFixture, plainMake, snapshot, summary, tempDir, writeTree, type RunResult } from './support/kbx.js';
 import { Nginx, freePort, startNginx } from './support/nginx.js';
 import { TrickleProxy } from './support/trickle-proxy.js';
-import { assertBuilt, reference, remoteCounts, secondMachineTree } from './support/remote.js';
+import { assertBuilt, reference, remoteCounts, rewriteBundles, secondMachineTree, stripInline } from './support/remote.js';
 import { program, unlessMissing } from './support/tools.js';
 
 const skip = unlessMissing(program('nginx', 'nginx'), program('gcc', 'gcc'));
@@ -45,9 +45,15 @@ function stored(nginx: Nginx, kind: 'cas' | 'ac'): string[] {
   return readdirSync(dir).map((n) => join(dir, n));
 }
 
-/** The server's entry records (the other ac records are path sets). */
+/** The server's entry records (the other ac records are bundles of path sets and a list of lines). */
 function entryFiles(nginx: Nginx): string[] {
-  return stored(nginx, 'ac').filter((f) => 'outputs' in (JSON.parse(gunzipSync(readFileSync(f)).toString()) as object));
+  return stored(nginx, 'ac').filter((f) => {
+    try {
+      return 'outputs' in (JSON.parse(gunzipSync(readFileSync(f)).toString()) as object);
+    } catch {
+      return false;
+    }
+  });
 }
 
 function timedMake(kbx: Kbx, tree: string): { r: RunResult; ms: number } {
@@ -171,6 +177,8 @@ describe('shared store faults', { skip }, () => {
   test('a corrupted blob, a truncated blob and an empty 2xx body are counted misses; those lines run, the rest hit', async (t) => {
     const nginx = await startNginx(t);
     const treeA = fill(nginx.url);
+    // The faults are in what readers fetch under its own key (outputs too large to travel inline).
+    stripInline(join(nginx.data, 'kbx', 'ac'));
     const entries = entryFiles(nginx).map((f) => ({ f, e: decodeRemoteEntry(readFileSync(f)) }));
     const withFiles = entries.filter(({ e }) => e.outputs.some((o) => o.kind === 'file' && o.size > 16));
     const [one, two, three] = withFiles;
@@ -199,9 +207,32 @@ describe('shared store faults', { skip }, () => {
     await nginx.stop();
   });
 
+  test('a blob inline in a bundle that does not hash to its name is a counted miss; that line runs', async (t) => {
+    const nginx = await startNginx(t);
+    const treeA = fill(nginx.url);
+    let damaged = 0;
+    rewriteBundles(join(nginx.data, 'kbx', 'ac'), (b) => {
+      const first = [...b.blobs.values()].find((x) => x.length > 16);
+      if (damaged || !first) return;
+      first.writeUInt8(first.readUInt8(8) ^ 0xff, 8);
+      damaged++;
+    });
+    assert.equal(damaged, 1);
+    const kbx = machine('inline-corrupt', nginx.url);
+    const tree = secondMachineTree('pipeline', treeA);
+    const r = kbx.make(tree);
+    assertBuilt(r);
+    assert.equal(summary(r.stderr).misses, 1, r.stderr);
+    assert.equal(remoteCounts(kbx, nginx.url).corrupt, 1);
+    assertSameTree(tree, ref);
+    kbx.stop();
+    await nginx.stop();
+  });
+
   test('a blob evicted under an entry that names it: a counted miss, that line runs', async (t) => {
     const nginx = await startNginx(t);
     const treeA = fill(nginx.url);
+    stripInline(join(nginx.data, 'kbx', 'ac'));
     const e = entryFiles(nginx)
       .map((f) => decodeRemoteEntry(readFileSync(f)))
       .find((x) => x.outputs.some((o) => o.kind === 'file'))!;
@@ -218,15 +249,22 @@ describe('shared store faults', { skip }, () => {
     await nginx.stop();
   });
 
-  test('a hostile entry on the server (an output outside the build roots) is refused; nothing is written there', async (t) => {
+  test('a hostile entry on the server (an output outside the build roots), inline in a bundle, is refused; nothing is written there', async (t) => {
     const nginx = await startNginx(t);
     const treeA = fill(nginx.url);
     const outside = join(tempDir('remote-hostile'), 'evil');
-    const [f] = entryFiles(nginx).filter((x) => decodeRemoteEntry(readFileSync(x)).outputs.some((o) => o.kind === 'file'));
-    const entry = decodeRemoteEntry(readFileSync(f!));
-    const out = entry.outputs.find((o) => o.kind === 'file')!;
-    out.path = outside;
-    writeFileSync(f!, gzipSync(JSON.stringify(entry)));
+    let done = false;
+    rewriteBundles(join(nginx.data, 'kbx', 'ac'), (b) => {
+      for (const [strong, data] of b.entries) {
+        const entry = decodeRemoteEntry(data);
+        const out = entry.outputs.find((o) => o.kind === 'file');
+        if (done || !out) continue;
+        out.path = outside;
+        b.entries.set(strong, gzipSync(JSON.stringify(entry)));
+        done = true;
+      }
+    });
+    assert.ok(done);
     const kbx = machine('hostile', nginx.url);
     const tree = secondMachineTree('pipeline', treeA);
     const r = kbx.make(tree);
@@ -318,6 +356,12 @@ describe('shared store faults', { skip }, () => {
     b.stop();
     for (const f of stored(nginx, 'ac')) {
       const data = readFileSync(f);
+      if (data.subarray(0, 4).toString() === 'KBXB') {
+        const b = decodeBundle(data);
+        decodeRemotePathSets(b.pathSets);
+        for (const e of b.entries.values()) decodeRemoteEntry(e);
+        continue;
+      }
       const json = JSON.parse(gunzipSync(data).toString()) as object;
       if ('outputs' in json) decodeRemoteEntry(data);
       else if ('lines' in json) decodeBuildLines(data);

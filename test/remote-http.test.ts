@@ -3,13 +3,13 @@
 // builds every cacheable line from what the first one uploaded.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openBackend } from '../src/store/remote/open.js';
 import { parseRemoteStorage } from '../src/store/remote/spec.js';
 import { RemoteError } from '../src/store/remote/backend.js';
 import { sha256 } from '../src/util/hash.js';
-import { Kbx, assertSameTree, copyFixture, summary } from './support/kbx.js';
+import { Kbx, assertSameTree, copyFixture, summary, tempDir, writeTree } from './support/kbx.js';
 import { Nginx, freePort } from './support/nginx.js';
 import { assertBuilt, reference, remoteCounts, secondMachineTree } from './support/remote.js';
 import { program, unlessMissing } from './support/tools.js';
@@ -99,7 +99,9 @@ describe('two machines share one nginx', { skip }, () => {
 
     const b = new Kbx('machine-b', { KBX_REMOTE_STORAGE: nginx.url });
     const treeB = secondMachineTree('pipeline', treeA);
+    const served = nginx.requests().length;
     const second = b.make(treeB);
+    const reads = nginx.requests().slice(served).filter((x) => /^(GET|HEAD) /.test(x));
     assertBuilt(second);
     const s2 = summary(second.stderr);
     assert.equal(s2.misses, 0, second.stderr);
@@ -109,7 +111,34 @@ describe('two machines share one nginx', { skip }, () => {
     assert.equal(counts.hit, s2.hits);
     assert.ok((counts['bytes-down'] ?? 0) > 0);
     assert.equal(counts.uploaded ?? 0, 0, 'a hit uploads nothing');
+    // One request a hit: the command's bundle carries its entry and small
+    // blobs. Beside them, the list of lines, and the first line's bundle may
+    // be asked for twice (by its lookup and by the read-ahead).
+    assert.ok(reads.length <= s2.hits + 2, `${reads.length} reads for ${s2.hits} hits:\n${reads.join('\n')}`);
+    assert.ok(reads.every((x) => x.includes('/kbx/ac/')), reads.join('\n'));
     assertSameTree(treeB, ref);
+    b.stop();
+  });
+
+  test("a hard link of an input, which keeps no blob, is a hit on the second machine: linked again", () => {
+    // 40 KiB: more than a bundle carries inline, so nothing but the link can restore it.
+    const files = { 'src.bin': 'x'.repeat(40 << 10), Makefile: 'all: link.bin\nlink.bin: src.bin\n\tln -f src.bin link.bin\n' };
+    const tree = (tag: string) => {
+      const dir = join(tempDir(`links-${tag}`), 'proj');
+      writeTree(dir, files);
+      return dir;
+    };
+    const a = new Kbx('links-a', { KBX_REMOTE_STORAGE: nginx.url });
+    assert.equal(summary(a.make(tree('a')).stderr).stored, 1);
+    a.stop();
+    const b = new Kbx('links-b', { KBX_REMOTE_STORAGE: nginx.url });
+    const treeB = tree('b');
+    const r = b.make(treeB);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(summary(r.stderr).hits, 1, r.stderr);
+    assert.equal(remoteCounts(b, nginx.url)['blob-missing'] ?? 0, 0);
+    const [src, link] = ['src.bin', 'link.bin'].map((f) => statSync(join(treeB, f)));
+    assert.equal(link!.ino, src!.ino, 'restored as a hard link of src.bin');
     b.stop();
   });
 });

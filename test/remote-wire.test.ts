@@ -4,7 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { PathSets } from '../src/store/store.js';
-import { decodeRemoteEntry, decodeRemotePathSets, encodeEntry, encodePathSets, entryKey, pathSetsKey } from '../src/store/remote/wire.js';
+import {
+  decodeBundle, decodeRemoteEntry, decodeRemotePathSets, encodeBundle, encodeEntry, encodePathSets, entryKey, pathSetsKey,
+} from '../src/store/remote/wire.js';
 
 // gzip of {"outputs":[{"kind":"file","path":"/t/x.o","digest":"cc…","mode":420,"size":3}],"deleted":[],…,"buildId":"b1"}
 const GOLDEN_ENTRY =
@@ -12,7 +14,7 @@ const GOLDEN_ENTRY =
 
 test('keys: a tagged SHA-256 of the fingerprint, so an entry and a path set never share one', () => {
   assert.equal(entryKey('a'.repeat(64)), '36dc2fa2260886ca7f6c8894045b12985a5dd559452a97b622c4cdbb7cadc3b1');
-  assert.equal(pathSetsKey('b'.repeat(64)), '2896bd3d6f563a735864aed9640c566b5c2af50bf257668fd4d83fdc1df60613');
+  assert.equal(pathSetsKey('b'.repeat(64)), '64df56890d99cbcfec9eb4409cca037308ac9f4c8a711723da1547e028525312');
   assert.notEqual(entryKey('d'.repeat(64)), pathSetsKey('d'.repeat(64)));
 });
 
@@ -73,4 +75,28 @@ test('a hostile path set record is refused: an index outside its table, counts t
   assert.throws(() => decodeRemotePathSets(bad('"format":2', '"format":1')), /format/);
   assert.throws(() => decodeRemotePathSets(bad('"cwd":"/src"', '"cwd":"src"')), /cwd/);
   assert.throws(() => decodeRemotePathSets(gzipSync(JSON.stringify(GOLDEN_SETS))), /format/);
+});
+
+test('a bundle: the path set record with entries and blobs inline, framed by lengths a hostile server cannot stretch', () => {
+  const entry = Buffer.from(GOLDEN_ENTRY, 'base64');
+  const pathSets = encodePathSets(GOLDEN_SETS);
+  const b = { pathSets, entries: new Map([['a'.repeat(64), entry]]), blobs: new Map([['c'.repeat(64), Buffer.from('abc')]]) };
+  const data = encodeBundle(b);
+  assert.equal(data.subarray(0, 5).toString('latin1'), 'KBXB\x01');
+  // Golden: 'KBXB' 1, u32 1 'P', u16 1 (32 bytes 0xaa, u32 1 'E'), u16 0.
+  const golden = Buffer.from(`4b42584201000000015000 01${'aa'.repeat(32)}000000014500 00`.replaceAll(' ', ''), 'hex');
+  const tiny = { pathSets: Buffer.from('P'), entries: new Map([['aa'.repeat(32), Buffer.from('E')]]), blobs: new Map<string, Buffer>() };
+  assert.deepEqual(encodeBundle(tiny), golden);
+  assert.deepEqual(decodeBundle(golden), tiny);
+  assert.deepEqual(decodeBundle(data), b);
+  assert.deepEqual(decodeBundle(encodeBundle({ pathSets, entries: new Map(), blobs: new Map() })).entries, new Map());
+  assert.throws(() => decodeBundle(data.subarray(0, data.length - 1)), /past the end/);
+  assert.throws(() => decodeBundle(Buffer.concat([data, Buffer.from([0])])), /after its end/);
+  assert.throws(() => decodeBundle(pathSets), /not a bundle/);
+  assert.throws(() => decodeBundle(Buffer.alloc(0)), /past the end/);
+  const long = Buffer.from(data);
+  long.writeUInt32BE(0xffffffff, 5);
+  assert.throws(() => decodeBundle(long), /past the end/);
+  const many = Buffer.concat([data.subarray(0, 9 + pathSets.length), Buffer.from([0xff, 0xff])]);
+  assert.throws(() => decodeBundle(many), /65535 entries, more than 256/);
 });

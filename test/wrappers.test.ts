@@ -55,6 +55,11 @@ test("a line that runs no wrapped compile keys CC's wrapper words in its environ
   // Nor does a line that runs none at all (`scripts/kconfig/conf`, which reads $CC).
   assert.notEqual(envDigest(['CC=distcc gcc'], []), envDigest(['CC=gcc'], []));
   assert.equal(keyedWithoutWrappers('scripts/kconfig/conf --syncconfig Kconfig'), false);
+  // Debian's distcc names gcc x86_64-linux-gnu-gcc outside a compile unless told not to.
+  const rewrite = (line: boolean) => envDigest(['CC=distcc gcc', 'DISTCC_NO_REWRITE_CROSS=1'], [], undefined, line);
+  assert.notEqual(rewrite(false), envDigest(['CC=distcc gcc'], []));
+  assert.equal(rewrite(true), envDigest(['CC=gcc'], [], undefined, true));
+  assert.equal(envDigest(['CC=distcc gcc', 'DISTCC_HOSTS=10.0.0.1'], []), envDigest(['CC=distcc gcc'], []));
 });
 
 test("kbuild's compile line keys alike with CC=gcc, distcc gcc, icecc gcc, ccache gcc and sccache gcc", () => {

@@ -54,7 +54,8 @@ export function formatSummary(s: BuildSummary): string {
   const replayed = s.replay && s.replay.lines > 0 ? `; ${formatReplay(s.replay)}` : '';
   const lines = [`kbx: ${total} lines in ${(s.elapsedMs / 1000).toFixed(1)} s: ${parts.join(', ')} (${stored} stored${writing})${saved}${replayed}`];
   for (const r of s.daemon?.remotes ?? []) {
-    if (r.down) lines.push(`kbx: shared store ${r.name} failed (${r.down}); the build went on without it`);
+    if (r.down && r.shardOf) lines.push(`kbx: shard ${r.name} of shared store ${r.shardOf} failed (${r.down}); its keys missed, the other shards served`);
+    else if (r.down) lines.push(`kbx: shared store ${r.name} failed (${r.down}); the build went on without it`);
     else if (r.writesOff) lines.push(`kbx: shared store ${r.name} refused uploads (${r.writesOff}); it was only read from`);
   }
   return lines.join('\n');

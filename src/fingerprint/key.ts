@@ -104,7 +104,7 @@ export function keyEnvironment(env: readonly string[], extraIgnore: readonly str
     const name = eq < 0 ? entry : entry.slice(0, eq);
     // kbx's own variables, less the shell that runs the line: /bin/sh and bash
     // give different outputs for the same line (echo '\\n', [[ ]]).
-    if ((name.startsWith('KBX_') && name !== 'KBX_REAL_SHELL') || VOLATILE_ENV.has(name) || isWrapperVariable(name)) continue;
+    if ((name.startsWith('KBX_') && name !== 'KBX_REAL_SHELL') || VOLATILE_ENV.has(name) || isWrapperVariable(name, withoutWrappers)) continue;
     if (extraIgnore.includes(name) && !(TIME_VARIABLES as readonly string[]).includes(name)) continue;
     // CC="distcc gcc" on make's command line reaches MAKEFLAGS and, exported by kbuild, CC itself.
     if (name === 'MAKEFLAGS' || name === 'MFLAGS') {

@@ -26,9 +26,19 @@ export function wrapperName(word: string): WrapperName | undefined {
 // pick another compiler than the command names.
 const VARIABLES_KEPT = new Set(['CCACHE_BASEDIR', 'CCACHE_CPP2', 'CCACHE_NOCPP2', 'CCACHE_COMPILER', 'CCACHE_CC', 'ICECC_CC', 'ICECC_CXX', 'ICECC_CLANG_REMOTE_CPP']);
 
-/** A variable that only steers a wrapper (its hosts, its cache, its logs): no part of the key. */
-export function isWrapperVariable(name: string): boolean {
-  return /^(DISTCC|ICECC|CCACHE|SCCACHE)_/.test(name) && !VARIABLES_KEPT.has(name);
+// Variables that change what a wrapper does outside a compile: Debian's distcc
+// runs `gcc` as `x86_64-linux-gnu-gcc` (so `distcc gcc --version` names it,
+// and kbuild writes that into CONFIG_CC_VERSION_TEXT) unless this is set.
+const VARIABLES_KEPT_OUTSIDE_COMPILES = new Set(['DISTCC_NO_REWRITE_CROSS']);
+
+/**
+ * A variable that only steers a wrapper (its hosts, its cache, its logs): no
+ * part of the key. `inCompile`: the line is keyed without its wrapper
+ * (it runs a wrapped compile, whose object the variable does not change).
+ */
+export function isWrapperVariable(name: string, inCompile = false): boolean {
+  if (!/^(DISTCC|ICECC|CCACHE|SCCACHE)_/.test(name) || VARIABLES_KEPT.has(name)) return false;
+  return inCompile || !VARIABLES_KEPT_OUTSIDE_COMPILES.has(name);
 }
 
 /**

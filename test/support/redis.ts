@@ -33,9 +33,9 @@ export async function freePort(): Promise<number> {
 }
 
 /** Whether the server answers a RESP PING (any reply: +PONG or -NOAUTH) within 200 ms. */
-function answers(port: number): Promise<boolean> {
+function answers(host: string, port: number): Promise<boolean> {
   return new Promise((res) => {
-    const s = createConnection({ host: '127.0.0.1', port });
+    const s = createConnection({ host, port });
     const done = (ok: boolean) => {
       s.destroy();
       res(ok);
@@ -51,17 +51,21 @@ export class RedisServer {
   readonly dir: string;
   private proc?: ChildProcess;
 
-  /** `conf`: extra redis.conf lines (e.g. `maxmemory 1mb`, `user ro on >pw ~* +get`). */
+  /**
+   * `conf`: extra redis.conf lines (e.g. `maxmemory 1mb`, `user ro on >pw ~* +get`).
+   * `host`: a loopback address (127.0.0.2 …): shards on one port told apart by host, as `redis://127.0.0.*:port|shards=1,2,3`.
+   */
   constructor(
     readonly port: number,
     private readonly conf: string[] = [],
+    readonly host = '127.0.0.1',
   ) {
     this.dir = mkdtempSync(join(tmpdir(), 'kbx-redis-'));
     writeFileSync(
       join(this.dir, 'redis.conf'),
       [
         `port ${port}`,
-        'bind 127.0.0.1',
+        `bind ${host}`,
         `dir ${this.dir}`,
         `logfile ${join(this.dir, 'redis.log')}`,
         'save ""',
@@ -73,14 +77,14 @@ export class RedisServer {
     );
   }
 
-  static async start(conf: string[] = []): Promise<RedisServer> {
-    const s = new RedisServer(await freePort(), conf);
+  static async start(conf: string[] = [], host?: string): Promise<RedisServer> {
+    const s = new RedisServer(await freePort(), conf, host);
     await s.start();
     return s;
   }
 
   url(userinfo = '', path = ''): string {
-    return `redis://${userinfo === '' ? '' : `${userinfo}@`}127.0.0.1:${this.port}${path}`;
+    return `redis://${userinfo === '' ? '' : `${userinfo}@`}${this.host}:${this.port}${path}`;
   }
 
   get pid(): number | undefined {
@@ -93,7 +97,7 @@ export class RedisServer {
     this.proc = p;
     for (let i = 0; i < 200; i++) {
       if (p.exitCode !== null) break;
-      if (await answers(this.port)) return;
+      if (await answers(this.host, this.port)) return;
       await sleep(25);
     }
     throw new Error(`redis-server on port ${this.port} did not start: see ${join(this.dir, 'redis.log')}`);
@@ -129,7 +133,7 @@ export class RedisServer {
 
   /** redis-cli against this server; its stdout. */
   cli(...args: string[]): string {
-    const r = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(this.port), ...args], {
+    const r = spawnSync('redis-cli', ['-h', this.host, '-p', String(this.port), ...args], {
       encoding: 'utf8',
       timeout: 10_000,
     });

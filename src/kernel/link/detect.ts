@@ -11,8 +11,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** The versions kbx links in one step. */
-export type ScriptVersion = '6.1';
+import type { ScriptVersion } from './version.js';
+
+export type { ScriptVersion } from './version.js';
 
 interface KnownScript {
   /** The kernel series (VERSION.PATCHLEVEL) the script belongs to. */
@@ -35,11 +36,11 @@ const KNOWN: readonly KnownScript[] = [
     links: '6.1',
   },
   {
-    // kallsyms/v6.12.ts reproduces its tables; link-6.12.ts is to come.
     series: '6.12',
     script: '6a69764be32c682d5c826638d2cba8f836811ce0a59237b237725e70b01b2637',
     kallsymsC: '9da30067d42f0a5bee23f5234c654efa2a59d83b44c0fea71859e583735523f2',
     what: "Linux 6.12 (Debian's linux-source-6.12)",
+    links: '6.12',
   },
 ];
 

@@ -13,7 +13,8 @@ import type { ElfFile } from '../../elf/elf-file.js';
 import { SHN_ABS, SHN_COMMON, SHN_UNDEF, SHT_NOBITS } from '../../elf/elf-file.js';
 import { buildTables, type KallsymsTables, type Target } from '../kallsyms/tables.js';
 import type { KallsymsOptions, SymEntry } from '../kallsyms/symbols.js';
-import { KALLSYMS_6_1 } from '../kallsyms/versions.js';
+import { LINK_6_1 } from './v6.1.js';
+import type { LinkVersion } from './version.js';
 import { placement, within, type LinkerScript, type ScriptAssignment } from './linker-script.js';
 
 const STB_LOCAL = 0;
@@ -25,22 +26,6 @@ const STT_FILE = 4;
 const SHF_WRITE = 0x1n;
 const SHF_ALLOC = 0x2n;
 const SHF_EXECINSTR = 0x4n;
-
-/** What scripts/mksysmap filters out of `nm -n` before kallsyms sees it (6.1). */
-export function mksysmapDrops(type: string, name: string): boolean {
-  return (
-    type === 'a' ||
-    type === 'N' ||
-    type === 'U' ||
-    type === 'w' ||
-    name.startsWith('$') ||
-    name.startsWith('.L') ||
-    name.startsWith('__crc_') ||
-    name.startsWith('__kstrtab_') ||
-    name.startsWith('__kstrtabns_') ||
-    name === 'L0'
-  );
-}
 
 /** What nm reads of the output section a symbol lands in: the union of its input sections' flags. */
 interface OutputKind {
@@ -74,7 +59,8 @@ export interface Estimate {
  * Predicts the table's symbol set from the objects of the final link
  * (vmlinux.o and the small objects the script adds) and the linker script.
  */
-export function estimateSymbols(objects: readonly ElfFile[], script: LinkerScript, opts: KallsymsOptions): SymEntry[] {
+export function estimateSymbols(objects: readonly ElfFile[], script: LinkerScript, opts: KallsymsOptions, v: LinkVersion = LINK_6_1): SymEntry[] {
+  const kept = (name: string): boolean => !!opts.allSymbols || v.kallsyms.keptOutsideText(name);
   const out: SymEntry[] = [];
   const globals = new Set<string>();
   const undefinedNames = new Set<string>();
@@ -112,7 +98,7 @@ export function estimateSymbols(objects: readonly ElfFile[], script: LinkerScrip
     else if (prev && name !== '/DISCARD/') outputs.set(name, (prev = { flags: prev.flags & ~SHF_EXECINSTR, nobits: prev.nobits }));
   }
   const push = (type: string, name: string, percpu: boolean): void => {
-    if (mksysmapDrops(type, name) || KALLSYMS_6_1.isIgnoredSymbol(name, type)) return;
+    if (v.mksysmapDrops(type, name) || v.kallsyms.isIgnoredSymbol(name, type)) return;
     const abs = percpu && !!opts.absolutePercpu;
     out.push({ hi: 0, lo: 0, type: (abs ? 'A' : type).charCodeAt(0), name, startPos: out.length, percpuAbsolute: abs });
   };
@@ -142,7 +128,7 @@ export function estimateSymbols(objects: readonly ElfFile[], script: LinkerScrip
       const sec = elf.sections[sym.sectionIndex];
       if (!sec || (sec.flags & SHF_ALLOC) === 0n) continue; // debugging / non-alloc: 'N'/'n', dropped
       const p = where(sec.name, (sec.flags & SHF_EXECINSTR) !== 0n);
-      if (p.discard || (!opts.allSymbols && !p.text)) continue;
+      if (p.discard || (!p.text && !kept(sym.name))) continue;
       push(nmLetter(sym.bind, sym.type, outputs.get(p.out)!), sym.name, p.percpu);
     }
   }
@@ -156,7 +142,7 @@ export function estimateSymbols(objects: readonly ElfFile[], script: LinkerScrip
   for (const [name, a] of linkerDefined) {
     if (globals.has(name) || a?.absolute) continue; // absolute: 'A', which kallsyms drops
     const text = !!a && script.textRanges.some((r) => within(r, a.pos));
-    if (!opts.allSymbols && a && !text) continue;
+    if (a && !text && !kept(name)) continue;
     // The kind of the output section it is assigned in, or between sections
     // of the one before it (nm's letter for a few such symbols differs: ld
     // relates some to the section after; the margin covers that).
@@ -169,6 +155,6 @@ export function estimateSymbols(objects: readonly ElfFile[], script: LinkerScrip
 }
 
 /** The tables of a predicted symbol set (their sizes are what matters). */
-export function estimateTables(symbols: SymEntry[], opts: KallsymsOptions, target: Target): KallsymsTables {
-  return buildTables({ symbols, text: 0n, relativeBase: 0n, version: KALLSYMS_6_1 }, opts, target);
+export function estimateTables(symbols: SymEntry[], opts: KallsymsOptions, target: Target, v: LinkVersion = LINK_6_1): KallsymsTables {
+  return buildTables({ symbols, text: 0n, relativeBase: 0n, version: v.kallsyms }, opts, target);
 }

@@ -1,5 +1,6 @@
 // `kbx link-vmlinux`: the replacement for scripts/link-vmlinux.sh. A tree
-// whose script kbx knows is linked once (link-6.1.ts); any other tree, and any
+// whose script kbx knows is linked once (link-6.1.ts, with its version's own
+// steps from v6.1.ts or v6.12.ts); any other tree, and any
 // build where the single link does not fit, runs the tree's own script.
 
 import { resolve } from 'node:path';
@@ -8,7 +9,8 @@ import { LinkMisfit, LinkStepError, type LinkListener, type LinkReport } from '.
 import { runStockScript } from './fallback.js';
 import type { EarlyStart } from './early.js';
 import { srctree, type LinkInputs } from './kbuild-env.js';
-import { linkOnce61, type SingleLinkOptions } from './link-6.1.js';
+import { linkOnce, type SingleLinkOptions } from './link-6.1.js';
+import { LINK_VERSIONS } from './versions.js';
 
 export { LinkMisfit, LinkStepError, type LinkEvent, type LinkListener, type LinkReport, type LinkStep } from './events.js';
 export { linkInputs, type LinkInputs } from './kbuild-env.js';
@@ -44,7 +46,7 @@ export async function linkVmlinux(inp: LinkInputs, emit: LinkListener, opts: Sin
   const det = detectScript(resolve(inp.cwd, srctree(inp)));
   if (!det.known) return stock(det.reason);
   try {
-    const report = await linkOnce61(inp, emit, opts, early);
+    const report = await linkOnce(LINK_VERSIONS[det.version], inp, emit, opts, early);
     report.seconds = (performance.now() - t0) / 1000;
     report.startup = t0 / 1000; // performance.now() counts from the process's start
     emit({ kind: 'done', report });

@@ -1,5 +1,7 @@
-// Linux 6.1's scripts/link-vmlinux.sh, step by step, with the kallsyms passes
-// replaced by one link:
+// scripts/link-vmlinux.sh, step by step, with the kallsyms passes replaced
+// by one link. Written for Linux 6.1's script; what another version does
+// differently (6.12: mksysmap, sorttable, resolve_btfids, which options it
+// leaves to the script) its LinkVersion says (version.ts, v6.1.ts, v6.12.ts):
 //
 //   make init/version-timestamp.o         (as the script does; early.ts may
 //                                          have started it before kbx loaded)
@@ -24,7 +26,7 @@
 import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { ElfFile } from '../../elf/elf-file.js';
 import { join } from 'node:path';
-import { buildTables, KALLSYMS_6_1, layoutTables, nameTables, readSelection, type KallsymsOptions, type KallsymsTables, type NameTables } from '../kallsyms/index.js';
+import { buildTables, layoutTables, nameTables, readSelection, type KallsymsOptions, type KallsymsTables, type NameTables } from '../kallsyms/index.js';
 import { KallsymsError } from '../kallsyms/symbols.js';
 import { addressLocation, type FileLocation, type Patch } from '../../elf/patch.js';
 import { ElfError } from '../../elf/reader.js';
@@ -40,9 +42,10 @@ import { bufferShape, fileShape } from './symbol-shape.js';
 import { reproduciblePaholeFlags } from '../btf/reproducible.js';
 import { BTF_ROOM, btfRoomAsm, btfRoomSize, lastBtfSize, padBtf, recordBtfSize } from './btf-room.js';
 import { sha256 } from '../../util/hash.js';
-import { objtree, scriptPath, srctree, words, type LinkInputs } from './kbuild-env.js';
+import { objtree, scriptPath, words, type LinkInputs } from './kbuild-env.js';
 import { parseLinkerScript } from './linker-script.js';
 import { DEFAULT_MARGIN, grow, misfit, reserve, reservedAsm, tableBytes, type Margin, type Reservation } from './reserve.js';
+import type { LinkVersion } from './version.js';
 
 export interface SingleLinkOptions {
   margin?: Margin;
@@ -61,7 +64,7 @@ export const KSYMS = {
 const SHT_RELA = 4;
 const SHT_REL = 9;
 
-class Link61 {
+class SingleLink {
   private readonly r: Runner;
   private links = 0;
   private names: NonNullable<LinkReport['kallsyms']>['names'] = 'computed';
@@ -89,6 +92,7 @@ class Link61 {
   constructor(
     private readonly inp: LinkInputs,
     emit: LinkListener,
+    private readonly v: LinkVersion,
   ) {
     this.r = { cwd: inp.cwd, env: inp.env, emit };
   }
@@ -246,7 +250,7 @@ class Link61 {
   }
 
   mksysmapArgv(vmlinux: string, out: string): string[] {
-    return [...words(this.env.CONFIG_SHELL || 'sh'), `${srctree(this.inp)}/scripts/mksysmap`, vmlinux, out];
+    return this.v.mksysmapArgv(this.inp, vmlinux, out);
   }
 
   kallsymsOptions(): KallsymsOptions {
@@ -285,11 +289,11 @@ class Link61 {
       const elfs = [...files.map((f) => f.elf), timestamp];
       const h = elfs[0]!.header;
       const target = { wordSize: h.cls === 64 ? 8 : 4, endian: h.endian } as const;
-      const symbols = estimateSymbols(elfs, parseLinkerScript(ldsText), opts);
+      const symbols = estimateSymbols(elfs, parseLinkerScript(ldsText), opts, this.v);
       const key = reservationKey(symbols, opts, target, margin, namesExtra);
       let res = loadReservation(cache, { key })?.reservation;
       const reused = !!res;
-      if (!res) res = this.time('estimate tables', () => reserve(estimateTables(symbols, opts, target), margin, namesExtra));
+      if (!res) res = this.time('estimate tables', () => reserve(estimateTables(symbols, opts, target, this.v), margin, namesExtra));
       saveReservation(cache, { key, shape, target }, res);
       return { res, target, reused, timestampKey, key, shape, margin, namesExtra };
     } finally {
@@ -406,7 +410,7 @@ class Link61 {
    * previous link when its symbol list was the same (names-cache.ts).
    */
   tables(map: Buffer, opts: KallsymsOptions, target: KallsymsTables['target']): KallsymsTables {
-    const { selection, diagnostics } = readSelection(map, opts, KALLSYMS_6_1);
+    const { selection, diagnostics } = readSelection(map, opts, this.v.kallsyms);
     for (const d of diagnostics) process.stderr.write(`${d}\n`); // what the C tool prints, kept
     const key = namesKey(selection.symbols, opts, target);
     const file = this.path(NAMES_CACHE);
@@ -438,7 +442,7 @@ class Link61 {
       return; // a first link
     }
     try {
-      const syms = readSelection(map, opts, KALLSYMS_6_1).selection.symbols;
+      const syms = readSelection(map, opts, this.v.kallsyms).selection.symbols;
       const key = namesKey(syms, opts, target);
       const names = loadNames(this.path(NAMES_CACHE), key, syms.length);
       if (names) this.preloaded = { key, names };
@@ -471,10 +475,8 @@ class Link61 {
     const e = this.env;
     const t0 = performance.now();
     const kallsymsOn = this.on('CONFIG_KALLSYMS');
-    // Absolute addresses would each need a relocation in a relocatable kernel (only ia64 has them in 6.1).
-    if (kallsymsOn && !this.on('CONFIG_KALLSYMS_BASE_RELATIVE')) {
-      throw new LinkMisfit('kallsyms tables without CONFIG_KALLSYMS_BASE_RELATIVE are left to the script');
-    }
+    const left = this.v.misfit((x) => this.on(x));
+    if (left) throw new LinkMisfit(left);
     const opts = this.kallsymsOptions();
     // make brings init/version-timestamp.o up to date, as the script does
     // (started before kbx loaded, when the CLI could); the table is predicted
@@ -530,7 +532,7 @@ class Link61 {
     }
 
     const btfIds = (): void => {
-      if (this.on('CONFIG_DEBUG_INFO_BTF') && this.on('CONFIG_BPF')) {
+      if (this.v.resolvesBtfIds((x) => this.on(x))) {
         this.info('BTFIDS', 'vmlinux');
         this.time('resolve_btfids', () => run(this.r, [...words(e.RESOLVE_BTFIDS), 'vmlinux']));
       }
@@ -583,7 +585,7 @@ class Link61 {
 
     if (this.on('CONFIG_BUILDTIME_TABLE_SORT')) {
       this.info('SORTTAB', 'vmlinux');
-      if (this.time('sorttable', () => tryRun(this.r, [`${objtree(this.inp)}/scripts/sorttable`, 'vmlinux'])) !== 0) {
+      if (this.time('sorttable', () => tryRun(this.r, this.v.sorttableArgv(this.inp))) !== 0) {
         throw new LinkStepError('Failed to sort kernel tables', 1);
       }
     }
@@ -614,9 +616,9 @@ function symbolKey(elf: ElfFile): string {
     .join('\n');
 }
 
-/** Links vmlinux once, as 6.1's script would have linked it several times. */
-export function linkOnce61(inp: LinkInputs, emit: LinkListener, o: SingleLinkOptions = {}, early?: EarlyStart): Promise<LinkReport> {
-  return new Link61(inp, emit).main(o, early);
+/** Links vmlinux once, as the script of version `v` would have linked it (several times with kallsyms). */
+export function linkOnce(v: LinkVersion, inp: LinkInputs, emit: LinkListener, o: SingleLinkOptions = {}, early?: EarlyStart): Promise<LinkReport> {
+  return new SingleLink(inp, emit, v).main(o, early);
 }
 
 /**

@@ -42,4 +42,10 @@ export interface RemoteBackend {
   has?(kind: RemoteKind, key: string): Promise<boolean>;
   /** Closes connections; pending calls fail. */
   close(): Promise<void>;
+  /**
+   * A sharded backend's shards: each one's display name, and the one that
+   * holds a key. The layer above takes a failing shard out alone (its keys
+   * miss, the others' keys still hit) rather than the whole backend.
+   */
+  readonly shards?: { names: readonly string[]; of(key: string): number };
 }

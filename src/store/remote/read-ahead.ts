@@ -1,6 +1,7 @@
 // Reading a shared store ahead of the build (issue 11: a fresh CI runner
 // must build nearly as fast as a warm local cache). A lookup that misses
-// locally costs three round trips in a row (path sets, entry, blobs); a
+// locally costs a round trip for the command's bundle (wire.ts), and two
+// more in a row when its entry or a blob is not inline (a large output); a
 // kernel build makes a few thousand. But the machine that filled the store
 // built the same tree: at its end it uploads the list of commands it looked
 // up (wire.ts, buildLinesKey), named by the first one. A build that starts
@@ -17,14 +18,16 @@
 // the build never looks up is wasted, never wrong.
 import { strongFingerprint } from '../../fingerprint/key.js';
 import type { Entry } from '../store.js';
-import { decodeRemoteEntry, decodeRemotePathSets, entryKey, pathSetsKey } from './wire.js';
+import { decodeBundle, decodeRemoteEntry, decodeRemotePathSets, entryKey, pathSetsKey } from './wire.js';
 
 /** What the read-ahead needs from the layer: GETs that count and fail as the lookups' do. */
 export interface AheadSource {
-  /** A record's bytes, undefined when absent, null when the store is out. */
+  /** A record's bytes, undefined when absent, null when the store (or the shard of the key) is out. */
   get(key: string): Promise<Buffer | undefined | null>;
   /** Fetches a blob into the local store (verified), shared with a lookup asking for it; null when the store is out. */
   blob(digest: string): Promise<unknown>;
+  /** Whether the whole store is out (a null from one shard that is out only skips its keys). */
+  out(): boolean;
   /** Whether the local store already has the command's path sets (nothing to fetch for it). */
   knownLocally(weak: string): boolean;
   hasBlob(digest: string): boolean;
@@ -108,24 +111,26 @@ export class ReadAhead {
 
   private async command(weak: string): Promise<void> {
     const data = await this.fetch(pathSetsKey(weak));
-    if (data === null) return this.stop();
+    if (data === null) return this.src.out() ? this.stop() : undefined;
     if (!data) return;
-    const rec = decodeRemotePathSets(data);
+    const bundle = decodeBundle(data);
+    const rec = decodeRemotePathSets(bundle.pathSets);
     for (const set of rec.sets.slice(0, SETS_AHEAD)) {
       if (this.stopped) return;
       if (strongFingerprint(weak, set.entries) !== set.strong) continue;
-      const got = await this.fetch(entryKey(set.strong));
-      if (got === null) return this.stop();
+      // What the bundle holds inline the lookup takes from it.
+      const got = bundle.entries.get(set.strong) ?? (await this.fetch(entryKey(set.strong)));
+      if (got === null) return this.src.out() ? this.stop() : undefined;
       if (!got) continue;
       const entry: Entry = decodeRemoteEntry(got);
       if (entry.exit !== 0) continue;
       const blobs = new Map([entry.stdout, entry.stderr].map((d) => [d, 0]));
       for (const o of entry.outputs) if (o.kind === 'file') blobs.set(o.digest, o.size);
       for (const [digest, size] of blobs) {
-        if (digest === '' || this.stopped || this.src.hasBlob(digest)) continue;
+        if (digest === '' || this.stopped || bundle.blobs.has(digest) || this.src.hasBlob(digest)) continue;
         if (this.blobBytes + size > MAX_BLOB_BYTES) return;
         this.blobBytes += size;
-        if ((await this.src.blob(digest)) === null) return this.stop();
+        if ((await this.src.blob(digest)) === null) return this.src.out() ? this.stop() : undefined;
       }
     }
   }

@@ -1,6 +1,9 @@
 // Shared stores layered under the local one (DESIGN.md §6). A local miss asks
-// each remote in order (path sets, then the entry, then the blobs it lacks);
-// what a remote gives is untrusted: blobs are verified against their digest,
+// each remote in order for the command's bundle (wire.ts: its path sets, with
+// the entries and the newest run's small blobs inline, so a hit is one
+// request: on loopback each request costs about 0.5 ms of CPU), then for the
+// entry and blobs the bundle lacks. What a remote gives is untrusted: blobs
+// are verified against their digest before they are written anywhere,
 // records pass the local store's decoder, and a set must hash to the strong
 // fingerprint it names. A remote hit is copied into the local store, and the
 // lookup then restores it from there with every local check. A new entry is
@@ -13,6 +16,10 @@
 // Faults never fail or stall a build: the first timeout or error takes a
 // backend out until the next build starts (every line, not one), said once in
 // the log and in kbx make's summary, and counted under `remote <name> …`.
+// A sharded backend fails shard by shard: a dead shard's keys miss (counted
+// under `remote <shard> out-miss`), the live shards' keys still hit, and a
+// key stays on its shard (moved, it would be written where readers never
+// look).
 import { sha256 } from '../../util/hash.js';
 import { strongFingerprint, type PathEntry } from '../../fingerprint/key.js';
 import type { LocalStore } from '../local/local-store.js';
@@ -20,8 +27,8 @@ import type { Entry, PathSet, PathSets } from '../store.js';
 import { RemoteError, type RemoteBackend } from './backend.js';
 import { ReadAhead } from './read-ahead.js';
 import {
-  MAX_BUILD_LINES, buildLinesKey, decodeBuildLines, decodeRemoteEntry, decodeRemotePathSets, encodeBuildLines, encodeEntry, encodePathSets, entryKey,
-  pathSetsKey,
+  INLINE_BLOB_BYTES, INLINE_TOTAL_BYTES, MAX_BUILD_LINES, buildLinesKey, decodeBuildLines, decodeBundle, decodeRemoteEntry, decodeRemotePathSets,
+  encodeBuildLines, encodeBundle, encodeEntry, encodePathSets, entryKey, pathSetsKey, type Bundle,
 } from './wire.js';
 
 export interface RemoteEvents {
@@ -59,8 +66,8 @@ export interface UploadJob {
   buildId: string;
 }
 
-interface Remote {
-  backend: RemoteBackend;
+/** One server of a remote: the whole remote, or one of its shards. A fault takes out the part that failed, alone. */
+interface Part {
   name: string;
   /** Why it is out for the rest of the build. */
   down?: string;
@@ -68,8 +75,17 @@ interface Remote {
   writesOff?: string;
 }
 
+interface Remote {
+  backend: RemoteBackend;
+  name: string;
+  /** One part, or one per shard in the backend's order. */
+  parts: Part[];
+}
+
 export interface RemoteStatus {
   name: string;
+  /** For a shard: the remote it is one shard of. */
+  shardOf?: string;
   down?: string;
   writesOff?: string;
 }
@@ -102,6 +118,25 @@ interface BuildLines {
   stored: number;
 }
 
+function decodes(entry: Buffer): boolean {
+  try {
+    decodeRemoteEntry(entry);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Every part out: nothing more is asked of the remote in this build. */
+function out(r: Remote): boolean {
+  return r.parts.every((p) => p.down);
+}
+
+/** A remote that takes uploads: not read-only, and a part of it still takes writes. */
+function writable(r: Remote): boolean {
+  return !r.backend.spec.readOnly && r.parts.some((p) => !p.down && !p.writesOff);
+}
+
 export class RemoteStore {
   private readonly remotes: Remote[];
   private readonly fills = new Map<string, Promise<Filled | undefined>>();
@@ -119,59 +154,79 @@ export class RemoteStore {
     private readonly events: RemoteEvents,
     private readonly setsPerCommand: number,
   ) {
-    this.remotes = backends.map((backend) => ({ backend, name: backend.spec.display }));
+    this.remotes = backends.map((backend) => ({
+      backend,
+      name: backend.spec.display,
+      parts: backend.shards ? backend.shards.names.map((name) => ({ name })) : [{ name: backend.spec.display }],
+    }));
   }
 
   /** Whether any remote may still answer in this build. */
   get active(): boolean {
-    return this.remotes.some((r) => !r.down);
+    return this.remotes.some((r) => !out(r));
   }
 
-  /** A new build gives every backend another chance. */
+  /** A new build gives every backend (every shard) another chance. */
   startBuild(): void {
     for (const r of this.remotes) {
-      r.down = undefined;
-      r.writesOff = undefined;
+      for (const p of r.parts) {
+        p.down = undefined;
+        p.writesOff = undefined;
+      }
     }
   }
 
   status(): RemoteStatus[] {
-    return this.remotes.map(({ name, down, writesOff }) => ({ name, ...(down ? { down } : {}), ...(writesOff ? { writesOff } : {}) }));
+    return this.remotes.flatMap((r) =>
+      r.parts.map(({ name, down, writesOff }) => ({
+        name,
+        ...(r.backend.shards ? { shardOf: r.name } : {}),
+        ...(down ? { down } : {}),
+        ...(writesOff ? { writesOff } : {}),
+      })),
+    );
   }
 
-  private count(r: Remote, buildId: string, what: string, n = 1): void {
+  /** The part that holds key: a shard never stands in for another. */
+  private partOf(r: Remote, key: string): Part {
+    return r.backend.shards ? r.parts[r.backend.shards.of(key)]! : r.parts[0]!;
+  }
+
+  private count(r: Remote | Part, buildId: string, what: string, n = 1): void {
     this.events.count(buildId, `remote ${r.name} ${what}`, n);
   }
 
-  /** Counted and said once: requests already in flight when the backend went out fail quietly. */
-  private fault(r: Remote, buildId: string, err: unknown, writing: boolean): void {
-    if (r.down) return;
-    const e = err instanceof RemoteError ? err : new RemoteError(`${r.name}: ${(err as Error).message}`, 'error');
+  /** Counted and said once per part: requests already in flight when it went out fail quietly. */
+  private fault(r: Remote, p: Part, buildId: string, err: unknown, writing: boolean): void {
+    if (p.down) return;
+    const e = err instanceof RemoteError ? err : new RemoteError(`${p.name}: ${(err as Error).message}`, 'error');
     if (writing && (e.kind === 'forbidden' || e.kind === 'full')) {
-      if (r.writesOff) return;
-      r.writesOff = e.message;
-      this.count(r, buildId, 'error');
-      this.events.log(`remote ${r.name} takes no writes for the rest of the build: ${e.message}`);
+      if (p.writesOff) return;
+      p.writesOff = e.message;
+      this.count(p, buildId, 'error');
+      this.events.log(`remote ${p.name} takes no writes for the rest of the build: ${e.message}`);
       return;
     }
-    r.down = e.message;
-    this.count(r, buildId, e.kind === 'timeout' ? 'timeout' : 'error');
-    this.events.log(`remote ${r.name} is out for the rest of the build: ${e.message}`);
+    p.down = e.message;
+    this.count(p, buildId, e.kind === 'timeout' ? 'timeout' : 'error');
+    const shard = r.backend.shards ? ` (a shard of ${r.name}: its keys miss, the other shards' keys still hit)` : '';
+    this.events.log(`remote ${p.name} is out for the rest of the build${shard}: ${e.message}`);
   }
 
-  /** One request; a failure takes the backend out and answers DOWN. */
-  private async call<T>(r: Remote, buildId: string, writing: boolean, op: () => Promise<T>): Promise<T | typeof DOWN> {
-    if (r.down || (writing && r.writesOff)) return DOWN;
+  /** One request for key; a failure takes out the part that holds it, and a part out answers DOWN at once. */
+  private async call<T>(r: Remote, key: string, buildId: string, writing: boolean, op: () => Promise<T>): Promise<T | typeof DOWN> {
+    const p = this.partOf(r, key);
+    if (p.down || (writing && p.writesOff)) return DOWN;
     try {
       return await op();
     } catch (err) {
-      this.fault(r, buildId, err, writing);
+      this.fault(r, p, buildId, err, writing);
       return DOWN;
     }
   }
 
   private async get(r: Remote, buildId: string, kind: 'cas' | 'ac', key: string): Promise<Buffer | undefined | typeof DOWN> {
-    const data = await this.call(r, buildId, false, () => r.backend.get(kind, key));
+    const data = await this.call(r, key, buildId, false, () => r.backend.get(kind, key));
     if (data instanceof Buffer) this.count(r, buildId, 'bytes-down', data.length);
     return data;
   }
@@ -190,8 +245,8 @@ export class RemoteStore {
 
   private async fillAll(req: FillRequest): Promise<Filled | undefined> {
     for (const r of this.remotes) {
-      if (r.down) continue;
-      let found: Filled | undefined;
+      if (out(r)) continue;
+      let found: Filled | Part | undefined;
       try {
         found = await this.fillFrom(r, req);
       } catch (err) {
@@ -199,11 +254,14 @@ export class RemoteStore {
         this.events.log(`remote lookup in ${r.name} failed: ${(err as Error).stack}`);
         found = undefined;
       }
-      if (found) {
+      if (found && 'entry' in found) {
         this.count(r, req.buildId, 'hit');
         return found;
       }
-      if (!r.down) this.count(r, req.buildId, 'miss');
+      // A key on a shard that is out, while others serve: a miss of its own.
+      if (found) {
+        if (!out(r)) this.count(found, req.buildId, 'out-miss');
+      } else if (!out(r)) this.count(r, req.buildId, 'miss');
     }
     return undefined;
   }
@@ -219,12 +277,16 @@ export class RemoteStore {
     return this.get(r, buildId, 'ac', key);
   }
 
-  private async fillFrom(r: Remote, req: FillRequest): Promise<Filled | undefined> {
+  /** The run found, or the part that was out when a request needed it. */
+  private async fillFrom(r: Remote, req: FillRequest): Promise<Filled | Part | undefined> {
     const data = await this.record(r, req.buildId, pathSetsKey(req.weak));
-    if (data === DOWN || data === undefined) return undefined;
+    if (data === DOWN) return this.partOf(r, pathSetsKey(req.weak));
+    if (data === undefined) return undefined;
     let rec: PathSets;
+    let bundle: Bundle;
     try {
-      rec = decodeRemotePathSets(data);
+      bundle = decodeBundle(data);
+      rec = decodeRemotePathSets(bundle.pathSets);
     } catch (err) {
       this.corrupt(r, req.buildId, `path sets of ${req.weak.slice(0, 12)}`, err);
       return undefined;
@@ -236,8 +298,8 @@ export class RemoteStore {
         continue;
       }
       if (!req.holds(set.strong, set.entries)) continue;
-      const got = await this.record(r, req.buildId, entryKey(set.strong));
-      if (got === DOWN) return undefined;
+      const got = bundle.entries.get(set.strong) ?? (await this.record(r, req.buildId, entryKey(set.strong)));
+      if (got === DOWN) return this.partOf(r, entryKey(set.strong));
       if (got === undefined) {
         this.count(r, req.buildId, 'entry-missing');
         continue;
@@ -256,9 +318,9 @@ export class RemoteStore {
         this.events.log(`refused an entry from ${r.name}: ${why}`);
         continue;
       }
-      const blobs = await this.fetchBlobs(r, req.buildId, entry);
-      if (blobs === DOWN) return undefined;
-      if (!blobs) continue;
+      const blobs = await this.fetchBlobs(r, req.buildId, entry, bundle.blobs);
+      if (blobs === false) continue;
+      if (!(blobs instanceof Map)) return blobs;
       this.local.putEntry(set.strong, entry);
       req.install(rec, set);
       return { strong: set.strong, entry, blobs };
@@ -273,19 +335,36 @@ export class RemoteStore {
 
   /**
    * Copies the entry's blobs the local store lacks (verified); false if one is
-   * missing or does not verify. The blobs it fetched, for the restore.
+   * missing or does not verify, the part that was out if one was. The blobs
+   * it fetched, for the restore.
    */
-  private async fetchBlobs(r: Remote, buildId: string, entry: Entry): Promise<Map<string, Buffer> | false | typeof DOWN> {
-    const wanted = new Set([entry.stdout, entry.stderr, ...entry.outputs.map((o) => (o.kind === 'file' ? o.digest : ''))]);
-    const digests = [...wanted].filter((d) => d !== '' && !this.local.hasBlob(d));
+  private async fetchBlobs(r: Remote, buildId: string, entry: Entry, inline: Map<string, Buffer>): Promise<Map<string, Buffer> | false | Part> {
+    // A hard link of an input keeps no blob (daemon/hard-links.ts): the restore links
+    // it after checking the input, or the line runs.
+    const wanted = new Set([entry.stdout, entry.stderr, ...entry.outputs.map((o) => (o.kind === 'file' && o.linkOf === undefined ? o.digest : ''))]);
     const got = new Map<string, Buffer>();
-    let result: true | false | typeof DOWN = true;
+    const digests: string[] = [];
+    for (const digest of wanted) {
+      if (digest === '' || this.local.hasBlob(digest)) continue;
+      const data = inline.get(digest);
+      if (!data) {
+        digests.push(digest);
+        continue;
+      }
+      if (sha256(data) !== digest) {
+        this.corrupt(r, buildId, `blob ${digest.slice(0, 12)}`, new Error(`its ${data.length} bytes inline do not hash to its name`));
+        return false;
+      }
+      await this.local.putBlob(digest, data);
+      got.set(digest, data);
+    }
+    let result: true | false | Part = true;
     let next = 0;
     const worker = async () => {
       while (result === true && next < digests.length) {
         const digest = digests[next++]!;
         const data = await this.fetchBlob(r, buildId, digest);
-        if (data === DOWN) result = DOWN;
+        if (data === DOWN) result = this.partOf(r, digest);
         else if (data === 'missing') {
           this.count(r, buildId, 'blob-missing');
           result = false;
@@ -297,7 +376,8 @@ export class RemoteStore {
       }
     };
     await Promise.all(Array.from({ length: Math.min(BLOB_FETCHES, digests.length) }, worker));
-    return result === true ? got : result;
+    const done: true | false | Part = result;
+    return done === true ? got : done;
   }
 
   /** One blob into the local store once it hashes to its name; a lookup and the read-ahead asking at once share the request. */
@@ -345,7 +425,7 @@ export class RemoteStore {
 
   private async startReadAhead(buildId: string, b: BuildLines): Promise<void> {
     for (const r of this.remotes) {
-      if (r.down) continue;
+      if (out(r)) continue;
       const data = await this.get(r, buildId, 'ac', buildLinesKey(b.first));
       if (data === DOWN || data === undefined) continue;
       try {
@@ -362,6 +442,7 @@ export class RemoteStore {
         },
         blob: async (digest) => ((await this.fetchBlob(r, buildId, digest)) === DOWN ? null : true),
         knownLocally: (weak) => this.local.hasPathSets(weak),
+        out: () => out(r),
         hasBlob: (digest) => this.local.hasBlob(digest),
       });
       b.ahead = { remote: r, reader };
@@ -386,9 +467,9 @@ export class RemoteStore {
     const lines = [...b.order, ...(b.previous ?? []).filter((w) => !b.seen.has(w))].slice(0, MAX_BUILD_LINES);
     const data = encodeBuildLines({ lines });
     for (const r of this.remotes) {
-      if (r.backend.spec.readOnly || r.down || r.writesOff) continue;
+      if (!writable(r)) continue;
       this.track(
-        this.call(r, buildId, true, () => r.backend.put('ac', buildLinesKey(b.first), data)).then((done) => {
+        this.call(r, buildLinesKey(b.first), buildId, true, () => r.backend.put('ac', buildLinesKey(b.first), data)).then((done) => {
           if (done !== DOWN) this.count(r, buildId, 'bytes-up', data.length);
         }),
       );
@@ -399,7 +480,7 @@ export class RemoteStore {
 
   /** Queues a stored run for upload to every writable remote; never waits. */
   upload(job: UploadJob): void {
-    const targets = this.remotes.filter((r) => !r.backend.spec.readOnly && !r.down && !r.writesOff);
+    const targets = this.remotes.filter(writable);
     if (!targets.length) return;
     let bytes = 1024;
     for (const e of job.entries) bytes += e.p.length + e.v.length + 16;
@@ -435,7 +516,7 @@ export class RemoteStore {
 
   private async uploadAll(job: UploadJob): Promise<void> {
     for (const r of this.remotes) {
-      if (r.backend.spec.readOnly || r.down || r.writesOff) continue;
+      if (!writable(r)) continue;
       try {
         await this.uploadTo(r, job);
       } catch (err) {
@@ -446,25 +527,32 @@ export class RemoteStore {
 
   private async uploadTo(r: Remote, job: UploadJob): Promise<void> {
     const { entry, buildId } = job;
-    const digests = new Set([entry.stdout, entry.stderr, ...entry.outputs.map((o) => (o.kind === 'file' ? o.digest : ''))]);
+    const digests = new Set([entry.stdout, entry.stderr, ...entry.outputs.map((o) => (o.kind === 'file' && o.linkOf === undefined ? o.digest : ''))]);
     digests.delete('');
-    // Blobs first: a reader that finds the entry finds its blobs.
+    // Blobs first (a hard link of an input has none, as in fetchBlobs): a reader that finds the entry finds its blobs. A blob, the
+    // entry or the path set on a shard that is out ends the job there.
+    const inline = new Map<string, Buffer>();
+    let inlineBytes = 0;
     for (const digest of digests) {
       const data = this.local.getBlob(digest);
       if (!data) {
         this.count(r, buildId, 'upload-skipped'); // evicted (or removed as corrupt) since: the entry is not uploaded
         return;
       }
+      if (data.length <= INLINE_BLOB_BYTES && inlineBytes + data.length <= INLINE_TOTAL_BYTES) {
+        inline.set(digest, data);
+        inlineBytes += data.length;
+      }
       if (data.length > HEAD_FIRST_BYTES && r.backend.has) {
-        const has = await this.call(r, buildId, false, () => r.backend.has!('cas', digest));
+        const has = await this.call(r, digest, buildId, false, () => r.backend.has!('cas', digest));
         if (has === DOWN) return;
         if (has) continue;
       }
-      if ((await this.call(r, buildId, true, () => r.backend.put('cas', digest, data))) === DOWN) return;
+      if ((await this.call(r, digest, buildId, true, () => r.backend.put('cas', digest, data))) === DOWN) return;
       this.count(r, buildId, 'bytes-up', data.length);
     }
     const entryData = encodeEntry(entry);
-    if ((await this.call(r, buildId, true, () => r.backend.put('ac', entryKey(job.strong), entryData))) === DOWN) return;
+    if ((await this.call(r, entryKey(job.strong), buildId, true, () => r.backend.put('ac', entryKey(job.strong), entryData))) === DOWN) return;
     this.count(r, buildId, 'bytes-up', entryData.length);
     // The path set last, merged with what the server holds: of two writers at
     // once one set may be lost (a miss later), never a record made unreadable.
@@ -472,10 +560,13 @@ export class RemoteStore {
     const old = await this.get(r, buildId, 'ac', key);
     if (old === DOWN) return;
     let sets: PathSet[] = [];
+    let oldEntries = new Map<string, Buffer>();
     if (old) {
       try {
-        const rec = decodeRemotePathSets(old);
+        const b = decodeBundle(old);
+        const rec = decodeRemotePathSets(b.pathSets);
         if (!rec.uncacheable) sets = rec.sets;
+        oldEntries = b.entries;
       } catch {
         /* a damaged record is replaced */
       }
@@ -485,8 +576,14 @@ export class RemoteStore {
       cwd: job.cwd,
       sets: [{ strong: job.strong, entries: job.entries }, ...sets.filter((s) => s.strong !== job.strong)].slice(0, this.setsPerCommand),
     };
-    const recData = encodePathSets(rec);
-    if ((await this.call(r, buildId, true, () => r.backend.put('ac', key, recData))) === DOWN) return;
+    const entries = new Map([[job.strong, entryData]]);
+    for (const s of rec.sets) {
+      // Carried over only when it decodes: a damaged one is fetched (and judged) under its own key.
+      const e = oldEntries.get(s.strong);
+      if (e && !entries.has(s.strong) && decodes(e)) entries.set(s.strong, e);
+    }
+    const recData = encodeBundle({ pathSets: encodePathSets(rec), entries, blobs: inline });
+    if ((await this.call(r, key, buildId, true, () => r.backend.put('ac', key, recData))) === DOWN) return;
     this.count(r, buildId, 'bytes-up', recData.length);
     this.count(r, buildId, 'uploaded');
   }

@@ -1,6 +1,8 @@
 // Client-side sharding as ccache's `shards`: one backend over several, each
 // key on the shard that scores highest for it (rendezvous hashing), so adding
-// or removing a shard moves only the keys that scored highest there.
+// or removing a shard moves only the keys that scored highest there. A shard
+// that is down keeps its keys (remote-store.ts takes it out alone): moved to
+// another, an entry would be written where no reader looks.
 import { createHash } from 'node:crypto';
 import type { RemoteBackend, RemoteKind, RemoteSpec } from './backend.js';
 
@@ -35,5 +37,6 @@ export function shardedBackend(spec: RemoteSpec, shards: RemoteBackend[]): Remot
     close: async () => {
       await Promise.all(shards.map((s) => s.close()));
     },
+    shards: { names: shards.map((s) => s.spec.display), of: (key: string) => pickShard(spec.shards, key) },
   };
 }

@@ -12,10 +12,84 @@ import type { Entry, PathSets } from '../store.js';
 
 export const WIRE_VERSION = 1;
 
-// The path set tag follows the record's format (2: tables, record-codec.ts), so
-// a kbx reading one format never finds a record of the other.
+/** Format of the record under pathSetsKey: a bundle (below) around the path set record. */
+export const BUNDLE_FORMAT = 1;
+
+// The path set tag follows the record's format (2: tables, record-codec.ts)
+// and the bundle's, so a kbx reading one format never finds a record of another.
 export function pathSetsKey(weak: string): string {
-  return sha256(`kbx-path-sets-${PATH_SETS_FORMAT}\0${weak}`);
+  return sha256(`kbx-path-sets-${PATH_SETS_FORMAT}-bundle-${BUNDLE_FORMAT}\0${weak}`);
+}
+
+/**
+ * What a shared store holds under pathSetsKey: the path set record with, for
+ * a fresh runner's hit in one request, the entry records of its sets and the
+ * small blobs of the newest set's entry. Each is as untrusted as the record
+ * it travels with: an entry passes decodeRemoteEntry, a blob must hash to its
+ * digest before it is written anywhere. What is not inline is fetched under
+ * its own key (entryKey, the blob's digest), which is written too.
+ */
+export interface Bundle {
+  /** The path set record's bytes (record-codec.ts). */
+  pathSets: Buffer;
+  /** Entry records, by strong fingerprint. */
+  entries: Map<string, Buffer>;
+  /** Blobs, by digest (not verified by decodeBundle). */
+  blobs: Map<string, Buffer>;
+}
+
+// 'KBXB' and the format byte; then u32 length + path set record; then u16
+// count of (32-byte strong, u32 length, entry record); then u16 count of
+// (32-byte digest, u32 length, blob). Integers are big-endian.
+const BUNDLE_MAGIC = Buffer.from([0x4b, 0x42, 0x58, 0x42, BUNDLE_FORMAT]);
+/** Blobs inlined for one set: each at most this big, together at most INLINE_TOTAL_BYTES. */
+export const INLINE_BLOB_BYTES = 16 << 10;
+export const INLINE_TOTAL_BYTES = 64 << 10;
+const MAX_INLINE = 256;
+
+export function encodeBundle(b: Bundle): Buffer {
+  const parts: Buffer[] = [BUNDLE_MAGIC, u32(b.pathSets.length), b.pathSets];
+  for (const map of [b.entries, b.blobs]) {
+    const items = [...map].slice(0, MAX_INLINE);
+    const n = Buffer.alloc(2);
+    n.writeUInt16BE(items.length);
+    parts.push(n);
+    for (const [name, data] of items) parts.push(Buffer.from(name, 'hex'), u32(data.length), data);
+  }
+  return Buffer.concat(parts);
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+}
+
+/** Throws DecodeError unless every length and count is within the bytes, which it ends at exactly. */
+export function decodeBundle(data: Buffer): Bundle {
+  let at = 0;
+  const take = (n: number, what: string): Buffer => {
+    if (n > data.length - at) throw new DecodeError('bundle', `${what} runs past the end`);
+    const b = data.subarray(at, at + n);
+    at += n;
+    return b;
+  };
+  if (!take(BUNDLE_MAGIC.length, 'header').equals(BUNDLE_MAGIC)) throw new DecodeError('bundle', `not a bundle of format ${BUNDLE_FORMAT}`);
+  const pathSets = take(take(4, 'length').readUInt32BE(0), 'path set record');
+  const table = (what: string): Map<string, Buffer> => {
+    const n = take(2, `${what} count`).readUInt16BE(0);
+    if (n > MAX_INLINE) throw new DecodeError('bundle', `${n} ${what === 'entry' ? 'entries' : 'blobs'}, more than ${MAX_INLINE}`);
+    const map = new Map<string, Buffer>();
+    for (let i = 0; i < n; i++) {
+      const name = take(32, what).toString('hex');
+      map.set(name, take(take(4, 'length').readUInt32BE(0), what));
+    }
+    return map;
+  };
+  const entries = table('entry');
+  const blobs = table('blob');
+  if (at !== data.length) throw new DecodeError('bundle', `${data.length - at} bytes after its end`);
+  return { pathSets, entries, blobs };
 }
 
 export function entryKey(strong: string): string {
