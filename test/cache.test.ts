@@ -113,13 +113,14 @@ describe('the pipeline fixture', () => {
     assert.equal(s.hits, 10, r.stderr);
   });
 
-  test('a failing line is not stored: it runs again, with stdout, stderr and status as plain make gives them', () => {
+  test('a failing line that read and wrote nothing is stored (its failure is keyed): it hits with stdout, stderr and status as plain make gives them', () => {
+    // What may not be stored (a failure no key holds): stored-failures.test.ts.
     const proj = copyPipeline('failing');
     const plain = plainMake(proj, ['failing']);
     const first = kbx.make(proj, ['failing']);
     const second = kbx.make(proj, ['failing']);
-    assert.equal(summary(second.stderr).hits, 0, second.stderr);
-    assert.equal(summary(second.stderr).misses, 1, second.stderr);
+    assert.equal(summary(second.stderr).hits, 1, second.stderr);
+    assert.equal(summary(second.stderr).misses, 0, second.stderr);
     for (const r of [first, second]) {
       assert.equal(r.status, plain.status);
       assert.equal(r.stdout, plain.stdout);
@@ -159,8 +160,9 @@ describe('a make that restarts', () => {
     const kbx = new Kbx('restarts');
     const proj = tempDir('restarts');
     writeTree(proj, {
-      // The $(shell) runs once gen.mk is read: in the first build, only after the restart.
-      Makefile: 'include gen.mk\nifdef X\nWORD := $(shell cat in.txt)\nendif\nall: out.txt\nout.txt: in.txt\n\tcat in.txt > out.txt\ngen.mk: gen.src\n\tcp gen.src gen.mk\n',
+      // The $(shell) runs once gen.mk is read: in the first build, only after the restart
+      // (not a plain `cat`, which the shim does itself: shim-cat.test.ts).
+      Makefile: 'include gen.mk\nifdef X\nWORD := $(shell tr -d x < in.txt)\nendif\nall: out.txt\nout.txt: in.txt\n\tcat in.txt > out.txt\ngen.mk: gen.src\n\tcp gen.src gen.mk\n',
       'gen.src': 'X := 1\n',
       'in.txt': 'word\n',
     });

@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,7 @@ const probeSource = join(repoRoot, 'test', 'fixtures', 'tracer', 'probe.c');
 
 interface TraceEvent {
   op: string;
-  path: string; // for `!`, the reason; for `i`, empty
+  path: string; // for `!`, the reason; for `f`, what failed; for `i`, empty
   ino?: bigint;
   size?: bigint;
   mtimeNs?: bigint;
@@ -35,8 +35,8 @@ function parseTrace(text: string): TraceEvent[] {
       events.push({ op: m[1]!, path: m[2]! });
     } else if (line === 'i') {
       events.push({ op: 'i', path: '' });
-    } else if ((m = /^! (.+)$/.exec(line))) {
-      events.push({ op: '!', path: m[1]! });
+    } else if ((m = /^([!f]) (.+)$/.exec(line))) {
+      events.push({ op: m[1]!, path: m[2]! });
     } else {
       throw new Error(`malformed trace line: ${JSON.stringify(line)}`);
     }
@@ -426,6 +426,18 @@ test('standard input: i only for reads of what came from outside the line', () =
 
   const devnull = sh(d, 'cat');
   assert.ok(!has(devnull, 'i', ''), devnull.log);
+});
+
+test('f: a call failing other than absent or existing, a child killed by a signal; not an absent file, nor SIGPIPE', () => {
+  const d = scratch();
+  symlinkSync('loop', join(d, 'loop'));
+  const r = sh(d, "cat loop; cat absent; sh -c 'kill -9 $$'; yes | head -n 1");
+  assert.equal(r.status, 0);
+  const failures = r.events.filter((e) => e.op === 'f').map((e) => e.path);
+  assert.equal(failures.length, 2, r.log);
+  assert.match(failures[0]!, /^errno 40 (\S*\/)?loop$/); // ELOOP
+  assert.equal(failures[1], 'child killed by signal 9');
+  expectEvent(r, 'a', join(d, 'absent'));
 });
 
 test('a path with a newline is reported as ! instead of a broken line', () => {

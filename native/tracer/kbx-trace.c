@@ -48,6 +48,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -90,7 +91,8 @@ int __uflow(FILE *stream);
     X(mkstemps64) X(mkostemps) X(mkostemps64) X(mkdtemp)                       \
     X(fdopendir) X(scandir) X(scandir64) X(scandirat) X(scandirat64)           \
     X(fts_read) X(fts64_read) X(nftw) X(nftw64) X(ftw) X(ftw64)               \
-    X(glob) X(glob64)
+    X(glob) X(glob64)                                                          \
+    X(fork) X(wait) X(waitpid) X(wait3) X(wait4) X(waitid)
 
 #define DECLARE_REAL(fn)                                                       \
     static __typeof__(&fn) real_##fn;                                          \
@@ -389,6 +391,8 @@ static const struct stat *before_stat(const struct before *b)
 // because the path (or a directory on it) is absent, `s` if it failed because
 // the path exists (O_EXCL, mkdir, link, symlink), nothing for other failures.
 // `real` as for log_event_real.
+static void log_failure(const char *fmt, int a, const char *path);
+
 static void log_outcome(char op, const struct before *b, int dirfd, const char *path, int ok, int real)
 {
     if (log_fd < 0) return;
@@ -396,6 +400,7 @@ static void log_outcome(char op, const struct before *b, int dirfd, const char *
     if (ok && op) log_event_real(op, b ? before_stat(b) : NULL, dirfd, path, real);
     else if (!ok && absent(err) && (!make_only || op == 'r')) log_event('a', NULL, dirfd, path);
     else if (!ok && err == EEXIST) log_event('s', NULL, dirfd, path);
+    else if (!ok) log_failure("errno %d", err, path);
     errno = err;
 }
 
@@ -1431,3 +1436,83 @@ STDIN_READER(int, _IO_getc, (FILE *f), (f), f)
 STDIN_READER(int, __uflow, (FILE *f), (f), f)
 STDIN_READER(int, getchar, (void), (), stdin)
 STDIN_READER(int, getchar_unlocked, (void), (), stdin)
+
+// ---------------------------------------------------------------------------
+// Failures no key holds (event `f`, PROTOCOL.md section 3): a call that failed
+// for a reason other than an absent or existing path (EACCES, EMFILE, EIO,
+// ENOMEM...), a fork that failed, a child that died of a signal other than
+// SIGPIPE (the OOM killer, a timeout). The daemon stores a line that exited
+// non-zero only when its log has none of these: its failure may not happen
+// again with the same inputs.
+
+static void log_failure(const char *fmt, int a, const char *path)
+{
+    if (log_fd < 0 || make_only) return;
+    int saved = errno;
+    char buf[LINE_CAP];
+    size_t n = (size_t)snprintf(buf, 64, "f ");
+    n += (size_t)snprintf(buf + n, 64, fmt, a);
+    // The path is for people reading the log; the daemon reads only the op.
+    if (path && path[0] && strlen(path) < sizeof buf - n - 2 && !strchr(path, '\n'))
+        n += (size_t)snprintf(buf + n, sizeof buf - n, " %s", path);
+    buf[n++] = '\n';
+    write_line(buf, n);
+    errno = saved;
+}
+
+static void check_child(pid_t r, int status)
+{
+    if (r > 0 && WIFSIGNALED(status) && WTERMSIG(status) != SIGPIPE)
+        log_failure("child killed by signal %d", WTERMSIG(status), NULL);
+}
+
+pid_t fork(void)
+{
+    pid_t r = REAL(fork)();
+    if (r < 0) log_failure("fork: errno %d", errno, NULL);
+    return r;
+}
+
+pid_t wait(int *status)
+{
+    int st = 0;
+    pid_t r = REAL(wait)(&st);
+    check_child(r, st);
+    if (r > 0 && status) *status = st;
+    return r;
+}
+
+pid_t waitpid(pid_t pid, int *status, int options)
+{
+    int st = 0;
+    pid_t r = REAL(waitpid)(pid, &st, options);
+    check_child(r, st);
+    if (r > 0 && status) *status = st;
+    return r;
+}
+
+pid_t wait3(int *status, int options, struct rusage *usage)
+{
+    int st = 0;
+    pid_t r = REAL(wait3)(&st, options, usage);
+    check_child(r, st);
+    if (r > 0 && status) *status = st;
+    return r;
+}
+
+pid_t wait4(pid_t pid, int *status, int options, struct rusage *usage)
+{
+    int st = 0;
+    pid_t r = REAL(wait4)(pid, &st, options, usage);
+    check_child(r, st);
+    if (r > 0 && status) *status = st;
+    return r;
+}
+
+int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
+{
+    int r = REAL(waitid)(type, id, info, options);
+    if (r == 0 && info && info->si_pid && (info->si_code == CLD_KILLED || info->si_code == CLD_DUMPED) && info->si_status != SIGPIPE)
+        log_failure("child killed by signal %d", info->si_status, NULL);
+    return r;
+}

@@ -27,8 +27,3 @@ export async function replayBeforeMake(sock: string, buildId: string, inv: MakeI
   }
 }
 
-/** The summary's replay part: 'replayed 1,758 lines: restored 3,390 files, refreshed 0, in 0.9 s'. */
-export function formatReplay(s: ReplaySpan): string {
-  const n = (x: number) => x.toLocaleString('en-US');
-  return `replayed ${n(s.lines)} lines: restored ${n(s.restored)} files, refreshed ${n(s.refreshed)}, in ${((s.endUs - s.startUs) / 1e6).toFixed(1)} s`;
-}

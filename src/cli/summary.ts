@@ -2,7 +2,6 @@
 // shared store that failed during it.
 import type { RemoteStatus } from '../store/remote/remote-store.js';
 import type { ReplaySpan } from '../builds/record.js';
-import { formatReplay } from './replay.js';
 
 export interface BuildSummary {
   /** Counters the shims kept in the counters file. */
@@ -60,4 +59,10 @@ export function formatSummary(s: BuildSummary): string {
     else if (r.writesOff) lines.push(`kbx: shared store ${r.name} refused uploads (${r.writesOff}); it was only read from`);
   }
   return lines.join('\n');
+}
+
+/** The summary's replay part: 'replayed 1,758 lines: restored 3,390 files, refreshed 0, in 0.9 s'. */
+export function formatReplay(s: ReplaySpan): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  return `replayed ${n(s.lines)} lines: restored ${n(s.restored)} files, refreshed ${n(s.refreshed)}, in ${((s.endUs - s.startUs) / 1e6).toFixed(1)} s`;
 }

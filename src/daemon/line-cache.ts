@@ -6,10 +6,10 @@ import { join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { FileState, listingDigest } from '../fingerprint/file-state.js';
 import { ABSENT_OR_FILE, replaceableNow, strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
-import { classifyAccesses, entriesChanged, renameDestinations, type Accesses, type InputSpec } from '../observe/accesses.js';
+import { classifyAccesses, entriesChanged, renameDestinations, unkeyedFailure, type Accesses, type ClassifyOptions, type InputSpec } from '../observe/accesses.js';
 import { untraceableProgram } from '../observe/untraceable.js';
 import { shimPath } from '../native/build.js';
-import { parseTraceLog } from '../observe/trace-log.js';
+import { parseTraceLog, type TraceEvent } from '../observe/trace-log.js';
 import { TimeMacroScanner } from '../observe/time-macros.js';
 import { timeMacroInputs } from '../fingerprint/time-inputs.js';
 import type { Entry, PathSets, Store, StoredOutput } from '../store/store.js';
@@ -267,7 +267,7 @@ export class LineCache {
       }
       const justFilled = fresh?.strong === set.strong ? fresh : undefined;
       const entry = justFilled ? justFilled.entry : this.store.getEntry(set.strong);
-      if (!entry || entry.exit !== 0) continue; // a failure stored by an older kbx is not replayed
+      if (!entry || (entry.exit !== 0 && !replayableFailure(entry))) continue; // a failure stored by an older kbx is not replayed
       const restored = restoreEntry(justFilled ? withBlobs(this.store, justFilled.blobs) : this.store, this.state, entry, {
         roots,
         names,
@@ -452,12 +452,13 @@ export class LineCache {
     if (!/^\d+$/.test(done.status)) return { outcome: 'not-stored', reason: done.status.startsWith('sig') ? 'killed' : 'output-too-big', persist: none };
     const { events, bad } = parseTraceLog(log);
     const wrappers = (this.lastWrappers = wrappersRun(events));
-    const acc = classifyAccesses(events, bad, {
+    const classify = {
       ignorePrefixes: [...this.cfg.ignorePaths, this.cfg.dir, ...action.ignore],
       uncacheablePrograms: this.cfg.uncacheablePrograms,
       makeName: action.makeName,
       command: action.req.command,
-    });
+    };
+    const acc = classifyAccesses(events, bad, classify);
     for (const spec of acc.inputs) if (spec.kind === 'c') observed.inputs.push(spec.path);
     observed.outputs.push(...acc.written.filter((p) => existsSync(p)));
     if (!acc.uncacheable) {
@@ -473,7 +474,9 @@ export class LineCache {
     }
     // A failure may come from what no key holds (an OOM-killed cc1, a full disk,
     // a flaky tool): replaying it would fail every build until the inputs change.
-    if (done.status !== '0') return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
+    // Only a failure whose every cause is keyed is stored (keyedFailure).
+    const failed = done.status !== '0';
+    if (failed && !keyedFailure(Number(done.status), events, classify)) return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
     // The wrappers this line is keyed without (its text runs a wrapped compile:
     // wrappers.ts); a line keyed with them keeps all they did.
     const keyedWithout = new Set<string>([...stripWrappers(action.req.command).wrappers, ...(action.envWrappers ?? [])]);
@@ -636,6 +639,7 @@ export class LineCache {
       stdout: stdoutDigest,
       stderr: stderrDigest,
       exit: Number(done.status),
+      ...(failed && { keyedFailure: true as const }),
       durationUs: done.elapsedUs,
       createdMs: Date.now(),
       buildId: action.buildId,
@@ -660,6 +664,27 @@ export class LineCache {
     })();
     return { outcome: 'stored', persist, strong };
   }
+}
+
+/**
+ * A run that exited non-zero may be stored when nothing but its keyed inputs
+ * can have made it fail (PROTOCOL.md section 6, "Stored failures"): it exited
+ * 1..125 (126 and 127 are exec failures, 128 and up a shell's report of a
+ * child killed by a signal), it touched no path no key holds (an ignored
+ * prefix, /proc/self), it changed no file at all, not even a temporary (a
+ * full disk, a quota, a read-only file system fail writes), and the tracer
+ * saw no failure a key cannot hold (`f`: a call failing with EACCES, EMFILE,
+ * EIO..., a failed fork, a child killed by a signal: the OOM killer, a
+ * timeout). Those failures cost a run on every build otherwise: kbuild's
+ * `$(shell cat include/config/kernel.release)` in the source directory.
+ */
+export function keyedFailure(status: number, events: readonly TraceEvent[], opts: ClassifyOptions): boolean {
+  return status >= 1 && status <= 125 && unkeyedFailure(events, opts) === undefined;
+}
+
+/** A stored failure this kbx stored by the rule above (an older kbx stored failures without it). */
+function replayableFailure(entry: Entry): boolean {
+  return entry.keyedFailure === true && entry.exit >= 1 && entry.exit <= 125 && entry.outputs.length === 0 && entry.deleted.length === 0;
 }
 
 /** The kbuild .cmd files a hit writes with the command the current line saves (kernel/cmd-file.ts). */

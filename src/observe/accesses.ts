@@ -111,6 +111,7 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
   for (const [i, ev] of events.entries()) {
     if (ev.op === 'i') return { ...result, uncacheable: 'reads-stdin' };
     if (ev.op === '!') return { ...result, uncacheable: `untraceable: ${ev.path}` };
+    if (ev.op === 'f') continue; // looked at by unkeyedFailure only
     const p = ev.path;
     const verdict = judgePath(resolve(p), ev.op, opts);
     if (verdict === 'ignore') continue;
@@ -177,6 +178,27 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
 }
 
 /**
+ * For a line that exited non-zero: what in its trace may have made it fail
+ * that no key holds, or undefined. A change to any path but /dev/null, even
+ * one no key looks at (a temporary, ccache's cache): a full disk or a
+ * read-only file system fails a write. Any access to a path no key holds
+ * (an ignored prefix, /proc/self, /sys) but /dev/null: what made the line
+ * fail may be there. An `f` event: a call that failed with EACCES, EMFILE,
+ * EIO..., a failed fork, a child killed by a signal.
+ */
+export function unkeyedFailure(events: readonly TraceEvent[], opts: ClassifyOptions): string | undefined {
+  for (const ev of events) {
+    if (ev.op === 'f') return ev.path;
+    if (ev.op === 'i' || ev.op === '!' || ev.op === 'e') continue; // `i` and `!` make the line uncacheable anyway
+    const p = resolve(ev.path);
+    if (p === '/dev/null') continue;
+    if (WRITES.has(ev.op) || ev.op === 'd' || ev.op === 'n') return `changed ${p}`;
+    if (judgePath(p, ev.op, opts) !== 'track') return `read ${p}, which no key holds`;
+  }
+  return undefined;
+}
+
+/**
  * The line removed or renamed over what was at the path, or created it where
  * nothing was, then left a file there of its own making: the old file's bytes,
  * mode and links are gone whatever they were. Not a truncating open of an
@@ -210,7 +232,7 @@ export function entriesChanged(events: TraceEvent[]): Map<string, Map<string, bo
   const first = new Map<string, TraceEvent>();
   const changed = new Set<string>();
   for (const ev of events) {
-    if (ev.op === 'i' || ev.op === '!' || ev.op === 'e') continue; // e: logged before an exec that may fail
+    if (ev.op === 'i' || ev.op === '!' || ev.op === 'f' || ev.op === 'e') continue; // e: logged before an exec that may fail
     if (!first.has(ev.path)) first.set(ev.path, ev);
     if (WRITES.has(ev.op) || ev.op === 'd' || ev.op === 'n') changed.add(ev.path);
   }

@@ -130,6 +130,7 @@ export function decodeEntry(x: unknown): Entry {
     stdout: digest(e.stdout, 'stdout', true),
     stderr: digest(e.stderr, 'stderr', true),
     exit: int(e.exit, 'exit', 255),
+    ...(e.keyedFailure === true && { keyedFailure: true as const }),
     durationUs: int(e.durationUs, 'durationUs', Number.MAX_SAFE_INTEGER),
     createdMs: int(e.createdMs, 'createdMs', Number.MAX_SAFE_INTEGER),
     buildId: text(e.buildId, 'buildId', 256),

@@ -16,6 +16,12 @@ export interface Entry {
   stdout: string;
   stderr: string;
   exit: number;
+  /**
+   * Set on a run that exited non-zero and was stored because its failure is
+   * keyed (PROTOCOL.md section 6, "Stored failures"); an entry with another
+   * status and without it (an older kbx's) is never replayed.
+   */
+  keyedFailure?: true;
   durationUs: number;
   createdMs: number;
   buildId: string;
