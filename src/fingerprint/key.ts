@@ -32,7 +32,10 @@ import { PART_PREFIX, type LineProjections } from './projection.js';
 // 5: MAKEFLAGS's `SHELL=<install>/kbx-shim` (kbx make's own override) keyed as
 // `SHELL=kbx-shim`, so two machines with kbx installed at different paths
 // share entries; a line whose outputs hold the shim's path is not stored.
-export const KEY_FORMAT = 'kbx-key-5';
+// 6: kbx make's cmd_link_vmlinux override, which make also exports to every
+// line, left out of the environment as it is out of MAKEFLAGS: it holds kbx's
+// install path, so two installs shared no kernel line.
+export const KEY_FORMAT = 'kbx-key-6';
 
 /** The file name of kbx's shim, which `kbx make` passes to make as SHELL=<install>/kbx-shim. */
 export const SHIM_NAME = 'kbx-shim';
@@ -105,6 +108,8 @@ export function keyEnvironment(env: readonly string[], extraIgnore: readonly str
     // kbx's own variables, less the shell that runs the line: /bin/sh and bash
     // give different outputs for the same line (echo '\\n', [[ ]]).
     if ((name.startsWith('KBX_') && name !== 'KBX_REAL_SHELL') || VOLATILE_ENV.has(name) || isWrapperVariable(name, withoutWrappers)) continue;
+    // kbx's own link routing, exported by make as a command-line variable: see normalizeMakeflags.
+    if (name === 'cmd_link_vmlinux') continue;
     if (extraIgnore.includes(name) && !(TIME_VARIABLES as readonly string[]).includes(name)) continue;
     // CC="distcc gcc" on make's command line reaches MAKEFLAGS and, exported by kbuild, CC itself.
     if (name === 'MAKEFLAGS' || name === 'MFLAGS') {
