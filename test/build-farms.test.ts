@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadBuild } from '../src/builds/archive.js';
-import { Kbx, plainMake, summary, tempDir, writeTree, type RunResult } from './support/kbx.js';
+import { Kbx, ok, plainMake, summary, tempDir, writeTree } from './support/kbx.js';
 import { Distccd, distccNeeds } from './support/distcc.js';
 import { IcecreamFarm, icecreamNeeds } from './support/icecream.js';
 import { program, unlessMissing } from './support/tools.js';
@@ -59,10 +59,6 @@ function assertSame(got: Map<string, Buffer>, want: Map<string, Buffer>): void {
   for (const [name, bytes] of want) assert.ok(got.get(name)!.equals(bytes), `${name} differs from plain make's`);
 }
 
-function ok(r: RunResult): RunResult {
-  assert.equal(r.status, 0, r.stderr);
-  return r;
-}
 
 describe('build farms: distcc', { skip: unlessMissing(...distccNeeds, program('ccache', 'ccache')) }, () => {
   let farm: Distccd[] = [];

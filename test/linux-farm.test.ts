@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadBuild } from '../src/builds/archive.js';
-import { Kbx, plainMake, summary, tempDir, type RunResult } from './support/kbx.js';
+import { Kbx, ok, plainMake, summary, tempDir, type RunResult } from './support/kbx.js';
 import { Distccd, distccNeeds } from './support/distcc.js';
 import { REPRODUCIBLE_KBUILD as REPRODUCIBLE, kernelTree } from './support/kernel-tree.js';
 import { linuxSource, unlessMissing } from './support/tools.js';
@@ -25,10 +25,6 @@ function assertSameArtifacts(out: string, expected: Map<string, Buffer>, what: s
   for (const [a, bytes] of expected) assert.ok(readFileSync(join(out, a)).equals(bytes), `${a} of the ${what} build differs from the plain build`);
 }
 
-function ok(r: RunResult): RunResult {
-  assert.equal(r.status, 0, r.stderr.slice(-3000));
-  return r;
-}
 
 /** The compile lines (kbuild's "  CC  x.o" echo) of the last build that missed. */
 function missedCompiles(kbx: Kbx): string[] {

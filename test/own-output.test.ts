@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kbx, assertSameTree, plainMake, summary, tempDir, writeTree, type RunResult } from './support/kbx.js';
+import { assertSameTree, Kbx, ok, projectDir, plainMake, summary } from './support/kbx.js';
 import { program, unlessMissing } from './support/tools.js';
 
 // Compiles (then a program kbx knows nothing of reads the object, as kbuild's
@@ -37,16 +37,8 @@ clean:
 // 3 compiles, 3 objcopy lines, the link.
 const LINES = 7;
 
-function project(tag: string, files: Record<string, string> = PROJECT): string {
-  const dir = join(tempDir(tag), 'proj');
-  writeTree(dir, files);
-  return dir;
-}
+const project = (tag: string, files: Record<string, string> = PROJECT): string => projectDir(tag, files);
 
-function ok(r: RunResult): RunResult {
-  assert.equal(r.status, 0, r.stderr);
-  return r;
-}
 
 /**
  * Sets a file's mtime to now (content unchanged): after every output of the

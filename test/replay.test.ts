@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, cpSync, existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Kbx, assertSameTree, plainMake, summary, tempDir, writeTree, type RunResult } from './support/kbx.js';
+import { assertSameTree, Kbx, ok, plainMake, summary, tempDir, writeTree, type RunResult } from './support/kbx.js';
 
 // A makefile that does not record commands: objects depend on their source
 // only, so plain make after a flags change keeps old objects unless cleaned.
@@ -44,10 +44,6 @@ function replayed(r: RunResult): number {
   return Number(/replayed (\d+) lines/.exec(r.stderr)?.[1] ?? 0);
 }
 
-function ok(r: RunResult): RunResult {
-  assert.equal(r.status, 0, r.stderr);
-  return r;
-}
 
 /** Plain make in a copy of `dir` after `change`, from a clean tree: what kbx must equal. */
 function plainAfter(dir: string, tag: string, change: (d: string) => void): string {

@@ -7,7 +7,7 @@ import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kbx, plainMake, summary, tempDir, writeTree, type RunResult } from './support/kbx.js';
+import { Kbx, ok, plainMake, projectDir, summary } from './support/kbx.js';
 
 const MAKEFILE = `V := $(shell cat ver.txt 2> /dev/null)
 W := $(shell cat 'ver.txt')
@@ -16,23 +16,14 @@ all:
 \tcat ver.txt
 `;
 
-function project(tag: string, files: Record<string, string>): string {
-  const dir = join(tempDir(tag), 'proj');
-  writeTree(dir, files);
-  return dir;
-}
 
-function ok(r: RunResult): RunResult {
-  assert.equal(r.status, 0, r.stderr);
-  return r;
-}
 
 describe('cat of a small file', () => {
   const kbx = new Kbx('shim-cat');
   after(() => kbx.stop());
 
   test('is done by the shim, with plain make output, and asks the daemon nothing', () => {
-    const proj = project('cat-done', { Makefile: MAKEFILE, 'ver.txt': '6.1.0\n' });
+    const proj = projectDir('cat-done', { Makefile: MAKEFILE, 'ver.txt': '6.1.0\n' });
     const plain = ok(plainMake(proj));
     const r = ok(kbx.make(proj));
     assert.equal(r.stdout, plain.stdout);
@@ -42,7 +33,7 @@ describe('cat of a small file', () => {
   });
 
   test('goes on as before when the file is absent, too big, or a directory, when PATH finds another cat, and with replay on', () => {
-    const proj = project('cat-not-done', {
+    const proj = projectDir('cat-not-done', {
       Makefile: `all:\n\t-cat absent.txt\n\tcat big.txt | wc -c\n\tcat big.txt\n\t-cat dir\n`,
       'big.txt': 'x'.repeat(65537),
     });
@@ -52,7 +43,7 @@ describe('cat of a small file', () => {
     assert.equal(r.stdout, plain.stdout);
     assert.equal(summary(r.stderr).trivial, 0, r.stderr);
 
-    const other = project('cat-path', { Makefile: MAKEFILE, 'ver.txt': '6.1.0\n', 'bin/cat': '#!/bin/sh\necho "another cat"\n' });
+    const other = projectDir('cat-path', { Makefile: MAKEFILE, 'ver.txt': '6.1.0\n', 'bin/cat': '#!/bin/sh\necho "another cat"\n' });
     chmodSync(join(other, 'bin/cat'), 0o755);
     const path = { PATH: `${join(other, 'bin')}:${process.env.PATH}` };
     const otherPlain = ok(plainMake(other, [], path));
@@ -61,7 +52,7 @@ describe('cat of a small file', () => {
     assert.equal(o.stdout, otherPlain.stdout);
     assert.equal(summary(o.stderr).trivial, 0, o.stderr);
 
-    const replayed = project('cat-replay', { Makefile: MAKEFILE, 'ver.txt': '6.1.0\n' });
+    const replayed = projectDir('cat-replay', { Makefile: MAKEFILE, 'ver.txt': '6.1.0\n' });
     writeFileSync(join(replayed, 'ver.txt'), '6.1.0\n');
     const rr = ok(kbx.make(replayed, [], { KBX_REPLAY: 'true' }));
     assert.equal(summary(rr.stderr).trivial, 0, rr.stderr);

@@ -8,25 +8,16 @@ import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kbx, plainMake, summary, tempDir, writeTree, type RunResult } from './support/kbx.js';
+import { Kbx, ok, plainMake, projectDir, summary } from './support/kbx.js';
 
-function project(tag: string, files: Record<string, string>): string {
-  const dir = join(tempDir(tag), 'proj');
-  writeTree(dir, files);
-  return dir;
-}
 
-function ok(r: RunResult): RunResult {
-  assert.equal(r.status, 0, r.stderr);
-  return r;
-}
 
 describe('a failing line', () => {
   const kbx = new Kbx('failures');
   after(() => kbx.stop());
 
   test('that read a file and found it absent hits on the next build, with its status and stderr; the file appearing is a miss', () => {
-    const proj = project('failure-absent', {
+    const proj = projectDir('failure-absent', {
       Makefile: 'V := $(shell cat release.txt 2>/dev/null)\nS := $(.SHELLSTATUS)\nall:\n\t@echo "v=[$(V)] status $(S)"\n\t-cat release.txt\n',
     });
     const plain = plainMake(proj);
@@ -55,7 +46,7 @@ describe('a failing line', () => {
       '-cat loop', // ELOOP: not a keyed absence
       "-sh -c 'kill -9 $$$$'; exit 1", // the OOM killer
     ];
-    const proj = project('failure-unkeyed', { Makefile: `all:\n${lines.map((l) => `\t${l}\n`).join('')}` });
+    const proj = projectDir('failure-unkeyed', { Makefile: `all:\n${lines.map((l) => `\t${l}\n`).join('')}` });
     symlinkSync('loop', join(proj, 'loop'));
     const first = ok(kbx.make(proj));
     assert.equal(summary(first.stderr).stored, 0, first.stderr);

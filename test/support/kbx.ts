@@ -21,6 +21,19 @@ export function tempDir(prefix: string): string {
 }
 
 /** Writes a tree of files (path → content) under dir. */
+/** A fresh project directory (<temp>/proj) holding files. */
+export function projectDir(tag: string, files: Record<string, string>): string {
+  const dir = join(tempDir(tag), 'proj');
+  writeTree(dir, files);
+  return dir;
+}
+
+/** r, after asserting it exited 0 (its stderr's end says why not). */
+export function ok(r: RunResult): RunResult {
+  assert.equal(r.status, 0, r.stderr.slice(-3000));
+  return r;
+}
+
 export function writeTree(dir: string, files: Record<string, string>): void {
   for (const [p, content] of Object.entries(files)) {
     mkdirSync(dirname(join(dir, p)), { recursive: true });
