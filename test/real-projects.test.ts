@@ -185,11 +185,13 @@ describe(`busybox 1.35.0 (Debian orig tarball), allnoconfig + ${APPLETS.length} 
     assert.equal(kbx.make(proj, ['clean'], REPRODUCIBLE).status, 0);
     const warm = kbxBuild(kbx, proj, args, REPRODUCIBLE);
     assertSameTree(proj, plain);
-    // `cat .kernelrelease` fails (it is absent after clean: a failing line is
-    // never stored) and scripts/gen_build_files.sh, run every time, lists
-    // directories the build itself writes into.
+    // `cat .kernelrelease` fails (it is absent after clean; a failure is stored
+    // only when nothing outside its key can have caused it) and
+    // scripts/gen_build_files.sh, run every time, lists directories the build
+    // itself writes into. The shim runs `cat FILE` of a small file itself: those
+    // lines count as trivial, not hits (about 90 of them here).
     const missed = missedLines(kbx, proj).map((m) => m.command.replace(/ .*/s, '').replace(/.*\//, ''));
     assert.ok(missed.every((c) => c === 'cat' || c === 'gen_build_files.sh'), JSON.stringify(missed));
-    assert.ok(warm.misses <= 5 && warm.hits >= 450, JSON.stringify(warm));
+    assert.ok(warm.misses <= 5 && warm.hits + warm.trivial >= 480, JSON.stringify(warm));
   });
 });
