@@ -27,6 +27,18 @@ export interface Entry {
   buildId: string;
 }
 
+/**
+ * The blobs a restore of entry reads, each with its size (0 for stdout and
+ * stderr, whose size the entry does not say): a hard link of an input keeps
+ * no blob (daemon/hard-links.ts), so the restore links it or the line runs.
+ */
+export function entryBlobs(entry: Entry): Map<string, number> {
+  const blobs = new Map<string, number>();
+  for (const d of [entry.stdout, entry.stderr]) if (d !== '') blobs.set(d, 0);
+  for (const o of entry.outputs) if (o.kind === 'file' && o.linkOf === undefined) blobs.set(o.digest, o.size);
+  return blobs;
+}
+
 /** Everything known about one weak fingerprint: its command, and the input sets seen for it, newest first. */
 export interface PathSets {
   command: string;

@@ -17,7 +17,7 @@
 // and is used only by an entry that names it. What is fetched for a command
 // the build never looks up is wasted, never wrong.
 import { strongFingerprint } from '../../fingerprint/key.js';
-import type { Entry } from '../store.js';
+import { entryBlobs, type Entry } from '../store.js';
 import { decodeBundle, decodeRemoteEntry, decodeRemotePathSets, entryKey, pathSetsKey } from './wire.js';
 
 /** What the read-ahead needs from the layer: GETs that count and fail as the lookups' do. */
@@ -124,10 +124,8 @@ export class ReadAhead {
       if (!got) continue;
       const entry: Entry = decodeRemoteEntry(got);
       if (entry.exit !== 0) continue;
-      const blobs = new Map([entry.stdout, entry.stderr].map((d) => [d, 0]));
-      for (const o of entry.outputs) if (o.kind === 'file') blobs.set(o.digest, o.size);
-      for (const [digest, size] of blobs) {
-        if (digest === '' || this.stopped || bundle.blobs.has(digest) || this.src.hasBlob(digest)) continue;
+      for (const [digest, size] of entryBlobs(entry)) {
+        if (this.stopped || bundle.blobs.has(digest) || this.src.hasBlob(digest)) continue;
         if (this.blobBytes + size > MAX_BLOB_BYTES) return;
         this.blobBytes += size;
         if ((await this.src.blob(digest)) === null) return this.src.out() ? this.stop() : undefined;

@@ -23,7 +23,7 @@
 import { sha256 } from '../../util/hash.js';
 import { strongFingerprint, type PathEntry } from '../../fingerprint/key.js';
 import type { LocalStore } from '../local/local-store.js';
-import type { Entry, PathSet, PathSets } from '../store.js';
+import { entryBlobs, type Entry, type PathSet, type PathSets } from '../store.js';
 import { RemoteError, type RemoteBackend } from './backend.js';
 import { ReadAhead } from './read-ahead.js';
 import {
@@ -339,13 +339,10 @@ export class RemoteStore {
    * it fetched, for the restore.
    */
   private async fetchBlobs(r: Remote, buildId: string, entry: Entry, inline: Map<string, Buffer>): Promise<Map<string, Buffer> | false | Part> {
-    // A hard link of an input keeps no blob (daemon/hard-links.ts): the restore links
-    // it after checking the input, or the line runs.
-    const wanted = new Set([entry.stdout, entry.stderr, ...entry.outputs.map((o) => (o.kind === 'file' && o.linkOf === undefined ? o.digest : ''))]);
     const got = new Map<string, Buffer>();
     const digests: string[] = [];
-    for (const digest of wanted) {
-      if (digest === '' || this.local.hasBlob(digest)) continue;
+    for (const digest of entryBlobs(entry).keys()) {
+      if (this.local.hasBlob(digest)) continue;
       const data = inline.get(digest);
       if (!data) {
         digests.push(digest);
@@ -527,9 +524,8 @@ export class RemoteStore {
 
   private async uploadTo(r: Remote, job: UploadJob): Promise<void> {
     const { entry, buildId } = job;
-    const digests = new Set([entry.stdout, entry.stderr, ...entry.outputs.map((o) => (o.kind === 'file' && o.linkOf === undefined ? o.digest : ''))]);
-    digests.delete('');
-    // Blobs first (a hard link of an input has none, as in fetchBlobs): a reader that finds the entry finds its blobs. A blob, the
+    const digests = entryBlobs(entry).keys();
+    // Blobs first: a reader that finds the entry finds its blobs. A blob, the
     // entry or the path set on a shard that is out ends the job there.
     const inline = new Map<string, Buffer>();
     let inlineBytes = 0;
