@@ -679,12 +679,14 @@ export class LineCache {
  * `$(shell cat include/config/kernel.release)` in the source directory.
  */
 export function keyedFailure(status: number, events: readonly TraceEvent[], opts: ClassifyOptions): boolean {
-  return status >= 1 && status <= 125 && unkeyedFailure(events, opts) === undefined;
+  return keyableStatus(status) && unkeyedFailure(events, opts) === undefined;
 }
+
+const keyableStatus = (status: number): boolean => status >= 1 && status <= 125;
 
 /** A stored failure this kbx stored by the rule above (an older kbx stored failures without it). */
 function replayableFailure(entry: Entry): boolean {
-  return entry.keyedFailure === true && entry.exit >= 1 && entry.exit <= 125 && entry.outputs.length === 0 && entry.deleted.length === 0;
+  return entry.keyedFailure === true && keyableStatus(entry.exit) && entry.outputs.length === 0 && entry.deleted.length === 0;
 }
 
 /** The kbuild .cmd files a hit writes with the command the current line saves (kernel/cmd-file.ts). */

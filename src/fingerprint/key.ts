@@ -100,7 +100,6 @@ export interface LineRequest {
  * as what it runs through $CC may differ with the wrapper.
  */
 export function keyEnvironment(env: readonly string[], extraIgnore: readonly string[], withoutWrappers = false): string[] {
-  const value = (v: string, blank?: string) => (withoutWrappers ? stripWrapperValue(v, blank) : v);
   const out: string[] = [];
   for (const entry of env) {
     const eq = entry.indexOf('=');
@@ -115,7 +114,10 @@ export function keyEnvironment(env: readonly string[], extraIgnore: readonly str
     if (name === 'MAKEFLAGS' || name === 'MFLAGS') {
       const flags = normalizeMakeflags(entry.slice(eq + 1));
       out.push(`${name}=${withoutWrappers ? stripWrappersInMakeflags(flags) : flags}`);
-    } else if (eq > 0) out.push(`${name}=${value(entry.slice(eq + 1))}`);
+    } else if (eq > 0) {
+      const value = entry.slice(eq + 1);
+      out.push(`${name}=${withoutWrappers ? stripWrapperValue(value) : value}`);
+    }
     else out.push(entry);
   }
   return out.sort();
