@@ -34,10 +34,12 @@ test('the jobserver, -j, kbx variables, PWD and MAKE_RESTARTS do not enter the k
   assert.equal(line([...env, 'MAKE_RESTARTS=1']), line(env), "make's restart count");
 });
 
-test("where kbx is installed does not enter the key: kbx make's SHELL=<install>/kbx-shim in MAKEFLAGS", () => {
-  const at = (dir: string) => [...env.filter((e) => !e.startsWith('MAKEFLAGS')), `MAKEFLAGS=rR -- O=/out SHELL=${dir}/build/native/kbx-shim`];
+test("where kbx is installed does not enter the key: kbx make's SHELL=<install>/build/native/kbx-shell/sh in MAKEFLAGS", () => {
+  const at = (dir: string, shim = 'kbx-shell/sh') => [...env.filter((e) => !e.startsWith('MAKEFLAGS')), `MAKEFLAGS=rR -- O=/out SHELL=${dir}/build/native/${shim}`];
   assert.equal(line(at('/usr/lib/node_modules/kbx')), line(at('/home/me/src/kbx')));
-  assert.equal(normalizeMakeflags(' -- SHELL=/opt/kbx/build/native/kbx-shim'), ' -- SHELL=kbx-shim');
+  assert.equal(normalizeMakeflags(' -- SHELL=/opt/kbx/build/native/kbx-shell/sh'), ' -- SHELL=kbx-shim');
+  // The shim's earlier name keys the same: entries stored before the rename still hit.
+  assert.equal(line(at('/opt/kbx', 'kbx-shim')), line(at('/home/me/src/kbx')));
   // Any other shell a user gives make stays in the key.
   assert.notEqual(line([...env.filter((e) => !e.startsWith('MAKEFLAGS')), 'MAKEFLAGS=rR -- O=/out SHELL=/bin/bash']), line(at('/opt/kbx')));
 });

@@ -37,8 +37,10 @@ import { PART_PREFIX, type LineProjections } from './projection.js';
 // install path, so two installs shared no kernel line.
 export const KEY_FORMAT = 'kbx-key-6';
 
-/** The file name of kbx's shim, which `kbx make` passes to make as SHELL=<install>/kbx-shim. */
+/** How the key names kbx's shim, which `kbx make` passes to make as SHELL=<install>/build/native/kbx-shell/sh. */
 export const SHIM_NAME = 'kbx-shim';
+// The shim's path under an install, now (kbx-shell/sh: src/native/build.ts says why) and before (kbx-shim): keyed alike.
+const SHIM_PATHS = ['/kbx-shell/sh', '/kbx-shim'];
 
 /**
  * Variables that decide how a compiler expands __DATE__, __TIME__ and
@@ -75,7 +77,7 @@ export function normalizeMakeflags(v: string): string {
     .split(' ')
     .filter((w) => !/^--jobserver-(auth|fds)=/.test(w) && !/^-j\d*$/.test(w))
     // Where kbx is installed is not an input of the line (an output holding it is not stored).
-    .map((w) => (w.startsWith('SHELL=') && w.endsWith(`/${SHIM_NAME}`) ? `SHELL=${SHIM_NAME}` : w))
+    .map((w) => (w.startsWith('SHELL=') && SHIM_PATHS.some((s) => w.endsWith(s)) ? `SHELL=${SHIM_NAME}` : w))
     // The first word gathers single-letter flags ("rRj" with a bare -j).
     .map((w, i) => (i === 0 && /^[A-Za-z]+$/.test(w) ? w.replace(/j/g, '') : w))
     .join(' ');
