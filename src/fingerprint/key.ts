@@ -1,7 +1,7 @@
 // The cache key (DESIGN.md, "Cache keys: observed inputs"). Every field that
 // enters a key is listed here; KEY_FORMAT changes whenever one does.
 //
-//   weak   = H(KEY_FORMAT, cwd, command text, tty flags, H(environment that matters)),
+//   weak   = H(KEY_FORMAT, cwd, command text, tty flags and umask, H(environment that matters)),
 //            each build root in them replaced by its role (root-names.ts), and
 //            compiler wrappers (distcc, icecc, ccache, sccache) left out of the
 //            command text and environment (wrappers.ts)
@@ -38,7 +38,8 @@ import { PART_PREFIX, type LineProjections } from './projection.js';
 // install path, so two installs shared no kernel line.
 // 7: `who` pseudo-inputs for a line that prints the host's or the user's name
 // (identity-inputs.ts): a kbx-key-6 entry of such a line holds none, and would
-// restore another machine's names from a shared store.
+// restore another machine's names from a shared store. And the shim's umask
+// in the tty field: a hit restores the stored run's modes.
 export const KEY_FORMAT = 'kbx-key-7';
 
 /** The file name of kbx's shim, which `kbx make` passes to make as SHELL=<install>/kbx-shim. */
