@@ -12,8 +12,8 @@ const names = new RootNames(['/src/linux', '/out']);
 const line = (e: string[], ignore: string[] = [], tty = 'e') =>
   weakFingerprint({ cwd: '/src/linux', command: 'set -e; gcc -c -o init/main.o init/main.c', tty, envDigest: envDigest(e, ignore, names) }, names);
 
-test('the weak fingerprint is stable (golden value for KEY_FORMAT kbx-key-6)', () => {
-  assert.equal(KEY_FORMAT, 'kbx-key-6');
+test('the weak fingerprint is stable (golden value for KEY_FORMAT kbx-key-7)', () => {
+  assert.equal(KEY_FORMAT, 'kbx-key-7');
   // Golden: computed once and written down; a change here changes every key.
   assert.equal(line(env), GOLDEN_WEAK);
 });
@@ -42,12 +42,24 @@ test("where kbx is installed does not enter the key: kbx make's SHELL=<install>/
   assert.notEqual(line([...env.filter((e) => !e.startsWith('MAKEFLAGS')), 'MAKEFLAGS=rR -- O=/out SHELL=/bin/bash']), line(at('/opt/kbx')));
 });
 
-test('the daemon\'s memoised environment digest equals the plain one', () => {
+test('the daemon\'s memoised environment digest equals the plain one, taken without wrappers; what they add is a digest of its own', () => {
   const memo = new EnvDigests([]);
   const raw = env.map((e) => Buffer.from(e));
-  assert.equal(memo.of(raw), envDigest(env, []));
-  assert.equal(memo.of(raw), envDigest(env, []));
-  assert.notEqual(memo.of([...raw, Buffer.from('X=1')]), envDigest(env, []));
+  assert.deepEqual(memo.of(raw), { envDigest: envDigest(env, [], undefined, true), wrapperEnv: '' });
+  assert.deepEqual(memo.of(raw), { envDigest: envDigest(env, [], undefined, true), wrapperEnv: '' });
+  assert.notEqual(memo.of([...raw, Buffer.from('X=1')]).envDigest, envDigest(env, []));
+  const under = (...more: string[]) => memo.of([...raw, ...more.map((m) => Buffer.from(m))]);
+  // distcc's words and variables leave the digest, and make the wrappers' own.
+  const local = under('CC=gcc');
+  const farm = under('CC=distcc gcc', 'DISTCC_HOSTS=127.0.0.1:3632/4');
+  const noRewrite = under('CC=gcc', 'DISTCC_NO_REWRITE_CROSS=1');
+  assert.equal(local.wrapperEnv, '');
+  assert.deepEqual([farm.envDigest, noRewrite.envDigest], [local.envDigest, local.envDigest]);
+  assert.notEqual(farm.wrapperEnv, '');
+  assert.notEqual(noRewrite.wrapperEnv, '');
+  assert.notEqual(farm.wrapperEnv, noRewrite.wrapperEnv);
+  // The hosts alone steer distcc, never what it makes: in neither digest.
+  assert.deepEqual(under('CC=distcc gcc', 'DISTCC_HOSTS=10.0.0.1/8'), farm);
 });
 
 test('the strong fingerprint covers every entry of the path set, absent paths included', () => {
@@ -74,7 +86,7 @@ test('frames: golden bytes, split delivery, and hostile lengths', () => {
   assert.throws(() => new FrameReader().push(Buffer.from('ffffffff', 'hex')), ProtocolError);
 });
 
-const GOLDEN_WEAK = '469d1ce90d0074234db830e85d95a17f3481a90e69c761ccfd7a73c191b8a2e0';
+const GOLDEN_WEAK = 'a5690541f18af4996b7ed59c941ee4f1b7b70f9e5b33f465fb0c19aff4d4baf4';
 
 test('two checkouts at different paths make the same weak key; a path that only starts like a root does not', () => {
   const at = (src: string, out: string, cmd: (s: string, o: string) => string, e: string[] = []) => {
