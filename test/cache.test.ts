@@ -45,6 +45,21 @@ describe('the pipeline fixture', () => {
     assertSameTree(proj, reference);
   });
 
+  test('built with make -C DIR, then in DIR: every line a hit (make -C adds -w to MAKEFLAGS, which no line makes anything of)', () => {
+    const proj = copyPipeline('make-c');
+    const kbxC = new Kbx('pipeline-make-c');
+    try {
+      assert.equal(kbxC.make(join(proj, '..'), ['-C', proj]).status, 0);
+      assert.equal(plainMake(proj, ['clean']).status, 0);
+      const r = kbxC.make(proj);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(summary(r.stderr).misses, 0, r.stderr);
+      assertSameTree(proj, reference);
+    } finally {
+      kbxC.stop();
+    }
+  });
+
   test('editing a header misses exactly the lines that read it, then what depends on their output', () => {
     const proj = copyPipeline('header');
     assert.equal(kbx.make(proj).status, 0);

@@ -21,6 +21,12 @@ test('the weak fingerprint is stable (golden value for KEY_FORMAT kbx-key-7)', (
 test('the jobserver, -j, kbx variables, PWD and MAKE_RESTARTS do not enter the key; everything else does', () => {
   assert.deepEqual(keyEnvironment(env, []), ['ARCH=x86', 'MAKEFLAGS=rR -- O=/out', 'PATH=/usr/bin:/bin']);
   assert.equal(normalizeMakeflags('j --jobserver-fds=5,6 -j'), '');
+  // make -C turns on -w (print the directory); kbuild's sub-makes pass --no-print-directory.
+  assert.equal(normalizeMakeflags('w -- O=/out'), normalizeMakeflags(' -- O=/out'));
+  assert.equal(normalizeMakeflags('rRw -j2 --jobserver-auth=3,4 --no-print-directory -- O=/out'), normalizeMakeflags('rR -- O=/out'));
+  // MFLAGS, the same flags with a dash: -w alone, -rw.
+  assert.equal(normalizeMakeflags('-w'), normalizeMakeflags(''));
+  assert.equal(normalizeMakeflags('-rw -j2 --jobserver-auth=3,4'), normalizeMakeflags('-r'));
   // make 4.4's named pipe, whose name changes from build to build (make 4.3 hands `+` lines the same numbers).
   assert.equal(normalizeMakeflags('rR -j4 --jobserver-auth=fifo:/tmp/GMfifo12345 -- O=/out'), 'rR -- O=/out');
   // kbx make's link routing (one make argument, escaped as make writes it) is not part of any key.

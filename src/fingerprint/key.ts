@@ -39,7 +39,8 @@ import { PART_PREFIX, type LineProjections } from './projection.js';
 // 7: `who` pseudo-inputs for a line that prints the host's or the user's name
 // (identity-inputs.ts): a kbx-key-6 entry of such a line holds none, and would
 // restore another machine's names from a shared store. And the shim's umask
-// in the tty field: a hit restores the stored run's modes.
+// in the tty field: a hit restores the stored run's modes. And MAKEFLAGS and
+// MFLAGS without -w/--no-print-directory: `make -C dir` shares with `cd dir; make`.
 export const KEY_FORMAT = 'kbx-key-7';
 
 /** How the key names kbx's shim, which `kbx make` passes to make as SHELL=<install>/build/native/kbx-shell/sh. */
@@ -74,17 +75,20 @@ const VOLATILE_ENV = new Set([
  * MAKEFLAGS without the jobserver and -j, which change from run to run but not
  * what a line makes, and without kbx's own cmd_link_vmlinux override (only the
  * vmlinux link reads it, and that line is never cached): turning the routing
- * on or off must not miss every line.
+ * on or off must not miss every line. Nor with -w/--print-directory (make -C
+ * turns it on) or --no-print-directory: they change only what a sub-make says
+ * on entering a directory, and a line that runs make is never cached; `make -C
+ * linux` and `cd linux; make` share every entry.
  */
 export function normalizeMakeflags(v: string): string {
   return v
     .replace(/(^| )cmd_link_vmlinux=(?:\\.|[^ \\])*/g, '')
     .split(' ')
-    .filter((w) => !/^--jobserver-(auth|fds)=/.test(w) && !/^-j\d*$/.test(w))
+    .filter((w) => !/^--jobserver-(auth|fds)=/.test(w) && !/^-j\d*$/.test(w) && !/^--(no-)?print-directory$/.test(w))
     // Where kbx is installed is not an input of the line (an output holding it is not stored).
     .map((w) => (w.startsWith('SHELL=') && SHIM_PATHS.some((s) => w.endsWith(s)) ? `SHELL=${SHIM_NAME}` : w))
-    // The first word gathers single-letter flags ("rRj" with a bare -j).
-    .map((w, i) => (i === 0 && /^[A-Za-z]+$/.test(w) ? w.replace(/j/g, '') : w))
+    // The first word gathers single-letter flags ("rRj" with a bare -j, "w" under -C; in MFLAGS "-rw").
+    .map((w, i) => (i === 0 && /^-?[A-Za-z]+$/.test(w) ? w.replace(/[jw]/g, '').replace(/^-$/, '') : w))
     .join(' ');
 }
 
