@@ -409,11 +409,15 @@ function report(path: string): LinkReport & { status: number } {
 
 describe('linking a 6.1 tinyconfig kernel once', { skip: noSource }, () => {
   let stock: Stock;
+  /** The tree's own source copy (its object tree was configured from it). */
+  let src: string;
 
   before(() => {
     // Up to vmlinux's prerequisites, and the link stage once the stock way,
     // with what make passes the script saved for the runs below.
-    const call = reproducibleBtf(linkTree(tree!).call);
+    const lt = linkTree(tree!);
+    src = lt.src;
+    const call = reproducibleBtf(lt.call);
     const ld = countingLd(join(work, 'stock-ld'));
     const r = runStockLink(OUT, call, ld.path);
     assert.equal(r.status, 0, r.stderr);
@@ -605,7 +609,7 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: noSource }, () => {
     try {
       const ld = countingLd(join(work, `${name}-ld`), 'ld');
       const rep = join(work, `${name}.json`);
-      const r = kbx.make(tree!, [...flags, `O=${OUT}`, ...makeArgs, 'vmlinux'], { PATH: `${ld.dir}:${process.env.PATH}`, KBX_LINK_REPORT: rep });
+      const r = kbx.make(src, [...flags, `O=${OUT}`, ...makeArgs, 'vmlinux'], { PATH: `${ld.dir}:${process.env.PATH}`, KBX_LINK_REPORT: rep });
       assert.equal(r.status, 0, r.stderr.slice(-3000));
       assert.equal(summary(r.stderr).fallback, 0, r.stderr.slice(-500));
       const daemonLog = existsSync(join(kbx.dir, 'daemon.log')) ? readFileSync(join(kbx.dir, 'daemon.log'), 'utf8') : '';
