@@ -401,7 +401,7 @@ describe('talking to the daemon', () => {
     return cleanEnv({ KBX_SOCKET: peer.socket, KBX_COUNTERS: newCounters(d), KBX_BUILD_ID: 'build-42', ...extra });
   }
 
-  test('LOOKUP carries version, build id, cwd, command, tty flags and the environment; HIT replays bytes exactly', async () => {
+  test('LOOKUP carries version, build id, cwd, command, tty flags and umask, and the environment; HIT replays bytes exactly', async () => {
     const d = scratch();
     const stdout = Buffer.from('out\0put\n\0\xff', 'latin1');
     const stderr = Buffer.from('err\0or\r\n', 'latin1');
@@ -414,7 +414,9 @@ describe('talking to the daemon', () => {
     assert.deepEqual(r.stderr, stderr);
     assert.equal(peer.lookups.length, 1);
     const [version, buildId, cwd, command, tty, ...environ] = peer.lookups[0]!.fields.map((b) => b.toString());
-    assert.deepEqual([version, buildId, cwd, command, tty], ['1', 'build-42', d, 'cc -c foo.c -o foo.o', '']);
+    // No terminal; then the umask (this process's, which the shim inherits).
+    const mask = process.umask().toString(8).padStart(3, '0');
+    assert.deepEqual([version, buildId, cwd, command, tty], ['1', 'build-42', d, 'cc -c foo.c -o foo.o', `u${mask}`]);
     assert.deepEqual(environ.sort(), Object.entries(env).map(([k, v]) => `${k}=${v}`).sort());
     assert.equal(counters(env.KBX_COUNTERS!)[SLOT.hit], 1);
   });

@@ -42,7 +42,9 @@ test('every op in its exact form', () => {
     'k /b/dir\n' +
     'l /b/link\n' +
     'i\n' +
-    '! path contains a newline (event r)\n';
+    '! path contains a newline (event r)\n' +
+    'q host python3.11\n' +
+    'q net curl\n';
   assert.deepEqual(parseTraceLog(log), {
     events: [
       { op: 'r', path: '/b/a.c' },
@@ -60,6 +62,8 @@ test('every op in its exact form', () => {
       { op: 'l', path: '/b/link' },
       { op: 'i', path: '' },
       { op: '!', path: 'path contains a newline (event r)' },
+      { op: 'q', path: 'host python3.11' },
+      { op: 'q', path: 'net curl' },
     ],
     bad: [],
   });

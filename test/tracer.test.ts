@@ -17,7 +17,7 @@ const probeSource = join(repoRoot, 'test', 'fixtures', 'tracer', 'probe.c');
 
 interface TraceEvent {
   op: string;
-  path: string; // for `!`, the reason; for `f`, what failed; for `i`, empty
+  path: string; // for `!`, the reason; for `f`, what failed; for `q`, what was asked and by which program; for `i`, empty
   ino?: bigint;
   size?: bigint;
   mtimeNs?: bigint;
@@ -35,7 +35,7 @@ function parseTrace(text: string): TraceEvent[] {
       events.push({ op: m[1]!, path: m[2]! });
     } else if (line === 'i') {
       events.push({ op: 'i', path: '' });
-    } else if ((m = /^([!f]) (.+)$/.exec(line))) {
+    } else if ((m = /^([!fq]) (.+)$/.exec(line))) {
       events.push({ op: m[1]!, path: m[2]! });
     } else {
       throw new Error(`malformed trace line: ${JSON.stringify(line)}`);
@@ -609,4 +609,20 @@ test("perl's start-up reads of /dev/urandom (hash and rand() seeds) are not logg
   // Other programs keep logging it.
   const od = run(d, '/usr/bin/od', ['-N', '4', '/dev/urandom']);
   expectEvent(od, 'r', '/dev/urandom');
+});
+
+test("asking for the host's identity and talking to a socket: q host and q net, with the executable's name", () => {
+  const d = scratch();
+  // coreutils' uname calls uname(2); hostname asks gethostname.
+  expectEvent(run(d, '/usr/bin/uname', ['-n']), 'q', 'host uname');
+  expectEvent(run(d, '/usr/bin/hostname', []), 'q', 'host hostname');
+  // bash run as sh is named by its executable: bash.
+  const sh = run(d, '/bin/bash', ['-c', 'exec -a sh /bin/bash -c :']);
+  assert.deepEqual(sh.events.filter((e) => e.op === 'q').map((e) => e.path), ['host bash', 'host bash']);
+  // A refused connection is a connection tried all the same.
+  const net = run(d, '/bin/bash', ['-c', 'echo > /dev/tcp/127.0.0.1/1'], {});
+  assert.notEqual(net.status, 0);
+  expectEvent(net, 'q', 'net bash');
+  // Programs that do neither log neither.
+  assert.deepEqual(run(d, '/bin/cat', ['/dev/null']).events.filter((e) => e.op === 'q'), []);
 });

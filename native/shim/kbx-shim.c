@@ -736,10 +736,15 @@ static int connect_daemon(void) {
 static void send_lookup(int fd, struct buf *b) {
   char *cwd = getcwd(NULL, 0);
   if (!cwd) fallback("cannot determine the working directory");
-  char tty[4], *t = tty;
+  // The tty flags, then the umask: a line's new files get their modes through
+  // it, and a hit restores the modes the stored run's umask gave.
+  char tty[16], *t = tty;
   if (isatty(0)) *t++ = 'i';
   if (isatty(1)) *t++ = 'o';
   if (isatty(2)) *t++ = 'e';
+  mode_t mask = umask(0);
+  umask(mask);
+  t += snprintf(t, sizeof tty - (size_t)(t - tty), "u%03o", (unsigned)mask & 0777);
   frame_begin(b, MSG_LOOKUP);
   frame_field(b, "1", 1);
   frame_field(b, env.build_id, strlen(env.build_id));

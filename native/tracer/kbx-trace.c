@@ -46,8 +46,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -92,7 +94,8 @@ int __uflow(FILE *stream);
     X(fdopendir) X(scandir) X(scandir64) X(scandirat) X(scandirat64)           \
     X(fts_read) X(fts64_read) X(nftw) X(nftw64) X(ftw) X(ftw64)               \
     X(glob) X(glob64)                                                          \
-    X(fork) X(wait) X(waitpid) X(wait3) X(wait4) X(waitid)
+    X(fork) X(wait) X(waitpid) X(wait3) X(wait4) X(waitid)                    \
+    X(uname) X(gethostname) X(connect) X(sendto) X(sendmsg)
 
 #define DECLARE_REAL(fn)                                                       \
     static __typeof__(&fn) real_##fn;                                          \
@@ -1515,4 +1518,59 @@ int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
     if (r == 0 && info && info->si_pid && (info->si_code == CLD_KILLED || info->si_code == CLD_DUMPED) && info->si_status != SIGPIPE)
         log_failure("child killed by signal %d", info->si_status, NULL);
     return r;
+}
+
+// ---------------------------------------------------------------------------
+// State no file holds (event `q`, PROTOCOL.md section 3), each with the name
+// of the program's executable (/proc/self/exe: bash run as sh is bash):
+// `q host <exe>`, it asked uname or gethostname for the machine's identity;
+// `q net <exe>`, it connected to a socket or sent to an address. The daemon
+// decides what each means (identity-inputs.ts, accesses.ts). glibc's own
+// calls (gethostname's uname, the resolver's and nscd's sockets) never reach
+// these wrappers.
+
+static void log_query(const char *what)
+{
+    if (log_fd < 0 || make_only) return;
+    int saved = errno;
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[len > 0 ? len : 0] = 0;
+    const char *base = strrchr(exe, '/');
+    base = base ? base + 1 : program_invocation_short_name;
+    char buf[LINE_CAP];
+    int n = snprintf(buf, sizeof buf, "q %s %s\n", what, base);
+    if (n > 0 && (size_t)n < sizeof buf && !strchr(base, '\n')) write_line(buf, (size_t)n);
+    else write_line(buf, (size_t)snprintf(buf, sizeof buf, "q %s ?\n", what));
+    errno = saved;
+}
+
+int uname(struct utsname *buf)
+{
+    log_query("host");
+    return REAL(uname)(buf);
+}
+
+int gethostname(char *name, size_t len)
+{
+    log_query("host");
+    return REAL(gethostname)(name, len);
+}
+
+int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    log_query("net");
+    return REAL(connect)(fd, addr, len);
+}
+
+ssize_t sendto(int fd, const void *data, size_t n, int flags, const struct sockaddr *addr, socklen_t len)
+{
+    if (addr) log_query("net");
+    return REAL(sendto)(fd, data, n, flags, addr, len);
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    if (msg && msg->msg_name) log_query("net");
+    return REAL(sendmsg)(fd, msg, flags);
 }

@@ -7,9 +7,13 @@ import { envDigest } from '../fingerprint/key.js';
 import type { ReplaySpan } from '../builds/record.js';
 import type { MakeInvocation } from './make.js';
 
-/** Digest of this process's environment as keys take it: a build replays only one made with the same. */
+/**
+ * Digest of this process's environment as keys take it, and its umask (which
+ * every line's key holds too): a build replays only one made with the same.
+ */
 export function makeEnvDigest(cfg: Config): string {
-  return envDigest(Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`), cfg.envIgnore);
+  const umask = process.umask(); // read only: set again as it was
+  return envDigest([...Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`), `umask=${umask.toString(8)}`], cfg.envIgnore);
 }
 
 /** Variables that make every make (not the lines it runs) log its reads to `makeLog` (PROTOCOL.md section 3, "Make log"). */

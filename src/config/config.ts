@@ -2,7 +2,7 @@
 // documentation. Values come from (lowest to highest) the default, the file
 // $KBX_DIR/kbx.conf (`key = value` lines), and KBX_<KEY> variables.
 // `kbx config` shows each value and where it came from.
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { KbxError } from '../util/errors.js';
@@ -222,8 +222,22 @@ const CLI_ONLY: ReadonlySet<ConfigKey> = new Set(['progress', 'progress_interval
  * once, when it starts; a CLI whose settings (kbx.conf or KBX_* variables)
  * differ from the running daemon's replaces it, so a changed ignore_paths or
  * max_size takes effect at the next build instead of at the next idle exit.
+ * The daemon's namespaces are part of it: a daemon values files, programs and
+ * the host's name as it sees them, so a build in another container or
+ * `unshare` sharing the store directory gets a daemon of its own view.
  */
 export function configId(cfg: Config): string {
   const keys = (Object.keys(cfg.values) as ConfigKey[]).filter((k) => !CLI_ONLY.has(k)).sort();
-  return sha256(JSON.stringify([cfg.dir, ...keys.map((k) => [k, cfg.values[k].raw])])).slice(0, 16);
+  return sha256(JSON.stringify([cfg.dir, namespaces(), ...keys.map((k) => [k, cfg.values[k].raw])])).slice(0, 16);
+}
+
+/** The mount and UTS namespaces this process is in (`mnt:[4026531841]`), or '' where /proc cannot say. */
+function namespaces(): string {
+  return ['mnt', 'uts'].map((ns) => {
+    try {
+      return readlinkSync(`/proc/self/ns/${ns}`);
+    } catch {
+      return '';
+    }
+  }).join(' ');
 }

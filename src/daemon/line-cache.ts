@@ -12,6 +12,7 @@ import { shimPath } from '../native/build.js';
 import { parseTraceLog, type TraceEvent } from '../observe/trace-log.js';
 import { TimeMacroScanner } from '../observe/time-macros.js';
 import { timeMacroInputs } from '../fingerprint/time-inputs.js';
+import { identityInputs, identitiesUsed } from '../fingerprint/identity-inputs.js';
 import type { Entry, PathSets, Store, StoredOutput } from '../store/store.js';
 import { sha256 } from '../util/hash.js';
 import type { InputChange, MissWhy } from '../builds/record.js';
@@ -112,7 +113,7 @@ export const KEEP_BUILDS = 10;
 const HEX64 = /^[0-9a-f]{64}$/;
 
 // Reasons found by a single run that hold for every later run of the same command.
-const LASTING = /^(writes-outside-tree|reads-stdin|uses-terminal|reads-\/|runs-|static-binary|untraceable|modifies-input|nondeterministic)/;
+const LASTING = /^(writes-outside-tree|reads-stdin|uses-terminal|reads-\/|runs-|static-binary|untraceable|modifies-input|nondeterministic|network)/;
 
 function isExecutable(p: string): boolean {
   try {
@@ -533,6 +534,8 @@ export class LineCache {
     const timeInputs = timeMacroInputs(line, this.timeMacros, this.state);
     if (typeof timeInputs === 'string') return { outcome: 'not-stored', reason: timeInputs, persist: none };
     entries.push(...timeInputs);
+    // A line that printed the host's or the user's name: key who that is (identity-inputs.ts).
+    entries.push(...identityInputs(identitiesUsed(acc.execed, acc.askedHost ?? []), entries, this.state));
 
     // Inputs are valued; now drop what kbx knew of the paths the line changed.
     for (const p of [...acc.written, ...acc.deleted]) this.state.forget(p);
@@ -645,7 +648,7 @@ export class LineCache {
     // checkout finds them. What the line printed or wrote may hold a root itself
     // (debug info, __FILE__, a warning): the set then holds only under that root.
     const names = action.names;
-    const stored: PathEntry[] = entries.map((e) => (e.k === 'date' ? e : { k: e.k, p: names.toStored(e.p), v: e.v }));
+    const stored: PathEntry[] = entries.map((e) => (e.k === 'date' || e.k === 'who' ? e : { k: e.k, p: names.toStored(e.p), v: e.v }));
     const embedded = new Set(outputs.flatMap((o) => (o.kind === 'link' ? names.embeddedIn(o.target) : [])));
     for (const data of blobs.values()) for (const r of names.embeddedIn(data)) embedded.add(r);
     for (const e of entries) if (e.k === 'c' && HEX64.test(e.v)) for (const r of this.rootsInInput(e.p, e.v, names)) embedded.add(r);

@@ -97,7 +97,7 @@ export class PathSetCache {
       let entry = stored;
       let now: string | undefined;
       if (stored.k === 'root') now = names.rootValue(stored.p) ?? 'no-such-root';
-      else if (stored.k === 'date') now = pseudoValue(stored.k, stored.p, nowMs);
+      else if (stored.k === 'date' || stored.k === 'who') now = pseudoValue(stored.k, stored.p, nowMs);
       else {
         const p = names.toAbsolute(stored.p);
         if (p !== undefined) entry = { ...stored, p };

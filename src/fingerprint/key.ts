@@ -1,7 +1,7 @@
 // The cache key (DESIGN.md, "Cache keys: observed inputs"). Every field that
 // enters a key is listed here; KEY_FORMAT changes whenever one does.
 //
-//   weak   = H(KEY_FORMAT, cwd, command text, tty flags, H(environment that matters)),
+//   weak   = H(KEY_FORMAT, cwd, command text, tty flags and umask, H(environment that matters)),
 //            each build root in them replaced by its role (root-names.ts), and
 //            compiler wrappers (distcc, icecc, ccache, sccache) left out of the
 //            command text and environment (wrappers.ts)
@@ -10,8 +10,9 @@
 //              values by the part its tools read, `part:…`: projection.ts),
 //              a path under a build root named by its role (`@make/x.c`),
 //              then the pseudo-inputs of a compile that names the time macros
-//              (time-inputs.ts: the date, and mtimes), and a `root` entry for
-//              each root the line's outputs hold (line-cache.ts)
+//              (time-inputs.ts: the date, and mtimes), the host's or user's
+//              identity for a line that prints it (identity-inputs.ts), and a
+//              `root` entry for each root the line's outputs hold (line-cache.ts)
 //   strong = H(weak, path set)
 import { lstatSync } from 'node:fs';
 import { hashFields } from '../util/hash.js';
@@ -35,7 +36,11 @@ import { PART_PREFIX, type LineProjections } from './projection.js';
 // 6: kbx make's cmd_link_vmlinux override, which make also exports to every
 // line, left out of the environment as it is out of MAKEFLAGS: it holds kbx's
 // install path, so two installs shared no kernel line.
-export const KEY_FORMAT = 'kbx-key-6';
+// 7: `who` pseudo-inputs for a line that prints the host's or the user's name
+// (identity-inputs.ts): a kbx-key-6 entry of such a line holds none, and would
+// restore another machine's names from a shared store. And the shim's umask
+// in the tty field: a hit restores the stored run's modes.
+export const KEY_FORMAT = 'kbx-key-7';
 
 /** The file name of kbx's shim, which `kbx make` passes to make as SHELL=<install>/kbx-shim. */
 export const SHIM_NAME = 'kbx-shim';
@@ -222,8 +227,9 @@ export function weakFingerprint(req: LineRequest, names?: RootNames): string {
  * (time-inputs.ts): `date`, p the time zone, v its date; `mtime`, p a file,
  * v its mtime in whole seconds. `root`: p a role (`@make`), v the root's
  * absolute path(s) (root-names.ts), for a line whose outputs hold it.
+ * `who`: p `host` or `user`, v a digest of who that is (identity-inputs.ts).
  */
-export type EntryKind = InputKind | 'date' | 'mtime' | 'root';
+export type EntryKind = InputKind | 'date' | 'mtime' | 'root' | 'who';
 
 export interface PathEntry {
   k: EntryKind;

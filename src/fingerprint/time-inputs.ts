@@ -18,6 +18,7 @@
 import { readlinkSync, statSync } from 'node:fs';
 import { FOUND_DATE, FOUND_TIME, FOUND_TIMESTAMP, SCANNED_TEXT, compilersRun, type TimeMacroScanner } from '../observe/time-macros.js';
 import type { FileState } from './file-state.js';
+import { identityValue } from './identity-inputs.js';
 import type { PathEntry, TimeEnv } from './key.js';
 
 const ZONEINFO = '/usr/share/zoneinfo/';
@@ -44,6 +45,7 @@ export function pseudoValue(kind: string, p: string, nowMs: number): string | un
     }
   }
   if (kind === 'mtime') return mtimeSeconds(p);
+  if (kind === 'who') return identityValue(p);
   return undefined;
 }
 

@@ -4,6 +4,7 @@
 import { basename, dirname, resolve } from 'node:path';
 import { absentBefore, type PreStat, type TraceEvent } from './trace-log.js';
 import { blindUntil } from './replacers.js';
+import { WRAPPER_NAMES } from '../fingerprint/wrappers.js';
 
 /** c: the content matters; e: only whether it exists (and as what). */
 export type InputKind = 'c' | 'e';
@@ -40,6 +41,8 @@ export interface Accesses {
   gone: string[];
   /** Programs handed to exec*: checked for static binaries, which the tracer cannot see into. */
   execed: string[];
+  /** Programs (executables' names) that asked uname or gethostname for the machine's identity (`q host`). */
+  askedHost?: string[];
   /** Why this line must not be cached; undefined when it may be. */
   uncacheable?: string;
 }
@@ -112,6 +115,12 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
     if (ev.op === 'i') return { ...result, uncacheable: 'reads-stdin' };
     if (ev.op === '!') return { ...result, uncacheable: `untraceable: ${ev.path}` };
     if (ev.op === 'f') continue; // looked at by unkeyedFailure only
+    if (ev.op === 'q') {
+      const net = networkUser(ev.path);
+      if (net !== undefined) return { ...result, uncacheable: `network: ${net}` };
+      if (ev.path.startsWith('host ')) (result.askedHost ??= []).push(ev.path.slice(5));
+      continue;
+    }
     const p = ev.path;
     const verdict = judgePath(resolve(p), ev.op, opts);
     if (verdict === 'ignore') continue;
@@ -178,6 +187,18 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
 }
 
 /**
+ * The program of a `q net <program>` event whose connection makes the line
+ * uncacheable: what a server answers is no input kbx can key. Not a compiler
+ * wrapper's (distcc, icecc, ccache, sccache): it talks to its farm or its
+ * cache and leaves the output a local compile makes.
+ */
+function networkUser(what: string): string | undefined {
+  if (!what.startsWith('net ')) return undefined;
+  const program = what.slice(4);
+  return (WRAPPER_NAMES as readonly string[]).includes(program) ? undefined : program;
+}
+
+/**
  * For a line that exited non-zero: what in its trace may have made it fail
  * that no key holds, or undefined. A change to any path but /dev/null, even
  * one no key looks at (a temporary, ccache's cache): a full disk or a
@@ -189,6 +210,10 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
 export function unkeyedFailure(events: readonly TraceEvent[], opts: ClassifyOptions): string | undefined {
   for (const ev of events) {
     if (ev.op === 'f') return ev.path;
+    if (ev.op === 'q') {
+      if (ev.path.startsWith('net ')) return `talked to the network (${ev.path.slice(4)})`;
+      continue;
+    }
     if (ev.op === 'i' || ev.op === '!' || ev.op === 'e') continue; // `i` and `!` make the line uncacheable anyway
     const p = resolve(ev.path);
     if (p === '/dev/null') continue;
@@ -232,7 +257,7 @@ export function entriesChanged(events: TraceEvent[]): Map<string, Map<string, bo
   const first = new Map<string, TraceEvent>();
   const changed = new Set<string>();
   for (const ev of events) {
-    if (ev.op === 'i' || ev.op === '!' || ev.op === 'f' || ev.op === 'e') continue; // e: logged before an exec that may fail
+    if (ev.op === 'i' || ev.op === '!' || ev.op === 'f' || ev.op === 'q' || ev.op === 'e') continue; // e: logged before an exec that may fail
     if (!first.has(ev.path)) first.set(ev.path, ev);
     if (WRITES.has(ev.op) || ev.op === 'd' || ev.op === 'n') changed.add(ev.path);
   }

@@ -2,7 +2,7 @@
 // Pure: bytes in, events out. Malformed lines become 'bad' entries so that the
 // line is not cached rather than cached on a partial view.
 
-export type TraceOp = 'r' | 'w' | 'm' | 's' | 'a' | 'x' | 'e' | 'd' | 'n' | 'N' | 'k' | 'l' | 'i' | '!' | 'f';
+export type TraceOp = 'r' | 'w' | 'm' | 's' | 'a' | 'x' | 'e' | 'd' | 'n' | 'N' | 'k' | 'l' | 'i' | '!' | 'f' | 'q';
 
 export interface PreStat {
   ino: bigint;
@@ -17,7 +17,7 @@ export function absentBefore(pre: PreStat): boolean {
 
 export interface TraceEvent {
   op: TraceOp;
-  /** Absolute path; for `!` the reason; for `f` what failed; for `i` empty. */
+  /** Absolute path; for `!` the reason; for `f` what failed; for `q` what was asked (`host`, `net <program>`); for `i` empty. */
   path: string;
   /**
    * For m, n, N, w and d (always present on those): the path's stat before the
@@ -92,7 +92,7 @@ export function parseTraceLog(data: Buffer | string): ParsedTrace {
     const rest = line.slice(2);
     if (op === undefined || line[1] !== ' ') {
       bad.push(line);
-    } else if (op === '!' || op === 'f') {
+    } else if (op === '!' || op === 'f' || op === 'q') {
       events.push({ op, path: rest });
     } else if (STAT_OPS.has(op)) {
       const m = STAT_LINE.exec(rest);
