@@ -506,7 +506,7 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: noSource }, () => {
     const before = (m: MapLine[]) => m.filter((l) => l.addr < tables).map((l) => `${l.addr.toString(16)} ${key(l)}`).sort();
     assert.deepEqual(before(mine), before(stock.map));
     assert.equal(mine.find((l) => l.name === 'kallsyms_offsets')!.addr, tables);
-    assert.equal(readFileSync(join(OUT, '.vmlinux.d'), 'utf8'), `vmlinux: ${tree}/scripts/link-vmlinux.sh\n`);
+    assert.equal(readFileSync(join(OUT, '.vmlinux.d'), 'utf8'), `vmlinux: ${src}/scripts/link-vmlinux.sh\n`);
   });
 
   test('the prediction lists the final symbols, with nm’s letters for all but a few', () => {
