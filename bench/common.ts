@@ -13,7 +13,7 @@ export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 /** The kbx this run measures: the repository's, or the snapshot taken by snapshotKbx(). */
 export const kbx = {
   main: join(repoRoot, 'dist', 'src', 'cli', 'main.js'),
-  shim: join(repoRoot, 'build', 'native', 'kbx-shim'),
+  shim: join(repoRoot, 'build', 'native', 'kbx-shell', 'sh'),
   tracer: join(repoRoot, 'build', 'native', 'libkbxtrace.so'),
 };
 
@@ -32,7 +32,7 @@ export function snapshotKbx(dir: string): void {
   cpSync(join(repoRoot, 'package.json'), join(dir, 'package.json'));
   symlinkSync(join(repoRoot, 'node_modules'), join(dir, 'node_modules'));
   kbx.main = join(dir, 'dist', 'src', 'cli', 'main.js');
-  kbx.shim = join(dir, 'build', 'native', 'kbx-shim');
+  kbx.shim = join(dir, 'build', 'native', 'kbx-shell', 'sh');
   kbx.tracer = join(dir, 'build', 'native', 'libkbxtrace.so');
 }
 

@@ -1,11 +1,14 @@
-// Linking vmlinux after `touch fs/ioctl.c`: Linux 6.1's scripts/link-vmlinux.sh
-// against `kbx link-vmlinux`, side by side in one run, on a KALLSYMS tree.
+// Linking vmlinux after `touch fs/ioctl.c`: the tree's scripts/link-vmlinux.sh
+// (Linux 6.1 or 6.12) against `kbx link-vmlinux`, side by side in one run,
+// on a KALLSYMS tree.
 //
-//   npx tsc -p . && node dist/bench/link-vmlinux.js [--tree OBJTREE] [--runs N] [--stage-only]
+//   npx tsc -p . && node dist/bench/link-vmlinux.js [--tree OBJTREE] [--runs N] [--stage-only] [--work DIR]
 //
-// OBJTREE: a built 6.1 object tree (O=) with CONFIG_KALLSYMS; by default the
+// OBJTREE: a built object tree (O=) with CONFIG_KALLSYMS; by default the 6.1
 // tree the link and boot tests share (test/support/link-tree.ts), built on
-// first use. Two measurements, each alternating the variants run by run so
+// first use. --stage-only measures the link stage alone and touches no
+// source file (it removes OBJTREE's vmlinux to have make link once for the
+// capture). DIR: where the bench keeps its files (default /var/tmp/kbx-bench-link). Two measurements, each alternating the variants run by run so
 // that they see the same machine load, medians reported:
 //
 //   whole rebuild   touch fs/ioctl.c, then `make -j2 vmlinux` three ways:
@@ -29,14 +32,16 @@ import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, utimesSync }
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { LinkReport } from '../src/kernel/link/events.js';
+import { makefileSeries } from '../src/kernel/link/detect.js';
 import { routeOverride } from '../src/kernel/link/route.js';
 import { kernelTree } from '../test/support/kernel-tree.js';
 import { captureOverride, countingLd, linkTree, readLinkCall, runKbxLink, runStockLink } from '../test/support/link-tree.js';
 import { cleanEnv, kbx, kbxSummary, median, snapshotKbx, timed } from './common.js';
 
-const WORK = '/var/tmp/kbx-bench-link';
-
-const { values } = parseArgs({ options: { tree: { type: 'string' }, runs: { type: 'string', default: '5' }, 'stage-only': { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { tree: { type: 'string' }, runs: { type: 'string', default: '5' }, 'stage-only': { type: 'boolean', default: false }, work: { type: 'string', default: '/var/tmp/kbx-bench-link' } },
+});
+const WORK = values.work;
 const runs = Number(values.runs);
 
 function srcOf(objtree: string): string {
@@ -110,7 +115,8 @@ function main(): void {
   if (!values['stage-only']) execFileSync(process.execPath, [kbx.main, 'daemon', 'stop'], { env: kbxEnv, stdio: 'ignore' });
 
   // ---- link stage alone ----
-  touch();
+  if (values['stage-only']) rmSync(join(out, 'vmlinux'), { force: true });
+  else touch();
   timed('make', ['-C', src, `O=${out}`, '-j2', 'vmlinux', captureOverride()], { cwd: src, env, log });
   const call = readLinkCall(out);
   call.env.PATH = env.PATH; // the counting ld
@@ -132,7 +138,7 @@ function main(): void {
       .join('\n');
   const med = (m: Map<string, Sample[]>, name: string) => median(m.get(name)!.map((x) => x.seconds));
   const conf = readFileSync(join(out, '.config'), 'utf8');
-  const on = ['KALLSYMS_ALL', 'SMP', 'MODULES', 'DEBUG_INFO_BTF'].filter((o) => conf.includes(`\nCONFIG_${o}=y`));
+  const on = ['64BIT', 'KALLSYMS_ALL', 'SMP', 'MODULES', 'DEBUG_INFO_BTF'].filter((o) => conf.includes(`\nCONFIG_${o}=y`));
   const kbxRuns = stage.get('kbx link-vmlinux')!;
   const mid = [...kbxRuns].sort((a, b) => a.seconds - b.seconds)[kbxRuns.length >> 1]!;
   const r = mid.report!;
@@ -146,7 +152,7 @@ function main(): void {
   const mk = med(stage, 'kbx link-vmlinux');
   const wp = med(whole, 'make (the script links)');
   process.stdout.write(
-    `kbx link-vmlinux benchmark: ${out} (6.1, ${on.join(' ')}), ${k?.symbols ?? '?'} kallsyms symbols; median of ${runs}, 2 cores\n\n` +
+    `kbx link-vmlinux benchmark: ${out} (${makefileSeries(readFileSync(join(src, 'Makefile'), 'utf8')) ?? '?'}, ${on.join(' ')}), ${k?.symbols ?? '?'} kallsyms symbols; median of ${runs}, 2 cores\n\n` +
       `whole rebuild: touch fs/ioctl.c; make -j2 vmlinux\n  ${pad('variant', 30)} ${'seconds'.padStart(8)} ${'full links'.padStart(11)}\n${rows(whole)}\n` +
       `  routed / plain: ${pct(med(whole, 'make, link routed to kbx'), wp)}; kbx make / plain: ${pct(med(whole, 'kbx make'), wp)}\n` +
       `  last kbx make: ${lastKbx}\n\n` +

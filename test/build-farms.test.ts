@@ -192,6 +192,30 @@ describe('build farms: distcc', { skip: unlessMissing(...distccNeeds, program('c
     assert.equal(summary(r.stderr).hits, 0, r.stderr);
   });
 
+  test('lines that run no compiler and read no $CC share entries across CC="distcc gcc" and CC=gcc; a line or script that reads $CC does not', () => {
+    const k = kbx('cc-share');
+    const dir = join(tempDir('cc-share'), 'proj');
+    writeTree(dir, {
+      'a.c': 'int a;\n',
+      'ver.sh': 'LC_ALL=C $CC --version | head -n 1\n',
+      Makefile: 'export CC\nall: lib.a cc.txt v.txt\nlib.a: a.o\n\tar rcsD lib.a a.o\na.o: a.c\n\t$(CC) -c a.c -o a.o\ncc.txt:\n\techo "$$CC" > cc.txt\nv.txt:\n\tsh ./ver.sh > v.txt\n',
+    });
+    const build = (cc: string, e: Record<string, string> = {}) => {
+      for (const f of ['a.o', 'lib.a', 'cc.txt', 'v.txt']) rmSync(join(dir, f), { force: true }); // as make clean
+      const r = ok(k.make(dir, [`CC=${cc}`], e));
+      return { ...summary(r.stderr), cc: readFileSync(join(dir, 'cc.txt'), 'utf8'), v: readFileSync(join(dir, 'v.txt'), 'utf8') };
+    };
+    const version = (cc: string) => spawnSync('sh', ['./ver.sh'], { cwd: dir, env: { ...process.env, ...env, CC: cc }, encoding: 'utf8' }).stdout;
+    const farm = build('distcc gcc', env);
+    assert.deepEqual([farm.cc, farm.v], ['distcc gcc\n', version('distcc gcc')]);
+    const local = build('gcc');
+    // The compile and ar hit (before: ar ran again, its environment held CC); echo "$CC" and the script run.
+    assert.deepEqual([local.cc, local.v], ['gcc\n', version('gcc')]);
+    assert.deepEqual([local.hits, local.misses], [2, 2]);
+    const again = build('distcc gcc', env);
+    assert.deepEqual([again.cc, again.v, again.misses], ['distcc gcc\n', version('distcc gcc'), 0]);
+  });
+
   test('-j16 over distcc: every line stored, no trace log or temporary file left behind', () => {
     const k = kbx('wide');
     const dir = project('wide', 48);

@@ -31,3 +31,23 @@ test('kbx make without shared stores or replay loads neither the HTTP nor the Re
     kbx.stop();
   }
 });
+
+test("kbx make loads neither the store's code (the daemon's business) nor the stats formatter before make starts", () => {
+  const kbx = new Kbx('cli-start-store');
+  try {
+    const proj = join(tempDir('cli-start-store'), 'proj');
+    writeTree(proj, { Makefile: 'all: out\nout: in\n\tcp in out\n', in: 'x\n' });
+    const log = join(proj, '..', 'modules.log');
+    const r = spawnSync(process.execPath, ['--import', MODULE_LOG, kbxMain, 'make'], {
+      cwd: proj,
+      env: kbx.env({ KBX_TEST_MODULE_LOG: log }),
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const loaded = readFileSync(log, 'utf8').split('\n');
+    assert.ok(loaded.some((u) => u.endsWith('/cli/make.js')), 'the log names the modules kbx make loaded');
+    assert.deepEqual(loaded.filter((u) => /\/src\/store\/local\/|\/cli\/stats\.js$/.test(u)), []);
+  } finally {
+    kbx.stop();
+  }
+});

@@ -34,20 +34,34 @@ test('the jobserver, -j, kbx variables, PWD and MAKE_RESTARTS do not enter the k
   assert.equal(line([...env, 'MAKE_RESTARTS=1']), line(env), "make's restart count");
 });
 
-test("where kbx is installed does not enter the key: kbx make's SHELL=<install>/kbx-shim in MAKEFLAGS", () => {
-  const at = (dir: string) => [...env.filter((e) => !e.startsWith('MAKEFLAGS')), `MAKEFLAGS=rR -- O=/out SHELL=${dir}/build/native/kbx-shim`];
+test("where kbx is installed does not enter the key: kbx make's SHELL=<install>/build/native/kbx-shell/sh in MAKEFLAGS", () => {
+  const at = (dir: string, shim = 'kbx-shell/sh') => [...env.filter((e) => !e.startsWith('MAKEFLAGS')), `MAKEFLAGS=rR -- O=/out SHELL=${dir}/build/native/${shim}`];
   assert.equal(line(at('/usr/lib/node_modules/kbx')), line(at('/home/me/src/kbx')));
-  assert.equal(normalizeMakeflags(' -- SHELL=/opt/kbx/build/native/kbx-shim'), ' -- SHELL=kbx-shim');
+  assert.equal(normalizeMakeflags(' -- SHELL=/opt/kbx/build/native/kbx-shell/sh'), ' -- SHELL=kbx-shim');
+  // The shim's earlier name keys the same: entries stored before the rename still hit.
+  assert.equal(line(at('/opt/kbx', 'kbx-shim')), line(at('/home/me/src/kbx')));
   // Any other shell a user gives make stays in the key.
   assert.notEqual(line([...env.filter((e) => !e.startsWith('MAKEFLAGS')), 'MAKEFLAGS=rR -- O=/out SHELL=/bin/bash']), line(at('/opt/kbx')));
 });
 
-test('the daemon\'s memoised environment digest equals the plain one', () => {
+test('the daemon\'s memoised environment digest equals the plain one, taken without wrappers; what they add is a digest of its own', () => {
   const memo = new EnvDigests([]);
   const raw = env.map((e) => Buffer.from(e));
-  assert.equal(memo.of(raw), envDigest(env, []));
-  assert.equal(memo.of(raw), envDigest(env, []));
-  assert.notEqual(memo.of([...raw, Buffer.from('X=1')]), envDigest(env, []));
+  assert.deepEqual(memo.of(raw), { envDigest: envDigest(env, [], undefined, true), wrapperEnv: '' });
+  assert.deepEqual(memo.of(raw), { envDigest: envDigest(env, [], undefined, true), wrapperEnv: '' });
+  assert.notEqual(memo.of([...raw, Buffer.from('X=1')]).envDigest, envDigest(env, []));
+  const under = (...more: string[]) => memo.of([...raw, ...more.map((m) => Buffer.from(m))]);
+  // distcc's words and variables leave the digest, and make the wrappers' own.
+  const local = under('CC=gcc');
+  const farm = under('CC=distcc gcc', 'DISTCC_HOSTS=127.0.0.1:3632/4');
+  const noRewrite = under('CC=gcc', 'DISTCC_NO_REWRITE_CROSS=1');
+  assert.equal(local.wrapperEnv, '');
+  assert.deepEqual([farm.envDigest, noRewrite.envDigest], [local.envDigest, local.envDigest]);
+  assert.notEqual(farm.wrapperEnv, '');
+  assert.notEqual(noRewrite.wrapperEnv, '');
+  assert.notEqual(farm.wrapperEnv, noRewrite.wrapperEnv);
+  // The hosts alone steer distcc, never what it makes: in neither digest.
+  assert.deepEqual(under('CC=distcc gcc', 'DISTCC_HOSTS=10.0.0.1/8'), farm);
 });
 
 test('the strong fingerprint covers every entry of the path set, absent paths included', () => {

@@ -10,7 +10,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { route } from '../src/kernel/link/route.js';
 import { LINK_6_1, LINK_6_12 } from '../src/kernel/link/versions.js';
+import { cleanEnv } from './support/env.js';
 import { tempDir } from './support/kbx.js';
 import { kernelTree } from './support/kernel-tree.js';
 import { linuxSource, unlessMissing } from './support/tools.js';
@@ -57,13 +59,40 @@ describe("Linux 6.12's link steps", { skip: unlessMissing(linuxSource(tree, '6.1
     assert.equal(readFileSync(join(work, 'sorted'), 'utf8'), '-s .tmp_vmlinux.nm-sort vmlinux\nffffffff81000000 T nm-S\nffffffff81000001 t .Lx\n0000000000000000 a abs\n');
   });
 
-  test('BTF, kallsyms, a link map and clang LTO are left to the script, each named; tinyconfig is not', () => {
+  test('BTF, a link map and clang LTO are left to the script, each named; tinyconfig and kallsyms are not', () => {
     const misfit = (...on: string[]): string | undefined => LINK_6_12.misfit((o) => on.includes(o));
     assert.equal(misfit('CONFIG_X86_64', 'CONFIG_BUILDTIME_TABLE_SORT', 'CONFIG_MODULES'), undefined);
+    assert.equal(misfit('CONFIG_KALLSYMS', 'CONFIG_KALLSYMS_ALL', 'CONFIG_KALLSYMS_ABSOLUTE_PERCPU'), undefined);
     assert.equal(misfit('CONFIG_DEBUG_INFO_BTF'), 'kbx does not link Linux 6.12 with BTF in one step yet');
-    assert.equal(misfit('CONFIG_KALLSYMS', 'CONFIG_VMLINUX_MAP'), 'kbx does not link Linux 6.12 with kallsyms tables, a link map (CONFIG_VMLINUX_MAP) in one step yet');
+    assert.equal(misfit('CONFIG_KALLSYMS', 'CONFIG_DEBUG_INFO_BTF', 'CONFIG_VMLINUX_MAP'), 'kbx does not link Linux 6.12 with BTF, a link map (CONFIG_VMLINUX_MAP) in one step yet');
     assert.match(misfit('CONFIG_LTO_CLANG') ?? '', /clang LTO/);
     assert.equal(LINK_6_12.resolvesBtfIds((o) => o === 'CONFIG_DEBUG_INFO_BTF'), true);
     assert.equal(LINK_6_1.resolvesBtfIds((o) => o === 'CONFIG_DEBUG_INFO_BTF'), false);
+  });
+
+  test("kbx make sends the link to kbx only with kallsyms on (else the script links once anyway), as the tree's make reads it", () => {
+    // The override kbx make passes for this tree, through real make: a fake script for $<, a fake node for kbx.
+    const dir = join(work, 'route');
+    mkdirSync(join(dir, 'scripts'), { recursive: true });
+    mkdirSync(join(dir, 'include/config'), { recursive: true });
+    writeFileSync(join(dir, 'Makefile'), `srctree := ${dir}\nLD := ld\nKBUILD_LDFLAGS :=\nLDFLAGS_vmlinux :=\nvmlinux: scripts/link-vmlinux.sh ; +$(cmd_link_vmlinux)\n`);
+    writeFileSync(join(dir, 'scripts/Makefile.build'), 'init/version-timestamp.o: ; @:\n');
+    writeFileSync(join(dir, 'scripts/link-vmlinux.sh'), '#!/bin/sh\necho "script $1" > linked-by\n', { mode: 0o755 });
+    writeFileSync(join(dir, 'node'), '#!/bin/sh\necho "kbx $2" > linked-by\n', { mode: 0o755 });
+    const r = route(tree!, join(dir, 'node'), 'entry.js');
+    assert.ok(r.routed);
+    const linkedBy = (autoConf: string | undefined): string => {
+      for (const f of ['include/config/auto.conf', 'linked-by']) rmSync(join(dir, f), { force: true });
+      if (autoConf !== undefined) writeFileSync(join(dir, 'include/config/auto.conf'), autoConf);
+      const m = spawnSync('make', ['-s', '-C', dir, ...r.args], { encoding: 'utf8', env: cleanEnv() });
+      assert.equal(m.status, 0, m.stderr);
+      return readFileSync(join(dir, 'linked-by'), 'utf8');
+    };
+    assert.equal(linkedBy('CONFIG_X86_32=y\nCONFIG_KALLSYMS=y\n'), 'kbx ld\n');
+    assert.equal(linkedBy('CONFIG_X86_32=y\nCONFIG_KALLSYMS_ALL=y\n# CONFIG_KALLSYMS is not set\n'), 'script ld\n');
+    assert.equal(linkedBy(undefined), 'script ld\n');
+    // 6.1 is routed whatever its options (its single link is kbx's in every test tree).
+    const r61 = route(kernelTree('6.1') ?? tree!);
+    assert.ok(r61.routed && !r61.args[0]!.includes('auto.conf') === (r61.what.includes('6.1')));
   });
 });

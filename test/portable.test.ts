@@ -132,7 +132,7 @@ test("a line that writes kbx's install path (make's SHELL override, in MAKEFLAGS
   try {
     const r = kbx.make(dir);
     assert.equal(r.status, 0, r.stderr);
-    assert.ok(holds(join(dir, 'flags.txt'), '/kbx-shim'), 'the line wrote the shim path');
+    assert.ok(holds(join(dir, 'flags.txt'), '/kbx-shell/sh'), 'the line wrote the shim path');
     assert.equal(summary(r.stderr).stored, 1, r.stderr);
     assert.equal(kbx.stats()['not-stored:shim-path-in-output'], 1);
   } finally {

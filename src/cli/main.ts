@@ -6,10 +6,8 @@ import { Command, CommanderError } from 'commander';
 import { describeConfig, loadConfig, PROGRESS_MODES, type Config, type ProgressMode } from '../config/config.js';
 import { control, daemonStatus } from '../daemon/client.js';
 import { socketPath } from '../daemon/paths.js';
-import { LocalStore } from '../store/local/local-store.js';
 import { KbxError } from '../util/errors.js';
 import { kbxMake } from './make.js';
-import { formatStats } from './stats.js';
 
 // A reader that went away (`kbx builds | head -1`) ends the output, as in any
 // Unix tool: exit quietly instead of dying on EPIPE with a stack trace.
@@ -80,7 +78,8 @@ program
   .action(async (opts: { json?: boolean }) => {
     const cfg = loadConfig();
     const st = await control<Record<string, unknown>>(socketPath(cfg.dir), { cmd: 'stats' }).catch(() => undefined);
-    const data = st ?? offlineStats(cfg);
+    const data = st ?? (await offlineStats(cfg));
+    const { formatStats } = await import('./stats.js');
     process.stdout.write(opts.json ? JSON.stringify(data, null, 2) + '\n' : formatStats(data));
   });
 
@@ -93,7 +92,10 @@ program
       () => true,
       () => false,
     );
-    if (!ok) new LocalStore(cfg.dir, cfg.maxSize, cfg.compressionLevel).clear();
+    if (!ok) {
+      const { LocalStore } = await import('../store/local/local-store.js');
+      new LocalStore(cfg.dir, cfg.maxSize, cfg.compressionLevel).clear();
+    }
     process.stdout.write(`kbx: cleared ${cfg.dir}\n`);
   });
 
@@ -150,7 +152,8 @@ daemon
   });
 
 /** Counters and store size read from disk when no daemon is running. */
-function offlineStats(cfg: Config): Record<string, unknown> {
+async function offlineStats(cfg: Config): Promise<Record<string, unknown>> {
+  const { LocalStore } = await import('../store/local/local-store.js');
   const store = new LocalStore(cfg.dir, cfg.maxSize, cfg.compressionLevel);
   let counts = {};
   try {

@@ -13,8 +13,7 @@ import { linkVmlinuxMakeArgs } from '../kernel/link/route.js';
 import { buildNative, shimPath, tracerPath } from '../native/build.js';
 import { KbxError } from '../util/errors.js';
 import { formatSummary, type BuildSummary } from './summary.js';
-import { runWithStatusLine, startPlainProgress } from './progress.js';
-import { listBuilds } from '../builds/archive.js';
+import { runWithStatusLine, startPlainProgress, type Progress } from './progress.js';
 import type { BuildMeta, ReplaySpan } from '../builds/record.js';
 
 const execFileAsync = promisify(execFile);
@@ -115,7 +114,8 @@ function progressMode(cfg: Config, inv: MakeInvocation): 'tty' | 'plain' | 'off'
 }
 
 /** The last recorded build of the same directory and arguments (-j aside): what this one will probably do. */
-function previousBuild(kbxDir: string, dir: string, args: string[]): BuildMeta | undefined {
+async function previousBuild(kbxDir: string, dir: string, args: string[]): Promise<BuildMeta | undefined> {
+  const { listBuilds } = await import('../builds/archive.js');
   const key = (a: string[]) => a.filter((x) => !/^(-j\d*|--jobs(=\d+)?)$/.test(x)).join('\0');
   return listBuilds(kbxDir).find((m) => m.dir === dir && key(m.args) === key(args));
 }
@@ -182,14 +182,17 @@ export async function kbxMake(args: string[], cfg: Config, opts: { make?: string
   const route = cfg.linkVmlinux ? linkVmlinuxMakeArgs(inv, (line) => process.stderr.write(line)) : [];
   const makeArgs = [...args, ...route, `SHELL=${shimPath}`];
   const mode = progressMode(cfg, inv);
-  const progress = { countersFile, startedMs: started, previous: previousBuild(cfg.dir, inv.dir, args) };
-  let status: number;
-  if (mode === 'tty') status = await runWithStatusLine(make, makeArgs, env, progress);
-  else {
-    const stop = mode === 'plain' ? startPlainProgress(progress, cfg.progressIntervalSec * 1000) : () => {};
-    status = await runMake(make, makeArgs, env);
-    stop();
+  const progress: Progress = { countersFile, startedMs: started };
+  // make starts first: reading the earlier builds' records (for the expected
+  // line count and the ETA) and loading that code overlap make's own start.
+  const running = mode === 'tty' ? runWithStatusLine(make, makeArgs, env, progress) : runMake(make, makeArgs, env);
+  let stop = () => {};
+  if (mode !== 'off') {
+    progress.previous = await previousBuild(cfg.dir, inv.dir, args).catch(() => undefined);
+    if (mode === 'plain') stop = startPlainProgress(progress, cfg.progressIntervalSec * 1000);
   }
+  const status = await running;
+  stop();
   const elapsedMs = Date.now() - started;
 
   const shim = readCounters(countersFile);

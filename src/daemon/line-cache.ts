@@ -13,6 +13,7 @@ import { parseTraceLog, type TraceEvent } from '../observe/trace-log.js';
 import { TimeMacroScanner } from '../observe/time-macros.js';
 import { timeMacroInputs } from '../fingerprint/time-inputs.js';
 import { identityInputs, identitiesUsed } from '../fingerprint/identity-inputs.js';
+import { CompilerVariableScanner, namesCompilerVariable } from '../observe/compiler-variables.js';
 import type { Entry, PathSets, Store, StoredOutput } from '../store/store.js';
 import { sha256 } from '../util/hash.js';
 import type { InputChange, MissWhy } from '../builds/record.js';
@@ -22,7 +23,7 @@ import { PathSetCache, type CompactSet } from './path-set-cache.js';
 import { refusal, underRoots } from './restore.js';
 import type { Filled, RemoteStore } from '../store/remote/remote-store.js';
 import { RootNames, type NamedRoot } from '../fingerprint/root-names.js';
-import { WRAPPER_NAMES, simpleCommands, stripWrappers, type WrapperName } from '../fingerprint/wrappers.js';
+import { WRAPPER_NAMES, ranCompilerOrWrapper, simpleCommands, stripWrappers, type WrapperName } from '../fingerprint/wrappers.js';
 import { restoredCmdFile, savedCommands, storedCmdFile } from '../kernel/cmd-file.js';
 import { Projections, type LineProjections, type ProjectionRule } from '../fingerprint/projection.js';
 import { LinkPartners, changedSinceExceptLinks, isLinkedInode, linkedInodes, restoreOrder, wroteThroughLink } from './hard-links.js';
@@ -149,6 +150,13 @@ export class LineCache {
   /** FileState generation and PathSetCache epoch at each of the last KEEP_BUILDS build starts, oldest first. */
   private buildStarts: Array<{ gen: number; epoch: number }> = [];
   private readonly timeMacros = new TimeMacroScanner();
+  private readonly compilerVariables = new CompilerVariableScanner();
+
+  /** A compiler or wrapper ran, or the text or a text file the line read names $CC and the like (compiler-variables.ts). */
+  private mayUseCompilerVariables(command: string, execed: readonly string[], entries: readonly PathEntry[]): boolean {
+    if (ranCompilerOrWrapper(execed) || namesCompilerVariable(command)) return true;
+    return entries.some((e) => e.k === 'c' && this.compilerVariables.scan(e.p, e.v) !== false);
+  }
   private readonly rootNames = new Map<string, RootNames>();
   /** Which roots each input's bytes hold, by roots and content digest: a kernel build reads the same headers thousands of times. */
   private readonly inputRoots = new Map<string, number[]>();
@@ -226,7 +234,7 @@ export class LineCache {
     const filled = this.remote.fill({
       weak,
       buildId,
-      holds: (strong, entries) => this.pathSets.holds(this.state, strong, entries, names, parts),
+      holds: (strong, entries) => this.pathSets.holds(this.state, strong, entries, names, parts, req.wrapperEnv),
       refusal: (entry) => {
         const here = underRoots(entry, names);
         return typeof here === 'string' ? here : refusal(here, roots);
@@ -261,7 +269,7 @@ export class LineCache {
     let firstDiff: Mismatch | undefined;
     const parts = rec?.sets.length ? this.projections.forLookup(req.command, req.cwd) : undefined;
     for (const set of rec?.sets ?? []) {
-      const diff = this.pathSets.firstMismatch(this.state, set, names, parts);
+      const diff = this.pathSets.firstMismatch(this.state, set, names, parts, req.wrapperEnv);
       if (diff) {
         firstDiff ??= diff;
         continue;
@@ -282,7 +290,7 @@ export class LineCache {
     return {
       kind: 'miss',
       action: { id, buildId, ignore: [], weak, req, roots, names, traceLog: `${this.tmpDir}/trace-${id}.log`, startUs: Date.now() * 1000 },
-      why: !rec ? { kind: 'new-command' } : firstDiff ? this.explainMiss(rec.sets, names, parts) : { kind: 'unavailable' },
+      why: !rec ? { kind: 'new-command' } : firstDiff ? this.explainMiss(rec.sets, names, parts, req.wrapperEnv) : { kind: 'unavailable' },
       whyText: firstDiff ? `${firstDiff.entry.p} was ${firstDiff.entry.v.slice(0, 16)}, now ${firstDiff.now.slice(0, 16)}` : rec ? 'stored outputs unavailable' : 'new command',
     };
   }
@@ -293,8 +301,8 @@ export class LineCache {
    * another stored run read (an edit reverted), that run too, with the inputs
    * the tree differs from it in: the change that matters is there.
    */
-  private explainMiss(sets: readonly CompactSet[], names: RootNames, parts: LineProjections | undefined): MissWhy {
-    const all = sets.map((set) => ({ set, diffs: this.pathSets.mismatches(this.state, set, names, parts) }));
+  private explainMiss(sets: readonly CompactSet[], names: RootNames, parts: LineProjections | undefined, wrapperEnv: string | undefined): MissWhy {
+    const all = sets.map((set) => ({ set, diffs: this.pathSets.mismatches(this.state, set, names, parts, wrapperEnv) }));
     let best: (typeof all)[number] | undefined;
     for (const run of all) if (!best || run.diffs.length < best.diffs.length) best = run;
     if (!best) return { kind: 'unavailable' };
@@ -536,6 +544,12 @@ export class LineCache {
     entries.push(...timeInputs);
     // A line that printed the host's or the user's name: key who that is (identity-inputs.ts).
     entries.push(...identityInputs(identitiesUsed(acc.execed, acc.askedHost ?? []), entries, this.state));
+    // Not a wrapped compile, but it ran a compiler or a wrapper, or may read $CC itself: what it
+    // made may depend on the wrappers its environment names (`$CC --version` through distcc
+    // names another gcc; `echo "$CC"`), which its weak key is taken without.
+    if (action.req.wrapperEnv !== undefined && stripWrappers(action.req.command).wrappers.length === 0 && this.mayUseCompilerVariables(action.req.command, acc.execed, entries)) {
+      entries.push({ k: 'env', p: 'wrappers', v: action.req.wrapperEnv });
+    }
 
     // Inputs are valued; now drop what kbx knew of the paths the line changed.
     for (const p of [...acc.written, ...acc.deleted]) this.state.forget(p);
@@ -648,7 +662,7 @@ export class LineCache {
     // checkout finds them. What the line printed or wrote may hold a root itself
     // (debug info, __FILE__, a warning): the set then holds only under that root.
     const names = action.names;
-    const stored: PathEntry[] = entries.map((e) => (e.k === 'date' || e.k === 'who' ? e : { k: e.k, p: names.toStored(e.p), v: e.v }));
+    const stored: PathEntry[] = entries.map((e) => (e.k === 'date' || e.k === 'who' || e.k === 'env' ? e : { k: e.k, p: names.toStored(e.p), v: e.v }));
     const embedded = new Set(outputs.flatMap((o) => (o.kind === 'link' ? names.embeddedIn(o.target) : [])));
     for (const data of blobs.values()) for (const r of names.embeddedIn(data)) embedded.add(r);
     for (const e of entries) if (e.k === 'c' && HEX64.test(e.v)) for (const r of this.rootsInInput(e.p, e.v, names)) embedded.add(r);

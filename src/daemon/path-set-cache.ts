@@ -89,7 +89,8 @@ export class PathSetCache {
   /** The clock pseudo-inputs are valued with (a test moves it to another day). */
   now: () => number = Date.now;
 
-  private pseudoMismatches(set: CompactSet, names: RootNames, firstOnly: boolean): Mismatch[] {
+  /** `wrapperEnv`: the line's (LineRequest.wrapperEnv); an `env` entry never holds without it. */
+  private pseudoMismatches(set: CompactSet, names: RootNames, firstOnly: boolean, wrapperEnv?: string): Mismatch[] {
     const out: Mismatch[] = [];
     if (!set.pseudo) return out;
     const nowMs = this.now();
@@ -98,6 +99,7 @@ export class PathSetCache {
       let now: string | undefined;
       if (stored.k === 'root') now = names.rootValue(stored.p) ?? 'no-such-root';
       else if (stored.k === 'date' || stored.k === 'who') now = pseudoValue(stored.k, stored.p, nowMs);
+      else if (stored.k === 'env') now = stored.p === 'wrappers' ? wrapperEnv : undefined;
       else {
         const p = names.toAbsolute(stored.p);
         if (p !== undefined) entry = { ...stored, p };
@@ -194,10 +196,10 @@ export class PathSetCache {
    * it absolute). `parts`: the inputs the line's command lets a projection
    * value (projection.ts).
    */
-  firstMismatch(state: FileState, set: CompactSet, names: RootNames, parts?: LineProjections): Mismatch | undefined {
+  firstMismatch(state: FileState, set: CompactSet, names: RootNames, parts?: LineProjections, wrapperEnv?: string): Mismatch | undefined {
     // Pseudo-inputs first: the date is a string compare, and the likeliest to differ.
     if (set.pseudo) {
-      const [diff] = this.pseudoMismatches(set, names, true);
+      const [diff] = this.pseudoMismatches(set, names, true, wrapperEnv);
       if (diff) return diff;
     }
     for (let i = 0; i < set.paths.length; i++) {
@@ -208,13 +210,13 @@ export class PathSetCache {
   }
 
   /** Whether every entry of a set not kept here (one from a shared store) holds now. */
-  holds(state: FileState, strong: string, entries: readonly PathEntry[], names: RootNames, parts?: LineProjections): boolean {
-    return this.firstMismatch(state, this.compactSet(strong, entries), names, parts) === undefined;
+  holds(state: FileState, strong: string, entries: readonly PathEntry[], names: RootNames, parts?: LineProjections, wrapperEnv?: string): boolean {
+    return this.firstMismatch(state, this.compactSet(strong, entries), names, parts, wrapperEnv) === undefined;
   }
 
   /** Every entry of a set that no longer holds (for explaining a miss; slower than firstMismatch). */
-  mismatches(state: FileState, set: CompactSet, names: RootNames, parts?: LineProjections): Mismatch[] {
-    const out = this.pseudoMismatches(set, names, false);
+  mismatches(state: FileState, set: CompactSet, names: RootNames, parts?: LineProjections, wrapperEnv?: string): Mismatch[] {
+    const out = this.pseudoMismatches(set, names, false, wrapperEnv);
     for (let i = 0; i < set.paths.length; i++) {
       const m = this.check(state, set, i, names, parts);
       if (m.now !== m.entry.v) out.push(m);
@@ -227,8 +229,8 @@ export class PathSetCache {
    * `value` instead of the tree (replay: the tree as earlier lines will leave
    * it); paths are given absolute under these roots.
    */
-  holdsAs(set: CompactSet, names: RootNames, value: (kind: 'c' | 'e', path: string, stored: string) => string): boolean {
-    if (set.pseudo && this.pseudoMismatches(set, names, true).length) return false;
+  holdsAs(set: CompactSet, names: RootNames, value: (kind: 'c' | 'e', path: string, stored: string) => string, wrapperEnv?: string): boolean {
+    if (set.pseudo && this.pseudoMismatches(set, names, true, wrapperEnv).length) return false;
     for (let i = 0; i < set.paths.length; i++) {
       const v = this.strings[set.values[i]!]!;
       const p = this.pathUnder(set.paths[i]!, names);

@@ -241,8 +241,11 @@ export class DaemonServer {
     try {
       // Values naming a build root are keyed by its role (root-names.ts): another checkout shares them.
       const command = cmdB.toString();
-      const envDigest = this.envDigests.of(envB, this.cache.namesFor(roots), keyedWithoutWrappers(command));
-      const req = { cwd: cwdB.toString(), command, tty: ttyB.toString(), envDigest, timeEnv: this.envDigests.timeEnv(envDigest), shell: getenv('KBX_REAL_SHELL') || '/bin/sh' };
+      // Every line is keyed without wrappers (wrappers.ts); a wrapped compile's output is the
+      // same through any, and any other line's run that used them holds only with the same (wrapperEnv).
+      const { envDigest, wrapperEnv } = this.envDigests.of(envB, this.cache.namesFor(roots));
+      const wrapped = keyedWithoutWrappers(command);
+      const req = { cwd: cwdB.toString(), command, tty: ttyB.toString(), envDigest, wrapperEnv: wrapped ? '' : wrapperEnv, timeEnv: this.envDigests.timeEnv(envDigest), shell: getenv('KBX_REAL_SHELL') || '/bin/sh' };
       const answer = (res: LookupResult) => {
         try {
           const p = this.answer(res, req, buildId, startUs, send, getenv);
@@ -285,7 +288,8 @@ export class DaemonServer {
     }
     res.action.ignore = wrapperStateDirs(getenv);
     res.action.makeName = getenv('KBX_MAKE') || undefined;
-    res.action.envWrappers = this.envDigests.wrappers(req.envDigest);
+    // A wrapped compile is keyed without the wrappers its environment names too; any other line keeps what they did.
+    res.action.envWrappers = keyedWithoutWrappers(req.command) ? this.envDigests.wrappers(req.envDigest) : [];
     // For the input-changed check: the shim's start (its CLOCK_REALTIME, the clock of
     // file times), never after the lookup's wall clock.
     res.action.startUs = Math.min(startUs, res.action.startUs);

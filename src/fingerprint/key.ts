@@ -42,8 +42,10 @@ import { PART_PREFIX, type LineProjections } from './projection.js';
 // in the tty field: a hit restores the stored run's modes.
 export const KEY_FORMAT = 'kbx-key-7';
 
-/** The file name of kbx's shim, which `kbx make` passes to make as SHELL=<install>/kbx-shim. */
+/** How the key names kbx's shim, which `kbx make` passes to make as SHELL=<install>/build/native/kbx-shell/sh. */
 export const SHIM_NAME = 'kbx-shim';
+// The shim's path under an install, now (kbx-shell/sh: src/native/build.ts says why) and before (kbx-shim): keyed alike.
+const SHIM_PATHS = ['/kbx-shell/sh', '/kbx-shim'];
 
 /**
  * Variables that decide how a compiler expands __DATE__, __TIME__ and
@@ -80,7 +82,7 @@ export function normalizeMakeflags(v: string): string {
     .split(' ')
     .filter((w) => !/^--jobserver-(auth|fds)=/.test(w) && !/^-j\d*$/.test(w))
     // Where kbx is installed is not an input of the line (an output holding it is not stored).
-    .map((w) => (w.startsWith('SHELL=') && w.endsWith(`/${SHIM_NAME}`) ? `SHELL=${SHIM_NAME}` : w))
+    .map((w) => (w.startsWith('SHELL=') && SHIM_PATHS.some((s) => w.endsWith(s)) ? `SHELL=${SHIM_NAME}` : w))
     // The first word gathers single-letter flags ("rRj" with a bare -j).
     .map((w, i) => (i === 0 && /^[A-Za-z]+$/.test(w) ? w.replace(/j/g, '') : w))
     .join(' ');
@@ -96,13 +98,21 @@ export interface LineRequest {
   timeEnv?: TimeEnv;
   /** The shell the shim runs the line with (KBX_REAL_SHELL): its bytes are an input of every run. */
   shell?: string;
+  /**
+   * Digest of what the environment's wrapper words and variables add to the
+   * key of a line that is not a wrapped compile ('' when nothing): its
+   * weak key is taken without them, and a run that ran a compiler or a
+   * wrapper holds only where this is the same (the `env` pseudo-input).
+   */
+  wrapperEnv?: string;
 }
 
 /**
- * The environment as the key holds it. `withoutWrappers`: for a line whose
- * text runs a wrapped compile (wrappers.ts), the wrapper words leave the
- * values too (`CC=distcc gcc` keys as `CC=gcc`); any other line keeps them,
- * as what it runs through $CC may differ with the wrapper.
+ * The environment as the key holds it. `withoutWrappers`: the wrapper words
+ * leave the values too (`CC=distcc gcc` keys as `CC=gcc`), and every
+ * variable that steers a wrapper leaves the environment. Every line's weak key
+ * is taken so (envDigest); what the wrappers change for a line that is not a
+ * wrapped compile is its `env` pseudo-input (line-cache.ts).
  */
 export function keyEnvironment(env: readonly string[], extraIgnore: readonly string[], withoutWrappers = false): string[] {
   const out: string[] = [];
@@ -128,7 +138,7 @@ export function keyEnvironment(env: readonly string[], extraIgnore: readonly str
   return out.sort();
 }
 
-/** Whether a line's environment is keyed without wrapper words: its text runs a wrapped compile (keyEnvironment). */
+/** Whether a line is a wrapped compile (its text runs one: wrappers.ts), whose output no wrapper changes. */
 export function keyedWithoutWrappers(command: string): boolean {
   return stripWrappers(command).wrappers.length > 0;
 }
@@ -149,31 +159,39 @@ export class EnvDigests {
   private vars = new Map<string, string[]>();
   private times = new Map<string, TimeEnv>();
   private wrapperWords = new Map<string, WrapperName[]>();
+  private wrapperEnvs = new Map<string, string>();
 
   constructor(private readonly extraIgnore: readonly string[]) {}
 
   /**
-   * `names`: the line's build roots, which its raw environment names too (KBX_ROOTS), so the memo holds.
-   * `withoutWrappers`: the line's text runs a wrapped compile (keyEnvironment).
+   * The environment's digest without wrappers (keyEnvironment), and the
+   * digest of what they add ('' when nothing). `names`: the line's build
+   * roots, which its raw environment names too (KBX_ROOTS), so the memo holds.
    */
-  of(raw: readonly Buffer[], names?: RootNames, withoutWrappers = false): string {
-    const rawKey = hashFields([...raw, withoutWrappers ? 'w' : '']);
+  of(raw: readonly Buffer[], names?: RootNames): { envDigest: string; wrapperEnv: string } {
+    const rawKey = hashFields(raw);
     let d = this.memo.get(rawKey);
     if (d === undefined) {
-      const env = keyEnvironment(raw.map((b) => b.toString()), this.extraIgnore, withoutWrappers);
+      const text = raw.map((b) => b.toString());
+      const env = keyEnvironment(text, this.extraIgnore, true);
       d = hashFields(names ? env.map((v) => names.keyText(v)) : env);
       if (this.memo.size >= 4096) {
         this.memo.clear();
         this.vars.clear();
         this.times.clear();
         this.wrapperWords.clear();
+        this.wrapperEnvs.clear();
       }
       this.memo.set(rawKey, d);
       this.vars.set(d, env);
       this.times.set(d, timeVariables(env));
-      this.wrapperWords.set(d, strippedWrappers(raw.map((b) => b.toString()), env));
+      this.wrapperWords.set(d, strippedWrappers(text, env));
+      // What the wrappers add: the entries keyed with them and not without.
+      const without = new Set(env);
+      const added = keyEnvironment(text, this.extraIgnore, false).filter((v) => !without.has(v));
+      this.wrapperEnvs.set(rawKey, added.length ? hashFields(names ? added.map((v) => names.keyText(v)) : added) : '');
     }
-    return d;
+    return { envDigest: d, wrapperEnv: this.wrapperEnvs.get(rawKey)! };
   }
 
   /** The variables behind a digest this object made (for build records). */
@@ -228,8 +246,10 @@ export function weakFingerprint(req: LineRequest, names?: RootNames): string {
  * v its mtime in whole seconds. `root`: p a role (`@make`), v the root's
  * absolute path(s) (root-names.ts), for a line whose outputs hold it.
  * `who`: p `host` or `user`, v a digest of who that is (identity-inputs.ts).
+ * `env`: p `wrappers`, v LineRequest.wrapperEnv, for a line that is not a
+ * wrapped compile and ran a compiler or a wrapper (line-cache.ts).
  */
-export type EntryKind = InputKind | 'date' | 'mtime' | 'root' | 'who';
+export type EntryKind = InputKind | 'date' | 'mtime' | 'root' | 'who' | 'env';
 
 export interface PathEntry {
   k: EntryKind;

@@ -2,18 +2,37 @@
 // key of a compile: `distcc gcc -c x.c` makes the object `gcc -c x.c` makes
 // (the farm runs the same compiler version: the user's contract with distcc
 // and icecream, as with ccache), so both share entries. Only there: other
-// calls through a wrapper differ (see compiles()), so a line shares entries
-// across wrappers only when its text runs a wrapped compile. Such a line's
-// wrapper words leave the command text and the values of its environment
-// (key.ts), the variables that only steer a wrapper leave every line's
-// environment, and the wrapper's own program leaves the path set
-// (line-cache.ts); what identifies the real compiler (the driver, cc1 and the
-// assembler that ran, by their bytes) stays.
+// calls through a wrapper differ (see compiles()). A line whose text runs a
+// wrapped compile is keyed without its wrapper words (command text and
+// environment) and without the wrapper's own program (line-cache.ts); what
+// identifies the real compiler (the driver, cc1 and the assembler that ran,
+// by their bytes) stays. Every other line's weak key is taken without the
+// environment's wrappers too, so that `ar` or `ld` lines share entries across
+// CC="distcc gcc" and CC=gcc; but a run of such a line that ran a compiler or
+// a wrapper (ranCompilerOrWrapper) holds only under the same wrappers: its
+// path set has an `env` entry of what they add to the environment.
 import { basename } from 'node:path';
 import { canonicalSavedCommand } from '../kernel/cmd-file.js';
 
 export const WRAPPER_NAMES = ['distcc', 'icecc', 'ccache', 'sccache'] as const;
 export type WrapperName = (typeof WRAPPER_NAMES)[number];
+
+// A compiler driver by its file name, with a target prefix or a version
+// suffix (x86_64-linux-gnu-gcc-12, clang-16, cc, c++).
+const DRIVER = /^(?:[\w.+]+-)*(?:gcc|g\+\+|cc|c\+\+|cpp|clang|clang\+\+)(?:-[\d.]+)?$/;
+
+/**
+ * Whether a line ran a compiler driver or a wrapper (the programs its trace
+ * shows exec'd): what it made may then depend on the wrappers its
+ * environment names (`$CC --version` through distcc names another gcc), so a
+ * line that is not a wrapped compile keeps them in its path set (line-cache.ts).
+ */
+export function ranCompilerOrWrapper(execed: readonly string[]): boolean {
+  return execed.some((p) => {
+    const base = basename(p);
+    return DRIVER.test(base) || wrapperName(base) !== undefined || /^(cc1(plus|obj|objplus)?|icerun)$/.test(base);
+  });
+}
 
 export function wrapperName(word: string): WrapperName | undefined {
   if (!/^[\w./+-]+$/.test(word)) return undefined;

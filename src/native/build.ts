@@ -10,7 +10,12 @@ import { fileURLToPath } from 'node:url';
 /** The package root: dist/src/native/build.js → three levels up. */
 export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const nativeOutDir = join(packageRoot, 'build', 'native');
-export const shimPath = join(nativeOutDir, 'kbx-shim');
+// Named `sh` (in a directory of its own): GNU make skips a recipe line that is
+// just `:` (kbuild has ~1,200 in a no-op) only when SHELL's file name is a
+// Bourne shell's (job.c, is_bourne_compatible_shell: sh, bash, dash, ...), and
+// with .ONESHELL strips the `@-+` of every line only then; under any other
+// name make starts the shim for each `:` and hands it `@echo` lines.
+export const shimPath = join(nativeOutDir, 'kbx-shell', 'sh');
 export const tracerPath = join(nativeOutDir, 'libkbxtrace.so');
 
 interface NativeTarget {
@@ -44,9 +49,9 @@ function isStale(t: NativeTarget): boolean {
 /** Compiles whatever is missing or stale. Throws with the compiler's output on failure. */
 export function buildNative(opts: { force?: boolean; cc?: string } = {}): void {
   const cc = opts.cc ?? process.env.KBX_NATIVE_CC ?? 'cc';
-  mkdirSync(nativeOutDir, { recursive: true });
   for (const t of targets) {
     if (!opts.force && !isStale(t)) continue;
+    mkdirSync(dirname(t.output), { recursive: true });
     const tmp = `${t.output}.tmp${process.pid}`;
     try {
       execFileSync(cc, [...t.args, '-o', tmp, t.source, ...t.libs], { stdio: ['ignore', 'pipe', 'pipe'] });

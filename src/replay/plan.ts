@@ -264,11 +264,14 @@ function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>, s
     // recorded build left them (planReplay's check), or its line is not replayed.
     const sets = ctx.pathSets.get(line.weak)?.sets ?? [];
     const recorded = sets.find((s) => s.strong === line.strong);
+    // Replay runs only under the recorded build's environment and make arguments,
+    // so what wrappers add to the line's environment is what the recorded run held.
+    const wrapperEnv = recorded?.pseudo?.find((e) => e.k === 'env')?.v;
     let set: CompactSet | undefined;
     let entry: Entry | undefined;
     for (const s of recorded ? [recorded, ...sets.filter((x) => x !== recorded)] : []) {
       const e = usable(ctx, s.strong, names);
-      if (e && ctx.pathSets.holdsAs(s, names, valueAs)) {
+      if (e && ctx.pathSets.holdsAs(s, names, valueAs, wrapperEnv)) {
         set = s;
         entry = e;
         break;

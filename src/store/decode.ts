@@ -152,10 +152,12 @@ function pathSet(x: unknown, where: string): PathSet {
       if (typeof e.p !== 'string' || e.p.length > 256 || e.p.includes('\0')) fail(`${where}.entries[${i}].p`, 'not a time zone name');
     } else if (e.k === 'who') {
       if (e.p !== 'host' && e.p !== 'user') fail(`${where}.entries[${i}].p`, "not 'host' or 'user'");
+    } else if (e.k === 'env') {
+      if (e.p !== 'wrappers') fail(`${where}.entries[${i}].p`, "not 'wrappers'");
     } else if (e.k === 'root') {
       if (typeof e.p !== 'string' || ROLE_TOKEN.exec(e.p)?.[0] !== e.p) fail(`${where}.entries[${i}].p`, 'not a root role');
       maxValue = 2 * MAX_PATH + 1;
-    } else if (e.k !== 'c' && e.k !== 'e' && e.k !== 'mtime') fail(`${where}.entries[${i}].k`, "not 'c', 'e', 'mtime', 'date', 'root' or 'who'");
+    } else if (e.k !== 'c' && e.k !== 'e' && e.k !== 'mtime') fail(`${where}.entries[${i}].k`, "not 'c', 'e', 'mtime', 'date', 'root', 'who' or 'env'");
     else if (!isInputPath(e.p)) fail(`${where}.entries[${i}].p`, 'not an absolute or root-relative path');
     if (typeof e.v !== 'string' || e.v.length > maxValue) fail(`${where}.entries[${i}].v`, 'not a short string');
   }

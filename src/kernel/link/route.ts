@@ -12,7 +12,9 @@
 //
 // Routed only when kbx knows the tree's script (detect.ts) and the tree's
 // Makefile.vmlinux defines the recipe exactly as replaced here; any other
-// tree gets no argument and runs its own script.
+// tree gets no argument and runs its own script. A version whose script
+// links once without some options (6.12 without kallsyms) is routed with a
+// test of them in the recipe (routeOverride).
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,9 +23,12 @@ import type { MakeInvocation } from '../../cli/make.js';
 import { detectScript, type Detection } from './detect.js';
 import { timestampMakeArgs } from './early.js';
 import { MADE_FILE } from './made.js';
+import { LINK_VERSIONS } from './versions.js';
 
-/** The recipe as 6.1's scripts/Makefile.vmlinux defines it (whitespace and line continuations aside). */
-const STOCK_RECIPE = '$< "$(LD)" "$(KBUILD_LDFLAGS)" "$(LDFLAGS_vmlinux)"; $(if $(ARCH_POSTLINK), $(MAKE) -f $(ARCH_POSTLINK) $@, true)';
+const SCRIPT_ARGS = '"$(LD)" "$(KBUILD_LDFLAGS)" "$(LDFLAGS_vmlinux)"';
+const POSTLINK = '$(if $(ARCH_POSTLINK), $(MAKE) -f $(ARCH_POSTLINK) $@, true)';
+/** The recipe as 6.1's and 6.12's scripts/Makefile.vmlinux define it (whitespace and line continuations aside). */
+const STOCK_RECIPE = `$< ${SCRIPT_ARGS}; ${POSTLINK}`;
 
 /** The kbx CLI this module belongs to: dist/src/cli/link-vmlinux.js next to dist/src/kernel/link/route.js. */
 export const kbxLinkEntry = fileURLToPath(new URL('../../cli/link-vmlinux.js', import.meta.url));
@@ -64,10 +69,20 @@ function linkCommand(w: { make: string; makeValue: string; srctree: string; node
   return `: > ${MADE_FILE}; { set +e; ${step}; echo ${d}? > ${MADE_FILE}; } & KBX_LINK_MADE=${d}! MAKE=${w.makeValue} ${w.node} ${w.entry}`;
 }
 
-/** The command-line override that runs the routed link (linkCommand) in the script's place. MAKE is already in the environment, with this value. */
-export function routeOverride(node: string, entry: string): string {
+/**
+ * The command-line override that runs the routed link (linkCommand) in the
+ * script's place. MAKE is already in the environment, with this value.
+ * With `onlyWith` (LinkVersion.savesLinksWith), the recipe's shell asks the
+ * tree's include/config/auto.conf first, as the script's is_enabled does,
+ * and runs the script itself when none of them is on: the recipe text stays
+ * the same whatever the configuration, so a changed .config relinks no more
+ * often than plain make.
+ */
+export function routeOverride(node: string, entry: string, onlyWith?: readonly string[]): string {
   const kbx = linkCommand({ make: '$(MAKE)', makeValue: "'$(MAKE)'", srctree: '"$(srctree)"', node: makeShellWord(node), entry: makeShellWord(entry) }, '$$');
-  return `cmd_link_vmlinux=${STOCK_RECIPE.replace('$<', () => kbx)}`; // a function: kbx's $$ is no replacement pattern
+  if (!onlyWith) return `cmd_link_vmlinux=${STOCK_RECIPE.replace('$<', () => kbx)}`; // a function: kbx's $$ is no replacement pattern
+  const test = `grep -q ${onlyWith.map((o) => `-e '^${o}=y'`).join(' ')} include/config/auto.conf`;
+  return `cmd_link_vmlinux=if ${test}; then ${kbx} ${SCRIPT_ARGS}; else $< ${SCRIPT_ARGS}; fi; ${POSTLINK}`;
 }
 
 /** The routed link as plain shell text, make and srctree given: what the override runs, for tests and benchmarks (append the three arguments). */
@@ -100,8 +115,8 @@ export function route(dir: string, node = process.execPath, entry = kbxLinkEntry
     mk = undefined;
   }
   const ok = routable(det, mk);
-  if (!ok.ok) return { routed: false, reason: ok.reason };
-  return { routed: true, srctree: src, what: det.known ? det.what : '', args: [routeOverride(node, entry)] };
+  if (!ok.ok || !det.known) return { routed: false, reason: ok.ok ? '' : ok.reason };
+  return { routed: true, srctree: src, what: det.what, args: [routeOverride(node, entry, LINK_VERSIONS[det.version].savesLinksWith)] };
 }
 
 /** Goals that never link vmlinux, for which an unrouted kernel tree is not worth a word. */

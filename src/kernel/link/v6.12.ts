@@ -3,11 +3,13 @@
 // names 6.1's kallsyms dropped itself; sorttable reads `nm -S` output;
 // resolve_btfids depends on CONFIG_DEBUG_INFO_BTF alone.
 //
+// Without kallsyms the script links vmlinux once too (BTF aside, which is
+// left to it): `kbx make` routes the link to kbx only with CONFIG_KALLSYMS.
+//
 // What the single link does not do for 6.12 yet, and leaves to the script:
 // BTF (6.12 encodes it from .tmp_vmlinux1, linked with an empty table and
-// debug info: the .BTF room is not shown to get the same bytes), kallsyms
-// (the table prediction and patch have not been checked against a 6.12
-// KALLSYMS tree), a link map (CONFIG_VMLINUX_MAP), and clang LTO.
+// debug info: the .BTF room is not shown to get the same bytes), a link map
+// (CONFIG_VMLINUX_MAP), and clang LTO.
 
 import { KALLSYMS_6_12 } from '../kallsyms/versions.js';
 import { objtree, srctree, words } from './kbuild-env.js';
@@ -15,7 +17,6 @@ import type { LinkVersion } from './version.js';
 
 const LEFT_TO_SCRIPT: readonly [string, string][] = [
   ['CONFIG_DEBUG_INFO_BTF', 'BTF'],
-  ['CONFIG_KALLSYMS', 'kallsyms tables'],
   ['CONFIG_VMLINUX_MAP', 'a link map (CONFIG_VMLINUX_MAP)'],
   ['CONFIG_LTO_CLANG', 'clang LTO'],
 ];
@@ -52,6 +53,7 @@ function mksysmapDrops(type: string, name: string): boolean {
 export const LINK_6_12: LinkVersion = {
   id: '6.12',
   kallsyms: KALLSYMS_6_12,
+  savesLinksWith: ['CONFIG_KALLSYMS'],
   misfit: (on) => {
     const left = LEFT_TO_SCRIPT.filter(([o]) => on(o)).map(([, what]) => what);
     return left.length ? `kbx does not link Linux 6.12 with ${left.join(', ')} in one step yet` : undefined;

@@ -14,6 +14,13 @@ export interface LinkVersion {
   readonly id: ScriptVersion;
   /** The scripts/kallsyms.c the script runs. */
   readonly kallsyms: KallsymsVersion;
+  /**
+   * Options of which one must be on (in include/config/auto.conf) for the
+   * single link to save a link over the script's; undefined: always routed.
+   * Without them `kbx make` leaves the link to the script, which links once
+   * too and needs no node start (route.ts tests this in the recipe's shell).
+   */
+  readonly savesLinksWith?: readonly string[];
   /** Why a build with these options is left to the tree's script, or undefined when the single link does it. */
   misfit(on: (option: string) => boolean): string | undefined;
   /** mksysmap(): the map of `vmlinux` written to `out`, as one argv (a shell where the script pipes). */
