@@ -409,11 +409,15 @@ function report(path: string): LinkReport & { status: number } {
 
 describe('linking a 6.1 tinyconfig kernel once', { skip: noSource }, () => {
   let stock: Stock;
+  /** The tree's own source copy (its object tree was configured from it). */
+  let src: string;
 
   before(() => {
     // Up to vmlinux's prerequisites, and the link stage once the stock way,
     // with what make passes the script saved for the runs below.
-    const call = reproducibleBtf(linkTree(tree!).call);
+    const lt = linkTree(tree!);
+    src = lt.src;
+    const call = reproducibleBtf(lt.call);
     const ld = countingLd(join(work, 'stock-ld'));
     const r = runStockLink(OUT, call, ld.path);
     assert.equal(r.status, 0, r.stderr);
@@ -502,7 +506,7 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: noSource }, () => {
     const before = (m: MapLine[]) => m.filter((l) => l.addr < tables).map((l) => `${l.addr.toString(16)} ${key(l)}`).sort();
     assert.deepEqual(before(mine), before(stock.map));
     assert.equal(mine.find((l) => l.name === 'kallsyms_offsets')!.addr, tables);
-    assert.equal(readFileSync(join(OUT, '.vmlinux.d'), 'utf8'), `vmlinux: ${tree}/scripts/link-vmlinux.sh\n`);
+    assert.equal(readFileSync(join(OUT, '.vmlinux.d'), 'utf8'), `vmlinux: ${src}/scripts/link-vmlinux.sh\n`);
   });
 
   test('the prediction lists the final symbols, with nm’s letters for all but a few', () => {
@@ -605,7 +609,7 @@ describe('linking a 6.1 tinyconfig kernel once', { skip: noSource }, () => {
     try {
       const ld = countingLd(join(work, `${name}-ld`), 'ld');
       const rep = join(work, `${name}.json`);
-      const r = kbx.make(tree!, [...flags, `O=${OUT}`, ...makeArgs, 'vmlinux'], { PATH: `${ld.dir}:${process.env.PATH}`, KBX_LINK_REPORT: rep });
+      const r = kbx.make(src, [...flags, `O=${OUT}`, ...makeArgs, 'vmlinux'], { PATH: `${ld.dir}:${process.env.PATH}`, KBX_LINK_REPORT: rep });
       assert.equal(r.status, 0, r.stderr.slice(-3000));
       assert.equal(summary(r.stderr).fallback, 0, r.stderr.slice(-500));
       const daemonLog = existsSync(join(kbx.dir, 'daemon.log')) ? readFileSync(join(kbx.dir, 'daemon.log'), 'utf8') : '';

@@ -190,7 +190,7 @@ tools/resolve_btfids: tools/stub.c
 
 describe('kbx make: module BTF lines after vmlinux is relinked', { skip: noTools }, () => {
   /** The same steps in a kbx tree and a plain one; returns kbx's summary of each step after the first. */
-  function steps(tag: string, files: Record<string, string>, edits: Array<Record<string, string>>) {
+  function steps(tag: string, files: Record<string, string>, edits: Array<Record<string, string>>, coldByPlain = false) {
     const kbx = new Kbx(tag);
     const mine = tempDir(`${tag}-kbx`);
     const plain = tempDir(`${tag}-plain`);
@@ -203,7 +203,7 @@ describe('kbx make: module BTF lines after vmlinux is relinked', { skip: noTools
       for (const [i, edit] of [{}, ...edits].entries()) {
         writeTree(mine, edit);
         writeTree(plain, edit);
-        const r = kbx.make(mine);
+        const r = i === 0 && coldByPlain ? plainMake(mine) : kbx.make(mine);
         assert.equal(r.status, 0, r.stderr);
         assert.equal(plainMake(plain).status, 0);
         const a = snapshot(mine, /\.o$|^vmlinux$/);
@@ -227,6 +227,17 @@ describe('kbx make: module BTF lines after vmlinux is relinked', { skip: noTools
     assert.equal(first!.misses, 1 + MODULES, 'vmlinux, and each module');
     assert.equal(second!.misses, 1 + MODULES, 'vmlinux, and each module');
     // vmlinux alone: whole-content keys would miss every module again.
+    assert.deepEqual([third!.misses, third!.hits], [1, MODULES]);
+    assert.deepEqual([fourth!.misses, fourth!.hits], [1, MODULES]);
+  });
+
+  test('a tree built by plain make: the .ko its BTF line rewrites is new to kbx, and still the third relink hits', () => {
+    const edits = [1, 2, 3, 4].map((n) => body(`p->x * p->y + ${n}`));
+    const [first, second, third, fourth] = steps('btf-plain', project(), edits, true);
+    // The first relink cannot key the .ko plain make left (kbx never hashed it) and
+    // stores nothing, but hashes what it leaves: the second relink is stored.
+    assert.deepEqual([first!.misses, first!.stored], [1 + MODULES, 1]);
+    assert.deepEqual([second!.misses, second!.stored], [1 + MODULES, 1 + MODULES]);
     assert.deepEqual([third!.misses, third!.hits], [1, MODULES]);
     assert.deepEqual([fourth!.misses, fourth!.hits], [1, MODULES]);
   });

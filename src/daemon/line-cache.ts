@@ -331,6 +331,21 @@ export class LineCache {
     return why;
   }
 
+  /**
+   * A line that changed a file in place, in a version kbx never hashed (a tree
+   * built without kbx: kbuild's module BTF line rewrites the .ko plain make
+   * left), cannot be keyed this time. Hashing what it left there makes that
+   * version known, so that the next run of such a line (make reruns it after
+   * every relink of vmlinux) can be keyed and stored; without this, every run
+   * would find the version before it unknown. Inside the build roots only.
+   */
+  private hashChangedInPlace(acc: Accesses, roots: readonly string[]): void {
+    const real = realRoots(roots);
+    for (const spec of acc.inputs) {
+      if (spec.kind === 'c' && spec.pre && insideAny(spec.path, real) !== undefined) this.state.content(spec.path);
+    }
+  }
+
   private inputValue(spec: InputSpec, linked: Set<string>, parts: LineProjections | undefined): string | undefined {
     // The line left a file of its own there (replacers.ts says why its probe may be keyed so).
     if (spec.replaced && replaceableNow(spec.path)) return ABSENT_OR_FILE;
@@ -507,7 +522,10 @@ export class LineCache {
     const parts = this.projections.forRun(action.req.command, action.req.cwd, acc.execed);
     for (const spec of acc.inputs) {
       let v = this.inputValue(spec, linked, parts);
-      if (v === undefined) return { outcome: 'not-stored', reason: 'unknown-prior-content', persist: none };
+      if (v === undefined) {
+        this.hashChangedInPlace(acc, action.roots);
+        return { outcome: 'not-stored', reason: 'unknown-prior-content', persist: none };
+      }
       // A listing the line changed itself: the key is the listing before the line.
       const own = v.startsWith('dir:') ? changedEntries.get(resolve(spec.path)) : undefined;
       if (own) v = listingBefore(spec.path, own);

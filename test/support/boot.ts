@@ -85,8 +85,8 @@ export function cpioNewc(entries: readonly CpioEntry[]): Buffer {
   return Buffer.concat(parts);
 }
 
-/** An initramfs whose /init is `script`, run by busybox sh, with busybox's applets on PATH. */
-export function initramfs(script: string, busybox = readFileSync(BUSYBOX)): Buffer {
+/** An initramfs whose /init is `script`, run by busybox sh, with busybox's applets on PATH (and `extra` entries after). */
+export function initramfs(script: string, extra: readonly CpioEntry[] = [], busybox = readFileSync(BUSYBOX)): Buffer {
   return cpioNewc([
     { kind: 'dir', path: 'bin' },
     { kind: 'dir', path: 'dev' },
@@ -97,6 +97,7 @@ export function initramfs(script: string, busybox = readFileSync(BUSYBOX)): Buff
     { kind: 'file', path: 'bin/busybox', data: busybox, mode: 0o755 },
     { kind: 'symlink', path: 'bin/sh', target: 'busybox' },
     { kind: 'file', path: 'init', data: Buffer.from(`#!/bin/busybox sh\n${script}`), mode: 0o755 },
+    ...extra,
   ]);
 }
 

@@ -8,10 +8,16 @@
 // print a backtrace on a serial console (KALLSYMS_ALL, SMP for the absolute
 // per-CPU symbols and sysrq's all-CPU backtrace, modules, an initramfs, proc),
 // and BTF (DWARF, BPF, pahole's .BTF and resolve_btfids) where pahole is
-// installed, so that the link's BTF steps are tested too.
+// installed, so that the link's BTF steps are tested too; and three small
+// modules (lib/ self-tests that only print), with BTF of their own where
+// vmlinux has it, for the boot test to load.
+//
+// The source is a hard-linked copy of the shared 6.1 tree, in the tree's
+// directory: the boot test edits a function body in it (replacing the file,
+// never writing through the shared inode).
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { kbxLinkEntry, routedShellCommand } from '../../src/kernel/link/route.js';
 import { hasTool } from './kernel-tree.js';
@@ -143,14 +149,22 @@ export const LINK_TREE_OPTIONS = [
   'PROC_FS', 'PROC_SYSCTL', 'SYSFS', 'DEVTMPFS', 'MAGIC_SYSRQ',
   // frame pointers for backtraces the unwinder can vouch for (tinyconfig guesses)
   'UNWINDER_FRAME_POINTER',
-  ...(WITH_BTF ? ['DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT', 'BPF_SYSCALL', 'DEBUG_INFO_BTF'] : []),
+  // the menu the test modules are in
+  'RUNTIME_TESTING_MENU',
+  ...(WITH_BTF ? ['DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT', 'BPF_SYSCALL', 'DEBUG_INFO_BTF', 'DEBUG_INFO_BTF_MODULES'] : []),
 ];
+/**
+ * The tree's modules (all must come out =m): one compile unit each, no
+ * hardware, no side effect but a line in the log, and they stay loaded
+ * (init returns 0 when their self-test passes).
+ */
+export const LINK_TREE_MODULES = ['TEST_BITOPS', 'TEST_HEXDUMP', 'TEST_UUID'];
 const LINK_TREE_OFF = ['UNWINDER_GUESS', ...(WITH_BTF ? ['DEBUG_INFO_NONE'] : [])];
 
 export const LINK_TREE_DIR = process.env.KBX_LINK_TEST_DIR ?? '/var/tmp/kbx-link-test';
 
 export interface LinkTree {
-  /** The 6.1 source tree. */
+  /** The tree's hard-linked copy of the 6.1 source. */
   src: string;
   /** The object tree (O=). */
   out: string;
@@ -164,27 +178,50 @@ function configure(src: string, out: string): void {
     const text = existsSync(conf) ? readFileSync(conf, 'utf8') : '';
     return [
       ...LINK_TREE_OPTIONS.filter((o) => !text.includes(`\nCONFIG_${o}=y\n`)),
+      ...LINK_TREE_MODULES.filter((o) => !text.includes(`\nCONFIG_${o}=m\n`)).map((o) => `${o}=m`),
       ...LINK_TREE_OFF.filter((o) => !text.includes(`\n# CONFIG_${o} is not set\n`)).map((o) => `no ${o}`),
     ];
   };
   if (missing().length === 0) return;
   mkdirSync(out, { recursive: true });
   make(src, [`O=${out}`, 'tinyconfig']);
-  const r = spawnSync(join(src, 'scripts/config'), ['--file', conf, ...LINK_TREE_OPTIONS.flatMap((o) => ['-e', o]), ...LINK_TREE_OFF.flatMap((o) => ['-d', o])], { encoding: 'utf8' });
+  const r = spawnSync(join(src, 'scripts/config'), ['--file', conf, ...LINK_TREE_OPTIONS.flatMap((o) => ['-e', o]), ...LINK_TREE_MODULES.flatMap((o) => ['-m', o]), ...LINK_TREE_OFF.flatMap((o) => ['-d', o])], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`scripts/config failed: ${r.stderr}`);
   make(src, [`O=${out}`, 'olddefconfig']);
   const still = missing();
   if (still.length) throw new Error(`could not set ${still.join(', ')} in ${conf}`);
 }
 
+/** `shared` hard-linked into `dir`/src once (copied beside it and renamed, so never half a tree). */
+function sourceCopy(shared: string, dir: string): string {
+  const src = join(dir, 'src');
+  if (existsSync(join(src, 'Makefile'))) return src;
+  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, 'src.tmp');
+  rmSync(tmp, { recursive: true, force: true });
+  execFileSync('cp', ['-al', shared, tmp]);
+  rmSync(src, { recursive: true, force: true });
+  renameSync(tmp, src);
+  return src;
+}
+
+/** Replaces a file of the tree's source with `text` (a new inode: the shared tree's file stays as it is). */
+export function replaceSource(lt: LinkTree, rel: string, text: string): void {
+  const p = join(lt.src, rel);
+  unlinkSync(p);
+  writeFileSync(p, text);
+}
+
 /**
- * The tree configured and built up to vmlinux (linked by the stock script,
- * with what make passes it captured). The first call on a machine builds
- * the kernel; later calls find it built and only run make's checks.
+ * The tree configured and built up to vmlinux and its modules (vmlinux
+ * linked by the stock script, with what make passes it captured). The first
+ * call on a machine builds the kernel; later calls find it built and only
+ * run make's checks (and the modules' BTF step, when vmlinux was relinked).
  */
-export function linkTree(src: string, dir = LINK_TREE_DIR): LinkTree {
+export function linkTree(shared: string, dir = LINK_TREE_DIR): LinkTree {
+  const src = sourceCopy(shared, dir);
   const out = join(dir, 'out');
   configure(src, out);
-  make(src, [`O=${out}`, '-j2', 'vmlinux', captureOverride()]);
+  make(src, [`O=${out}`, '-j2', 'vmlinux', 'modules', captureOverride()]);
   return { src, out, call: readLinkCall(out) };
 }
