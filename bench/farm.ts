@@ -27,7 +27,8 @@ mkdirSync(join(work, 'logs'), { recursive: true });
 snapshotKbx(join(work, 'kbx-code'));
 
 const farm = [await Distccd.start(Number(values.jobs) / 2), await Distccd.start(Number(values.jobs) / 2)];
-const distccEnv = { DISTCC_HOSTS: farm.map((d) => d.host(Number(values.jobs) / 2)).join(' '), DISTCC_DIR: join(work, 'distcc') };
+// Without DISTCC_NO_REWRITE_CROSS Debian's distcc configures another kernel than CC=gcc (README, Build farms).
+const distccEnv = { DISTCC_HOSTS: farm.map((d) => d.host(Number(values.jobs) / 2)).join(' '), DISTCC_DIR: join(work, 'distcc'), DISTCC_NO_REWRITE_CROSS: '1' };
 mkdirSync(distccEnv.DISTCC_DIR);
 const kbxDir = join(work, 'kbx-store');
 const env = cleanEnv({ ...REPRODUCIBLE, ...distccEnv, KBX_DIR: kbxDir });
