@@ -81,8 +81,10 @@ describe('Linux 6.1 tinyconfig through distcc', { skip: unlessMissing(linuxSourc
     const r = ok(kbx.make(tree, [`O=${out}`, 'CC=gcc', '-j2'], {}, 30 * 60_000));
     report(t, r);
     assert.equal(r.stdout.match(/^\s+SYNC\s/gm)?.length, 1, r.stdout.slice(0, 3000));
-    // Compiles hit (about 660 lines); the others key CC's wrapper in their environment and rerun.
-    assert.ok(summary(r.stderr).hits > 500, r.stderr.slice(-500));
+    // Compiles hit, and so do the lines that run no compiler and read no $CC (archives,
+    // ld -r, objcopy: ~1,100 of them reran before, their environment held CC): CI saw 1,763
+    // hits and 71 misses. $(CC) probes and links through $(CC) key per wrapper and rerun.
+    assert.ok(summary(r.stderr).hits > 1500, r.stderr.slice(-500));
     assert.deepEqual(missedCompiles(kbx), [], 'object compiles missed');
     assertSameArtifacts(out, plain, 'CC=gcc warm kbx');
   });
