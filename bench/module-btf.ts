@@ -27,6 +27,7 @@ import { loadBuild } from '../src/builds/archive.js';
 import type { LineRecord } from '../src/builds/record.js';
 import { kernelTree } from '../test/support/kernel-tree.js';
 import { LINK_TREE_OPTIONS } from '../test/support/link-tree.js';
+import { BODY_FILE, MODULE_OPTIONS, bodyEdited, isBtfLine } from '../test/support/module-btf-tree.js';
 import { cleanEnv, kbx, kbxSummary, must, readLog, snapshotKbx, timed } from './common.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '4' }, work: { type: 'string', default: '/var/tmp/kbx-bench-module-btf' } } });
@@ -36,14 +37,8 @@ const SRC = join(WORK, 'src');
 const PLAIN = join(WORK, 'plain');
 const KBX = join(WORK, 'kbx');
 
-// test/kernel-module-btf.test.ts's modules (with what they pull in, about 20 .ko).
-const MODULES = [
-  'TEST_HEXDUMP', 'TEST_STRING_HELPERS', 'TEST_BITMAP', 'TEST_UUID',
-  'CRYPTO_NULL', 'CRYPTO_CBC', 'CRYPTO_ECB', 'CRYPTO_MD5', 'CRYPTO_SHA1', 'CRYPTO_SHA512',
-];
-const BODY_FILE = 'lib/hexdump.c';
-const BODY_AT = 'int hex_to_bin(unsigned char ch)\n{\n';
-const isBtfLine = (l: LineRecord) => / --btf_base vmlinux \S+\.ko; /.test(l.command);
+// test/kernel-module-btf.test.ts's tree and edit (test/support/module-btf-tree.ts).
+const MODULES = MODULE_OPTIONS;
 
 interface Run {
   seconds: number;
@@ -92,11 +87,10 @@ function countingPahole(dir: string): { dir: string; runs: () => Array<{ seconds
 }
 
 function edit(n: number): void {
-  const original = readFileSync(join(kernelTree()!, BODY_FILE), 'utf8');
-  if (!original.includes(BODY_AT)) throw new Error(`${BODY_FILE} has no hex_to_bin`);
+  const edited = bodyEdited(readFileSync(join(kernelTree()!, BODY_FILE), 'utf8'), n);
   const p = join(SRC, BODY_FILE);
   unlinkSync(p); // a new inode: the shared tree's file stays as it is
-  writeFileSync(p, original.replace(BODY_AT, `${BODY_AT}\tasm volatile(".rept ${n}\\n\\tnop\\n\\t.endr");\n`));
+  writeFileSync(p, edited);
 }
 
 function main(): void {

@@ -26,6 +26,7 @@ import { loadBuild } from '../src/builds/archive.js';
 import type { LineRecord } from '../src/builds/record.js';
 import { btfSectionDigest } from '../src/kernel/btf/btf-section.js';
 import { ElfFile } from '../src/elf/elf-file.js';
+import { BODY_FILE, MODULE_OPTIONS, bodyEdited, isBtfLine } from './support/module-btf-tree.js';
 import { Kbx, plainMake } from './support/kbx.js';
 import { kernelTree, REPRODUCIBLE_KBUILD } from './support/kernel-tree.js';
 import { LINK_TREE_OPTIONS } from './support/link-tree.js';
@@ -34,17 +35,11 @@ import { linuxSource, program, unlessMissing } from './support/tools.js';
 const WORK = process.env.KBX_MODULE_BTF_TEST_DIR ?? '/var/tmp/kbx-module-btf-test';
 const SRC = join(WORK, 'src');
 const OUT = join(WORK, 'out');
-// A handful of module options (with what they pull in as modules, a dozen or
-// more .ko, one of several compile units): the module lines' behaviour does
-// not grow with their number, and the cold build (DWARF for BTF) is the cost.
-const MODULES = [
-  'TEST_HEXDUMP', 'TEST_STRING_HELPERS', 'TEST_BITMAP', 'TEST_UUID',
-  'CRYPTO_NULL', 'CRYPTO_CBC', 'CRYPTO_ECB', 'CRYPTO_MD5', 'CRYPTO_SHA1', 'CRYPTO_SHA512',
-];
-// A vmlinux function whose body the edits change (code, not types), and a
-// struct only one module's BTF holds (vmlinux's DWARF never uses it).
-const BODY_FILE = 'lib/hexdump.c';
-const BODY_AT = 'int hex_to_bin(unsigned char ch)\n{\n';
+// A handful of module options (test/support/module-btf-tree.ts): the module
+// lines' behaviour does not grow with their number, and the cold build (DWARF
+// for BTF) is the cost.
+const MODULES = MODULE_OPTIONS;
+// A struct only one module's BTF holds (vmlinux's DWARF never uses it).
 const TYPE_FILE = 'include/crypto/sha2.h';
 const TYPE_AT = 'struct sha512_state {\n';
 const TYPE_MODULE = 'crypto/sha512_generic.ko';
@@ -71,7 +66,6 @@ function configure(): void {
   for (const m of MODULES) assert.ok(text.includes(`\nCONFIG_${m}=m\n`), m);
 }
 
-const isBtfLine = (l: LineRecord) => / --btf_base vmlinux \S+\.ko; /.test(l.command);
 const isLinkLine = (l: LineRecord) => / -T scripts\/module\.lds -o \S+\.ko /.test(l.command);
 const koOf = (l: LineRecord) => / --btf_base vmlinux (\S+\.ko); /.exec(l.command)![1]!;
 
@@ -88,9 +82,7 @@ describe('Linux 6.1 modules with BTF: module BTF lines after relinks', { skip },
   const moduleLines = () => build().filter((l) => isBtfLine(l) || isLinkLine(l));
   const kos = () => new Map(modules.map((m) => [m, readFileSync(join(OUT, m))]));
   const bodyEdit = (n: number) => {
-    const text = original(BODY_FILE);
-    assert.ok(text.includes(BODY_AT));
-    replace(BODY_FILE, text.replace(BODY_AT, `${BODY_AT}\tasm volatile(".rept ${n}\\n\\tnop\\n\\t.endr");\n`));
+    replace(BODY_FILE, bodyEdited(original(BODY_FILE), n));
   };
 
   before(() => {
