@@ -503,7 +503,8 @@ export class LineCache {
     if (failed && !keyedFailure(Number(done.status), events, classify)) return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
     // The wrappers this line is keyed without (its text runs a wrapped compile:
     // wrappers.ts); a line keyed with them keeps all they did.
-    const keyedWithout = new Set<string>([...stripWrappers(action.req.command).wrappers, ...(action.envWrappers ?? [])]);
+    const textWrappers = stripWrappers(action.req.command).wrappers;
+    const keyedWithout = new Set<string>([...textWrappers, ...(action.envWrappers ?? [])]);
     if (wrappers.some((w) => keyedWithout.has(w))) {
       // What the wrapper said about itself is no part of what the line makes:
       // a hit for CC=gcc must not print it, and a run that fell back must store
@@ -547,7 +548,7 @@ export class LineCache {
     // Not a wrapped compile, but it ran a compiler or a wrapper, or may read $CC itself: what it
     // made may depend on the wrappers its environment names (`$CC --version` through distcc
     // names another gcc; `echo "$CC"`), which its weak key is taken without.
-    if (action.req.wrapperEnv !== undefined && stripWrappers(action.req.command).wrappers.length === 0 && this.mayUseCompilerVariables(action.req.command, acc.execed, entries)) {
+    if (action.req.wrapperEnv !== undefined && textWrappers.length === 0 && this.mayUseCompilerVariables(action.req.command, acc.execed, entries)) {
       entries.push({ k: 'env', p: 'wrappers', v: action.req.wrapperEnv });
     }
 

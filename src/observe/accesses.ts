@@ -4,7 +4,7 @@
 import { basename, dirname, resolve } from 'node:path';
 import { absentBefore, type PreStat, type TraceEvent } from './trace-log.js';
 import { blindUntil } from './replacers.js';
-import { WRAPPER_NAMES } from '../fingerprint/wrappers.js';
+import { wrapperName } from '../fingerprint/wrappers.js';
 
 /** c: the content matters; e: only whether it exists (and as what). */
 export type InputKind = 'c' | 'e';
@@ -195,7 +195,7 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
 function networkUser(what: string): string | undefined {
   if (!what.startsWith('net ')) return undefined;
   const program = what.slice(4);
-  return (WRAPPER_NAMES as readonly string[]).includes(program) ? undefined : program;
+  return wrapperName(program) === undefined ? program : undefined;
 }
 
 /**
