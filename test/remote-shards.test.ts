@@ -51,6 +51,18 @@ async function hitsWithout(shards: RedisServer[]): Promise<number[]> {
   return NAMES.map((_, out) => lines.filter((keys) => keys.every((k) => pickShard(NAMES, k) !== out)).length);
 }
 
+/**
+ * The shard to take out: of those whose loss leaves some hits but not all,
+ * the one that leaves the most. Placement follows the keys, and the keys
+ * follow the tree's paths, so which shard that is differs from run to run
+ * (with 12 lines, one shard may hold none of them at all).
+ */
+function shardToLose(counts: number[], stored: number): number {
+  const fit = counts.map((c, i) => [c, i] as const).filter(([c]) => c > 0 && c < stored);
+  assert.ok(fit.length > 0, `no shard whose loss leaves some hits but not all: ${counts.join(' ')} of ${stored}`);
+  return fit.reduce((a, b) => (b[0] > a[0] ? b : a))[1];
+}
+
 /** Every key on each of these shards is one rendezvous hashing places there. */
 async function assertPlaced(on: RedisServer[]): Promise<void> {
   for (const s of on) {
@@ -111,10 +123,8 @@ describe('a sharded Redis store with one shard out', { skip }, () => {
   }
 
   test('a frozen shard (kill -STOP): its keys miss after one timeout, the live shards still hit', async () => {
-    // The shard whose loss leaves the most hits: the fixture is small, and the point is that some remain.
     const counts = await hitsWithout(shards);
-    const out = counts.indexOf(Math.max(...counts));
-    assert.ok(counts[out]! > 0 && counts[out]! < stored, `hits left per shard out: ${counts.join(' ')} of ${stored}`);
+    const out = shardToLose(counts, stored);
     const expected = counts[out]!;
     try {
       const { r, s, dead, all, shard } = await buildWithout('shards-frozen', out, (x) => x.freeze());
@@ -137,7 +147,7 @@ describe('a sharded Redis store with one shard out', { skip }, () => {
 
   test('a killed shard: refused connections cost its keys only; restarted empty, the next build uploads to it again', async () => {
     const counts = await hitsWithout(shards);
-    const out = counts.indexOf(Math.max(...counts));
+    const out = shardToLose(counts, stored);
     const { r, s, shard } = await buildWithout('shards-killed', out, (x) => x.kill());
     assert.equal(s.hits, counts[out], r.stderr);
     assert.equal(shard(out).error, 1, r.stderr);
