@@ -13,6 +13,7 @@ import { parseTraceLog, type TraceEvent } from '../observe/trace-log.js';
 import { TimeMacroScanner } from '../observe/time-macros.js';
 import { timeMacroInputs } from '../fingerprint/time-inputs.js';
 import { identityInputs, identitiesUsed } from '../fingerprint/identity-inputs.js';
+import { execInputs } from '../fingerprint/exec-inputs.js';
 import { CompilerVariableScanner, namesCompilerVariable } from '../observe/compiler-variables.js';
 import type { Entry, PathSets, Store, StoredOutput } from '../store/store.js';
 import { sha256 } from '../util/hash.js';
@@ -545,6 +546,8 @@ export class LineCache {
     entries.push(...timeInputs);
     // A line that printed the host's or the user's name: key who that is (identity-inputs.ts).
     entries.push(...identityInputs(identitiesUsed(acc.execed, acc.askedHost ?? []), entries, this.state));
+    // The programs it ran: they may be run only while their execute bits say so (exec-inputs.ts).
+    entries.push(...execInputs(acc.execed, (p) => keyedWithout.has(p.slice(p.lastIndexOf('/') + 1))));
     // Not a wrapped compile, but it ran a compiler or a wrapper, or may read $CC itself: what it
     // made may depend on the wrappers its environment names (`$CC --version` through distcc
     // names another gcc; `echo "$CC"`), which its weak key is taken without.
