@@ -4,7 +4,7 @@
 // command the current build runs, wrapper and all.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, utimesSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -113,6 +113,22 @@ describe('build farms: distcc', { skip: unlessMissing(...distccNeeds, program('c
     const served = farm.reduce((n, d) => n + d.compilesServed(), 0);
     const s = summary(ok(k.make(dir, ['-j4', 'CC=distcc gcc'], env)).stderr);
     assert.equal(s.hits, 6);
+    assert.equal(farm.reduce((n, d) => n + d.compilesServed(), 0), served, 'a hit never reaches the farm');
+    assertSame(outputs(dir), plainOutputs(dir, 'distcc gcc', env));
+  });
+
+  test('a touched header reruns the compiles: entries distcc made in a clean tree hit, as gcc\'s do', () => {
+    // distcc unlinks the old object before writing the one it gets back (as BFD does):
+    // its probe of the -o file is no input (replacers.ts), or every touch would miss.
+    const k = kbx('farm-touch');
+    const dir = project('farm-touch');
+    assert.equal(summary(ok(k.make(dir, ['-j4', 'CC=distcc gcc'], env)).stderr).stored, 6);
+    const at = new Date(Date.now() + 2000);
+    utimesSync(join(dir, 'h.h'), at, at);
+    const served = farm.reduce((n, d) => n + d.compilesServed(), 0);
+    const r = ok(k.make(dir, ['-j4', 'CC=distcc gcc'], env));
+    const s = summary(r.stderr);
+    assert.deepEqual([s.hits, s.misses], [6, 0], r.stderr);
     assert.equal(farm.reduce((n, d) => n + d.compilesServed(), 0), served, 'a hit never reaches the farm');
     assertSame(outputs(dir), plainOutputs(dir, 'distcc gcc', env));
   });
