@@ -284,3 +284,30 @@ describe('build farms: icecream', { skip: unlessMissing(...icecreamNeeds) }, () 
     assert.equal(farm.remoteJobs(), 3 + 3, 'only plain make (icecc gcc) reached the farm');
   });
 });
+
+describe('sccache inside kbx', { skip: unlessMissing(program('sccache', 'sccache')) }, () => {
+  // sccache's client hands each compile to its server, a process started once and
+  // never traced again: what the compiler read is in no line's trace.
+  const port = String(20_000 + Math.floor(Math.random() * 20_000));
+  const env = { SCCACHE_DIR: tempDir('sccache-dir'), SCCACHE_SERVER_PORT: port, SCCACHE_IDLE_TIMEOUT: '120' };
+  const k = new Kbx('sccache');
+  after(() => {
+    k.stop();
+    spawnSync('sccache', ['--stop-server'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+  });
+
+  test('a compile through sccache is never stored, and does not stop CC=gcc builds of the same line from being stored and hit', () => {
+    const dir = project('sccache', 3);
+    let s = summary(ok(k.make(dir, ['CC=sccache gcc'], env)).stderr);
+    assert.deepEqual([s.misses, s.stored], [3, 0]);
+    assert.equal(k.stats()['not-stored:sccache-server'], 3);
+    // The line keys as `gcc -c …`: a verdict learned from the sccache run would make it pass through here.
+    ok(k.make(dir, ['clean']));
+    s = summary(ok(k.make(dir, ['CC=gcc'])).stderr);
+    assert.deepEqual([s.misses, s.stored], [3, 3]);
+    ok(k.make(dir, ['clean']));
+    s = summary(ok(k.make(dir, ['CC=sccache gcc'], env)).stderr);
+    assert.deepEqual([s.hits, s.misses], [3, 0]);
+    assertSame(outputs(dir), plainOutputs(dir, 'sccache gcc', env));
+  });
+});

@@ -490,8 +490,18 @@ export class LineCache {
       const prog = acc.execed.find((p) => this.untraceable(p));
       if (prog) acc.uncacheable = `${this.untraceable(prog)}: ${prog}`;
     }
+    // The wrappers this line is keyed without (its text runs a wrapped compile:
+    // wrappers.ts); a line keyed with them keeps all they did.
+    const textWrappers = stripWrappers(action.req.command).wrappers;
+    const keyedWithout = new Set<string>([...textWrappers, ...(action.envWrappers ?? [])]);
+    const wrapped = wrappers.some((w) => keyedWithout.has(w));
+    // sccache hands the compile to its server, a process the tracer is not in:
+    // what the compiler read is nowhere in this trace.
+    if (wrappers.includes('sccache')) acc.uncacheable = 'sccache-server';
     if (acc.uncacheable) {
-      if (LASTING.test(acc.uncacheable)) {
+      // Not learned when a wrapper the key leaves out ran: the verdict may be the
+      // wrapper's (sccache reads /sys/fs/cgroup), and CC=gcc builds share this key.
+      if (LASTING.test(acc.uncacheable) && !wrapped) {
         this.learnUncacheable(action, acc.uncacheable);
         return { outcome: 'uncacheable', reason: acc.uncacheable, persist: none };
       }
@@ -502,11 +512,7 @@ export class LineCache {
     // Only a failure whose every cause is keyed is stored (keyedFailure).
     const failed = done.status !== '0';
     if (failed && !keyedFailure(Number(done.status), events, classify)) return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
-    // The wrappers this line is keyed without (its text runs a wrapped compile:
-    // wrappers.ts); a line keyed with them keeps all they did.
-    const textWrappers = stripWrappers(action.req.command).wrappers;
-    const keyedWithout = new Set<string>([...textWrappers, ...(action.envWrappers ?? [])]);
-    if (wrappers.some((w) => keyedWithout.has(w))) {
+    if (wrapped) {
       // What the wrapper said about itself is no part of what the line makes:
       // a hit for CC=gcc must not print it, and a run that fell back must store
       // what a run on the farm stores (the same object).
