@@ -2,15 +2,20 @@
 // with two real distccd on loopback compiles on the farm and gives the plain
 // build's vmlinux and bzImage; after `make clean`, `kbx make CC=gcc` finds
 // every compile in the cache; and objects stored by a CC=gcc build are hits
-// under distcc, which then compiles nothing.
+// under distcc, which then compiles nothing. Then icecream: a header edited,
+// `kbx make CC="icecc gcc" -j8` in the same tree compiles the objects that
+// include it on a remote iceccd, every other compile is a hit, and vmlinux
+// and bzImage equal plain make's after the same edit; back to CC=gcc, every
+// compile is a hit, those iceccd made included.
 // Two cold kernel builds: plain make's reference and the distcc one.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadBuild } from '../src/builds/archive.js';
 import { Kbx, ok, plainMake, summary, tempDir, type RunResult } from './support/kbx.js';
 import { Distccd, distccNeeds } from './support/distcc.js';
+import { IcecreamFarm, icecreamNeeds } from './support/icecream.js';
 import { REPRODUCIBLE_KBUILD as REPRODUCIBLE, kernelTree } from './support/kernel-tree.js';
 import { linuxSource, unlessMissing } from './support/tools.js';
 
@@ -26,6 +31,10 @@ function assertSameArtifacts(out: string, expected: Map<string, Buffer>, what: s
 }
 
 
+function readdirRecursive(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).map((f) => join(dir, f));
+}
+
 /** The compile lines (kbuild's "  CC  x.o" echo) of the last build that missed. */
 function missedCompiles(kbx: Kbx): string[] {
   assert.equal(kbx.run(['builds']).status, 0); // waits for the record
@@ -34,12 +43,13 @@ function missedCompiles(kbx: Kbx): string[] {
     .map((l) => l.command.slice(0, 200));
 }
 
-describe('Linux 6.1 tinyconfig through distcc', { skip: unlessMissing(linuxSource(kernelTree()), ...distccNeeds) }, () => {
+describe('Linux 6.1 tinyconfig through distcc and icecream', { skip: unlessMissing(linuxSource(kernelTree()), ...distccNeeds, ...icecreamNeeds) }, () => {
   const tree = kernelTree()!;
   let farm: Distccd[] = [];
   let env: Record<string, string> = {};
   let plain: Map<string, Buffer>;
   const out = join(WORK, 'kbx');
+  const plainOut = join(WORK, 'plain');
   const kbx = new Kbx('kernel-farm', REPRODUCIBLE);
   const served = () => farm.reduce((n, d) => n + d.compilesServed(), 0);
   const report = (t: { diagnostic(msg: string): void }, r: RunResult) => t.diagnostic(/^kbx: \d+ lines.*$/m.exec(r.stderr)?.[0] ?? 'no summary line');
@@ -53,7 +63,6 @@ describe('Linux 6.1 tinyconfig through distcc', { skip: unlessMissing(linuxSourc
     rmSync(WORK, { recursive: true, force: true });
     mkdirSync(out, { recursive: true });
     // kernel.test.ts's plain tree is built from its own copy of the source, and edited: not this one's reference.
-    const plainOut = join(WORK, 'plain');
     ok(plainMake(tree, [`O=${plainOut}`, 'tinyconfig'], REPRODUCIBLE));
     ok(plainMake(tree, [`O=${plainOut}`, '-j2'], REPRODUCIBLE));
     plain = artifacts(plainOut);
@@ -87,6 +96,52 @@ describe('Linux 6.1 tinyconfig through distcc', { skip: unlessMissing(linuxSourc
     assert.ok(summary(r.stderr).hits > 1500, r.stderr.slice(-500));
     assert.deepEqual(missedCompiles(kbx), [], 'object compiles missed');
     assertSameArtifacts(out, plain, 'CC=gcc warm kbx');
+  });
+
+  test('a header edited, CC="icecc gcc" -j8: its includers compile on a remote iceccd, every other compile hits, and vmlinux is plain make\'s', async (t) => {
+    // include/linux/namei.h: 15 objects of tinyconfig include it. The edit is undone after,
+    // with the header's times: this source tree is the one the other kernel tests build.
+    const header = join(tree, 'include/linux/namei.h');
+    const text = readFileSync(header);
+    const times = statSync(header);
+    // The objects kbuild compiles with -g (the real-mode setup code in arch/x86/boot) key apart
+    // under icecc by design: a remote icecream object records icecream's options (README).
+    const cmds = readdirRecursive(out).filter((f) => /\/\.[^/]+\.o\.cmd$/.test(f));
+    const objectOf = (f: string) => f.slice(out.length + 1).replace(/(^|\/)\.([^/]+)\.cmd$/, '$1$2');
+    const includers = cmds.filter((f) => readFileSync(f, 'utf8').includes('include/linux/namei.h')).map(objectOf).sort();
+    // Of those, the C ones: missedCompiles counts kbuild's `CC` lines, not the `AS` ones.
+    const withDebug = cmds.filter((f) => /^cmd_\S+ := .* -g /m.test(readFileSync(f, 'utf8')) && /^source_\S+ := \S+\.c$/m.test(readFileSync(f, 'utf8'))).map(objectOf);
+    assert.ok(includers.length >= 10, includers.join(' '));
+    const farm = await IcecreamFarm.start();
+    try {
+      writeFileSync(header, Buffer.concat([text, Buffer.from('\nstatic inline int kbx_farm_test_edit(void) { return 1; }\n')]));
+      ok(plainMake(tree, [`O=${plainOut}`, '-j2'], REPRODUCIBLE));
+      const edited = artifacts(plainOut);
+      kbx.launcher = farm.launcher();
+      // CC changed (gcc to icecc gcc): make reruns every compile, whose saved command
+      // differs; kbx keys them without the wrapper, so all but the edited ones hit.
+      const r = ok(kbx.make(tree, [`O=${out}`, 'CC=icecc gcc', '-j8'], farm.clientEnv()));
+      report(t, r);
+      const missed = missedCompiles(kbx).map((m) => /'\s+CC\s+(\S+\.o)'/.exec(m)?.[1] ?? m);
+      const remote = farm.remoteFiles().filter((f) => f.startsWith(`${tree}/`)).map((f) => f.slice(tree.length + 1));
+      t.diagnostic(`compiles missed: ${missed.length} (${withDebug.length} objects are built with -g); the remote iceccd compiled ${remote.length} of the tree's files`);
+      assert.deepEqual(missed.sort(), [...new Set([...includers, ...withDebug])].sort(), 'the compiles that missed are the header\'s includers and the -g objects');
+      const sourceOf = (o: string) => o.replace(/\.o$/, '.c');
+      assert.deepEqual(remote.filter((f) => !missed.map(sourceOf).includes(f)), [], 'a compile that hit reached the farm');
+      assert.deepEqual(includers.map(sourceOf).filter((f) => !remote.includes(f)), [], 'an includer compiled elsewhere than on the remote iceccd');
+      assertSameArtifacts(out, edited, 'icecc kbx');
+      // And back: CC=gcc reruns every compile again, and the objects iceccd made are hits too.
+      kbx.launcher = [];
+      const back = ok(kbx.make(tree, [`O=${out}`, 'CC=gcc', '-j2']));
+      report(t, back);
+      assert.deepEqual(missedCompiles(kbx), [], 'object compiles missed after icecream');
+      assertSameArtifacts(out, edited, 'CC=gcc after icecream kbx');
+    } finally {
+      kbx.launcher = [];
+      writeFileSync(header, text);
+      utimesSync(header, times.atime, times.mtime);
+      await farm.stop();
+    }
   });
 
   test('objects stored by CC=gcc are hits under distcc, and the farm compiles nothing', (t) => {

@@ -69,6 +69,11 @@ export class IcecreamFarm {
     return this.log('scheduler').split('\n').filter((l) => /BEGIN: \d+ client=/.test(l) && l.includes(`server=${this.remoteName}`)).length;
   }
 
+  /** The source files the remote daemon compiled (its log's `remote compile for file <path>`), /dev/null probes included. */
+  remoteFiles(): string[] {
+    return [...this.log('remote').matchAll(/remote compile for file (\S+)/g)].map((m) => m[1]!);
+  }
+
   /**
    * What icecc runs under: the farm's namespace. icecc talks to the local
    * daemon through its socket, but sends a compile to the remote daemon itself,
