@@ -9,7 +9,7 @@ import { appendFileSync, cpSync, existsSync, readFileSync, utimesSync, writeFile
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { loadBuild } from '../src/builds/archive.js';
-import { assertSameTree, Kbx, ok, plainMake, summary, tempDir, writeTree, type RunResult } from './support/kbx.js';
+import { assertSameTree, Kbx, kbxMain, ok, plainMake, summary, tempDir, writeTree, type RunResult } from './support/kbx.js';
 
 // A makefile that does not record commands: objects depend on their source
 // only, so plain make after a flags change keeps old objects unless cleaned.
@@ -370,11 +370,16 @@ clean:
     }
   });
 
-  test('--no-replay and replay = false leave every line to make', () => {
+  test('replay is on by default; --no-replay and replay = false leave every line to make', () => {
     const kbx = new Kbx('replay-off', ON);
     const dir = project('replay-off');
     try {
-      ok(kbx.make(dir));
+      // Neither the environment nor a config file says: the default holds.
+      const byDefault = () => spawnSync(process.execPath, [kbxMain, 'make'], { cwd: dir, env: { ...kbx.env(), KBX_REPLAY: undefined }, encoding: 'utf8' });
+      assert.match(byDefault().stderr, /nothing replayed \(no recorded build of these goals\)/);
+      clean(dir);
+      const first = byDefault();
+      assert.equal(replayed({ status: first.status ?? -1, stdout: first.stdout, stderr: first.stderr }), 4, first.stderr);
       clean(dir);
       const r = ok(kbx.make(dir, ['--no-replay']));
       assert.equal(replayed(r), 0);

@@ -51,7 +51,7 @@ export function formatSummary(s: BuildSummary): string {
   // kbx make does not wait for them: the daemon finishes them, and the next command waits.
   const writing = n(s.daemon?.writing) ? `, ${n(s.daemon?.writing)} still being written` : '';
   const saved = s.daemon ? `; saved ${(s.daemon.savedUs / 1e6).toFixed(1)} s of recipe time` : '';
-  const replayed = s.replay && s.replay.lines > 0 ? `; ${formatReplay(s.replay)}` : '';
+  const replayed = !s.replay ? '' : s.replay.lines > 0 ? `; ${formatReplay(s.replay)}` : s.replay.why ? `; nothing replayed (${s.replay.why.slice(0, 160)})` : '';
   const lines = [`kbx: ${total} lines in ${(s.elapsedMs / 1000).toFixed(1)} s: ${parts.join(', ')} (${stored} stored${writing})${saved}${replayed}`];
   for (const r of s.daemon?.remotes ?? []) {
     if (r.down && r.shardOf) lines.push(`kbx: shard ${r.name} of shared store ${r.shardOf} failed (${r.down}); its keys missed, the other shards served`);

@@ -37,8 +37,8 @@ export const CONFIG_KEYS = {
     doc: "Shared stores asked on a local miss and filled with new entries, as ccache writes it: space-separated 'URL|attr|attr=value', e.g. 'http://cache:8080/kbx|read-only'. Attributes: read-only, connect-timeout, operation-timeout (ms), shards=a,b (with '*' in the URL), password-file=/path.",
   },
   link_vmlinux: { kind: 'bool', default: 'true', doc: "Route Linux's scripts/link-vmlinux.sh through kbx link-vmlinux (one link instead of three); false runs the tree's script." },
-  // Off by default: sound on the kernel tests, but it plans the whole last build before every make (1.3-1.8 s on tinyconfig, more as records grow): a no-op and the edit loop are slower with it.
-  replay: { kind: 'bool', default: 'false', doc: "Before make runs, restore the outputs of the last build of the same goals whose inputs still hold (ARCHITECTURE.md, Replay); false (the default) leaves every line to make." },
+  // On by default: a no-op costs a stat of the last record's paths (src/replay/unchanged.ts), and the restores after make clean or a touch pay for the plan.
+  replay: { kind: 'bool', default: 'true', doc: "Before make runs, restore the outputs of the last build of the same goals whose inputs still hold (ARCHITECTURE.md, Replay); false leaves every line to make." },
 } satisfies Record<string, KeyDef>;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
