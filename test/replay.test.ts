@@ -370,16 +370,20 @@ clean:
     }
   });
 
-  test('replay is on by default; --no-replay and replay = false leave every line to make', () => {
+  test('replay is off by default; --no-replay and replay = false leave every line to make', () => {
     const kbx = new Kbx('replay-off', ON);
     const dir = project('replay-off');
     try {
       // Neither the environment nor a config file says: the default holds.
       const byDefault = () => spawnSync(process.execPath, [kbxMain, 'make'], { cwd: dir, env: { ...kbx.env(), KBX_REPLAY: undefined }, encoding: 'utf8' });
-      assert.match(byDefault().stderr, /nothing replayed \(no recorded build of these goals\)/);
+      ok(kbx.make(dir));
       clean(dir);
       const first = byDefault();
-      assert.equal(replayed({ status: first.status ?? -1, stdout: first.stdout, stderr: first.stderr }), 4, first.stderr);
+      assert.equal(first.status, 0, first.stderr);
+      assert.equal(replayed({ status: first.status ?? -1, stdout: first.stdout, stderr: first.stderr }), 0, first.stderr);
+      assert.equal(summary(first.stderr).hits, 4, first.stderr);
+      clean(dir);
+      assert.equal(replayed(ok(kbx.make(dir))), 4, 'replay = true replays');
       clean(dir);
       const r = ok(kbx.make(dir, ['--no-replay']));
       assert.equal(replayed(r), 0);
