@@ -11,8 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # make/gcc/binutils: the fixtures; tar, gzip and bzip2: unpacking lua and
-# busybox from Debian's source pool (test/support/sources.ts); ccache/distcc:
-# the compiler-wrapper tests;
+# busybox from Debian's source pool (test/support/sources.ts); ccache, distcc
+# and sccache: the compiler-wrapper tests;
 # gcc-multilib and the powerpc/mips binutils: 32-bit and big-endian ELF and
 # kallsyms cases; flex to dwarves: building Linux 6.1 and 6.12 (their sources
 # come from linux-source-6.1 and -6.12; pahole from dwarves gives the tree
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 # cluster; openssl: their self-signed certificate for rediss://; distcc and
 # icecc: the build farm tests (distccd, icecc-scheduler and iceccd on loopback).
 packages=(
-  make gcc libc6-dev binutils coreutils grep sed tar gzip bzip2 ccache distcc icecc iproute2 util-linux
+  make gcc libc6-dev binutils coreutils grep sed tar gzip bzip2 ccache distcc icecc sccache iproute2 util-linux
   flex bison bc libelf-dev libssl-dev cpio xz-utils linux-source-6.1 linux-source-6.12 dwarves
   clang lld llvm
   gcc-multilib binutils-powerpc-linux-gnu binutils-mips-linux-gnu

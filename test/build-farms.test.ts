@@ -4,7 +4,7 @@
 // command the current build runs, wrapper and all.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, utimesSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -113,6 +113,22 @@ describe('build farms: distcc', { skip: unlessMissing(...distccNeeds, program('c
     const served = farm.reduce((n, d) => n + d.compilesServed(), 0);
     const s = summary(ok(k.make(dir, ['-j4', 'CC=distcc gcc'], env)).stderr);
     assert.equal(s.hits, 6);
+    assert.equal(farm.reduce((n, d) => n + d.compilesServed(), 0), served, 'a hit never reaches the farm');
+    assertSame(outputs(dir), plainOutputs(dir, 'distcc gcc', env));
+  });
+
+  test('a touched header reruns the compiles: entries distcc made in a clean tree hit, as gcc\'s do', () => {
+    // distcc unlinks the old object before writing the one it gets back (as BFD does):
+    // its probe of the -o file is no input (replacers.ts), or every touch would miss.
+    const k = kbx('farm-touch');
+    const dir = project('farm-touch');
+    assert.equal(summary(ok(k.make(dir, ['-j4', 'CC=distcc gcc'], env)).stderr).stored, 6);
+    const at = new Date(Date.now() + 2000);
+    utimesSync(join(dir, 'h.h'), at, at);
+    const served = farm.reduce((n, d) => n + d.compilesServed(), 0);
+    const r = ok(k.make(dir, ['-j4', 'CC=distcc gcc'], env));
+    const s = summary(r.stderr);
+    assert.deepEqual([s.hits, s.misses], [6, 0], r.stderr);
     assert.equal(farm.reduce((n, d) => n + d.compilesServed(), 0), served, 'a hit never reaches the farm');
     assertSame(outputs(dir), plainOutputs(dir, 'distcc gcc', env));
   });
@@ -266,5 +282,32 @@ describe('build farms: icecream', { skip: unlessMissing(...icecreamNeeds) }, () 
     assert.equal(s.misses, 0, r.stderr);
     assertSame(outputs(dir), plainOutputs(dir, 'gcc', {}));
     assert.equal(farm.remoteJobs(), 3 + 3, 'only plain make (icecc gcc) reached the farm');
+  });
+});
+
+describe('sccache inside kbx', { skip: unlessMissing(program('sccache', 'sccache')) }, () => {
+  // sccache's client hands each compile to its server, a process started once and
+  // never traced again: what the compiler read is in no line's trace.
+  const port = String(20_000 + Math.floor(Math.random() * 20_000));
+  const env = { SCCACHE_DIR: tempDir('sccache-dir'), SCCACHE_SERVER_PORT: port, SCCACHE_IDLE_TIMEOUT: '120' };
+  const k = new Kbx('sccache');
+  after(() => {
+    k.stop();
+    spawnSync('sccache', ['--stop-server'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+  });
+
+  test('a compile through sccache is never stored, and does not stop CC=gcc builds of the same line from being stored and hit', () => {
+    const dir = project('sccache', 3);
+    let s = summary(ok(k.make(dir, ['CC=sccache gcc'], env)).stderr);
+    assert.deepEqual([s.misses, s.stored], [3, 0]);
+    assert.equal(k.stats()['not-stored:sccache-server'], 3);
+    // The line keys as `gcc -c …`: a verdict learned from the sccache run would make it pass through here.
+    ok(k.make(dir, ['clean']));
+    s = summary(ok(k.make(dir, ['CC=gcc'])).stderr);
+    assert.deepEqual([s.misses, s.stored], [3, 3]);
+    ok(k.make(dir, ['clean']));
+    s = summary(ok(k.make(dir, ['CC=sccache gcc'], env)).stderr);
+    assert.deepEqual([s.hits, s.misses], [3, 0]);
+    assertSame(outputs(dir), plainOutputs(dir, 'sccache gcc', env));
   });
 });

@@ -13,6 +13,7 @@ import { parseTraceLog, type TraceEvent } from '../observe/trace-log.js';
 import { TimeMacroScanner } from '../observe/time-macros.js';
 import { timeMacroInputs } from '../fingerprint/time-inputs.js';
 import { identityInputs, identitiesUsed } from '../fingerprint/identity-inputs.js';
+import { execInputs } from '../fingerprint/exec-inputs.js';
 import { CompilerVariableScanner, namesCompilerVariable } from '../observe/compiler-variables.js';
 import type { Entry, PathSets, Store, StoredOutput } from '../store/store.js';
 import { sha256 } from '../util/hash.js';
@@ -489,8 +490,18 @@ export class LineCache {
       const prog = acc.execed.find((p) => this.untraceable(p));
       if (prog) acc.uncacheable = `${this.untraceable(prog)}: ${prog}`;
     }
+    // The wrappers this line is keyed without (its text runs a wrapped compile:
+    // wrappers.ts); a line keyed with them keeps all they did.
+    const textWrappers = stripWrappers(action.req.command).wrappers;
+    const keyedWithout = new Set<string>([...textWrappers, ...(action.envWrappers ?? [])]);
+    const wrapped = wrappers.some((w) => keyedWithout.has(w));
+    // sccache hands the compile to its server, a process the tracer is not in:
+    // what the compiler read is nowhere in this trace.
+    if (wrappers.includes('sccache')) acc.uncacheable = 'sccache-server';
     if (acc.uncacheable) {
-      if (LASTING.test(acc.uncacheable)) {
+      // Not learned when a wrapper the key leaves out ran: the verdict may be the
+      // wrapper's (sccache reads /sys/fs/cgroup), and CC=gcc builds share this key.
+      if (LASTING.test(acc.uncacheable) && !wrapped) {
         this.learnUncacheable(action, acc.uncacheable);
         return { outcome: 'uncacheable', reason: acc.uncacheable, persist: none };
       }
@@ -501,11 +512,7 @@ export class LineCache {
     // Only a failure whose every cause is keyed is stored (keyedFailure).
     const failed = done.status !== '0';
     if (failed && !keyedFailure(Number(done.status), events, classify)) return { outcome: 'not-stored', reason: 'exit-nonzero', persist: none };
-    // The wrappers this line is keyed without (its text runs a wrapped compile:
-    // wrappers.ts); a line keyed with them keeps all they did.
-    const textWrappers = stripWrappers(action.req.command).wrappers;
-    const keyedWithout = new Set<string>([...textWrappers, ...(action.envWrappers ?? [])]);
-    if (wrappers.some((w) => keyedWithout.has(w))) {
+    if (wrapped) {
       // What the wrapper said about itself is no part of what the line makes:
       // a hit for CC=gcc must not print it, and a run that fell back must store
       // what a run on the farm stores (the same object).
@@ -545,6 +552,8 @@ export class LineCache {
     entries.push(...timeInputs);
     // A line that printed the host's or the user's name: key who that is (identity-inputs.ts).
     entries.push(...identityInputs(identitiesUsed(acc.execed, acc.askedHost ?? []), entries, this.state));
+    // The programs it ran: they may be run only while their execute bits say so (exec-inputs.ts).
+    entries.push(...execInputs(acc.execed, (p) => keyedWithout.has(p.slice(p.lastIndexOf('/') + 1))));
     // Not a wrapped compile, but it ran a compiler or a wrapper, or may read $CC itself: what it
     // made may depend on the wrappers its environment names (`$CC --version` through distcc
     // names another gcc; `echo "$CC"`), which its weak key is taken without.

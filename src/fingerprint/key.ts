@@ -41,7 +41,10 @@ import { PART_PREFIX, type LineProjections } from './projection.js';
 // restore another machine's names from a shared store. And the shim's umask
 // in the tty field: a hit restores the stored run's modes. And MAKEFLAGS and
 // MFLAGS without -w/--no-print-directory: `make -C dir` shares with `cd dir; make`.
-export const KEY_FORMAT = 'kbx-key-7';
+// 8: `exec` pseudo-inputs, the execute bits of each program a line ran
+// (exec-inputs.ts): a kbx-key-7 entry holds none, and would hit after
+// `chmod -x` of a script the line runs, where plain make fails.
+export const KEY_FORMAT = 'kbx-key-8';
 
 /** How the key names kbx's shim, which `kbx make` passes to make as SHELL=<install>/build/native/kbx-shell/sh. */
 export const SHIM_NAME = 'kbx-shim';
@@ -252,8 +255,9 @@ export function weakFingerprint(req: LineRequest, names?: RootNames): string {
  * `who`: p `host` or `user`, v a digest of who that is (identity-inputs.ts).
  * `env`: p `wrappers`, v LineRequest.wrapperEnv, for a line that is not a
  * wrapped compile and ran a compiler or a wrapper (line-cache.ts).
+ * `exec`: p a program the line executed, v whether it may be (exec-inputs.ts).
  */
-export type EntryKind = InputKind | 'date' | 'mtime' | 'root' | 'who' | 'env';
+export type EntryKind = InputKind | 'date' | 'mtime' | 'root' | 'who' | 'env' | 'exec';
 
 export interface PathEntry {
   k: EntryKind;

@@ -19,6 +19,7 @@ import { readlinkSync, statSync } from 'node:fs';
 import { FOUND_DATE, FOUND_TIME, FOUND_TIMESTAMP, SCANNED_TEXT, compilersRun, type TimeMacroScanner } from '../observe/time-macros.js';
 import type { FileState } from './file-state.js';
 import { identityValue } from './identity-inputs.js';
+import { execValue } from './exec-inputs.js';
 import type { PathEntry, TimeEnv } from './key.js';
 
 const ZONEINFO = '/usr/share/zoneinfo/';
@@ -46,6 +47,7 @@ export function pseudoValue(kind: string, p: string, nowMs: number): string | un
   }
   if (kind === 'mtime') return mtimeSeconds(p);
   if (kind === 'who') return identityValue(p);
+  if (kind === 'exec') return execValue(p);
   return undefined;
 }
 

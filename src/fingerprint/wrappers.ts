@@ -13,6 +13,7 @@
 // path set has an `env` entry of what they add to the environment.
 import { basename } from 'node:path';
 import { canonicalSavedCommand } from '../kernel/cmd-file.js';
+import { GCC_PROPER } from '../observe/time-macros.js';
 
 export const WRAPPER_NAMES = ['distcc', 'icecc', 'ccache', 'sccache'] as const;
 export type WrapperName = (typeof WRAPPER_NAMES)[number];
@@ -30,7 +31,7 @@ const DRIVER = /^(?:[\w.+]+-)*(?:gcc|g\+\+|cc|c\+\+|cpp|clang|clang\+\+)(?:-[\d.
 export function ranCompilerOrWrapper(execed: readonly string[]): boolean {
   return execed.some((p) => {
     const base = basename(p);
-    return DRIVER.test(base) || wrapperName(base) !== undefined || /^(cc1(plus|obj|objplus)?|icerun)$/.test(base);
+    return DRIVER.test(base) || GCC_PROPER.test(base) || base === 'icerun' || wrapperName(base) !== undefined;
   });
 }
 

@@ -47,7 +47,7 @@ import type { TraceEvent } from './trace-log.js';
 // (Debian's /usr/bin/x86_64-linux-gnu-gcc-12). Not ar (it adds to an archive
 // that exists), not cp or shell redirections (they truncate in place: the old
 // file's mode, links and symlink decide where and how the bytes land), not mv
-// (onto a directory it moves inside), not ccache (untested here).
+// (onto a directory it moves inside), not ccache or icecc (untested here).
 const TOOLS = new Set([
   'gcc', 'cc', 'g++', 'c++', 'cpp', 'cc1', 'cc1plus', 'collect2', 'lto-wrapper',
   'as', 'ld', 'ld.bfd', 'ld.gold', 'objcopy', 'strip',
@@ -57,6 +57,10 @@ const TOOLS = new Set([
   // a link it hands to ld. Not ld.lld: it opens the old output to unlink it,
   // which the trace shows as a read (an input, valued by its content).
   'clang', 'clang++',
+  // distcc unlinks a regular file at the output path before it writes the
+  // object a server sent back, "as BFD does" (traced: s, d, then w of the -o
+  // file); a local fallback runs the compiler, which is judged itself.
+  'distcc',
 ]);
 
 /** The shell that runs lines: dash only (bash reads BASH_ENV, a script kbx cannot see into here). */

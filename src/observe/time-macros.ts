@@ -41,7 +41,7 @@ export function scanTimeMacros(text: Buffer): number {
 // Programs whose run means C-family source was preprocessed: gcc's compilers
 // proper, clang (its -cc1 runs in the driver's process), and the wrappers
 // that may answer from their own cache without running either.
-const GCC_PROPER = /^cc1(plus|obj|objplus)?$/;
+export const GCC_PROPER = /^cc1(plus|obj|objplus)?$/;
 const CLANG = /^clang(\+\+)?(-\d+(\.\d+)*)?$/;
 const WRAPPERS = /^(ccache|distcc)$/;
 

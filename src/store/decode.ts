@@ -157,7 +157,7 @@ function pathSet(x: unknown, where: string): PathSet {
     } else if (e.k === 'root') {
       if (typeof e.p !== 'string' || ROLE_TOKEN.exec(e.p)?.[0] !== e.p) fail(`${where}.entries[${i}].p`, 'not a root role');
       maxValue = 2 * MAX_PATH + 1;
-    } else if (e.k !== 'c' && e.k !== 'e' && e.k !== 'mtime') fail(`${where}.entries[${i}].k`, "not 'c', 'e', 'mtime', 'date', 'root', 'who' or 'env'");
+    } else if (e.k !== 'c' && e.k !== 'e' && e.k !== 'mtime' && e.k !== 'exec') fail(`${where}.entries[${i}].k`, "not 'c', 'e', 'mtime', 'exec', 'date', 'root', 'who' or 'env'");
     else if (!isInputPath(e.p)) fail(`${where}.entries[${i}].p`, 'not an absolute or root-relative path');
     if (typeof e.v !== 'string' || e.v.length > maxValue) fail(`${where}.entries[${i}].v`, 'not a short string');
   }

@@ -25,7 +25,7 @@ const MAX_RECORD = 64 << 20;
 export const PATH_SETS_FORMAT = 2;
 
 // One letter per entry kind; decode.ts refuses any other kind, so no other is written.
-const KIND_LETTER = new Map<string, string>([['c', 'c'], ['e', 'e'], ['mtime', 'm'], ['date', 'd'], ['root', 'r'], ['who', 'w'], ['env', 'v']]);
+const KIND_LETTER = new Map<string, string>([['c', 'c'], ['e', 'e'], ['mtime', 'm'], ['date', 'd'], ['root', 'r'], ['who', 'w'], ['env', 'v'], ['exec', 'x']]);
 const LETTER_KIND = new Map<string, PathEntry['k']>([...KIND_LETTER].map(([k, l]) => [l, k as PathEntry['k']]));
 
 interface TabledSet {

@@ -1,0 +1,41 @@
+// Pseudo-inputs for the programs a line executed: whether each may still be
+// executed. A program's bytes are a content input, but exec also needs its
+// execute permission, which no digest holds: after `chmod -x scripts/gen.sh`
+// plain make fails that line (126, Permission denied), and a hit would
+// restore what the script made before. Only the execute bits are keyed, not
+// the whole mode: git checks out 0644 or 0755 whatever the umask, so two
+// checkouts of one tree share these values, and the read and write bits of a
+// file whose bytes a line could read change nothing it makes.
+//
+// An `exec` entry: p the path handed to exec (a script, not its interpreter;
+// a symlink is followed as exec follows it), v `x` when any execute bit is
+// set, `-` when none, or what else is there now (`absent`, `other`).
+import { statSync } from 'node:fs';
+import type { PathEntry } from './key.js';
+
+/** The value of an `exec` pseudo-input now. */
+export function execValue(p: string): string {
+  let st;
+  try {
+    st = statSync(p, { throwIfNoEntry: false });
+  } catch {
+    return 'absent'; // ENOTDIR, EACCES: exec would fail too
+  }
+  if (!st) return 'absent';
+  if (!st.isFile()) return 'other';
+  return (st.mode & 0o111) !== 0 ? 'x' : '-';
+}
+
+/**
+ * The entries a line adds for the programs it executed (accesses.ts
+ * `execed`), but not for `skip` (compiler wrappers a line is keyed without:
+ * wrappers.ts). A relative path is taken from `cwd`, as exec takes it.
+ */
+export function execInputs(execed: readonly string[], skip: (p: string) => boolean): PathEntry[] {
+  const out: PathEntry[] = [];
+  for (const p of new Set(execed)) {
+    if (!p.startsWith('/') || skip(p)) continue;
+    out.push({ k: 'exec', p, v: execValue(p) });
+  }
+  return out.sort((a, b) => (a.p < b.p ? -1 : a.p > b.p ? 1 : 0));
+}
