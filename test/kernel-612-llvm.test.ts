@@ -1,6 +1,8 @@
 // The end-to-end story of kernel.test.ts on today's trees and toolchains:
-// Linux 6.12 tinyconfig + KALLSYMS_ALL with gcc, and Linux 6.1 tinyconfig
-// with LLVM=1 (clang, ld.lld and the llvm binutils). For each tree: plain
+// Linux 6.12 x86_64 tinyconfig + KALLSYMS_ALL and a serial console with gcc,
+// and Linux 6.1 tinyconfig with LLVM=1 (clang, ld.lld and the llvm
+// binutils). The 6.12 kernel kbx linked is booted in QEMU at the end (the
+// checks of boot.test.ts), in this tree rather than a second cold build. For each tree: plain
 // make, kbx cold, then `make clean` and kbx warm, and the warm build is served
 // from the cache; each of its misses is explained, and a second clean
 // rebuild misses only lines that fail. kbx links both trees' vmlinux itself,
