@@ -146,10 +146,7 @@ const RELEASE_VARIABLES = /^(KERNELRELEASE|MODLIB|INSTALL_DTBS_PATH)=/;
  * the kernel release (see above); or its inputs differ only by files and
  * directory listings of the build tree that the cold build had not made yet
  * when it ran the line and that `make clean` keeps (generated headers), or
- * by build-tree directories that another line of the cold build had made
- * first and that `make clean` removes (on x86_64, objtool's libsubcmd
- * headers: three lines under -j2 install into one directory that the first
- * of them makes).
+ * by directories a sibling line had made (siblingMadeDir).
  */
 function firstRebuildMiss(l: LineRecord, warm: BuildRecord, earlier: BuildRecord[], out: string): boolean {
   if (l.exit !== 0) return true;
@@ -167,10 +164,21 @@ function firstRebuildMiss(l: LineRecord, warm: BuildRecord, earlier: BuildRecord
   }
   if (l.why?.kind === 'inputs') {
     const inTree = (p: string) => p === out || p.startsWith(`${out}/`);
-    const dir = (c: { path: string }): boolean => c.path.endsWith('/');
-    return l.why.changes.every((c) => inTree(c.path) && (c.change === 'appeared' || (c.change === 'content' && c.was.startsWith('dir:')) || (c.change === 'disappeared' && dir(c))));
+    return siblingMadeDir(l, out) || l.why.changes.every((c) => inTree(c.path) && (c.change === 'appeared' || (c.change === 'content' && c.was.startsWith('dir:'))));
   }
   return false;
+}
+
+/**
+ * A line whose inputs differ only by build-tree directories it found made
+ * by a sibling line in an earlier build and absent now (`make clean` removes
+ * them). On x86_64, objtool's libsubcmd headers: several lines under -j2
+ * install into one directory, each making it if absent, and which of them
+ * comes first varies from build to build, so any rebuild may miss some.
+ */
+function siblingMadeDir(l: LineRecord, out: string): boolean {
+  if (l.why?.kind !== 'inputs') return false;
+  return l.why.changes.every((c) => c.path.startsWith(`${out}/`) && c.path.endsWith('/') && c.change === 'disappeared');
 }
 
 for (const story of STORIES) {
@@ -265,9 +273,10 @@ for (const story of STORIES) {
       // A line that failed is never stored (its failure may come from what no key
       // holds), so it runs every time: kbuild's `$(shell [ … -ge … ] && echo y)`
       // version tests, one with gcc 12 on 6.12, three with clang 14 on 6.1.
+      // And the -j2 race of siblingMadeDir, which no number of builds settles.
       const missed = loadBuild(kbx.dir).lines.filter((l) => l.kind === 'miss');
       for (const l of missed) t.diagnostic(`missed: ${describeMiss(l)}`);
-      assert.deepEqual(missed.filter((l) => l.exit === 0).map(describeMiss), [], 'lines that succeeded missed');
+      assert.deepEqual(missed.filter((l) => l.exit === 0 && !siblingMadeDir(l, kbxOut)).map(describeMiss), [], 'lines that succeeded missed');
       assert.equal(summary(r.stderr).misses, missed.length, r.stderr.slice(-500));
       assertArtifacts('second warm kbx');
       assertLink(r.stderr);
