@@ -2,8 +2,8 @@
 // Linux 6.12 x86_64 tinyconfig + KALLSYMS_ALL and a serial console with gcc,
 // and Linux 6.1 tinyconfig with LLVM=1 (clang, ld.lld and the llvm
 // binutils). The 6.12 kernel kbx linked is booted in QEMU at the end (the
-// checks of boot.test.ts), in this tree rather than a second cold build. For each tree: plain
-// make, kbx cold, then `make clean` and kbx warm, and the warm build is served
+// checks of boot.test.ts), in this tree rather than a second cold build.
+// For each tree: plain make, kbx cold, then `make clean` and kbx warm, and the warm build is served
 // from the cache; each of its misses is explained, and a second clean
 // rebuild misses only lines that fail. kbx links both trees' vmlinux itself,
 // in one link (6.12: link/v6.12.ts, where the script links three times).
@@ -177,7 +177,7 @@ function firstRebuildMiss(l: LineRecord, warm: BuildRecord, earlier: BuildRecord
  * comes first varies from build to build, so any rebuild may miss some.
  */
 function siblingMadeDir(l: LineRecord, out: string): boolean {
-  if (l.why?.kind !== 'inputs') return false;
+  if (l.why?.kind !== 'inputs' || l.why.changes.length === 0) return false;
   return l.why.changes.every((c) => c.path.startsWith(`${out}/`) && c.path.endsWith('/') && c.change === 'disappeared');
 }
 
