@@ -25,6 +25,19 @@ const isKbx = (m: Mode) => m === 'kbx' || m === 'kbx-noreplay';
 export const KERNEL_SCENARIOS: KernelScenario[] = ['cold', 'warm', 'noop', 'touch', 'header'];
 export type KernelConfig = 'tinyconfig' | 'modversions';
 
+/** Configures out (a new O= directory) with plain make: tinyconfig, and for modversions MODULES, MODVERSIONS and KALLSYMS on top. */
+export function configureKernel(tree: string, out: string, config: KernelConfig, ccArgs: string[], env: NodeJS.ProcessEnv): void {
+  mkdirSync(out, { recursive: true });
+  const mk = (args: string[]) => must('make', [`O=${out}`, ...ccArgs, ...args], { cwd: tree, env });
+  mk(['tinyconfig']);
+  if (config !== 'modversions') return;
+  must(join(tree, 'scripts/config'), ['--file', join(out, '.config'), '--enable', 'MODULES', '--enable', 'MODVERSIONS', '--enable', 'KALLSYMS']);
+  mk(['olddefconfig']);
+  const cfg = readFileSync(join(out, '.config'), 'utf8');
+  for (const k of ['MODULES', 'MODVERSIONS', 'KALLSYMS'])
+    if (!new RegExp(`^CONFIG_${k}=y$`, 'm').test(cfg)) throw new Error(`CONFIG_${k} is not set in ${out}/.config after olddefconfig`);
+}
+
 export interface KernelRun {
   scenario: KernelScenario;
   mode: Mode;
@@ -91,15 +104,7 @@ export function runKernel(o: KernelOptions): KernelResult {
   // Configuration: plain make for every mode (not timed), the same .config.
   for (const m of o.modes) {
     mkdirSync(out(m), { recursive: true });
-    const mk = (args: string[]) => must('make', [`O=${out(m)}`, ...ccArgs(m), ...args], { cwd: o.tree, env: env(m) });
-    mk(['tinyconfig']);
-    if (o.config === 'modversions') {
-      must(join(o.tree, 'scripts/config'), ['--file', join(out(m), '.config'), '--enable', 'MODULES', '--enable', 'MODVERSIONS', '--enable', 'KALLSYMS']);
-      mk(['olddefconfig']);
-      const cfg = readFileSync(join(out(m), '.config'), 'utf8');
-      for (const k of ['MODULES', 'MODVERSIONS', 'KALLSYMS'])
-        if (!new RegExp(`^CONFIG_${k}=y$`, 'm').test(cfg)) throw new Error(`CONFIG_${k} is not set in ${out(m)}/.config after olddefconfig`);
-    }
+    configureKernel(o.tree, out(m), o.config, ccArgs(m), env(m));
   }
   o.say(`configured ${o.config} in ${o.modes.map(out).join(', ')}`);
 

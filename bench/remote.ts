@@ -1,18 +1,23 @@
 // "A fresh CI runner" (issue 11): a shared HTTP store (nginx with WebDAV,
 // started here on a loopback port) is filled once by a cold build; then, with
-// an empty local store, the tree is built again from it after `make clean`.
-// Side by side in one run, each timed whole:
+// an empty local store, the tree is built again from it in a new checkout:
+// the O= directory removed and configured again (untimed, plain make), as a
+// runner does. Not `make clean`: that keeps what the cold build made before
+// its first lines ran (include/config/kernel.release, generated headers), and
+// some 27 lines then key apart from the cold build's (src/kernel/VERSIONS.md),
+// which no fresh runner sees. Side by side in one run, each timed whole:
 //   plain          a cold plain build (with plain in --only; else the builds are
 //                  compared with kbx cold's artifacts)
 //   kbx cold       empty local store, filling the server
-//   kbx fresh      `make clean`, an empty KBX_DIR, the same server
-//   kbx warm       `make clean`, the cold build's own KBX_DIR (the server configured; lines hit locally)
+//   kbx fresh      a new O=, an empty KBX_DIR, the same server
+//   kbx warm       a new O=, the cold build's own KBX_DIR (the server configured; lines hit locally)
 //   ccache cold    `CC="ccache gcc"`, empty cache, remote_storage on the same nginx (under /ccache)
-//   ccache fresh   `make clean`, an empty CCACHE_DIR, the same remote_storage
+//   ccache fresh   a new O=, an empty CCACHE_DIR, the same remote_storage
 // Bytes are what nginx sent and received for each run (its access log).
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Nginx } from '../test/support/nginx.js';
+import { configureKernel, type KernelConfig } from './kernel.js';
 import { REPRODUCIBLE, cleanEnv, kbx, kbxSummary, must, readLog, timed, type KbxSummary } from './common.js';
 
 export type RemoteStep = 'plain' | 'kbx-cold' | 'kbx-fresh' | 'kbx-warm' | 'ccache-cold' | 'ccache-fresh';
@@ -29,6 +34,8 @@ export interface RemoteRun {
   down: number;
   up: number;
   requests: number;
+  /** Requests the server refused or failed (4xx but 404, 5xx): a store that takes no writes makes a fresh run a cold one. */
+  refused: number;
 }
 
 export interface RemoteResult {
@@ -40,6 +47,7 @@ export interface RemoteResult {
 
 export interface RemoteOptions {
   tree: string;
+  config: KernelConfig;
   jobs: number;
   withCcache: boolean;
   /** Without plain, the builds are compared with kbx's cold build (copied aside) instead. */
@@ -50,7 +58,7 @@ export interface RemoteOptions {
 }
 
 /** nginx's access log with the request length: the bytes of each request and answer. */
-function logBytes(nginx: Nginx): Array<{ method: string; sent: number; received: number }> {
+function logBytes(nginx: Nginx): Array<{ method: string; status: number; sent: number; received: number }> {
   let text = '';
   try {
     text = readFileSync(join(nginx.dir, 'access.log'), 'utf8');
@@ -61,8 +69,8 @@ function logBytes(nginx: Nginx): Array<{ method: string; sent: number; received:
     .split('\n')
     .filter(Boolean)
     .map((l) => {
-      const m = /"(\w+) \S+ [^"]*" \d+ (\d+) (\d+)$/.exec(l);
-      return { method: m?.[1] ?? '?', sent: Number(m?.[2] ?? 0), received: Number(m?.[3] ?? 0) };
+      const m = /"(\w+) \S+ [^"]*" (\d+) (\d+) (\d+)$/.exec(l);
+      return { method: m?.[1] ?? '?', status: Number(m?.[2] ?? 0), sent: Number(m?.[3] ?? 0), received: Number(m?.[4] ?? 0) };
     });
 }
 
@@ -75,7 +83,8 @@ export async function runRemote(o: RemoteOptions): Promise<RemoteResult> {
   const ccacheDir = join(o.work, 'ccache-store');
   const ccacheFresh = join(o.work, 'ccache-store-fresh');
 
-  const nginx = new Nginx({ logFormat: '"$request" $status $body_bytes_sent $request_length' });
+  // ccache's storage under /ccache/ needs WebDAV there too: without it every PUT was a 405 and ccache fresh was a cold build.
+  const nginx = new Nginx({ logFormat: '"$request" $status $body_bytes_sent $request_length', alsoServe: ['/ccache/'] });
   await nginx.start();
   try {
     const kbxEnv = (dir: string) => cleanEnv({ ...REPRODUCIBLE, KBX_DIR: dir, KBX_IDLE_TIMEOUT: '7200', KBX_REMOTE_STORAGE: nginx.url });
@@ -84,16 +93,13 @@ export async function runRemote(o: RemoteOptions): Promise<RemoteResult> {
     for (const dir of [kbxStore, kbxFresh]) if (existsSync(dir)) quiet(() => must(process.execPath, [kbx.main, 'daemon', 'stop'], { env: kbxEnv(dir) }));
     rmSync(o.work, { recursive: true, force: true });
     mkdirSync(logs, { recursive: true });
-    for (const w of [...(o.withPlain ? ['plain' as const] : []), 'kbx' as const, ...(o.withCcache ? ['ccache' as const] : [])]) {
-      mkdirSync(out(w), { recursive: true });
-      must('make', [`O=${out(w)}`, ...(w === 'ccache' ? ['CC=ccache gcc'] : []), 'tinyconfig'], { cwd: o.tree, env: cleanEnv(REPRODUCIBLE) });
-    }
-    o.say(`remote: nginx on ${nginx.url}; configured tinyconfig in ${o.work}`);
-
-    const clean = (w: 'kbx' | 'ccache') => {
-      const c = timed('make', [`O=${out(w)}`, 'clean'], { cwd: o.tree, env: cleanEnv(REPRODUCIBLE), log: join(logs, `clean-${w}.log`) });
-      if (c.status !== 0) throw new Error(`make clean failed in ${out(w)}`);
+    const configure = (w: 'plain' | 'kbx' | 'ccache') => {
+      rmSync(out(w), { recursive: true, force: true });
+      configureKernel(o.tree, out(w), o.config, w === 'ccache' ? ['CC=ccache gcc'] : [], cleanEnv(REPRODUCIBLE));
     };
+    for (const w of [...(o.withPlain ? ['plain' as const] : []), 'kbx' as const, ...(o.withCcache ? ['ccache' as const] : [])]) configure(w);
+    o.say(`remote: nginx on ${nginx.url}; configured ${o.config} in ${o.work}`);
+
     const build = (step: RemoteStep): RemoteRun => {
       const log = join(logs, `remote-${step}.log`);
       const before = logBytes(nginx).length;
@@ -116,11 +122,12 @@ export async function runRemote(o: RemoteOptions): Promise<RemoteResult> {
         down: reqs.filter((r) => r.method === 'GET').reduce((a, r) => a + r.sent, 0),
         up: reqs.filter((r) => r.method === 'PUT').reduce((a, r) => a + r.received, 0),
         requests: reqs.length,
+        refused: reqs.filter((r) => r.status >= 400 && r.status !== 404).length,
       };
       if (step.startsWith('kbx')) run.kbx = kbxSummary(readLog(log));
       if (step.startsWith('ccache')) run.ccache = ccacheStats(must('ccache', ['--print-stats'], { env: ccacheEnv(step === 'ccache-fresh' ? ccacheFresh : ccacheDir) }));
       const tail = run.kbx ? ` — ${run.kbx.line}` : run.ccache ? ` — ccache ${run.ccache.hits} hits (${run.ccache.remoteHits} remote), ${run.ccache.misses} misses` : '';
-      o.say(`remote ${step.padEnd(12)} ${run.seconds.toFixed(1).padStart(7)} s  (load ${t.load.toFixed(2)}, ${run.requests} requests, ${mib(run.down)} down, ${mib(run.up)} up${run.status ? `, EXIT ${run.status}, see ${log}` : ''})${tail}`);
+      o.say(`remote ${step.padEnd(12)} ${run.seconds.toFixed(1).padStart(7)} s  (load ${t.load.toFixed(2)}, ${run.requests} requests, ${mib(run.down)} down, ${mib(run.up)} up${run.refused ? `, ${run.refused} REFUSED` : ''}${run.status ? `, EXIT ${run.status}, see ${log}` : ''})${tail}`);
       res.runs.push(run);
       const reference = o.withPlain ? out('plain') : join(o.work, 'kbx-cold-artifacts');
       if (step === 'kbx-cold' && !o.withPlain) {
@@ -133,13 +140,13 @@ export async function runRemote(o: RemoteOptions): Promise<RemoteResult> {
 
     if (o.withPlain) build('plain');
     build('kbx-cold');
-    clean('kbx');
+    configure('kbx');
     build('kbx-fresh');
-    clean('kbx');
+    configure('kbx');
     build('kbx-warm');
     if (o.withCcache) {
       build('ccache-cold');
-      clean('ccache');
+      configure('ccache');
       build('ccache-fresh');
     }
     for (const dir of [kbxStore, kbxFresh]) quiet(() => must(process.execPath, [kbx.main, 'daemon', 'stop'], { env: kbxEnv(dir) }));
@@ -186,13 +193,13 @@ export function renderRemote(r: RemoteResult): string[] {
     '',
     '### A fresh CI runner fed by a shared HTTP store (nginx on loopback)',
     '',
-    `| run | seconds | load at start | hits / misses | requests | down | up | vmlinux, bzImage = ${r.withPlain ? 'plain' : 'kbx cold'} |`,
+    `| run | seconds | load at start | hits / misses | requests (refused) | down | up | vmlinux, bzImage = ${r.withPlain ? 'plain' : 'kbx cold'} |`,
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const run of r.runs) {
     const hm = run.kbx ? `${run.kbx.hits} / ${run.kbx.misses}` : run.ccache ? `${run.ccache.hits} (${run.ccache.remoteHits} remote) / ${run.ccache.misses}` : '—';
     const same = r.same[run.step] === undefined ? '—' : r.same[run.step] ? 'yes' : 'no';
-    out.push(`| ${run.step} | ${run.status ? `FAILED (${run.status})` : secs(run.seconds)} | ${run.load.toFixed(2)} | ${hm} | ${run.requests} | ${mib(run.down)} | ${mib(run.up)} | ${same} |`);
+    out.push(`| ${run.step} | ${run.status ? `FAILED (${run.status})` : secs(run.seconds)} | ${run.load.toFixed(2)} | ${hm} | ${run.requests} (${run.refused}) | ${mib(run.down)} | ${mib(run.up)} | ${same} |`);
   }
   const fresh = t('kbx-fresh');
   out.push(

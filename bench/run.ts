@@ -87,9 +87,8 @@ if (tree && kernelScenarios.length) {
 }
 let remote: RemoteResult | undefined;
 if (tree && withRemote) {
-  if (config !== 'tinyconfig') fail('the remote scenario builds tinyconfig');
-  say(`remote: kernel ${treeVersion(tree)} tinyconfig, -j${jobs}; load average ${la()}`);
-  remote = await runRemote({ tree, jobs, withCcache: modes.includes('ccache'), withPlain: modes.includes('plain'), work: join(opt.work, 'remote'), say });
+  say(`remote: kernel ${treeVersion(tree)} ${config}, -j${jobs}; load average ${la()}`);
+  remote = await runRemote({ tree, config, jobs, withCcache: modes.includes('ccache'), withPlain: modes.includes('plain'), work: join(opt.work, `remote-${config}`), say });
 }
 if (scenarios.includes('micro')) {
   micro = runMicro({ work: join(opt.work, 'micro'), trivialRuns: Number(opt['trivial-runs']), hitRuns: Number(opt['hit-runs']), say });

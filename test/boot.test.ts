@@ -22,6 +22,7 @@ import { loadBuild } from '../src/builds/archive.js';
 import type { LineRecord } from '../src/builds/record.js';
 import type { LinkReport } from '../src/kernel/link/events.js';
 import { between, boot, bootNeeds, cpioNewc, initramfs, type Boot, type CpioEntry } from './support/boot.js';
+import { assertKallsymsInMap, assertSysrqBacktrace, consoleKallsyms, KALLSYMS_BEGIN, KALLSYMS_END, SYSRQ } from './support/boot-checks.js';
 import { Kbx } from './support/kbx.js';
 import { cKallsyms, kernelTree } from './support/kernel-tree.js';
 import { runCKallsyms } from './support/kallsyms-oracle.js';
@@ -50,9 +51,8 @@ describe('a newc cpio', { skip: unlessMissing(program('cpio', 'cpio')) }, () => 
   });
 });
 
-const BEGIN = 'KBX-KALLSYMS-BEGIN';
-const END = 'KBX-KALLSYMS-END';
-const SYSRQ = 'KBX-SYSRQ';
+const BEGIN = KALLSYMS_BEGIN;
+const END = KALLSYMS_END;
 const BTF_BEGIN = 'KBX-BTF-BEGIN';
 const BTF_END = 'KBX-BTF-END';
 const MODULES_BEGIN = 'KBX-MODULES-BEGIN';
@@ -106,22 +106,6 @@ interface Kernel {
 const BODY_FILE = 'lib/hexdump.c';
 const BODY_AT = 'int hex_to_bin(unsigned char ch)\n{\n';
 const isBtfLine = (l: LineRecord): boolean => / --btf_base vmlinux \S+\.ko; /.test(l.command);
-
-interface KallsymsLine {
-  addr: bigint;
-  type: string;
-  name: string;
-}
-
-function readKallsyms(lines: string[]): KallsymsLine[] {
-  return lines
-    .filter((l) => l.length > 0)
-    .map((l) => {
-      const m = /^([0-9a-f]+) (\S) (\S+)$/.exec(l);
-      assert.ok(m, `not a /proc/kallsyms line: ${JSON.stringify(l)}`);
-      return { addr: BigInt(`0x${m[1]}`), type: m[2]!, name: m[3]! };
-    });
-}
 
 describe('booting the stock and the kbx kernel', { skip: unlessMissing(linuxSource(tree), ...bootNeeds()) }, () => {
   let lt: LinkTree;
@@ -210,32 +194,9 @@ describe('booting the stock and the kbx kernel', { skip: unlessMissing(linuxSour
       const k = kernels[which];
       const b = k.boot!;
       assert.equal(b.killed, false, `QEMU was killed; console:\n${b.console.slice(-3000)}`);
-      const lines = between(b.console, BEGIN, END);
-      assert.ok(lines, `no kallsyms listing on the console:\n${b.console.slice(-3000)}`);
-      const ks = readKallsyms(lines);
-
-      // Every symbol the kernel lists is a System.map line: same name, same
-      // address, same type, except that kallsyms marks per-CPU symbols
-      // absolute ('A') with CONFIG_KALLSYMS_ABSOLUTE_PERCPU. (A name can sit
-      // twice at one address, as zero-sized lockdep keys do: counted.)
-      const left = new Map<string, MapLine[]>();
-      for (const l of k.map) {
-        const key = `${l.addr.toString(16)} ${l.name}`;
-        left.set(key, [...(left.get(key) ?? []), l]);
-      }
-      const start = k.map.find((l) => l.name === '__per_cpu_start')!.addr;
-      const end = k.map.find((l) => l.name === '__per_cpu_end')!.addr;
-      let percpu = 0;
-      for (const s of ks) {
-        const m = left.get(`${s.addr.toString(16)} ${s.name}`)?.shift();
-        assert.ok(m, `/proc/kallsyms has ${s.addr.toString(16)} ${s.type} ${s.name}, System.map does not (or fewer times)`);
-        if (s.type === 'A' && m.type !== 'A') {
-          assert.ok(m.addr >= start && m.addr <= end, `${s.name} is shown absolute but is not per-CPU`);
-          percpu++;
-        } else {
-          assert.equal(s.type, m.type, `type of ${s.name}`);
-        }
-      }
+      const ks = consoleKallsyms(b.console);
+      // Every symbol the kernel lists is a System.map line (per-CPU ones shown absolute).
+      const percpu = assertKallsymsInMap(ks, k.map);
       assert.ok(percpu > 0, 'no per-CPU symbols listed');
 
       // And it lists all of them: as many as the tree's own scripts/kallsyms
@@ -285,33 +246,6 @@ describe('booting the stock and the kbx kernel', { skip: unlessMissing(linuxSour
 
   test('a backtrace from the kbx kernel names the functions that ran', () => {
     const k = kernels.kbx;
-    const b = k.boot!.console;
-    const after = b.slice(b.indexOf(`\n${SYSRQ}\n`));
-    assert.ok(after.length > 0 && /sysrq: Show backtrace of all active CPUs/.test(after), `no sysrq output:\n${b.slice(-3000)}`);
-    // The unwinder's frames, "func+0xOFF/0xSIZE" (a leading "? " marks an unreliable one).
-    const frames = [...after.matchAll(/^\s+(\? )?([A-Za-z_][\w.]*)\+0x([0-9a-f]+)\/0x([0-9a-f]+)$/gm)].map((m) => ({
-      reliable: !m[1],
-      name: m[2]!,
-      off: BigInt(`0x${m[3]}`),
-      size: BigInt(`0x${m[4]}`),
-    }));
-    const names = frames.map((f) => f.name);
-    // The write to /proc/sysrq-trigger, from the system call down to the handler.
-    for (const fn of ['write_sysrq_trigger', '__handle_sysrq', 'sysrq_handle_showallcpus', 'vfs_write', 'do_syscall_64']) {
-      assert.ok(names.includes(fn), `${fn} is not in the backtrace:\n${after.slice(0, 4000)}`);
-    }
-    // Each frame's function, offset and size agree with the symbol list: the
-    // size is the distance to the next symbol, the offset falls inside it.
-    const sorted = readKallsyms(between(k.boot!.console, BEGIN, END)!).sort((x, y) => (x.addr < y.addr ? -1 : x.addr > y.addr ? 1 : 0));
-    for (const f of frames) {
-      const i = sorted.findIndex((s) => s.name === f.name && /[tTwW]/.test(s.type));
-      assert.ok(i >= 0, `${f.name} is not a text symbol of the kernel`);
-      const next = sorted.slice(i + 1).find((s) => s.addr > sorted[i]!.addr)!;
-      assert.equal(f.size, next.addr - sorted[i]!.addr, `size of ${f.name}`);
-      // %pB prints a return address looked up one byte back: it may be the very end.
-      assert.ok(f.off <= f.size, `${f.name}+0x${f.off.toString(16)} is past its end`);
-      assert.ok(k.map.some((l) => l.name === f.name && l.addr === sorted[i]!.addr), `${f.name} is not at its System.map address`);
-    }
-    assert.ok(frames.some((f) => f.reliable), 'every frame is unreliable');
+    assertSysrqBacktrace(k.boot!.console, k.map);
   });
 });

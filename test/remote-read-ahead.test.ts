@@ -75,6 +75,21 @@ describe('a fresh machine reads the shared store ahead', { skip }, () => {
     b.stop();
   });
 
+  test('a machine whose store already holds the lines fetches none of their records ahead', () => {
+    const b = new Kbx('ahead-warm', { KBX_REMOTE_STORAGE: nginx.url });
+    assertBuilt(b.make(copyFixture('pipeline', 'ahead-warm-1')));
+    const before = nginx.requests().length;
+    const tree = copyFixture('pipeline', 'ahead-warm-2');
+    const r = b.make(tree);
+    assertBuilt(r);
+    assert.equal(summary(r.stderr).misses, 0, r.stderr);
+    // The list of lines, and nothing for the commands the local store has (a warm rebuild once fetched every bundle again).
+    const asked = nginx.requests().slice(before);
+    assert.deepEqual(asked.filter((q) => q.startsWith('GET')).length, 1, asked.join('\n'));
+    assertSameTree(tree, ref);
+    b.stop();
+  });
+
   test('a hostile list is refused and counted; the build goes on from the store', () => {
     const file = listFile(nginx);
     const good = readFileSync(file);

@@ -2,6 +2,7 @@
 // item and what to write, and no output ever shows a password.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { maskSecrets, parseRemoteStorage, shardSpec } from '../src/store/remote/spec.js';
@@ -79,4 +80,21 @@ test('kbx config shows remote_storage with secrets masked; a bad value names the
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /KBX_BAD_REMOTE.*KBX_REMOTE_STORAGE.*unknown attribute 'nope'/);
   assert.doesNotMatch(bad.stderr, /hunter2/);
+});
+
+test('the daemon loads the HTTP and Redis clients only when a store of that kind is opened', () => {
+  // undici and ioredis cost ~250 ms of CPU to load, on every daemon start (a fresh CI runner's among them).
+  const src = `
+    import { createRequire } from 'node:module';
+    const { openBackend } = await import(${JSON.stringify(new URL('../src/store/remote/open.js', import.meta.url).href)});
+    const { parseRemoteStorage } = await import(${JSON.stringify(new URL('../src/store/remote/spec.js', import.meta.url).href)});
+    const cache = createRequire(import.meta.url).cache;
+    const loaded = (name) => Object.keys(cache).some((p) => p.includes('/node_modules/' + name + '/'));
+    const before = [loaded('undici'), loaded('ioredis')];
+    const b = openBackend(parseRemoteStorage('http://127.0.0.1:9/kbx')[0]);
+    await b.close();
+    console.log(JSON.stringify({ before, after: [loaded('undici'), loaded('ioredis')] }));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', src], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { before: [false, false], after: [true, false] });
 });

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { appendFileSync, cpSync, existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { assertSameTree, Kbx, ok, plainMake, summary, tempDir, writeTree, type RunResult } from './support/kbx.js';
+import { loadBuild } from '../src/builds/archive.js';
+import { assertSameTree, Kbx, kbxMain, ok, plainMake, summary, tempDir, writeTree, type RunResult } from './support/kbx.js';
 
 // A makefile that does not record commands: objects depend on their source
 // only, so plain make after a flags change keeps old objects unless cleaned.
@@ -369,11 +370,20 @@ clean:
     }
   });
 
-  test('--no-replay and replay = false leave every line to make', () => {
+  test('replay is off by default; --no-replay and replay = false leave every line to make', () => {
     const kbx = new Kbx('replay-off', ON);
     const dir = project('replay-off');
     try {
+      // Neither the environment nor a config file says: the default holds.
+      const byDefault = () => spawnSync(process.execPath, [kbxMain, 'make'], { cwd: dir, env: { ...kbx.env(), KBX_REPLAY: undefined }, encoding: 'utf8' });
       ok(kbx.make(dir));
+      clean(dir);
+      const first = byDefault();
+      assert.equal(first.status, 0, first.stderr);
+      assert.equal(replayed({ status: first.status ?? -1, stdout: first.stdout, stderr: first.stderr }), 0, first.stderr);
+      assert.equal(summary(first.stderr).hits, 4, first.stderr);
+      clean(dir);
+      assert.equal(replayed(ok(kbx.make(dir))), 4, 'replay = true replays');
       clean(dir);
       const r = ok(kbx.make(dir, ['--no-replay']));
       assert.equal(replayed(r), 0);
@@ -382,6 +392,56 @@ clean:
       const off = ok(kbx.make(dir, [], { KBX_REPLAY: 'false' }));
       assert.equal(replayed(off), 0);
       assert.equal(summary(off.stderr).hits, 4, off.stderr);
+    } finally {
+      kbx.stop();
+    }
+  });
+  test('a no-op keeps the record the size of the build: a line make runs anyway (FORCE) is recorded once, not once more per build', () => {
+    const kbx = new Kbx('replay-force', ON);
+    const dir = join(tempDir('replay-force'), 'proj');
+    writeTree(dir, {
+      Makefile: 'all: out stamp\nout: in\n\tcp in out\nstamp: FORCE\n\techo x > stamp\nFORCE:\n.PHONY: FORCE\n',
+      in: 'x\n',
+    });
+    try {
+      ok(kbx.make(dir));
+      const sizes: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const r = ok(kbx.make(dir));
+        assert.equal(summary(r.stderr).hits, 1, r.stderr); // make reran the FORCE line
+        sizes.push(loadBuild(kbx.dir).lines.length);
+      }
+      assert.deepEqual(sizes, [2, 2, 2]);
+    } finally {
+      kbx.stop();
+    }
+  });
+
+  test('a no-op in a tree as the last build left it stats the record\'s paths and hashes nothing, even in a new daemon; make clean after it replays every line', () => {
+    const kbx = new Kbx('replay-noop', ON);
+    const dir = project('replay-noop');
+    try {
+      ok(kbx.make(dir));
+      kbx.stop(); // a new daemon knows no digest: a plan would hash every input and output
+      for (let i = 0; i < 2; i++) {
+        const r = ok(kbx.make(dir));
+        assert.match(r.stderr, /replayed 4 lines: nothing changed \(\d+ paths checked, hashed 0\)/, r.stderr);
+        assert.equal(summary(r.stderr).hits + summary(r.stderr).misses, 0, r.stderr);
+      }
+      assert.equal(kbx.stats()['replay-hashed'], 0);
+      assert.equal(kbx.stats()['replay-unchanged'], 2);
+      // The no-op records carried every line: make clean after them replays all four.
+      clean(dir);
+      const r = ok(kbx.make(dir));
+      assert.equal(replayed(r), 4, r.stderr);
+      assert.equal(summary(r.stderr).hits + summary(r.stderr).misses, 0, r.stderr);
+      // Touched, not changed: the stats differ, so replay plans and dates.
+      const now = Date.now() / 1000;
+      utimesSync(join(dir, 'common.h'), now, now);
+      const touched = ok(kbx.make(dir));
+      assert.match(touched.stderr, /refreshed 3\b/, touched.stderr);
+      assert.doesNotMatch(touched.stderr, /nothing changed/);
+      assertSameTree(dir, plainAfter(dir, 'replay-noop-ref', clean));
     } finally {
       kbx.stop();
     }

@@ -81,6 +81,8 @@ export interface ReplayBasis {
   produced: number[];
   /** Each output path of a hit or miss (index into paths) and what it held at the build's end: a digest, 'absent', 'dir', 'link:<target>' or 'other'. */
   ends: Array<[number, string]>;
+  /** Digest of the stats (inode, size, mtime) at the build's end of every path its hits and misses wrote or read and every file make read (src/replay/unchanged.ts). */
+  stats?: string;
 }
 
 /** What replay did before make ran. */
@@ -92,6 +94,10 @@ export interface ReplaySpan {
   lines: number;
   restored: number;
   refreshed: number;
+  /** Paths stat'ed to find the tree as the replayed build left it (then nothing was planned); absent when it was not. */
+  unchanged?: number;
+  /** Files hashed while replaying. */
+  hashed?: number;
   /** Why nothing was replayed, or why replay stopped early. */
   why?: string;
 }

@@ -108,7 +108,7 @@ export class BuildRecorder {
   }
 
   finish(end: BuildEnd): BuildRecord {
-    const lines = [...this.lines, ...end.shimLines].sort((a, b) => a.startUs - b.startUs);
+    const lines = withoutRerunReplays([...this.lines, ...end.shimLines]).sort((a, b) => a.startUs - b.startUs);
     const counts = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<LineKind, number>;
     for (const l of lines) counts[l.kind]++;
     const via: Record<string, number> = {};
@@ -130,6 +130,25 @@ export class BuildRecorder {
       ...(this.replay ? { replay: this.replay } : {}),
     };
   }
+}
+
+/**
+ * The lines without the replayed copies of a command make ran in the same
+ * build (a FORCE target, kbuild's filechk), and without a second replayed copy
+ * of one command: otherwise each record holds one more copy than the record
+ * it replayed, and every replay walks them all. The line make ran is the one
+ * recorded; a dropped copy only means the next replay leaves it to make.
+ */
+export function withoutRerunReplays(lines: readonly LineRecord[]): LineRecord[] {
+  const ran = new Set<string>();
+  for (const l of lines) if (!l.replayed && l.weak) ran.add(l.weak);
+  const replayed = new Set<string>();
+  return lines.filter((l) => {
+    if (!l.replayed || !l.weak) return true;
+    if (ran.has(l.weak) || replayed.has(l.weak)) return false;
+    replayed.add(l.weak);
+    return true;
+  });
 }
 
 /** curve[i]: ms after start when i % of the lines had finished. */

@@ -51,7 +51,7 @@ export function formatSummary(s: BuildSummary): string {
   // kbx make does not wait for them: the daemon finishes them, and the next command waits.
   const writing = n(s.daemon?.writing) ? `, ${n(s.daemon?.writing)} still being written` : '';
   const saved = s.daemon ? `; saved ${(s.daemon.savedUs / 1e6).toFixed(1)} s of recipe time` : '';
-  const replayed = s.replay && s.replay.lines > 0 ? `; ${formatReplay(s.replay)}` : '';
+  const replayed = !s.replay ? '' : s.replay.lines > 0 ? `; ${formatReplay(s.replay)}` : s.replay.why ? `; nothing replayed (${s.replay.why.slice(0, 160)})` : '';
   const lines = [`kbx: ${total} lines in ${(s.elapsedMs / 1000).toFixed(1)} s: ${parts.join(', ')} (${stored} stored${writing})${saved}${replayed}`];
   for (const r of s.daemon?.remotes ?? []) {
     if (r.down && r.shardOf) lines.push(`kbx: shard ${r.name} of shared store ${r.shardOf} failed (${r.down}); its keys missed, the other shards served`);
@@ -61,8 +61,14 @@ export function formatSummary(s: BuildSummary): string {
   return lines.join('\n');
 }
 
-/** The summary's replay part: 'replayed 1,758 lines: restored 3,390 files, refreshed 0, in 0.9 s'. */
+/**
+ * The summary's replay part: 'replayed 1,758 lines: restored 3,390 files, refreshed 0, hashed 12, in 0.9 s',
+ * or for a tree as the last build left it 'replayed 1,758 lines: nothing changed (8,120 paths checked, hashed 0), in 0.03 s'.
+ */
 export function formatReplay(s: ReplaySpan): string {
   const n = (x: number) => x.toLocaleString('en-US');
-  return `replayed ${n(s.lines)} lines: restored ${n(s.restored)} files, refreshed ${n(s.refreshed)}, in ${((s.endUs - s.startUs) / 1e6).toFixed(1)} s`;
+  const secs = (s.endUs - s.startUs) / 1e6;
+  const took = `in ${secs.toFixed(secs < 1 ? 2 : 1)} s`;
+  if (s.unchanged !== undefined) return `replayed ${n(s.lines)} lines: nothing changed (${n(s.unchanged)} paths checked, hashed ${n(s.hashed ?? 0)}), ${took}`;
+  return `replayed ${n(s.lines)} lines: restored ${n(s.restored)} files, refreshed ${n(s.refreshed)}, hashed ${n(s.hashed ?? 0)}, ${took}`;
 }

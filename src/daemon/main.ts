@@ -234,7 +234,14 @@ async function main(): Promise<void> {
             if (r) r.replay = span;
             if (r && source && indexes) r.addReplayed(source, indexes, span.startUs, span.endUs, strongs);
             const c = server.buildCounters(build);
-            for (const [name, n] of [['replayed-lines', span.lines], ['replay-restored', span.restored], ['replay-refreshed', span.refreshed]] as const) {
+            const counts = [
+              ['replayed-lines', span.lines],
+              ['replay-restored', span.restored],
+              ['replay-refreshed', span.refreshed],
+              ['replay-hashed', span.hashed ?? 0],
+              ['replay-unchanged', span.unchanged === undefined ? 0 : 1],
+            ] as const;
+            for (const [name, n] of counts) {
               global.add(name, n);
               c?.add(name, n);
             }

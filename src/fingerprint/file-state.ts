@@ -93,6 +93,8 @@ export class FileState {
   private parts = new Map<string, KnownPart>();
   private gen = 0;
   hashedBytes = 0;
+  /** Files read whole and hashed (not directories, not projections): what replay's no-op must keep at 0. */
+  hashedFiles = 0;
 
   /** Starts a new generation: every path is checked again. At each build start, and whenever a line ran unseen. */
   newGeneration(): void {
@@ -220,6 +222,7 @@ export class FileState {
         return ABSENT;
       }
       this.hashedBytes += data.length;
+      this.hashedFiles++;
       digest = sha256(data);
     } else {
       return `other:${st.mode}`;

@@ -6,6 +6,7 @@ import type { BuildRecord, ReplayBasis } from '../builds/record.js';
 import type { FileState } from '../fingerprint/file-state.js';
 import { parseMakeLog, valueMakeReads } from './make-inputs.js';
 import { valueNow } from './plan.js';
+import { statsDigest, watchedPaths } from './unchanged.js';
 
 /** Resolved output paths of the record's hits and misses. */
 export function producedPaths(rec: BuildRecord): Set<string> {
@@ -41,5 +42,6 @@ export function computeBasis(rec: BuildRecord, makeLog: Buffer | undefined, envD
   const parsed = parseMakeLog(makeLog);
   if ('bad' in parsed) return { ...basis, unknown: parsed.bad };
   const { inputs, producedReads } = valueMakeReads(parsed.reads, producedPaths(rec), state);
-  return { ...basis, makeInputs: inputs, produced: producedReads.map(indexOf) };
+  const full: ReplayBasis = { ...basis, makeInputs: inputs, produced: producedReads.map(indexOf) };
+  return { ...full, stats: statsDigest(watchedPaths({ ...rec, basis: full })) };
 }

@@ -236,8 +236,20 @@ function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>, s
     }
     return listingDigest(set);
   };
+  // The tree does not change during the walk (it only reads): each path's
+  // value now is taken once, however many lines read it (a kernel's headers:
+  // hundreds each). What earlier lines of the walk leave comes first.
+  const resolved = new Map<string, string>();
+  const treeValues = new Map<string, string>();
+  const treeValue = (kind: 'c' | 'e', path: string, stored: string): string => {
+    const key = `${kind}${stored === ABSENT_OR_FILE ? '?' : ''}${path}`;
+    let v = treeValues.get(key);
+    if (v === undefined) treeValues.set(key, (v = currentValue(ctx.state, kind, path, stored)));
+    return v;
+  };
   const valueAs = (kind: 'c' | 'e', path: string, stored: string): string => {
-    const p = resolve(path);
+    let p = resolved.get(path);
+    if (p === undefined) resolved.set(path, (p = resolve(path)));
     if (blocked.has(p)) return '\0blocked';
     const o = overlay.get(p);
     if (o) {
@@ -246,7 +258,7 @@ function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>, s
       return o.kind === 'link' ? '\0link' : o.kind;
     }
     if (kind === 'c' && stored.startsWith('dir:') && children.has(p)) return listing(p);
-    return currentValue(ctx.state, kind, path, stored);
+    return treeValue(kind, path, stored);
   };
 
   rec.lines.forEach((line, i) => {

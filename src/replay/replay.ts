@@ -12,6 +12,7 @@ import { planReplay, type Plan, type PlanContext } from './plan.js';
 import { applyPlan, fetchBlobs } from './apply.js';
 import { producedPaths } from './basis.js';
 import { RootNames } from '../fingerprint/root-names.js';
+import { carriedLines, statsDigest, watchedPaths } from './unchanged.js';
 
 export interface ReplayRequest {
   dir: string;
@@ -46,6 +47,17 @@ function planFor(rec: BuildRecord, req: ReplayRequest, ctx: PlanContext, forced:
   return planReplay(rec, ends, producedReads, ctx, forced, kbuild);
 }
 
+/**
+ * The number of paths checked when the tree stats as the newest build of these
+ * goals left it (unchanged.ts): nothing to plan. Undefined otherwise.
+ */
+function unchangedSince(rec: BuildRecord, req: ReplayRequest): number | undefined {
+  const basis = rec.basis;
+  if (!basis?.stats || !basis.makeInputs || basis.envDigest !== req.envDigest) return undefined;
+  const paths = watchedPaths(rec);
+  return statsDigest(paths) === basis.stats ? paths.length : undefined;
+}
+
 export interface Replayed {
   span: ReplaySpan;
   /** The record replayed, the indexes of its lines that were, and the stored run each was replayed from. */
@@ -57,7 +69,8 @@ export interface Replayed {
 export async function replayBuild(kbxDir: string, req: ReplayRequest, ctx: PlanContext): Promise<Replayed> {
   const startUs = nowUs();
   const deadline = Date.now() + WRITE_DEADLINE_MS;
-  const span = (s: Partial<ReplaySpan>): Replayed => ({ span: { startUs, endUs: nowUs(), lines: 0, restored: 0, refreshed: 0, ...s } });
+  const hashedBefore = ctx.state.hashedFiles;
+  const span = (s: Partial<ReplaySpan>): Replayed => ({ span: { startUs, endUs: nowUs(), lines: 0, restored: 0, refreshed: 0, hashed: ctx.state.hashedFiles - hashedBefore, ...s } });
   // A build in which make ran no line (nothing to do) has nothing to replay.
   const metas = listBuilds(kbxDir)
     .filter((m) => m.dir === req.dir && argsKey(m.args) === argsKey(req.args) && m.counts.hit + m.counts.miss > 0)
@@ -70,6 +83,13 @@ export async function replayBuild(kbxDir: string, req: ReplayRequest, ctx: PlanC
       rec = loadBuild(kbxDir, meta.id);
     } catch {
       continue;
+    }
+    if (meta === metas[0]) {
+      const same = unchangedSince(rec, req);
+      if (same) {
+        const indexes = carriedLines(rec);
+        return { ...span({ from: rec.id, lines: indexes.length, unchanged: same }), source: rec, indexes };
+      }
     }
     const forced = new Set<number>();
     // A blob evicted since: its writers are not replayed (bounded: each round forces at least one line).

@@ -16,6 +16,8 @@ export interface NginxOptions {
   data?: string;
   /** The access log's format (nginx's log_format), beginning with `"$request" $status` as the default's part that requests() reads. */
   logFormat?: string;
+  /** More locations served with WebDAV beside /kbx/ (the benchmark's /ccache/ for ccache's remote_storage). */
+  alsoServe?: string[];
 }
 
 /** A free loopback port (the kernel's choice for port 0). */
@@ -80,13 +82,17 @@ http {
   server {
     listen 127.0.0.1:${this.port};
     root ${this.data};
-    location /kbx/ {
+${['/kbx/', ...(this.opts.alsoServe ?? [])]
+  .map(
+    (loc) => `    location ${loc} {
       dav_methods PUT DELETE;
       create_full_put_path on;
       ${auth}
       ${ro}
     }
-  }
+`,
+  )
+  .join('')}  }
 }
 `;
   }
@@ -96,6 +102,7 @@ http {
     if (!this.port) this.port = await freePort();
     mkdirSync(join(this.dir, 'tmp'), { recursive: true });
     mkdirSync(join(this.data, 'kbx'), { recursive: true });
+    for (const loc of this.opts.alsoServe ?? []) mkdirSync(join(this.data, loc), { recursive: true });
     if (this.opts.user) writeFileSync(join(this.dir, 'htpasswd'), `${this.opts.user.name}:{PLAIN}${this.opts.user.password}\n`);
     writeFileSync(join(this.dir, 'nginx.conf'), this.conf());
     const child = spawn('nginx', ['-p', this.dir, '-c', join(this.dir, 'nginx.conf'), '-e', join(this.dir, 'error.log')], { stdio: 'ignore' });

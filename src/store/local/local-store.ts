@@ -142,7 +142,7 @@ export class LocalStore implements Store {
 
   /** Whether a record of the command's path sets is there (not decoded). */
   hasPathSets(weak: string): boolean {
-    const path = this.file('ac', weak, '.p');
+    const path = this.file('ac', weak, '.pz');
     return path !== undefined && existsSync(path);
   }
 

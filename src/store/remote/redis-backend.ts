@@ -9,13 +9,19 @@
 // every call bounded by the connect and operation timeouts. A call that
 // finds no connection opens one; a connection that failed or timed out is
 // dropped, so the next call starts afresh (a restarted server serves again).
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Cluster as ClusterClass, ClusterOptions, Redis as RedisClass, RedisOptions } from 'ioredis';
 import { RemoteError, type RemoteBackend, type RemoteKind, type RemoteSpec } from './backend.js';
 import { redisTarget, type RedisTarget } from './redis-target.js';
 
 export { redisTarget };
 
-type Client = Redis | Cluster;
+// Loaded when a Redis store is opened, not with the daemon: ioredis costs ~100 ms
+// of CPU to load, on every daemon start of every user without a Redis store.
+let ioredis: typeof import('ioredis') | undefined;
+const client = () => (ioredis ??= createRequire(import.meta.url)('ioredis') as typeof import('ioredis'));
+
+type Client = RedisClass | ClusterClass;
 
 const keyOf = (kind: RemoteKind, key: string) => `kbx:${kind}:${key}`;
 
@@ -79,15 +85,15 @@ class RedisBackend implements RemoteBackend {
   private async connect(): Promise<Client> {
     const { nodes, cluster, options } = this.target;
     const c: Client = cluster
-      ? new Cluster([...this.learned, ...nodes], clusterOptions(options, this.spec))
-      : new Redis({ ...nodes[0]!, ...options });
+      ? new (client().Cluster)([...this.learned, ...nodes], clusterOptions(options, this.spec))
+      : new (client().Redis)({ ...nodes[0]!, ...options });
     this.lastEvent = undefined;
     c.on('error', (e: Error) => {
       this.lastEvent = e;
     });
     try {
       await this.bounded(c.connect(), this.spec.connectTimeoutMs);
-      if (this.target.db !== 0 && c instanceof Redis) await this.bounded(c.select(this.target.db));
+      if (this.target.db !== 0 && c instanceof client().Redis) await this.bounded(c.select(this.target.db));
     } catch (e) {
       c.disconnect();
       throw e;
@@ -108,13 +114,13 @@ class RedisBackend implements RemoteBackend {
     if (this.client !== pending) return;
     this.client = undefined;
     pending.then((c) => {
-      if (c instanceof Cluster) this.learn(c);
+      if (c instanceof client().Cluster) this.learn(c);
       c.disconnect();
     }, () => undefined);
   }
 
   /** The masters a cluster client found: seeds for the next connection, should the URL's node be the one down. */
-  private learn(c: Cluster): void {
+  private learn(c: ClusterClass): void {
     const found = c.nodes('master').map((n) => ({ host: n.options.host ?? '', port: n.options.port ?? 0 }));
     if (found.length > 0) this.learned = found.filter((n) => n.host !== '' && n.port !== 0).slice(0, 16);
   }

@@ -1,0 +1,56 @@
+// Replay's no-op shortcut (ARCHITECTURE.md, Replay): at a build's end the
+// record keeps one digest of the stats (inode, size, mtime) of every path its
+// lines wrote or read and every file make read. When the tree still stats the
+// same before the next make, it is as that build left it: a plan would keep
+// every output as it is and date none (no input is newer than it was when
+// make last judged), so there is nothing to plan, read or hash.
+//
+// Skipping replay is always safe (make then judges the tree alone, as without
+// replay); the digest only has to say when a plan would find nothing to do.
+import { lstatSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { BuildRecord } from '../builds/record.js';
+import { sha256 } from '../util/hash.js';
+
+/** The paths whose stats the digest covers, in a fixed order. */
+export function watchedPaths(rec: BuildRecord): string[] {
+  const idx = new Set<number>();
+  for (const l of rec.lines) {
+    if (l.kind !== 'hit' && l.kind !== 'miss') continue;
+    for (const k of l.outputs) idx.add(k);
+    for (const k of l.inputs) idx.add(k);
+  }
+  const paths = new Set<string>();
+  for (const k of idx) paths.add(resolve(rec.paths[k]!));
+  for (const i of rec.basis?.makeInputs ?? []) if (i.k === 'c') paths.add(i.p);
+  return [...paths].sort();
+}
+
+function statValue(p: string): string {
+  let st;
+  try {
+    st = lstatSync(p, { bigint: true, throwIfNoEntry: false });
+  } catch {
+    return '-';
+  }
+  if (!st) return '-';
+  // A directory by kind alone: lines write temporary files in output directories.
+  if (st.isDirectory()) return 'd';
+  return `${st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : 'o'}${st.ino}:${st.size}:${st.mtimeNs}`;
+}
+
+/** One digest of the stats of `paths` now. */
+export function statsDigest(paths: readonly string[]): string {
+  const h: string[] = [];
+  for (const p of paths) h.push(`${p}\0${statValue(p)}`);
+  return `s1:${sha256(h.join('\n'))}`;
+}
+
+/** The record's lines a no-op carries into the new build's record: every hit and stored miss. */
+export function carriedLines(rec: BuildRecord): number[] {
+  const out: number[] = [];
+  rec.lines.forEach((l, i) => {
+    if ((l.kind === 'hit' || l.kind === 'miss') && l.weak && l.strong) out.push(i);
+  });
+  return out;
+}
