@@ -22,7 +22,7 @@ import { loadBuild } from '../src/builds/archive.js';
 import type { LineRecord } from '../src/builds/record.js';
 import type { LinkReport } from '../src/kernel/link/events.js';
 import { between, boot, bootNeeds, cpioNewc, initramfs, type Boot, type CpioEntry } from './support/boot.js';
-import { assertKallsymsInMap, assertSysrqBacktrace, consoleKallsyms, KALLSYMS_BEGIN, KALLSYMS_END, SYSRQ } from './support/boot-checks.js';
+import { assertKallsymsInMap, assertSysrqBacktrace, bootInit, consoleKallsyms, KALLSYMS_BEGIN, KALLSYMS_END, SYSRQ } from './support/boot-checks.js';
 import { Kbx } from './support/kbx.js';
 import { cKallsyms, kernelTree } from './support/kernel-tree.js';
 import { runCKallsyms } from './support/kallsyms-oracle.js';
@@ -67,29 +67,17 @@ const MODULES_END = 'KBX-MODULES-END';
 // list (their symbols are in no System.map); the kernel registers a module's
 // BTF in /sys/kernel/btf, or refuses the module ("failed to validate module
 // [name] BTF") when its split BTF does not fit vmlinux's.
-const INIT = `export PATH=/bin
-/bin/busybox mount -t proc proc /proc
-/bin/busybox mount -t sysfs sysfs /sys
-/bin/busybox --install -s /bin
-echo 0 > /proc/sys/kernel/kptr_restrict
-echo 1 > /proc/sys/kernel/printk
-echo ${BEGIN}
-cat /proc/kallsyms
-echo ${END}
-echo ${MODULES_BEGIN}
+const INIT = bootInit({
+  sysfs: true,
+  afterList: `echo ${MODULES_BEGIN}
 for m in /lib/modules/*.ko; do [ -e "$m" ] && insmod "$m" && echo "loaded $(basename "$m" .ko)"; done
 ls /sys/kernel/btf
 echo ${MODULES_END}
 echo ${BTF_BEGIN}
 dmesg | grep -e kfunc_init -e BPF -e BTF
 echo ${BTF_END}
-sleep 1
-echo 8 > /proc/sys/kernel/printk
-echo ${SYSRQ}
-echo l > /proc/sysrq-trigger
-sleep 2
-reboot -f
-`;
+`,
+});
 // No ACPI in this config, so poweroff would halt and leave QEMU running;
 // a reboot ends QEMU under -no-reboot (and panic=-1 covers init dying).
 const APPEND = 'console=ttyS0 nokaslr panic=-1 initcall_debug';

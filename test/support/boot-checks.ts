@@ -18,21 +18,29 @@ export const SYSRQ = 'KBX-SYSRQ';
 // prints, then come back for the backtrace. With no ACPI, poweroff would halt
 // and leave QEMU running: a reboot ends QEMU under -no-reboot (and panic=-1
 // covers init dying).
-export const BOOT_INIT = `export PATH=/bin
+/**
+ * The init script: /proc (and /sys with `sysfs`), the symbol list between its
+ * markers, then `afterList` (lines of shell run before the backtrace), then
+ * the backtrace, then a reboot.
+ */
+export function bootInit(opts: { sysfs?: boolean; afterList?: string } = {}): string {
+  return `export PATH=/bin
 /bin/busybox mount -t proc proc /proc
-/bin/busybox --install -s /bin
+${opts.sysfs ? '/bin/busybox mount -t sysfs sysfs /sys\n' : ''}/bin/busybox --install -s /bin
 echo 0 > /proc/sys/kernel/kptr_restrict
 echo 1 > /proc/sys/kernel/printk
 echo ${KALLSYMS_BEGIN}
 cat /proc/kallsyms
 echo ${KALLSYMS_END}
-sleep 1
+${opts.afterList ?? ''}sleep 1
 echo 8 > /proc/sys/kernel/printk
 echo ${SYSRQ}
 echo l > /proc/sysrq-trigger
 sleep 2
 reboot -f
 `;
+}
+export const BOOT_INIT = bootInit();
 export const BOOT_APPEND = 'console=ttyS0 nokaslr panic=-1';
 
 /**
