@@ -28,6 +28,7 @@ const WORK = process.env.KBX_TEST_KERNEL_E2E_WORK ?? '/var/tmp/kbx-kernel-e2e';
 // parse, the filechk headers), the link of vmlinux and what reads vmlinux
 // (measured: 249 after make clean).
 const REPLAYED_MIN = 1000;
+const EDIT_AFTER_CONFIG_REPLAYED_MIN = 400;
 const MAKE_RAN_MAX = 300;
 
 function replayed(r: { stderr: string }): number {
@@ -311,7 +312,10 @@ describe('Linux 6.1 tinyconfig', { skip: unlessMissing(linuxSource(kernelTree())
     appendFileSync(join(tree, EDITED), '\nint kbx_replay_edit_marker = 1;\n');
     const r = kbx.make(tree, [`O=${kbxOut}`, '-j2']);
     assert.equal(r.status, 0, r.stderr.slice(-3000));
-    assert.ok(replayed(r) > REPLAYED_MIN, r.stderr.slice(-500));
+    // Replayed from the record of the .config round trip above, which holds the lines that
+    // build replayed or ran; those neither (objects make found up to date, whose path sets
+    // name the changed autoconf.h) are left to make here, as hits. CI at 813fea4: 630.
+    assert.ok(replayed(r) > EDIT_AFTER_CONFIG_REPLAYED_MIN, r.stderr.slice(-500));
     assert.equal(plainMake(tree, [`O=${plainOut}`, '-j2'], REPRODUCIBLE).status, 0);
     assertSameArtifacts(artifacts(kbxOut), artifacts(plainOut), 'edited-after-clean kbx');
     assertSameCmdFiles(kbxOut, plainOut, 'edited-after-clean kbx');
