@@ -495,6 +495,8 @@ export class LineCache {
     const textWrappers = stripWrappers(action.req.command).wrappers;
     const keyedWithout = new Set<string>([...textWrappers, ...(action.envWrappers ?? [])]);
     const wrapped = wrappers.some((w) => keyedWithout.has(w));
+    // A wrapper's own program, by its file name: no part of the key (wrappers.ts).
+    const wrapperProgram = (p: string) => keyedWithout.has(p.slice(p.lastIndexOf('/') + 1));
     // sccache hands the compile to its server, a process the tracer is not in:
     // what the compiler read is nowhere in this trace.
     if (wrappers.includes('sccache')) acc.uncacheable = 'sccache-server';
@@ -518,7 +520,7 @@ export class LineCache {
       // what a run on the farm stores (the same object).
       done = { ...done, stdout: withoutWrapperMessages(done.stdout), stderr: withoutWrapperMessages(done.stderr) };
       // The wrapper's own program is no part of the key (wrappers.ts): the compiler it ran is.
-      acc.inputs = acc.inputs.filter((spec) => !(spec.kind === 'c' && keyedWithout.has(spec.path.slice(spec.path.lastIndexOf('/') + 1))));
+      acc.inputs = acc.inputs.filter((spec) => !(spec.kind === 'c' && wrapperProgram(spec.path)));
     }
     // A write in place through one name of a file changed its other names too, and a
     // hit, which writes a new file, would not: such a line runs every time.
@@ -553,7 +555,7 @@ export class LineCache {
     // A line that printed the host's or the user's name: key who that is (identity-inputs.ts).
     entries.push(...identityInputs(identitiesUsed(acc.execed, acc.askedHost ?? []), entries, this.state));
     // The programs it ran: they may be run only while their execute bits say so (exec-inputs.ts).
-    entries.push(...execInputs(acc.execed, (p) => keyedWithout.has(p.slice(p.lastIndexOf('/') + 1))));
+    entries.push(...execInputs(acc.execed, wrapperProgram));
     // Not a wrapped compile, but it ran a compiler or a wrapper, or may read $CC itself: what it
     // made may depend on the wrappers its environment names (`$CC --version` through distcc
     // names another gcc; `echo "$CC"`), which its weak key is taken without.

@@ -29,7 +29,7 @@ export function execValue(p: string): string {
 /**
  * The entries a line adds for the programs it executed (accesses.ts
  * `execed`), but not for `skip` (compiler wrappers a line is keyed without:
- * wrappers.ts). A relative path is taken from `cwd`, as exec takes it.
+ * wrappers.ts). The tracer logs absolute paths; any other is left out.
  */
 export function execInputs(execed: readonly string[], skip: (p: string) => boolean): PathEntry[] {
   const out: PathEntry[] = [];
