@@ -606,7 +606,7 @@ export class LineCache {
         const linkOf = cmdFile ? undefined : partners.linkOf(p, at, digest, st.nlink);
         outputs.push({ kind: 'file', path: at, digest, mode: st.mode & 0o777, size: bytes.length, ...(linkOf !== undefined && { linkOf }) });
       } else {
-        outputs.push(st.isDirectory() ? { kind: 'dir', path: at } : { kind: 'link', path: at, target: readlinkSync(p) });
+        outputs.push(st.isDirectory() ? { kind: 'dir', path: at, mode: st.mode & 0o777 } : { kind: 'link', path: at, target: readlinkSync(p) });
         this.state.forget(p);
       }
       return undefined;

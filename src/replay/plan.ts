@@ -26,7 +26,7 @@ import { RootNames } from '../fingerprint/root-names.js';
 export type Final =
   | { kind: 'file'; digest: string; mode: number }
   | { kind: 'absent' }
-  | { kind: 'dir' }
+  | { kind: 'dir'; mode: number }
   | { kind: 'link'; target: string };
 
 export type Action = 'restore' | 'keep' | 'mkdir';
@@ -308,7 +308,7 @@ function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>, s
     for (const d of entry.deleted) put(resolve(d), { kind: 'absent' }, i);
     for (const o of entry.outputs) {
       const p = resolve(o.path);
-      put(p, o.kind === 'file' ? { kind: 'file', digest: o.digest, mode: o.mode & 0o777 } : o.kind === 'link' ? { kind: 'link', target: o.target } : { kind: 'dir' }, i);
+      put(p, o.kind === 'file' ? { kind: 'file', digest: o.digest, mode: o.mode & 0o777 } : o.kind === 'link' ? { kind: 'link', target: o.target } : { kind: 'dir', mode: o.mode & 0o777 }, i);
     }
     lines.push({ index: i, entry, set });
   });
