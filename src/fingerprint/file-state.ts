@@ -9,7 +9,12 @@ import { partValue, type Projection } from './projection.js';
 
 export const ABSENT = 'absent';
 
-export type Existence = 'file' | 'dir' | 'absent' | 'other';
+// `empty`: a regular file of size 0. A stat-only look can see that much (`[ -s f ]`,
+// `test -s`): a line that branches on it must not hit after the file filled.
+export type Existence = 'file' | 'empty' | 'dir' | 'absent' | 'other';
+
+/** SHA-256 of no bytes: a file output with this digest is `empty` to an existence probe. */
+export const EMPTY_DIGEST = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 interface Known {
   ino: bigint;
@@ -136,7 +141,7 @@ export class FileState {
     const e = this.existences.get(p);
     if (e && this.trusted(p, e.checkedGen, e.checkedAtMs, now)) return e.value;
     const st = stat(p);
-    const value: Existence = !st ? 'absent' : st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
+    const value: Existence = !st ? 'absent' : st.isFile() ? (st.size === 0n ? 'empty' : 'file') : st.isDirectory() ? 'dir' : 'other';
     this.existences.set(p, { value, checkedGen: this.gen, checkedAtMs: now });
     return value;
   }
