@@ -58,3 +58,23 @@ test('a directory a line made is restored with the mode the line gave it (mkdir 
     kbx.stop();
   }
 });
+
+// An entry holds permission bits only; the special bits a line sets are not
+// dropped by a hit: such a line is not stored and runs every time.
+test('a line that leaves a setuid file or a sticky directory is not stored: a hit would drop the bit', () => {
+  const kbx = new Kbx('setid-out');
+  const dir = projectDir('setid-out', { Makefile: 'all:\n\techo x > tool && chmod 4755 tool\n\tmkdir -m 1777 spool\nclean:\n\trm -rf tool spool\n' });
+  const modes = () => ['tool', 'spool'].map((p) => (statSync(join(dir, p)).mode & 0o7777).toString(8));
+  try {
+    const first = ok(kbx.make(dir));
+    assert.deepEqual(modes(), ['4755', '1777']);
+    assert.equal(summary(first.stderr).stored, 0, first.stderr);
+    ok(plainMake(dir, ['clean']));
+    const again = ok(kbx.make(dir));
+    assert.equal(summary(again.stderr).hits, 0, again.stderr);
+    assert.deepEqual(modes(), ['4755', '1777']);
+    assert.equal(kbx.stats()['not-stored:output-setid'], 4); // two lines, two builds
+  } finally {
+    kbx.stop();
+  }
+});

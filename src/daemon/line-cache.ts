@@ -2,7 +2,7 @@
 // inputs all still hold (hit: restore its outputs), or let the shim run it
 // under the tracer and store what it did (miss).
 import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, type Stats } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { FileState, listingDigest } from '../fingerprint/file-state.js';
 import { ABSENT_OR_FILE, replaceableNow, strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
@@ -141,6 +141,14 @@ function insideAny(p: string, real: readonly string[], st?: Stats): string | und
     if (dest === undefined || !insideRoots(dest, real, true)) return undefined;
   }
   return at;
+}
+
+function parentSetgid(p: string): boolean {
+  try {
+    return (statSync(dirname(p)).mode & 0o2000) !== 0;
+  } catch {
+    return false;
+  }
 }
 
 export class LineCache {
@@ -585,6 +593,10 @@ export class LineCache {
     const keep = (p: string, st: Stats): string | undefined => {
       if (kept.has(p)) return undefined;
       if (!st.isFile() && !st.isDirectory() && !st.isSymbolicLink()) return `output-special: ${p}`;
+      // An entry holds permission bits only (the decoder refuses more): a hit
+      // would give `chmod 4755 tool` 0755, `mkdir -m 1777 tmp` 0777. A setgid
+      // bit a directory inherited from its parent, mkdir gives a restore too.
+      if (!st.isSymbolicLink() && st.mode & 0o7000 && !(st.isDirectory() && (st.mode & 0o7000) === 0o2000 && parentSetgid(p))) return `output-setid: ${p}`;
       const at = insideAny(p, real, st);
       if (at === undefined) return `writes-outside-tree: ${p}`;
       kept.add(p).add(at);
