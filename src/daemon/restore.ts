@@ -16,7 +16,7 @@
 // Stored paths name their build root by role (`@out/fs/ioctl.o`:
 // root-names.ts); they are put under this build's roots first, and the checks
 // are made on the result. decode.ts lets no `.` or `..` through below a role.
-import { chmodSync, closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Entry, Store, StoredOutput } from '../store/store.js';
 import type { FileState } from '../fingerprint/file-state.js';
@@ -148,8 +148,13 @@ type StoredFile = Extract<StoredOutput, { kind: 'file' }>;
  * build (chmod would clear it); the entry's own mode has none.
  */
 export function setDirMode(path: string, mode: number): void {
-  const st = lstatSync(path);
-  if (st.isDirectory()) chmodSync(path, (st.mode & 0o7000) | (mode & 0o777));
+  // Opened, not named: a symlink put there since is never followed to a directory elsewhere.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  try {
+    fchmodSync(fd, (fstatSync(fd).mode & 0o7000) | (mode & 0o777));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
