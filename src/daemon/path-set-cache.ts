@@ -209,6 +209,11 @@ export class PathSetCache {
     return undefined;
   }
 
+  /** A set not kept here (one from a shared store) in the form a hit names (the build record reads it). */
+  compactOf(strong: string, entries: readonly PathEntry[]): CompactSet {
+    return this.compactSet(strong, entries);
+  }
+
   /** Whether every entry of a set not kept here (one from a shared store) holds now. */
   holds(state: FileState, strong: string, entries: readonly PathEntry[], names: RootNames, parts?: LineProjections, wrapperEnv?: string): boolean {
     return this.firstMismatch(state, this.compactSet(strong, entries), names, parts, wrapperEnv) === undefined;
