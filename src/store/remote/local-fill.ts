@@ -96,14 +96,20 @@ export class LocalFill {
 
   /**
    * Queues a remote hit's local copy: its blobs (those given, or already on
-   * their way), then the entry, then `install` (the path set). Never waits.
+   * their way), then the entry, then `install` (the path set). Never waits;
+   * resolves once the copy is in or given up.
    */
-  entry(buildId: string, strong: string, entry: Entry, blobs: ReadonlyMap<string, Buffer>, install: () => void): void {
+  entry(buildId: string, strong: string, entry: Entry, blobs: ReadonlyMap<string, Buffer>, install: () => void): Promise<void> {
     const written: Array<Promise<boolean>> = [];
     for (const digest of entryBlobs(entry).keys()) {
       const data = blobs.get(digest);
-      if (data) written.push(this.blob(buildId, digest, data));
-      else written.push(this.pending.get(digest)?.written ?? Promise.resolve(this.local.hasBlob(digest)));
+      if (data) {
+        written.push(this.blob(buildId, digest, data));
+        continue;
+      }
+      // The lookup found it in the local store, or on its way there.
+      this.events.count(buildId, 'local fill blob-known');
+      written.push(this.pending.get(digest)?.written ?? Promise.resolve(this.local.hasBlob(digest)));
     }
     const job = Promise.all(written).then((ok) => {
       if (!ok.every(Boolean)) {
@@ -116,7 +122,9 @@ export class LocalFill {
         this.events.count(buildId, 'local fill entry');
       });
     });
-    this.track(job.catch((err) => this.events.log(`local copy of a remote hit failed: ${(err as Error).stack}`)));
+    const done = job.catch((err: unknown) => this.events.log(`local copy of a remote hit failed: ${(err as Error).stack}`));
+    this.track(done);
+    return done;
   }
 
   /** Resolves when every queued copy has been written or given up. */

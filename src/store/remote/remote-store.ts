@@ -156,6 +156,12 @@ export class RemoteStore {
   private idle: Array<() => void> = [];
   /** Local copies of remote hits, written after the answers. */
   readonly fill: LocalFill;
+  /**
+   * The decoded record of a command a remote hit came from, until its local
+   * copy is in (or given up): the same command looked up again meanwhile
+   * (`mkdir -p out` before every compile) is checked against it, not fetched again.
+   */
+  private readonly settling = new Map<string, { remote: Remote; decoded: DecodedBundle }>();
 
   constructor(
     private readonly local: LocalStore,
@@ -289,26 +295,29 @@ export class RemoteStore {
 
   /** The run found, or the part that was out when a request needed it. */
   private async fillFrom(r: Remote, req: FillRequest): Promise<Filled | Part | undefined> {
-    const { data, decoded } = await this.record(r, req.buildId, pathSetsKey(req.weak));
-    if (data === DOWN) return this.partOf(r, pathSetsKey(req.weak));
-    if (data === undefined) return undefined;
-    let rec: PathSets;
-    let bundle: Bundle;
-    try {
-      bundle = decoded?.bundle ?? decodeBundle(data);
-      rec = decoded?.rec ?? decodeRemotePathSets(bundle.pathSets);
-    } catch (err) {
-      this.corrupt(r, req.buildId, `path sets of ${req.weak.slice(0, 12)}`, err);
-      return undefined;
+    const settled = this.settling.get(req.weak);
+    let decoded = settled?.remote === r ? settled.decoded : undefined;
+    if (!decoded) {
+      const got = await this.record(r, req.buildId, pathSetsKey(req.weak));
+      if (got.data === DOWN) return this.partOf(r, pathSetsKey(req.weak));
+      if (got.data === undefined) return undefined;
+      try {
+        const bundle = got.decoded?.bundle ?? decodeBundle(got.data);
+        decoded = got.decoded ?? { bundle, rec: decodeRemotePathSets(bundle.pathSets), verified: new Set(), entries: new Map() };
+      } catch (err) {
+        this.corrupt(r, req.buildId, `path sets of ${req.weak.slice(0, 12)}`, err);
+        return undefined;
+      }
     }
+    const { bundle, rec } = decoded;
     for (const set of rec.sets.slice(0, MAX_REMOTE_SETS)) {
       // A set names its entry by the hash of the inputs it lists: one that does not is forged or damaged.
-      if (!decoded?.verified.has(set.strong) && strongFingerprint(req.weak, set.entries) !== set.strong) {
+      if (!decoded.verified.has(set.strong) && strongFingerprint(req.weak, set.entries) !== set.strong) {
         this.corrupt(r, req.buildId, `path set ${set.strong.slice(0, 12)}`, new Error('its inputs do not hash to the fingerprint it names'));
         continue;
       }
       if (!req.holds(set.strong, set.entries)) continue;
-      let entry = decoded?.entries.get(set.strong);
+      let entry = decoded.entries.get(set.strong);
       if (!entry) {
         const got = bundle.entries.get(set.strong) ?? (await this.record(r, req.buildId, entryKey(set.strong))).data;
         if (got === DOWN) return this.partOf(r, entryKey(set.strong));
@@ -333,7 +342,13 @@ export class RemoteStore {
       const blobs = await this.fetchBlobs(r, req.buildId, entry, bundle.blobs);
       if (blobs === false) continue;
       if (!(blobs instanceof Map)) return blobs;
-      this.fill.entry(req.buildId, set.strong, entry, blobs, () => req.install(rec, set));
+      decoded.verified.add(set.strong);
+      if (bundle.entries.has(set.strong)) decoded.entries.set(set.strong, entry);
+      const mine = { remote: r, decoded };
+      this.settling.set(req.weak, mine);
+      void this.fill
+        .entry(req.buildId, set.strong, entry, blobs, () => req.install(rec, set))
+        .finally(() => this.settling.get(req.weak) === mine && this.settling.delete(req.weak));
       return { strong: set.strong, set, entry, blobs };
     }
     return undefined;
