@@ -16,7 +16,7 @@ import { ReadAhead } from '../src/store/remote/read-ahead.js';
 import { strongFingerprint } from '../src/fingerprint/key.js';
 import type { Entry } from '../src/store/store.js';
 import { decodePathSetsRecord } from '../src/store/record-codec.js';
-import { encodeBundle, encodeEntry, encodePathSets, pathSetsKey } from '../src/store/remote/wire.js';
+import { decodeBundle, encodeBundle, encodeEntry, encodePathSets, pathSetsKey } from '../src/store/remote/wire.js';
 import { Kbx, assertSameTree, plainMake, summary, tempDir, writeTree } from './support/kbx.js';
 import { Nginx } from './support/nginx.js';
 import { assertBuilt, remoteCounts } from './support/remote.js';
@@ -53,16 +53,18 @@ function fillCounts(kbx: Kbx): Record<string, number> {
 }
 
 /** A local store's path set records (one per command), decoded, and the names of its entries. */
-function localRecords(kbx: Kbx): { sets: string[][]; entries: Set<string> } {
+function localRecords(kbx: Kbx): { weaks: string[]; sets: string[][]; entries: Set<string> } {
   const ac = join(kbx.dir, 'store', 'v2', 'ac');
   const sets: string[][] = [];
+  const weaks: string[] = [];
   const entries = new Set<string>();
   for (const fan of readdirSync(ac))
     for (const name of readdirSync(join(ac, fan))) {
+      if (name.endsWith('.pz')) weaks.push(name.slice(0, -3));
       if (name.endsWith('.pz')) sets.push(decodePathSetsRecord(readFileSync(join(ac, fan, name))).sets.map((s) => s.strong));
       if (name.endsWith('.e')) entries.add(name.slice(0, -2));
     }
-  return { sets, entries };
+  return { weaks, sets, entries };
 }
 
 const localFile = (kbx: Kbx, kind: 'cas' | 'ac', name: string) => join(kbx.dir, 'store', 'v2', kind, name.slice(0, 2), name);
@@ -94,6 +96,8 @@ describe("a fresh machine's local copies of remote hits", { skip }, () => {
     const local = localRecords(b);
     assert.equal(local.sets.length, lines, 'a path set record for each command');
     for (const strong of local.sets.flat()) assert.ok(local.entries.has(strong), `entry ${strong} in the local store`);
+    // A new command's record is kept as the server sent it (every set in it checked), not encoded again.
+    for (const weak of local.weaks) assert.deepEqual(readFileSync(localFile(b, 'ac', `${weak}.pz`)), decodeBundle(readFileSync(join(nginx.data, 'kbx', 'ac', pathSetsKey(weak)))).pathSets);
     const blob = sha256(Buffer.from(upper(`${BIG}\n`)));
     assert.ok(existsSync(localFile(b, 'cas', blob)), 'the large blob in the local store');
     const hits = summary(r.stderr).hits;

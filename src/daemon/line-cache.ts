@@ -240,8 +240,13 @@ export class LineCache {
         const here = underRoots(entry, names);
         return typeof here === 'string' ? here : refusal(here, roots);
       },
-      install: (remote, set) => {
+      install: (remote, set, encoded) => {
         const old = this.store.getPathSets(weak);
+        // A new command whose record holds only sets that were checked: kept as the remote sent it (no re-encoding).
+        if (!old && encoded && !remote.uncacheable && remote.sets[0]?.strong === set.strong && remote.sets.length <= this.cfg.pathSetsPerCommand) {
+          this.pathSets.putEncoded(weak, remote, encoded);
+          return;
+        }
         const rec: PathSets = old && !old.uncacheable ? old : { command: remote.command, cwd: remote.cwd, sets: [] };
         rec.sets = [set, ...rec.sets.filter((s) => s.strong !== set.strong)].slice(0, this.cfg.pathSetsPerCommand);
         this.pathSets.put(weak, rec);

@@ -161,6 +161,13 @@ export class PathSetCache {
     return rec;
   }
 
+  /** Writes a record to the store as the bytes given (encodePathSets's, checked by the caller) and keeps it. */
+  putEncoded(weak: string, rec: PathSets, data: Buffer): void {
+    if (this.store.putPathSetsEncoded) this.store.putPathSetsEncoded(weak, data);
+    else this.store.putPathSets(weak, rec);
+    this.remember(weak, this.compact(rec));
+  }
+
   /** Writes a record to the store and keeps it. */
   put(weak: string, rec: PathSets): void {
     this.store.putPathSets(weak, rec);

@@ -47,8 +47,13 @@ export interface FillRequest {
   holds(strong: string, entries: readonly PathEntry[]): boolean;
   /** Why the entry must not be restored here (outside the build roots), or undefined. */
   refusal(entry: Entry): string | undefined;
-  /** Adds the set to the local path sets of weak; called after the answer, once the entry and its blobs are in the local store. */
-  install(record: PathSets, set: PathSet): void;
+  /**
+   * Adds the set to the local path sets of weak; called after the answer,
+   * once the entry and its blobs are in the local store. `encoded`: the
+   * record's bytes as the remote sent them, when every set in it was found to
+   * hash to its fingerprint (the local store may keep them as they are).
+   */
+  install(record: PathSets, set: PathSet, encoded?: Buffer): void;
 }
 
 /**
@@ -347,7 +352,9 @@ export class RemoteStore {
       const mine = { remote: r, decoded };
       this.settling.set(req.weak, mine);
       void this.fill
-        .entry(req.buildId, set.strong, entry, blobs, () => req.install(rec, set))
+        .entry(req.buildId, set.strong, entry, blobs, () =>
+          req.install(rec, set, rec.sets.every((s) => decoded.verified.has(s.strong)) ? bundle.pathSets : undefined),
+        )
         .finally(() => this.settling.get(req.weak) === mine && this.settling.delete(req.weak));
       return { strong: set.strong, set, entry, blobs };
     }
