@@ -64,7 +64,7 @@ export class LocalStore implements Store {
 
   private writeAtomic(path: string, data: Buffer): boolean {
     this.sizes.current(); // the first count scans the store: before this file, or its temporary, is in it
-    const tmp = `${path}.tmp.${process.pid}.${randomBytes(4).toString('hex')}`;
+    const tmp = `${path}.tmp.${process.pid}.${TMP_TAG}${(tmpCount++).toString(36)}`;
     try {
       const fd = openNew(tmp);
       try {
@@ -258,6 +258,11 @@ export class LocalStore implements Store {
     this.sizes.reset();
   }
 }
+
+// Temporary names: unique to this process without a random number per write
+// (opened exclusively all the same; a clash only fails that write).
+const TMP_TAG = randomBytes(4).toString('hex');
+let tmpCount = 0;
 
 /**
  * Opens a new file exclusively, making its fan-out directory only when it is
