@@ -76,12 +76,8 @@ export class LocalStore implements Store {
       }
       // A rewrite (a command's path sets, again and again) replaces the old
       // file: only the difference is new.
-      let replaced = 0;
-      try {
-        replaced = statSync(path).size;
-      } catch {
-        /* a new file */
-      }
+      // (No exception for a new file: building one costs more than the stat.)
+      const replaced = statSync(path, { throwIfNoEntry: false })?.size ?? 0;
       renameSync(tmp, path);
       this.sizes.added(data.length - replaced);
       return true;
@@ -241,7 +237,7 @@ export class LocalStore implements Store {
 
   private async writeBlob(digest: string, data: Buffer): Promise<void> {
     const path = this.file('cas', digest);
-    if (!path || touch(path, true)) return;
+    if (!path || (existsSync(path) && touch(path, true))) return;
     let body = data;
     let codec = CODEC_RAW;
     if (this.compressionLevel > 0 && data.length > 64) {
