@@ -60,6 +60,8 @@ export interface PathSet {
 export interface Store {
   getPathSets(weak: string): PathSets | undefined;
   putPathSets(weak: string, record: PathSets): void;
+  /** putPathSets with the record already encoded (record-codec.ts, as a shared store sends it): nothing to encode again. */
+  putPathSetsEncoded?(weak: string, data: Buffer): void;
   getEntry(strong: string): Entry | undefined;
   putEntry(strong: string, entry: Entry): void;
   /** The blob's bytes, verified against its digest; undefined if missing or corrupt. */
