@@ -5,10 +5,14 @@
 // plain make's in a copy of the same tree.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, cpSync, existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { loadBuild } from '../src/builds/archive.js';
+import { changedSince, fsNow } from '../src/replay/unchanged.js';
+import { computeBasis } from '../src/replay/basis.js';
+import { FileState } from '../src/fingerprint/file-state.js';
+import type { BuildRecord } from '../src/builds/record.js';
 import { assertSameTree, Kbx, kbxMain, ok, plainMake, summary, tempDir, writeTree, type RunResult } from './support/kbx.js';
 
 // A makefile that does not record commands: objects depend on their source
@@ -446,4 +450,37 @@ clean:
       kbx.stop();
     }
   });
+});
+
+// A build's record is valued after kbx make returned; a tree the user changed
+// by then (make clean, a makefile edited) must not be taken for the build's end.
+test('changes after the build ended are seen by the record: fsNow and changedSince', () => {
+  const dir = tempDir('replay-ended');
+  writeTree(dir, { 'before.c': 'int a;\n', 'out/x.o': 'obj', Makefile: 'all:\n' });
+  const ended = fsNow(dir);
+  assert.ok(ended > 0n);
+  const paths = [join(dir, 'before.c'), join(dir, 'out'), join(dir, 'Makefile')];
+  assert.equal(changedSince(paths, ended), undefined, 'nothing changed since');
+  // The coarse clock ticks every few ms: a change in the same tick is not seen (unchanged.ts).
+  const tick = Date.now();
+  while (Date.now() - tick < 15);
+  writeFileSync(join(dir, 'Makefile'), 'all: x\n');
+  assert.equal(changedSince(paths, ended), join(dir, 'Makefile'));
+  rmSync(join(dir, 'out/x.o'));
+  assert.equal(changedSince(paths.slice(0, 2), ended), join(dir, 'out'), 'a removal dates its directory');
+
+  // The record of a build whose one line read before.c and wrote out/y.o, make having read the Makefile.
+  writeFileSync(join(dir, 'out/y.o'), 'obj');
+  const rec = { paths: [join(dir, 'out/y.o'), join(dir, 'before.c')], lines: [{ kind: 'miss', outputs: [0], inputs: [1] }] } as unknown as BuildRecord;
+  const makeLog = Buffer.from(`r ${join(dir, 'Makefile')}\n`);
+  const now = fsNow(dir);
+  const kept = computeBasis(rec, makeLog, 'env', new FileState(), now);
+  assert.equal(kept.unknown, undefined);
+  assert.ok(kept.makeInputs && kept.stats);
+  const tick2 = Date.now();
+  while (Date.now() - tick2 < 15);
+  writeFileSync(join(dir, 'Makefile'), 'all: y\n');
+  const late = computeBasis(rec, makeLog, 'env', new FileState(), now);
+  assert.match(late.unknown ?? '', /Makefile changed after the build ended/);
+  assert.equal(late.makeInputs, undefined, 'no basis: the next build is not replayed');
 });

@@ -16,6 +16,7 @@ import { LineCache } from './line-cache.js';
 import { DaemonServer } from './server.js';
 import { PersistentCounters } from './stats.js';
 import { computeBasis } from '../replay/basis.js';
+import { fsNow } from '../replay/unchanged.js';
 import { replayBuild } from '../replay/replay.js';
 import type { FileState } from '../fingerprint/file-state.js';
 import { TRACE_LOG_NAME, buildFile, codeId, daemonLogPath, makePrivateDir, prepareKbxDir, socketPath, tracesDir } from './paths.js';
@@ -37,9 +38,8 @@ function eventsFile(cfg: Config, req: { [k: string]: unknown }): string | undefi
 }
 
 /** Writes the build's record (build-end); a failure is logged, never fatal. */
-function saveRecording(server: DaemonServer, cfg: Config, req: { [k: string]: unknown }, state: FileState): void {
+function saveRecording(server: DaemonServer, cfg: Config, req: { [k: string]: unknown }, state: FileState, endMs: number, ended: bigint): void {
   const rec = server.takeRecording(String(req.build));
-  const endMs = Date.now();
   if (!rec || typeof req.dir !== 'string') return;
   const events = eventsFile(cfg, req);
   const makeLogFile = buildFile(cfg.dir, req.build, 'makelog');
@@ -63,7 +63,7 @@ function saveRecording(server: DaemonServer, cfg: Config, req: { [k: string]: un
         /* make never started */
       }
       try {
-        record.basis = computeBasis(record, makeLog, rec.envDigest, state);
+        record.basis = computeBasis(record, makeLog, rec.envDigest, state, ended);
       } catch (err) {
         server.log(`could not record build ${rec.id} for replay: ${(err as Error).stack}`);
       }
@@ -261,8 +261,11 @@ async function main(): Promise<void> {
         // (a few hundred ms on a kernel build) finish after it. 'sync', which the
         // next kbx make and every command reading the store or the records send
         // first, waits for both.
+        // make has exited: from now on the user may change the tree (replay/unchanged.ts).
+        const endMs = Date.now();
+        const ended = server.recording(String(req.build))?.envDigest ? fsNow(cfg.dir) : 0n;
         server.later(() => {
-          saveRecording(server, cfg, req, cache.state);
+          saveRecording(server, cfg, req, cache.state, endMs, ended);
           cache.forgetOldBuilds();
         });
         if (!remote) {

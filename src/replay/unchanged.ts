@@ -7,8 +7,8 @@
 //
 // Skipping replay is always safe (make then judges the tree alone, as without
 // replay); the digest only has to say when a plan would find nothing to do.
-import { lstatSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { lstatSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { BuildRecord } from '../builds/record.js';
 import { sha256 } from '../util/hash.js';
 
@@ -26,13 +26,15 @@ export function watchedPaths(rec: BuildRecord): string[] {
   return [...paths].sort();
 }
 
-function statValue(p: string): string {
-  let st;
+function statOf(p: string) {
   try {
-    st = lstatSync(p, { bigint: true, throwIfNoEntry: false });
+    return lstatSync(p, { bigint: true, throwIfNoEntry: false });
   } catch {
-    return '-';
+    return undefined;
   }
+}
+
+function statValue(st: ReturnType<typeof statOf>): string {
   if (!st) return '-';
   // A directory by kind alone: lines write temporary files in output directories.
   if (st.isDirectory()) return 'd';
@@ -42,8 +44,40 @@ function statValue(p: string): string {
 /** One digest of the stats of `paths` now. */
 export function statsDigest(paths: readonly string[]): string {
   const h: string[] = [];
-  for (const p of paths) h.push(`${p}\0${statValue(p)}`);
+  for (const p of paths) h.push(`${p}\0${statValue(statOf(p))}`);
   return `s1:${sha256(h.join('\n'))}`;
+}
+
+/**
+ * The file system's clock now: the ctime of a file written in `dir` (a change
+ * is dated by the kernel's coarse clock, which lags the wall clock by up to a
+ * tick, so Date.now() cannot be compared with ctimes). 0 if it cannot write.
+ */
+export function fsNow(dir: string): bigint {
+  const marker = join(dir, '.build-ended');
+  try {
+    writeFileSync(marker, '');
+    return lstatSync(marker, { bigint: true }).ctimeNs;
+  } catch {
+    return 0n;
+  }
+}
+
+/**
+ * The first of `paths` changed (its ctime: content, mode, links, a directory's
+ * entries) after `since` (fsNow), or undefined. The record of a build is
+ * written after `kbx make` returned, and by then the user may have run
+ * `make clean` or edited a makefile: a record valued from that tree would
+ * take it for the build's end, and replay would restore outputs of the old
+ * makefile over the new one. A change in the same clock tick as `since`
+ * (a few ms after make exited) is not seen.
+ */
+export function changedSince(paths: Iterable<string>, since: bigint): string | undefined {
+  for (const p of paths) {
+    const st = statOf(p);
+    if (st && st.ctimeNs > since) return p;
+  }
+  return undefined;
 }
 
 /** The record's lines a no-op carries into the new build's record: every hit and stored miss. */
