@@ -9,7 +9,7 @@ import {
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { deflateRaw, inflateRaw, inflateRawSync } from 'node:zlib';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { sha256 } from '../../util/hash.js';
@@ -86,6 +86,29 @@ export class LocalStore implements Store {
       return true;
     } catch (err) {
       rmSync(tmp, { force: true });
+      this.events.onWriteError?.(path, err as Error);
+      return false;
+    }
+  }
+
+  /**
+   * writeAtomic on libuv's threads: a blob's create, write and rename cost
+   * 1–3 ms of the daemon's event loop on an ext4 disk under load (a kernel
+   * cold build stores ~1,800 object files), during which no other line's
+   * LOOKUP or DONE was answered.
+   */
+  private async writeAtomicAsync(path: string, data: Buffer): Promise<boolean> {
+    this.sizes.current();
+    const tmp = `${path}.tmp.${process.pid}.${randomBytes(4).toString('hex')}`;
+    try {
+      await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
+      await writeFile(tmp, data, { flag: 'wx' });
+      const replaced = (await stat(path).catch(() => undefined))?.size ?? 0;
+      await rename(tmp, path);
+      this.sizes.added(data.length - replaced);
+      return true;
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => {});
       this.events.onWriteError?.(path, err as Error);
       return false;
     }
@@ -245,7 +268,7 @@ export class LocalStore implements Store {
         codec = CODEC_DEFLATE;
       }
     }
-    this.writeAtomic(path, Buffer.concat([MAGIC, Buffer.from([codec]), body]));
+    await this.writeAtomicAsync(path, Buffer.concat([MAGIC, Buffer.from([codec]), body]));
   }
 
   clear(): void {
