@@ -23,7 +23,7 @@ function classify(log: string): Accesses {
 }
 
 function uncacheable(reason: string): Accesses {
-  return { inputs: [], written: [], deleted: [], gone: [], execed: [], uncacheable: reason };
+  return { inputs: [], written: [], deleted: [], gone: [], execed: [], execProbed: [], uncacheable: reason };
 }
 
 test('every op in its exact form', () => {
@@ -156,6 +156,7 @@ test('objcopy in place (rename): foo.o is an input known by its stat before the 
     deleted: ['/b/stT17HF5'],
     gone: ['/b/stT17HF5'],
     execed: [],
+    execProbed: [],
   });
 });
 
@@ -171,6 +172,7 @@ test('objcopy in place (copy back, binutils >= 2.36): the truncating open carrie
     deleted: ['/b/stT17HF5'],
     gone: ['/b/stT17HF5'],
     execed: [],
+    execProbed: [],
   });
 });
 
@@ -186,6 +188,7 @@ test('sed -i: the mkstemp temporary is written, renamed over f; f is an input wi
     deleted: ['/b/./sedtVc1XU'],
     gone: ['/b/./sedtVc1XU'],
     execed: [],
+    execProbed: [],
   });
 });
 
@@ -203,6 +206,7 @@ test('a stat on a first write or removal makes no input', () => {
     deleted: ['/b/removed'],
     gone: [],
     execed: [],
+    execProbed: [],
   });
 });
 
@@ -237,6 +241,7 @@ test('read then removed or truncated: an input with the stat before; probes keep
     deleted: ['/b/gone', '/b/twice'],
     gone: ['/b/twice'],
     execed: [],
+    execProbed: [],
   });
 });
 
@@ -252,6 +257,7 @@ test('stdin, untraceable events, terminals and uncacheable programs', () => {
     deleted: [],
     gone: [],
     execed: ['/usr/bin/cc'],
+    execProbed: [],
   });
 });
 
@@ -354,4 +360,13 @@ test('programs started after the output was replaced cannot have seen what was t
   assert.deepEqual(probeOf(GCC_PROGRAMS + GCC_PRESENT + after, kbuild), { kind: 'e', path: '/b/a.o', replaced: true });
   // The same programs before the change: they may have looked.
   assert.equal(probeOf(GCC_PROGRAMS + after.replace('r /b/a.o\nm 20 1096 5 /b/a.o\n', '') + GCC_PRESENT, kbuild)?.replaced, undefined);
+});
+
+test('an X event (access X_OK, a PATH candidate not run) is an existence probe whose execute bits are asked for', () => {
+  const acc = classify('X /src/tool.sh\nX /bin/gen\nr /bin/gen\n');
+  assert.deepEqual(acc.execProbed, ['/src/tool.sh', '/bin/gen']);
+  assert.deepEqual(acc.inputs, [
+    { kind: 'c', path: '/bin/gen' },
+    { kind: 'e', path: '/src/tool.sh' },
+  ]);
 });

@@ -31,7 +31,7 @@ function parseTrace(text: string): TraceEvent[] {
     let m: RegExpExecArray | null;
     if ((m = /^([mnNwd]) (\d+) (\d+) (-?\d+) (\/.*)$/.exec(line))) {
       events.push({ op: m[1]!, ino: BigInt(m[2]!), size: BigInt(m[3]!), mtimeNs: BigInt(m[4]!), path: m[5]! });
-    } else if ((m = /^([rsaxekl]) (\/.*)$/.exec(line))) {
+    } else if ((m = /^([rsaxeklX]) (\/.*)$/.exec(line))) {
       events.push({ op: m[1]!, path: m[2]! });
     } else if (line === 'i') {
       events.push({ op: 'i', path: '' });
@@ -380,7 +380,7 @@ test('the shell glob, opendir, fdopendir, scandir, fts, nftw, ftw and glob() log
   expectEvent(missing, 'a', join(d, 'nope'));
 });
 
-test('execvp and posix_spawnp: absent PATH candidates before the program found, then the program', () => {
+test('execvp and posix_spawnp: absent PATH candidates before the program found, then the program; one there but not executable is an X probe', () => {
   const d = scratch();
   for (const b of ['bin0', 'bin1', 'bin2']) mkdirSync(join(d, b));
   writeFileSync(join(d, 'bin0', 'tool'), 'not executable');
@@ -389,8 +389,8 @@ test('execvp and posix_spawnp: absent PATH candidates before the program found, 
   const env = { PATH: `${d}/bin0:${d}/bin1:${d}/bin2:/usr/bin:/bin` };
   const r = run(d, probe, ['spawnp', 'tool', '--', 'execvp', 'tool'], { env });
   assert.equal(r.stdout, 'tool ran\nspawnp ok\ntool ran\n');
-  const search = r.events.filter((e) => e.path.endsWith('/tool') && 'sae'.includes(e.op)).map((e) => `${e.op} ${e.path}`);
-  const once = [`s ${d}/bin0/tool`, `a ${d}/bin1/tool`, `e ${d}/bin2/tool`];
+  const search = r.events.filter((e) => e.path.endsWith('/tool') && 'saeX'.includes(e.op)).map((e) => `${e.op} ${e.path}`);
+  const once = [`X ${d}/bin0/tool`, `a ${d}/bin1/tool`, `e ${d}/bin2/tool`];
   assert.deepEqual(search, [...once, ...once]);
 
   const missing = run(d, probe, ['execvp', 'nosuch'], { env });
@@ -625,4 +625,21 @@ test("asking for the host's identity and talking to a socket: q host and q net, 
   expectEvent(net, 'q', 'net bash');
   // Programs that do neither log neither.
   assert.deepEqual(run(d, '/bin/cat', ['/dev/null']).events.filter((e) => e.op === 'q'), []);
+});
+
+test('access, faccessat, eaccess and euidaccess: X when they ask for X_OK (granted or denied), s for other modes, a when absent', () => {
+  const d = scratch();
+  writeFileSync(join(d, 'plain'), 'data');
+  writeFileSync(join(d, 'tool'), '#!/bin/sh\n');
+  chmodSync(join(d, 'tool'), 0o755);
+  // dash's test asks faccessat, bash's eaccess or faccessat, coreutils' test euidaccess.
+  for (const t of ['[', 'bash -c [', '/usr/bin/test']) {
+    const text = (args: string) => (t.startsWith('bash') ? `bash -c '[ ${args} ]'` : t === '[' ? `[ ${args} ]` : `${t} ${args}`);
+    const r = run(d, '/bin/sh', ['-c', `${text('-x plain')}; ${text('-x tool')}; ${text('-x gone')}; ${text('-r plain')}; true`]);
+    expectEvent(r, 'X', join(d, 'plain'));
+    expectEvent(r, 'X', join(d, 'tool'));
+    expectEvent(r, 'a', join(d, 'gone'));
+    expectNoEvent(r, 'f', join(d, 'plain'));
+    assert.ok(r.events.some((e) => e.op === 's' && e.path === join(d, 'plain')), `${t}: ${r.log}`);
+  }
 });

@@ -79,7 +79,7 @@ int __uflow(FILE *stream);
     X(__openat_2) X(__openat64_2) X(creat) X(creat64)                          \
     X(fopen) X(fopen64) X(freopen) X(freopen64) X(opendir)                     \
     X(stat) X(stat64) X(lstat) X(lstat64) X(fstatat) X(fstatat64) X(statx)     \
-    X(access) X(faccessat) X(__xstat) X(__xstat64) X(__lxstat) X(__lxstat64)   \
+    X(access) X(faccessat) X(euidaccess) X(eaccess) X(__xstat) X(__xstat64) X(__lxstat) X(__lxstat64)   \
     X(__fxstatat) X(__fxstatat64)                                              \
     X(execve) X(execv) X(execvp) X(execvpe) X(posix_spawn) X(posix_spawnp)     \
     X(system) X(popen)                                                         \
@@ -456,7 +456,7 @@ static int fopen_flags(const char *mode)
 }
 
 // execvp/posix_spawnp: logs what glibc's PATH search for `file` will try: `a`
-// for each absent candidate, `s` for one that exists but cannot be run, and
+// for each absent candidate, `X` for one that exists but cannot be run, and
 // `e` for the one that will be executed, which is copied to `found` (PATH_MAX
 // bytes; "" if none).
 static void log_path_search(const char *file, char *found)
@@ -488,7 +488,7 @@ static void log_path_search(const char *file, char *found)
                     log_event('e', NULL, AT_FDCWD, cand);
                     break;
                 }
-                log_event('s', NULL, AT_FDCWD, cand);
+                log_event('X', NULL, AT_FDCWD, cand);  // a chmod +x would run it
             } else if (absent(errno)) {
                 if (!make_only) log_event('a', NULL, AT_FDCWD, cand);
             }
@@ -934,10 +934,28 @@ int fstatat64(int dirfd, const char *path, struct stat64 *st, int flags)
 { TRACE('s', dirfd, path, REAL(fstatat64)(dirfd, path, st, flags)); }
 int statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *st)
 { TRACE('s', dirfd, path, REAL(statx)(dirfd, path, flags, mask, st)); }
+// The access family: a probe. One asking for X_OK learns the execute
+// permission (`X`, keyed with the execute bits: `[ -x gen.sh ]`); any other
+// is existence. EACCES means the path is there without that permission: still
+// a probe of it (`[ -x ]` of a 0644 file must key that file).
+static int traced_access(char op_if_x, int dirfd, const char *path, int how, int r)
+{
+    int err = errno;
+    char op = (how & X_OK) ? op_if_x : 's';
+    if (r == 0 || err == EACCES) log_event(op, NULL, dirfd, path);
+    else if (absent(err) && !make_only) log_event('a', NULL, dirfd, path);
+    else if (r != 0) log_failure("errno %d", err, path);
+    errno = err;
+    return r;
+}
 int access(const char *path, int how)
-{ TRACE('s', AT_FDCWD, path, REAL(access)(path, how)); }
+{ return traced_access('X', AT_FDCWD, path, how, REAL(access)(path, how)); }
 int faccessat(int dirfd, const char *path, int how, int flags)
-{ TRACE('s', dirfd, path, REAL(faccessat)(dirfd, path, how, flags)); }
+{ return traced_access('X', dirfd, path, how, REAL(faccessat)(dirfd, path, how, flags)); }
+int euidaccess(const char *path, int how)
+{ return traced_access('X', AT_FDCWD, path, how, REAL(euidaccess)(path, how)); }
+int eaccess(const char *path, int how)
+{ return traced_access('X', AT_FDCWD, path, how, REAL(eaccess)(path, how)); }
 int __xstat(int ver, const char *path, struct stat *st)
 { TRACE('s', AT_FDCWD, path, REAL(__xstat)(ver, path, st)); }
 int __xstat64(int ver, const char *path, struct stat64 *st)

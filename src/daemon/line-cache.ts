@@ -554,8 +554,9 @@ export class LineCache {
     entries.push(...timeInputs);
     // A line that printed the host's or the user's name: key who that is (identity-inputs.ts).
     entries.push(...identityInputs(identitiesUsed(acc.execed, acc.askedHost ?? []), entries, this.state));
-    // The programs it ran: they may be run only while their execute bits say so (exec-inputs.ts).
-    entries.push(...execInputs(acc.execed, wrapperProgram));
+    // The programs it ran, and those whose execute bit it asked about (`[ -x f ]`): keyed with
+    // their execute bits (exec-inputs.ts).
+    entries.push(...execInputs(acc.execed, acc.execProbed, wrapperProgram));
     // Not a wrapped compile, but it ran a compiler or a wrapper, or may read $CC itself: what it
     // made may depend on the wrappers its environment names (`$CC --version` through distcc
     // names another gcc; `echo "$CC"`), which its weak key is taken without.

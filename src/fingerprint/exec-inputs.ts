@@ -7,9 +7,14 @@
 // checkouts of one tree share these values, and the read and write bits of a
 // file whose bytes a line could read change nothing it makes.
 //
+// The same holds for a file whose execute permission a line asked about
+// (`[ -x tool ] && ./tool`, a PATH search passing over a file it cannot run):
+// what the line did depended on the answer.
+//
 // An `exec` entry: p the path handed to exec (a script, not its interpreter;
-// a symlink is followed as exec follows it), v `x` when any execute bit is
-// set, `-` when none, or what else is there now (`absent`, `other`).
+// a symlink is followed as exec follows it) or asked about, v `x` when any
+// execute bit is set, `-` when none, or what else is there now (`absent`,
+// `other`).
 import { statSync } from 'node:fs';
 import type { PathEntry } from './key.js';
 
@@ -28,14 +33,21 @@ export function execValue(p: string): string {
 
 /**
  * The entries a line adds for the programs it executed (accesses.ts
- * `execed`), but not for `skip` (compiler wrappers a line is keyed without:
- * wrappers.ts). The tracer logs absolute paths; any other is left out.
+ * `execed`) and the paths whose execute permission it asked about
+ * (`execProbed`: `[ -x f ]`, a PATH candidate it passed over), but not for
+ * `skip` (compiler wrappers a line is keyed without: wrappers.ts). A probed
+ * directory adds nothing: X_OK asks for its search permission, and its
+ * existence entry already says it is a directory. The tracer logs absolute
+ * paths; any other is left out.
  */
-export function execInputs(execed: readonly string[], skip: (p: string) => boolean): PathEntry[] {
-  const out: PathEntry[] = [];
-  for (const p of new Set(execed)) {
-    if (!p.startsWith('/') || skip(p)) continue;
-    out.push({ k: 'exec', p, v: execValue(p) });
-  }
-  return out.sort((a, b) => (a.p < b.p ? -1 : a.p > b.p ? 1 : 0));
+export function execInputs(execed: readonly string[], probed: readonly string[], skip: (p: string) => boolean): PathEntry[] {
+  const out = new Map<string, PathEntry>();
+  const add = (p: string, ran: boolean) => {
+    if (out.has(p) || !p.startsWith('/') || skip(p)) return;
+    const v = execValue(p);
+    if (ran || v !== 'other') out.set(p, { k: 'exec', p, v });
+  };
+  for (const p of execed) add(p, true);
+  for (const p of probed) add(p, false);
+  return [...out.values()].sort((a, b) => (a.p < b.p ? -1 : a.p > b.p ? 1 : 0));
 }

@@ -44,7 +44,10 @@ import { PART_PREFIX, type LineProjections } from './projection.js';
 // 8: `exec` pseudo-inputs, the execute bits of each program a line ran
 // (exec-inputs.ts): a kbx-key-7 entry holds none, and would hit after
 // `chmod -x` of a script the line runs, where plain make fails.
-export const KEY_FORMAT = 'kbx-key-8';
+// 9: the same for paths whose execute permission a line asked about (`[ -x f ]`,
+// access X_OK, a PATH candidate it could not run): the tracer logged no event
+// at all for a denied access, so a kbx-key-8 entry may hold nothing of them.
+export const KEY_FORMAT = 'kbx-key-9';
 
 /** How the key names kbx's shim, which `kbx make` passes to make as SHELL=<install>/build/native/kbx-shell/sh. */
 export const SHIM_NAME = 'kbx-shim';

@@ -41,6 +41,12 @@ export interface Accesses {
   gone: string[];
   /** Programs handed to exec*: checked for static binaries, which the tracer cannot see into. */
   execed: string[];
+  /**
+   * Paths whose execute permission the line asked about without running them
+   * (`X`: `[ -x f ]`, a PATH search candidate it could not run): keyed, as
+   * programs it ran are, with their execute bits (exec-inputs.ts).
+   */
+  execProbed: string[];
   /** Programs (executables' names) that asked uname or gethostname for the machine's identity (`q host`). */
   askedHost?: string[];
   /** Why this line must not be cached; undefined when it may be. */
@@ -61,7 +67,7 @@ export interface ClassifyOptions {
 const MAKE_PROGRAM = /^g?make(-[\d.]+)?$/;
 
 const READS = new Set(['r', 'x', 'm', 'n']);
-const PROBES = new Set(['s', 'a']);
+const PROBES = new Set(['s', 'a', 'X']);
 const WRITES = new Set(['w', 'm', 'N', 'k', 'l']);
 
 // Kernel-provided files every process may touch without making its output depend on the machine.
@@ -106,10 +112,11 @@ interface PathHistory {
 }
 
 export function classifyAccesses(events: TraceEvent[], bad: string[], opts: ClassifyOptions): Accesses {
-  const result: Accesses = { inputs: [], written: [], deleted: [], gone: [], execed: [] };
+  const result: Accesses = { inputs: [], written: [], deleted: [], gone: [], execed: [], execProbed: [] };
   if (bad.length) return { ...result, uncacheable: 'trace-corrupt' };
   const paths = new Map<string, PathHistory>();
   const execed = new Set<string>();
+  const execProbed = new Set<string>();
 
   for (const [i, ev] of events.entries()) {
     if (ev.op === 'i') return { ...result, uncacheable: 'reads-stdin' };
@@ -129,6 +136,7 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
       execed.add(p);
       continue;
     }
+    if (ev.op === 'X') execProbed.add(p); // and a probe of its existence, below
     if (ev.op === 'x') {
       const base = p.slice(p.lastIndexOf('/') + 1);
       // A line that ran make (a script running $MAKE, on a `+` line the shim
@@ -182,6 +190,7 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
     if (h.lastOp === 'd' || h.lastOp === 'n') result.deleted.push(p);
   }
   result.execed = [...execed];
+  result.execProbed = [...execProbed];
   result.inputs.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return result;
 }

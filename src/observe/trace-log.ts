@@ -2,7 +2,7 @@
 // Pure: bytes in, events out. Malformed lines become 'bad' entries so that the
 // line is not cached rather than cached on a partial view.
 
-export type TraceOp = 'r' | 'w' | 'm' | 's' | 'a' | 'x' | 'e' | 'd' | 'n' | 'N' | 'k' | 'l' | 'i' | '!' | 'f' | 'q';
+export type TraceOp = 'r' | 'w' | 'm' | 's' | 'a' | 'x' | 'e' | 'd' | 'n' | 'N' | 'k' | 'l' | 'i' | '!' | 'f' | 'q' | 'X';
 
 export interface PreStat {
   ino: bigint;
@@ -29,7 +29,7 @@ export interface TraceEvent {
 /** Ops whose line is `<op> <ino> <size> <mtime_ns> <path>`. */
 const STAT_OPS = new Set('mnNwd');
 /** Ops whose line is `<op> <path>`. */
-const PATH_OPS = new Set('rsaxekl');
+const PATH_OPS = new Set('rsaxeklX');
 
 // mtime_ns is negative for files dated before 1970; ino and size never are.
 const STAT_LINE = /^(\d+) (\d+) (-?\d+) (\/[^\0]*)$/;

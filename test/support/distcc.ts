@@ -3,10 +3,10 @@
 // should a test crash). DISTCC_HOSTS names them by address: the word
 // `localhost` there means "compile here, without distccd".
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tempDir } from './kbx.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from './redis.js';
 import { program, type Need } from './tools.js';
@@ -49,7 +49,7 @@ export class Distccd {
 
   /** A distccd serving `jobs` compiles at once. As root it runs as user distccd: its directory is open to it. */
   static async start(jobs = 2): Promise<Distccd> {
-    const dir = mkdtempSync(join(tmpdir(), 'kbx-distccd-'));
+    const dir = tempDir('distccd');
     chmodSync(dir, 0o777);
     const d = new Distccd(await freePort(), dir);
     const args = ['--daemon', '--no-detach', '--allow', '127.0.0.1', '--listen', '127.0.0.1', '--port', String(d.port)];

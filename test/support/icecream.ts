@@ -11,9 +11,9 @@
 // whose only interface is its loopback: nothing they listen on is reachable
 // from outside it. The builds that run icecc run in it too (launcher()).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from './kbx.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from './redis.js';
 import { program, type Need } from './tools.js';
@@ -94,7 +94,7 @@ export class IcecreamFarm {
   }
 
   static async start(): Promise<IcecreamFarm> {
-    const dir = mkdtempSync(join(tmpdir(), 'kbx-icecream-'));
+    const dir = tempDir('icecream');
     chmodSync(dir, 0o777); // the daemons write their logs as user icecc
     const farm = new IcecreamFarm(dir, await freePort());
     const net = `kbxtest${farm.port}`;

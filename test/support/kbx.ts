@@ -1,7 +1,7 @@
 // Runs the real kbx CLI against throwaway projects: each test gets its own
 // store directory (and so its own daemon), stopped when the test ends.
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -16,8 +16,25 @@ export interface RunResult {
   stderr: string;
 }
 
+// Every temporary directory a test or bench process made, removed when it
+// exits with status 0 (kept after a failure, to look at; and with
+// KBX_KEEP_TEST_DIRS set): without this a day of test runs left 20 GB in /tmp.
+const madeDirs: string[] = [];
+process.on('exit', (code) => {
+  if (code !== 0 || process.env.KBX_KEEP_TEST_DIRS) return;
+  for (const d of madeDirs) {
+    try {
+      rmSync(d, { recursive: true, force: true });
+    } catch {
+      // a directory a test made unreadable; nothing to do at exit
+    }
+  }
+});
+
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `kbx-${prefix}-`));
+  const dir = mkdtempSync(join(tmpdir(), `kbx-${prefix}-`));
+  madeDirs.push(dir);
+  return dir;
 }
 
 /** Writes a tree of files (path → content) under dir. */

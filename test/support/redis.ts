@@ -3,11 +3,11 @@
 // stopped by the test (and by process exit, should a test crash). Never the
 // system's service.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tempDir } from './kbx.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { program, type Need } from './tools.js';
 
@@ -60,7 +60,7 @@ export class RedisServer {
     private readonly conf: string[] = [],
     readonly host = '127.0.0.1',
   ) {
-    this.dir = mkdtempSync(join(tmpdir(), 'kbx-redis-'));
+    this.dir = tempDir('redis');
     writeFileSync(
       join(this.dir, 'redis.conf'),
       [
@@ -161,7 +161,7 @@ export class TlsFront {
   ) {}
 
   static async start(target: number): Promise<TlsFront> {
-    const dir = mkdtempSync(join(tmpdir(), 'kbx-redis-tls-'));
+    const dir = tempDir('redis-tls');
     const r = spawnSync(
       'openssl',
       ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
