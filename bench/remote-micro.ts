@@ -13,7 +13,7 @@
 //
 //   node dist/bench/remote-micro.js [--lines 300] [--rounds 3] [--delay-ms 0] [--store http|redis] [--work /tmp/kbx-remote-micro]
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -87,6 +87,14 @@ const build = (cwd: string, dir: string) => {
   if (r.status !== 0) throw new Error(r.stderr);
   return { s: Number(process.hrtime.bigint() - t0) / 1e9, line: kbxSummary(r.stderr)?.line ?? '' };
 };
+/** CPU seconds (user + system) the store's daemon has used so far: less moved by the machine's load than wall time. */
+function daemonCpu(dir: string): number {
+  const r = spawnSync(process.execPath, [kbx.main, 'daemon', 'status', '--json'], { env: env(dir), encoding: 'utf8' });
+  const { pid } = JSON.parse(r.stdout) as { pid: number };
+  // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th, in clock ticks (100 a second on Linux).
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
 const stop = (dir: string) => spawnSync(process.execPath, [kbx.main, 'daemon', 'stop'], { env: env(dir) });
 const say = (msg: string) => process.stdout.write(`${msg}\n`);
 
@@ -96,10 +104,14 @@ try {
   say(`cold     ${build(tree, home).s.toFixed(2)} s`);
   const warm: number[] = [];
   const fresh: number[] = [];
+  const warmCpu: number[] = [];
+  const freshCpu: number[] = [];
   for (let i = 0; i < ROUNDS; i++) {
     spawnSync('make', ['-C', tree, 'clean'], { stdio: 'ignore' });
+    const cpu0 = daemonCpu(home);
     const w = build(tree, home);
     warm.push(w.s);
+    warmCpu.push(daemonCpu(home) - cpu0);
     const copy = join(work, `fresh-${i}`);
     cpSync(tree, copy, { recursive: true });
     rmSync(join(copy, 'out'), { recursive: true, force: true });
@@ -109,17 +121,21 @@ try {
     writeFileSync(join(idle, 'Makefile'), 'all: ;\n');
     build(idle, join(work, `store-fresh-${i}`));
     const before = served();
+    const cpu1 = daemonCpu(join(work, `store-fresh-${i}`));
     const f = build(copy, join(work, `store-fresh-${i}`));
+    freshCpu.push(daemonCpu(join(work, `store-fresh-${i}`)) - cpu1);
     const after = served();
     stop(join(work, `store-fresh-${i}`));
     fresh.push(f.s);
     const hits = Number(/\((\d+) from shared stores\)/.exec(f.line)?.[1] ?? 0);
     const reads = after.reads - before.reads;
     const requests = `${reads} reads, ${after.writes - before.writes} writes: ${hits ? (reads / hits).toFixed(2) : '-'} reads a remote hit`;
-    say(`round ${i}: warm ${w.s.toFixed(2)} s, fresh ${f.s.toFixed(2)} s (${requests}) — ${f.line}`);
+    say(`round ${i}: warm ${w.s.toFixed(2)} s, fresh ${f.s.toFixed(2)} s (${requests}); daemon CPU warm ${warmCpu[i]!.toFixed(2)} s, fresh ${freshCpu[i]!.toFixed(2)} s — ${f.line}`);
   }
   stop(home);
   const [mw, mf] = [median(warm), median(fresh)];
+  const [cw, cf] = [median(warmCpu), median(freshCpu)];
+  say(`median daemon CPU: warm ${cw.toFixed(2)} s, fresh ${cf.toFixed(2)} s: ${(((cf - cw) / N) * 1000).toFixed(2)} ms more a remote hit`);
   say(`median: warm local ${mw.toFixed(2)} s, fresh runner ${mf.toFixed(2)} s: ${(mf / mw).toFixed(2)}×, ${(((mf - mw) / N) * 1000).toFixed(2)} ms more a remote hit; load ${loadavg()[0]!.toFixed(2)}`);
 } finally {
   proxy?.stop();

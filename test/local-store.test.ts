@@ -1,9 +1,7 @@
 // The local store: verified blobs, safe records, and least-recently-used eviction.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalStore } from '../src/store/local/local-store.js';
 import { sha256 } from '../src/util/hash.js';
@@ -76,38 +74,4 @@ test('the size it counts is what is on disk, however often a record is rewritten
   const onDisk = (dir: string): number =>
     readdirSync(dir, { withFileTypes: true }).reduce((n, d) => n + (d.isDirectory() ? onDisk(join(dir, d.name)) : statSync(join(dir, d.name)).size), 0);
   assert.equal(store.sizes.current(), onDisk(store.root));
-});
-
-test("a blob's file is written off the daemon's event loop: while the disk work waits, the loop runs on", async () => {
-  const dir = tempDir('ls-async-write');
-  const store = new LocalStore(join(dir, 'kbx'), 2 ** 30, 0); // level 0: no deflate, nothing else in libuv's pool
-  const data = blob(9);
-  const d = sha256(data);
-  const file = join(store.root, 'cas', d.slice(0, 2), d);
-  // Every thread of libuv's pool waits in open() of a fifo no one writes yet:
-  // file system work handed to the pool waits too, as on a slow disk.
-  const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
-  const fifos = Array.from({ length: threads }, (_, i) => join(dir, `fifo${i}`));
-  for (const f of fifos) execFileSync('mkfifo', [f]);
-  const held = fifos.map((f) => open(f, 'r')); // queued first: libuv's pool takes its work in order
-  // The disk is back: every pool thread's open returns (also when an assertion failed).
-  const release = async () => {
-    const writers = fifos.map((f) => openSync(f, 'w'));
-    for (const h of await Promise.all(held)) await h.close();
-    for (const fd of writers) closeSync(fd);
-  };
-  let written = false;
-  let put: Promise<unknown> = Promise.resolve();
-  try {
-    put = store.putBlob(d, data).then(() => (written = true));
-    let turns = 0;
-    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r)).then(() => turns++);
-    assert.equal(turns, 20, 'the event loop went on');
-    assert.equal(written, false, 'the write is still waiting for the pool');
-    assert.equal(existsSync(file), false);
-  } finally {
-    await release();
-  }
-  await put;
-  assert.ok(store.getBlob(d)!.equals(data));
 });

@@ -16,7 +16,7 @@ const D2 = '0123456789abcdef'.repeat(4);
 
 // An entry file as putEntry writes it (JSON.stringify of an Entry).
 const ENTRY_BYTES =
-  '{"outputs":[{"kind":"dir","path":"/src/out"},{"kind":"file","path":"/src/out/a.o","digest":"' + D1 + '","mode":420,"size":1234},' +
+  '{"outputs":[{"kind":"dir","path":"/src/out","mode":488},{"kind":"file","path":"/src/out/a.o","digest":"' + D1 + '","mode":420,"size":1234},' +
   '{"kind":"link","path":"/src/out/a.lnk","target":"a.o"}],"deleted":["/src/out/a.tmp"],"stdout":"","stderr":"' + D2 + '",' +
   '"exit":0,"durationUs":52000,"createdMs":1765000000000,"buildId":"b-1"}';
 
@@ -36,7 +36,7 @@ describe('entry decoder', () => {
   test('decodes the bytes kbx writes, field by field', () => {
     assert.deepEqual(decodeEntry(JSON.parse(ENTRY_BYTES)), {
       outputs: [
-        { kind: 'dir', path: '/src/out' },
+        { kind: 'dir', path: '/src/out', mode: 0o750 },
         { kind: 'file', path: '/src/out/a.o', digest: D1, mode: 0o644, size: 1234 },
         { kind: 'link', path: '/src/out/a.lnk', target: 'a.o' },
       ],
@@ -81,6 +81,8 @@ describe('entry decoder', () => {
     ['a stdout digest that is a path', (e) => (e.stdout = '../../x'), /^stdout$/],
     ['a setuid mode', (e) => (e.outputs[1]!.mode = 0o4755), /mode/],
     ['a sticky mode', (e) => (e.outputs[1]!.mode = 0o1777), /mode/],
+    ['a directory without its mode (stored before kbx kept it)', (e) => delete e.outputs[0]!.mode, /outputs\[0\]\.mode/],
+    ['a setgid directory', (e) => (e.outputs[0]!.mode = 0o2755), /outputs\[0\]\.mode/],
     ['a negative size', (e) => (e.outputs[1]!.size = -1), /size/],
     ['a fractional size', (e) => (e.outputs[1]!.size = 1.5), /size/],
     ['exit 256', (e) => (e.exit = 256), /^exit$/],

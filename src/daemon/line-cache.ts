@@ -2,7 +2,7 @@
 // inputs all still hold (hit: restore its outputs), or let the shim run it
 // under the tracer and store what it did (miss).
 import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, type Stats } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { FileState, listingDigest } from '../fingerprint/file-state.js';
 import { ABSENT_OR_FILE, replaceableNow, strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
@@ -143,6 +143,14 @@ function insideAny(p: string, real: readonly string[], st?: Stats): string | und
   return at;
 }
 
+function parentSetgid(p: string): boolean {
+  try {
+    return (statSync(dirname(p)).mode & 0o2000) !== 0;
+  } catch {
+    return false;
+  }
+}
+
 export class LineCache {
   readonly state = new FileState();
   readonly pathSets: PathSetCache;
@@ -223,7 +231,7 @@ export class LineCache {
   /**
    * A local hit or pass is answered at once, as without remotes (the hot
    * path stays synchronous); only a local miss with a remote still up waits
-   * for the remotes, and is looked up locally again if one filled the store.
+   * for the remotes, and a run one holds is restored from the bytes it sent.
    */
   lookup(req: LineRequest, roots: string[], buildId: string): LookupResult | Promise<LookupResult> {
     const names = this.namesFor(roots);
@@ -232,7 +240,7 @@ export class LineCache {
     if (local.kind !== 'pass') this.remote?.noteLookup(buildId, weak);
     if (local.kind !== 'miss' || !this.remote?.active) return local;
     const parts = this.projections.forLookup(req.command, req.cwd);
-    const filled = this.remote.fill({
+    const filled = this.remote.lookup({
       weak,
       buildId,
       holds: (strong, entries) => this.pathSets.holds(this.state, strong, entries, names, parts, req.wrapperEnv),
@@ -240,28 +248,41 @@ export class LineCache {
         const here = underRoots(entry, names);
         return typeof here === 'string' ? here : refusal(here, roots);
       },
-      install: (remote, set) => {
+      install: (remote, set, encoded) => {
         const old = this.store.getPathSets(weak);
+        // A new command whose record holds only sets that were checked: kept as the remote sent it (no re-encoding).
+        if (!old && encoded && !remote.uncacheable && remote.sets[0]?.strong === set.strong && remote.sets.length <= this.cfg.pathSetsPerCommand) {
+          this.pathSets.putEncoded(weak, remote, encoded);
+          return;
+        }
         const rec: PathSets = old && !old.uncacheable ? old : { command: remote.command, cwd: remote.cwd, sets: [] };
         rec.sets = [set, ...rec.sets.filter((s) => s.strong !== set.strong)].slice(0, this.cfg.pathSetsPerCommand);
         this.pathSets.put(weak, rec);
       },
     });
-    return filled.then((found) => (found ? this.lookupLocal(req, roots, buildId, names, weak, found) : local));
+    return filled.then((found) => (found ? this.restoreRemote(req, roots, buildId, names, weak, found) ?? local : local));
   }
 
   /**
-   * The lookup in the local store alone. `fresh`: the run a remote just put
-   * there, restored from the blobs it verified rather than read back.
+   * A run a remote holds, restored from the entry and the blobs it verified
+   * (the local copy is written after the answer) with every check a local
+   * entry's restore makes; undefined if the restore refused it.
    */
-  lookupLocal(
-    req: LineRequest,
-    roots: string[],
-    buildId: string,
-    names = this.namesFor(roots),
-    weak = weakFingerprint(req, names),
-    fresh?: Filled,
-  ): LookupResult {
+  private restoreRemote(req: LineRequest, roots: string[], buildId: string, names: RootNames, weak: string, found: Filled): LookupResult | undefined {
+    const { entry, set } = found;
+    const restored = restoreEntry(withBlobs(this.store, found.blobs), this.state, entry, {
+      roots,
+      names,
+      refused: (why) => this.onRefused?.(buildId, why),
+      rewrite: cmdFiles(req.command),
+    });
+    if (!restored) return undefined;
+    const compact = this.pathSets.compactOf(set.strong, set.entries);
+    return { kind: 'hit', exit: entry.exit, stdout: restored.stdout, stderr: restored.stderr, savedUs: entry.durationUs, entry: restored.entry, set: compact, names, weak };
+  }
+
+  /** The lookup in the local store alone. */
+  lookupLocal(req: LineRequest, roots: string[], buildId: string, names = this.namesFor(roots), weak = weakFingerprint(req, names)): LookupResult {
     const rec = this.pathSets.get(weak);
     if (rec?.uncacheable && rec.rules === RULES_VERSION) {
       this.ranUnseen();
@@ -275,10 +296,9 @@ export class LineCache {
         firstDiff ??= diff;
         continue;
       }
-      const justFilled = fresh?.strong === set.strong ? fresh : undefined;
-      const entry = justFilled ? justFilled.entry : this.store.getEntry(set.strong);
+      const entry = this.store.getEntry(set.strong);
       if (!entry || (entry.exit !== 0 && !replayableFailure(entry))) continue; // a failure stored by an older kbx is not replayed
-      const restored = restoreEntry(justFilled ? withBlobs(this.store, justFilled.blobs) : this.store, this.state, entry, {
+      const restored = restoreEntry(this.store, this.state, entry, {
         roots,
         names,
         refused: (why) => this.onRefused?.(buildId, why),
@@ -585,6 +605,10 @@ export class LineCache {
     const keep = (p: string, st: Stats): string | undefined => {
       if (kept.has(p)) return undefined;
       if (!st.isFile() && !st.isDirectory() && !st.isSymbolicLink()) return `output-special: ${p}`;
+      // An entry holds permission bits only (the decoder refuses more): a hit
+      // would give `chmod 4755 tool` 0755, `mkdir -m 1777 tmp` 0777. A setgid
+      // bit a directory inherited from its parent, mkdir gives a restore too.
+      if (!st.isSymbolicLink() && st.mode & 0o7000 && !(st.isDirectory() && (st.mode & 0o7000) === 0o2000 && parentSetgid(p))) return `output-setid: ${p}`;
       const at = insideAny(p, real, st);
       if (at === undefined) return `writes-outside-tree: ${p}`;
       kept.add(p).add(at);
@@ -606,7 +630,7 @@ export class LineCache {
         const linkOf = cmdFile ? undefined : partners.linkOf(p, at, digest, st.nlink);
         outputs.push({ kind: 'file', path: at, digest, mode: st.mode & 0o777, size: bytes.length, ...(linkOf !== undefined && { linkOf }) });
       } else {
-        outputs.push(st.isDirectory() ? { kind: 'dir', path: at } : { kind: 'link', path: at, target: readlinkSync(p) });
+        outputs.push(st.isDirectory() ? { kind: 'dir', path: at, mode: st.mode & 0o777 } : { kind: 'link', path: at, target: readlinkSync(p) });
         this.state.forget(p);
       }
       return undefined;

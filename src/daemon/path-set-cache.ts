@@ -161,6 +161,13 @@ export class PathSetCache {
     return rec;
   }
 
+  /** Writes a record to the store as the bytes given (encodePathSets's, checked by the caller) and keeps it. */
+  putEncoded(weak: string, rec: PathSets, data: Buffer): void {
+    if (this.store.putPathSetsEncoded) this.store.putPathSetsEncoded(weak, data);
+    else this.store.putPathSets(weak, rec);
+    this.remember(weak, this.compact(rec));
+  }
+
   /** Writes a record to the store and keeps it. */
   put(weak: string, rec: PathSets): void {
     this.store.putPathSets(weak, rec);
@@ -207,6 +214,11 @@ export class PathSetCache {
       if (m.now !== m.entry.v) return m;
     }
     return undefined;
+  }
+
+  /** A set not kept here (one from a shared store) in the form a hit names (the build record reads it). */
+  compactOf(strong: string, entries: readonly PathEntry[]): CompactSet {
+    return this.compactSet(strong, entries);
   }
 
   /** Whether every entry of a set not kept here (one from a shared store) holds now. */

@@ -16,7 +16,7 @@
 // Stored paths name their build root by role (`@out/fs/ioctl.o`:
 // root-names.ts); they are put under this build's roots first, and the checks
 // are made on the result. decode.ts lets no `.` or `..` through below a role.
-import { closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Entry, Store, StoredOutput } from '../store/store.js';
 import type { FileState } from '../fingerprint/file-state.js';
@@ -143,6 +143,21 @@ function writeFileAtomic(path: string, data: Buffer, mode: number): void {
 type StoredFile = Extract<StoredOutput, { kind: 'file' }>;
 
 /**
+ * Gives a directory kbx made the permission bits the line left it with. A
+ * setgid bit mkdir inherited from the directory above stays, as in the plain
+ * build (chmod would clear it); the entry's own mode has none.
+ */
+export function setDirMode(path: string, mode: number): void {
+  // Opened, not named: a symlink put there since is never followed to a directory elsewhere.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  try {
+    fchmodSync(fd, (fstatSync(fd).mode & 0o7000) | (mode & 0o777));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * Whether the file at the output's path already holds the output: a regular
  * file of one link (a write through a hard link would reach the other name),
  * not empty, with its size and permission bits, and its digest now (a fresh
@@ -244,6 +259,11 @@ export function restoreEntry(store: Store, state: FileState, stored: Entry, ctx:
     }
     state.forget(p);
   }
+  // Directories made here get the line's mode at the end (after what goes inside:
+  // a 0500 directory takes no new file), as `mkdir -m 700` or the line's umask
+  // left them; mkdir alone would give the daemon's umask. One already there
+  // keeps its mode, as after a plain `mkdir -p`.
+  const newDirs = entry.outputs.filter((o) => o.kind === 'dir' && !lstatSync(o.path, { throwIfNoEntry: false }));
   // Linked files last, whatever order the stored entry gives: what they link to is written first.
   for (const o of [...entry.outputs].sort(restoreOrder)) {
     if (o.kind === 'file' && links.has(o) && restoreLink(o, state, ensureDir)) continue;
@@ -265,5 +285,6 @@ export function restoreEntry(store: Store, state: FileState, stored: Entry, ctx:
       state.noteContent(o.path, o.digest);
     }
   }
+  for (const o of newDirs) if (o.kind === 'dir') setDirMode(o.path, o.mode);
   return { stdout, stderr, entry };
 }

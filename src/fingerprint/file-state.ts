@@ -2,14 +2,26 @@
 // a directory listing digest, or an existence type. Hot path of every cache
 // lookup, so results are kept in a stat cache and a file is re-hashed only
 // when its stat changed.
-import { readFileSync, readdirSync, statSync, type BigIntStats } from 'node:fs';
+import { lstatSync, readFileSync, readdirSync, statSync, type BigIntStats } from 'node:fs';
 import { sha256 } from '../util/hash.js';
 import { absentBefore, type PreStat } from '../observe/trace-log.js';
 import { partValue, type Projection } from './projection.js';
 
 export const ABSENT = 'absent';
 
-export type Existence = 'file' | 'dir' | 'absent' | 'other';
+// `empty`: a regular file of size 0. A stat-only look can see that much (`[ -s f ]`,
+// `test -s`): a line that branches on it must not hit after the file filled.
+// A symlink is `symlink>` and what it leads to: an lstat tells it from a file
+// (`[ -L f ] || ln -s …`), a stat tells what it leads to (`[ -e f ]`).
+type Kind = 'file' | 'empty' | 'dir' | 'absent' | 'other';
+export type Existence = Kind | `symlink>${Kind}`;
+
+function kindOf(st: BigIntStats | undefined): Kind {
+  return !st ? 'absent' : st.isFile() ? (st.size === 0n ? 'empty' : 'file') : st.isDirectory() ? 'dir' : 'other';
+}
+
+/** SHA-256 of no bytes: a file output with this digest is `empty` to an existence probe. */
+export const EMPTY_DIGEST = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 interface Known {
   ino: bigint;
@@ -73,6 +85,14 @@ function wallNs(): bigint {
   return BigInt(Date.now()) * 1_000_000n;
 }
 
+function lstat(p: string): BigIntStats | undefined {
+  try {
+    return lstatSync(p, { bigint: true, throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+}
+
 function stat(p: string): BigIntStats | undefined {
   try {
     return statSync(p, { bigint: true, throwIfNoEntry: false });
@@ -131,12 +151,18 @@ export class FileState {
     return checkedGen === this.gen && (now - checkedAtMs < TRUST_MS || isSystemPath(p));
   }
 
+  /** Whether a stat finds something there, as make's does (a dangling symlink is absent). */
+  exists(p: string): boolean {
+    const v = this.existence(p);
+    return v !== 'absent' && v !== 'symlink>absent';
+  }
+
   existence(p: string): Existence {
     const now = monotonicMs();
     const e = this.existences.get(p);
     if (e && this.trusted(p, e.checkedGen, e.checkedAtMs, now)) return e.value;
-    const st = stat(p);
-    const value: Existence = !st ? 'absent' : st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
+    const lst = lstat(p);
+    const value: Existence = lst?.isSymbolicLink() ? `symlink>${kindOf(stat(p))}` : kindOf(lst);
     this.existences.set(p, { value, checkedGen: this.gen, checkedAtMs: now });
     return value;
   }

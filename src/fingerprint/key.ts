@@ -47,7 +47,12 @@ import { PART_PREFIX, type LineProjections } from './projection.js';
 // 9: the same for paths whose execute permission a line asked about (`[ -x f ]`,
 // access X_OK, a PATH candidate it could not run): the tracer logged no event
 // at all for a denied access, so a kbx-key-8 entry may hold nothing of them.
-export const KEY_FORMAT = 'kbx-key-9';
+// 10: an existence value `empty` for a regular file of size 0 (`[ -s f ]` sees
+// it with a stat alone): a kbx-key-9 entry says `file` for it, and would hit
+// after the file filled, where plain make takes the other branch. And
+// `symlink>` before the type of what a symlink leads to (`[ -L f ]`): a
+// kbx-key-9 entry said `file` for a symlink to a file and for a file.
+export const KEY_FORMAT = 'kbx-key-10';
 
 /** How the key names kbx's shim, which `kbx make` passes to make as SHELL=<install>/build/native/kbx-shell/sh. */
 export const SHIM_NAME = 'kbx-shim';

@@ -12,6 +12,7 @@ import type { Store } from '../store/store.js';
 import type { Plan, PlannedPath } from './plan.js';
 import type { PathSetCache } from '../daemon/path-set-cache.js';
 import type { RootNames } from '../fingerprint/root-names.js';
+import { setDirMode } from '../daemon/restore.js';
 
 const PARALLEL = 32;
 // Successive outputs are dated this far apart: make compares mtimes, and the
@@ -106,6 +107,8 @@ export async function applyPlan(plan: Plan, blobs: ReadonlyMap<string, Buffer>, 
     newTime.set(pp.path, lstatSync(pp.path, { bigint: true }).mtimeNs);
     state.noteContent(pp.path, pp.final.kind === 'file' ? pp.final.digest : '');
   }
+  // Directories replay made get the line's mode last (restore.ts says why).
+  for (const pp of restore) if (pp.final.kind === 'dir') setDirMode(pp.path, pp.final.mode);
   for (const pp of restore) if (pp.final.kind !== 'file') state.forget(pp.path);
   return { restored: restore.filter((pp) => pp.final.kind !== 'dir').length, refreshed };
 }

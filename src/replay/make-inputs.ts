@@ -114,9 +114,9 @@ export function globValue(pattern: string, produced: ReadonlySet<string>): strin
 
 function valueNow(state: FileState, r: { k: string; p: string }, produced: ReadonlySet<string>): string {
   if (r.k === 'c') return state.content(r.p);
-  if (r.k === 'a') return state.existence(r.p) === 'absent' ? 'absent' : 'present';
+  if (r.k === 'a') return state.exists(r.p) ? 'present' : 'absent';
   if (MAGIC.test(r.p)) return globValue(r.p, produced);
-  return state.existence(r.p) === 'absent' ? 'n0' : 'n1';
+  return state.exists(r.p) ? 'n1' : 'n0';
 }
 
 /** kbuild's command file of target D/X: D/.X.cmd. */
@@ -135,7 +135,7 @@ export function cmdFileOf(target: string): string {
  * build's end because X was made after make looked).
  */
 function kbuildTargetRead(r: MakeRead, looked: ReadonlySet<string>, read: ReadonlySet<string>, state: FileState): boolean {
-  if (r.k === 'g') return read.has(cmdFileOf(r.p)) || state.existence(cmdFileOf(r.p)) !== 'absent';
+  if (r.k === 'g') return read.has(cmdFileOf(r.p)) || state.exists(cmdFileOf(r.p));
   const m = /^\.(.+)\.cmd$/.exec(basename(r.p));
   return !!m && looked.has(join(dirname(r.p), m[1]!));
 }

@@ -16,7 +16,7 @@
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { dirname, basename, join, resolve } from 'node:path';
 import type { BuildRecord } from '../builds/record.js';
-import { listingDigest, type FileState } from '../fingerprint/file-state.js';
+import { EMPTY_DIGEST, listingDigest, type FileState } from '../fingerprint/file-state.js';
 import { ABSENT_OR_FILE, currentValue } from '../fingerprint/key.js';
 import type { CompactSet, PathSetCache } from '../daemon/path-set-cache.js';
 import type { Entry, Store } from '../store/store.js';
@@ -26,7 +26,7 @@ import { RootNames } from '../fingerprint/root-names.js';
 export type Final =
   | { kind: 'file'; digest: string; mode: number }
   | { kind: 'absent' }
-  | { kind: 'dir' }
+  | { kind: 'dir'; mode: number }
   | { kind: 'link'; target: string };
 
 export type Action = 'restore' | 'keep' | 'mkdir';
@@ -255,7 +255,7 @@ function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>, s
     if (o) {
       if (kind === 'c') return o.kind === 'file' ? o.digest : o.kind === 'absent' ? 'absent' : o.kind === 'dir' ? listing(p) : '\0link';
       if (stored === ABSENT_OR_FILE) return o.kind === 'file' || o.kind === 'absent' ? ABSENT_OR_FILE : '\0';
-      return o.kind === 'link' ? '\0link' : o.kind;
+      return o.kind === 'link' ? '\0link' : o.kind === 'file' && o.digest === EMPTY_DIGEST ? 'empty' : o.kind;
     }
     if (kind === 'c' && stored.startsWith('dir:') && children.has(p)) return listing(p);
     return treeValue(kind, path, stored);
@@ -308,7 +308,7 @@ function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>, s
     for (const d of entry.deleted) put(resolve(d), { kind: 'absent' }, i);
     for (const o of entry.outputs) {
       const p = resolve(o.path);
-      put(p, o.kind === 'file' ? { kind: 'file', digest: o.digest, mode: o.mode & 0o777 } : o.kind === 'link' ? { kind: 'link', target: o.target } : { kind: 'dir' }, i);
+      put(p, o.kind === 'file' ? { kind: 'file', digest: o.digest, mode: o.mode & 0o777 } : o.kind === 'link' ? { kind: 'link', target: o.target } : { kind: 'dir', mode: o.mode & 0o777 }, i);
     }
     lines.push({ index: i, entry, set });
   });

@@ -115,7 +115,8 @@ function output(x: unknown, where: string): StoredOutput {
       return { kind: 'link', path, target };
     }
     case 'dir':
-      return { kind: 'dir', path };
+      // Required: restored by the daemon, a directory would get the daemon's umask, not the line's mode.
+      return { kind: 'dir', path, mode: int(o.mode, `${where}.mode`, 0o777) };
     default:
       return fail(`${where}.kind`, 'not file, link or dir');
   }

@@ -6,7 +6,8 @@ export type StoredOutput =
   /** linkOf: the file (inside the build roots) this one was a hard link of, when the line made one (daemon/hard-links.ts). */
   | { kind: 'file'; path: string; digest: string; mode: number; size: number; linkOf?: string }
   | { kind: 'link'; path: string; target: string }
-  | { kind: 'dir'; path: string };
+  /** mode: the directory's permission bits as the line left them (`mkdir -m 700`), set on a directory a restore makes. */
+  | { kind: 'dir'; path: string; mode: number };
 
 /** What one run of a recipe line left behind. */
 export interface Entry {
@@ -59,6 +60,8 @@ export interface PathSet {
 export interface Store {
   getPathSets(weak: string): PathSets | undefined;
   putPathSets(weak: string, record: PathSets): void;
+  /** putPathSets with the record already encoded (record-codec.ts, as a shared store sends it): nothing to encode again. */
+  putPathSetsEncoded?(weak: string, data: Buffer): void;
   getEntry(strong: string): Entry | undefined;
   putEntry(strong: string, entry: Entry): void;
   /** The blob's bytes, verified against its digest; undefined if missing or corrupt. */

@@ -8,8 +8,8 @@ import {
   chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeSync,
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { deflateRaw, inflateRaw, inflateRawSync } from 'node:zlib';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { deflateRaw, deflateRawSync, inflateRaw, inflateRawSync } from 'node:zlib';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { sha256 } from '../../util/hash.js';
@@ -20,6 +20,8 @@ import { SizeTracker } from './eviction.js';
 
 const deflateRawAsync = promisify(deflateRaw);
 const inflateRawAsync = promisify(inflateRaw);
+
+const SYNC_DEFLATE_BYTES = 8 << 10;
 
 // Blob file: 4-byte magic, 1 codec byte (0 raw, 1 deflate), then the data.
 const MAGIC = Buffer.from('KBXB');
@@ -64,10 +66,9 @@ export class LocalStore implements Store {
 
   private writeAtomic(path: string, data: Buffer): boolean {
     this.sizes.current(); // the first count scans the store: before this file, or its temporary, is in it
-    const tmp = `${path}.tmp.${process.pid}.${randomBytes(4).toString('hex')}`;
+    const tmp = `${path}.tmp.${process.pid}.${TMP_TAG}${(tmpCount++).toString(36)}`;
     try {
-      mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
-      const fd = openSync(tmp, 'wx');
+      const fd = openNew(tmp);
       try {
         writeSync(fd, data);
       } finally {
@@ -75,40 +76,13 @@ export class LocalStore implements Store {
       }
       // A rewrite (a command's path sets, again and again) replaces the old
       // file: only the difference is new.
-      let replaced = 0;
-      try {
-        replaced = statSync(path).size;
-      } catch {
-        /* a new file */
-      }
+      // (No exception for a new file: building one costs more than the stat.)
+      const replaced = statSync(path, { throwIfNoEntry: false })?.size ?? 0;
       renameSync(tmp, path);
       this.sizes.added(data.length - replaced);
       return true;
     } catch (err) {
       rmSync(tmp, { force: true });
-      this.events.onWriteError?.(path, err as Error);
-      return false;
-    }
-  }
-
-  /**
-   * writeAtomic on libuv's threads: a blob's create, write and rename cost
-   * 1–3 ms of the daemon's event loop on an ext4 disk under load (a kernel
-   * cold build stores ~1,800 object files), during which no other line's
-   * LOOKUP or DONE was answered.
-   */
-  private async writeAtomicAsync(path: string, data: Buffer): Promise<boolean> {
-    this.sizes.current();
-    const tmp = `${path}.tmp.${process.pid}.${randomBytes(4).toString('hex')}`;
-    try {
-      await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
-      await writeFile(tmp, data, { flag: 'wx' });
-      const replaced = (await stat(path).catch(() => undefined))?.size ?? 0;
-      await rename(tmp, path);
-      this.sizes.added(data.length - replaced);
-      return true;
-    } catch (err) {
-      await rm(tmp, { force: true }).catch(() => {});
       this.events.onWriteError?.(path, err as Error);
       return false;
     }
@@ -172,6 +146,11 @@ export class LocalStore implements Store {
   putPathSets(weak: string, record: PathSets): void {
     const path = this.file('ac', weak, '.pz');
     if (path) this.writeAtomic(path, encodePathSets(record));
+  }
+
+  putPathSetsEncoded(weak: string, data: Buffer): void {
+    const path = this.file('ac', weak, '.pz');
+    if (path) this.writeAtomic(path, data);
   }
 
   getEntry(strong: string): Entry | undefined {
@@ -258,23 +237,45 @@ export class LocalStore implements Store {
 
   private async writeBlob(digest: string, data: Buffer): Promise<void> {
     const path = this.file('cas', digest);
-    if (!path || touch(path, true)) return;
+    if (!path || (existsSync(path) && touch(path, true))) return;
     let body = data;
     let codec = CODEC_RAW;
     if (this.compressionLevel > 0 && data.length > 64) {
-      const z = await deflateRawAsync(data, { level: this.compressionLevel });
+      // A small blob costs less CPU deflated here than handed to libuv's pool
+      // (measured: 0.18 against 0.43 ms for 2 KB at level 1), and blocks the loop a fraction of a millisecond.
+      const z = data.length <= SYNC_DEFLATE_BYTES ? deflateRawSync(data, { level: this.compressionLevel }) : await deflateRawAsync(data, { level: this.compressionLevel });
       if (z.length < data.length) {
         body = z;
         codec = CODEC_DEFLATE;
       }
     }
-    await this.writeAtomicAsync(path, Buffer.concat([MAGIC, Buffer.from([codec]), body]));
+    this.writeAtomic(path, Buffer.concat([MAGIC, Buffer.from([codec]), body]));
   }
 
   clear(): void {
     rmSync(this.root, { recursive: true, force: true });
     mkdirSync(this.root, { recursive: true, mode: 0o700 });
     this.sizes.reset();
+  }
+}
+
+// Temporary names: unique to this process without a random number per write
+// (opened exclusively all the same; a clash only fails that write).
+const TMP_TAG = randomBytes(4).toString('hex');
+let tmpCount = 0;
+
+/**
+ * Opens a new file exclusively, making its fan-out directory only when it is
+ * missing: a mkdir on every write was a tenth of a fresh runner's daemon CPU
+ * (its 256 directories exist after the first few hundred writes).
+ */
+function openNew(path: string): number {
+  try {
+    return openSync(path, 'wx');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
+    return openSync(path, 'wx');
   }
 }
 

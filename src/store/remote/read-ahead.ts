@@ -17,8 +17,28 @@
 // and is used only by an entry that names it. What is fetched for a command
 // the build never looks up is wasted, never wrong.
 import { strongFingerprint } from '../../fingerprint/key.js';
-import { entryBlobs, type Entry } from '../store.js';
-import { decodeBundle, decodeRemoteEntry, decodeRemotePathSets, entryKey, pathSetsKey } from './wire.js';
+import { entryBlobs, type Entry, type PathSets } from '../store.js';
+import { decodeBundle, decodeRemoteEntry, decodeRemotePathSets, entryKey, pathSetsKey, type Bundle } from './wire.js';
+
+/**
+ * A command's bundle as the read-ahead decoded it, handed to the lookup with
+ * its bytes so that it is decoded (and its sets hashed) once: the sets whose
+ * inputs were found to hash to the fingerprint they name, and the entries
+ * inline in the bundle, decoded.
+ */
+export interface DecodedBundle {
+  bundle: Bundle;
+  rec: PathSets;
+  verified: Set<string>;
+  entries: Map<string, Entry>;
+}
+
+/** A record fetched ahead: its bytes (null: the store was out), and for a bundle, once decoded, the result. */
+export interface Held {
+  bytes: Promise<Buffer | undefined | null>;
+  size: number;
+  decoded?: DecodedBundle;
+}
 
 /** What the read-ahead needs from the layer: GETs that count and fail as the lookups' do. */
 export interface AheadSource {
@@ -47,7 +67,7 @@ const WAIT_MS = 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class ReadAhead {
-  private readonly held = new Map<string, { bytes: Promise<Buffer | undefined | null>; size: number }>();
+  private readonly held = new Map<string, Held>();
   private heldBytes = 0;
   private blobBytes = 0;
   private next = 0;
@@ -71,18 +91,26 @@ export class ReadAhead {
     this.heldBytes = 0;
   }
 
-  /** The bytes of a record fetched (or being fetched) ahead, handed over once; undefined if it was not. */
-  take(key: string): Promise<Buffer | undefined | null> | undefined {
+  /**
+   * A record fetched (or being fetched) ahead, handed over once; undefined if
+   * it was not. Its `decoded` is set, if ever, as soon as its bytes arrive,
+   * before a lookup awaiting them resumes (the read-ahead awaited them first).
+   */
+  take(key: string): Held | undefined {
     const h = this.held.get(key);
     if (!h) return undefined;
     this.held.delete(key);
     this.heldBytes -= h.size;
     this.used++;
-    return h.bytes;
+    return h;
   }
 
   private fetch(key: string): Promise<Buffer | undefined | null> {
-    const h = { bytes: this.src.get(key), size: 0 };
+    return this.fetchHeld(key).bytes;
+  }
+
+  private fetchHeld(key: string): Held {
+    const h: Held = { bytes: this.src.get(key), size: 0 };
     this.held.set(key, h);
     void h.bytes.then((b) => {
       if (b && this.held.get(key) === h) {
@@ -90,7 +118,7 @@ export class ReadAhead {
         this.heldBytes += b.length;
       }
     });
-    return h.bytes;
+    return h;
   }
 
   private async work(): Promise<void> {
@@ -110,19 +138,24 @@ export class ReadAhead {
   }
 
   private async command(weak: string): Promise<void> {
-    const data = await this.fetch(pathSetsKey(weak));
+    const h = this.fetchHeld(pathSetsKey(weak));
+    const data = await h.bytes;
     if (data === null) return this.src.out() ? this.stop() : undefined;
     if (!data) return;
     const bundle = decodeBundle(data);
-    const rec = decodeRemotePathSets(bundle.pathSets);
-    for (const set of rec.sets.slice(0, SETS_AHEAD)) {
+    const decoded: DecodedBundle = { bundle, rec: decodeRemotePathSets(bundle.pathSets), verified: new Set(), entries: new Map() };
+    h.decoded = decoded;
+    for (const set of decoded.rec.sets.slice(0, SETS_AHEAD)) {
       if (this.stopped) return;
       if (strongFingerprint(weak, set.entries) !== set.strong) continue;
-      // What the bundle holds inline the lookup takes from it.
-      const got = bundle.entries.get(set.strong) ?? (await this.fetch(entryKey(set.strong)));
+      decoded.verified.add(set.strong);
+      // What the bundle holds inline the lookup takes from it, decoded here.
+      const inline = bundle.entries.get(set.strong);
+      const got = inline ?? (await this.fetch(entryKey(set.strong)));
       if (got === null) return this.src.out() ? this.stop() : undefined;
       if (!got) continue;
       const entry: Entry = decodeRemoteEntry(got);
+      if (inline) decoded.entries.set(set.strong, entry);
       if (entry.exit !== 0) continue;
       for (const [digest, size] of entryBlobs(entry)) {
         if (this.stopped || bundle.blobs.has(digest) || this.src.hasBlob(digest)) continue;

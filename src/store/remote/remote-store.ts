@@ -5,8 +5,9 @@
 // entry and blobs the bundle lacks. What a remote gives is untrusted: blobs
 // are verified against their digest before they are written anywhere,
 // records pass the local store's decoder, and a set must hash to the strong
-// fingerprint it names. A remote hit is copied into the local store, and the
-// lookup then restores it from there with every local check. A new entry is
+// fingerprint it names. The lookup restores a remote hit from the verified
+// bytes it fetched, with every check a local entry gets (restore.ts), and its
+// copy in the local store is written after the answer (local-fill.ts). A new entry is
 // uploaded in the background: blobs, then the entry, then the path set, so a
 // reader never finds an entry whose blobs were never written.
 //
@@ -25,7 +26,8 @@ import { strongFingerprint, type PathEntry } from '../../fingerprint/key.js';
 import type { LocalStore } from '../local/local-store.js';
 import { entryBlobs, type Entry, type PathSet, type PathSets } from '../store.js';
 import { RemoteError, type RemoteBackend } from './backend.js';
-import { ReadAhead } from './read-ahead.js';
+import { LocalFill } from './local-fill.js';
+import { ReadAhead, type DecodedBundle } from './read-ahead.js';
 import {
   INLINE_BLOB_BYTES, INLINE_TOTAL_BYTES, MAX_BUILD_LINES, buildLinesKey, decodeBuildLines, decodeBundle, decodeRemoteEntry, decodeRemotePathSets,
   encodeBuildLines, encodeBundle, encodeEntry, encodePathSets, entryKey, pathSetsKey, type Bundle,
@@ -45,13 +47,23 @@ export interface FillRequest {
   holds(strong: string, entries: readonly PathEntry[]): boolean;
   /** Why the entry must not be restored here (outside the build roots), or undefined. */
   refusal(entry: Entry): string | undefined;
-  /** Adds the set to the local path sets of weak (the entry and blobs are already in the local store). */
-  install(record: PathSets, set: PathSet): void;
+  /**
+   * Adds the set to the local path sets of weak; called after the answer,
+   * once the entry and its blobs are in the local store. `encoded`: the
+   * record's bytes as the remote sent them, when every set in it was found to
+   * hash to its fingerprint (the local store may keep them as they are).
+   */
+  install(record: PathSets, set: PathSet, encoded?: Buffer): void;
 }
 
-/** A run a remote put in the local store, with its verified blobs: the lookup restores it without reading them back. */
+/**
+ * A run a remote holds for the line, with the blobs it needs that the local
+ * store lacks (verified): the lookup restores it from them. Its local copy
+ * is queued (local-fill.ts).
+ */
 export interface Filled {
   strong: string;
+  set: PathSet;
   entry: Entry;
   blobs: Map<string, Buffer>;
 }
@@ -147,6 +159,14 @@ export class RemoteStore {
   private queuedBytes = 0;
   private running = 0;
   private idle: Array<() => void> = [];
+  /** Local copies of remote hits, written after the answers. */
+  readonly fill: LocalFill;
+  /**
+   * The decoded record of a command a remote hit came from, until its local
+   * copy is in (or given up): the same command looked up again meanwhile
+   * (`mkdir -p out` before every compile) is checked against it, not fetched again.
+   */
+  private readonly settling = new Map<string, { remote: Remote; decoded: DecodedBundle }>();
 
   constructor(
     private readonly local: LocalStore,
@@ -154,6 +174,7 @@ export class RemoteStore {
     private readonly events: RemoteEvents,
     private readonly setsPerCommand: number,
   ) {
+    this.fill = new LocalFill(local, events);
     this.remotes = backends.map((backend) => ({
       backend,
       name: backend.spec.display,
@@ -234,16 +255,16 @@ export class RemoteStore {
   // ---- reads ----
 
   /** Asks the remotes for a line that missed locally: the run one put in the local store, if one holds. */
-  fill(req: FillRequest): Promise<Filled | undefined> {
+  lookup(req: FillRequest): Promise<Filled | undefined> {
     let p = this.fills.get(req.weak);
     if (!p) {
-      p = this.fillAll(req).finally(() => this.fills.delete(req.weak));
+      p = this.lookupAll(req).finally(() => this.fills.delete(req.weak));
       this.fills.set(req.weak, p);
     }
     return p;
   }
 
-  private async fillAll(req: FillRequest): Promise<Filled | undefined> {
+  private async lookupAll(req: FillRequest): Promise<Filled | undefined> {
     for (const r of this.remotes) {
       if (out(r)) continue;
       let found: Filled | Part | undefined;
@@ -266,50 +287,55 @@ export class RemoteStore {
     return undefined;
   }
 
-  /** A record, from what the build's read-ahead fetched if it did, else asked now. */
-  private async record(r: Remote, buildId: string, key: string): Promise<Buffer | undefined | typeof DOWN> {
+  /** A record, from what the build's read-ahead fetched (and decoded) if it did, else asked now. */
+  private async record(r: Remote, buildId: string, key: string): Promise<{ data: Buffer | undefined | typeof DOWN; decoded?: DecodedBundle }> {
     const b = this.builds.get(buildId);
     const early = b?.ahead?.remote === r ? b.ahead.reader.take(key) : undefined;
     if (early) {
-      const data = await early;
-      return data === null ? DOWN : data;
+      const data = await early.bytes;
+      return data === null ? { data: DOWN } : { data, decoded: early.decoded };
     }
-    return this.get(r, buildId, 'ac', key);
+    return { data: await this.get(r, buildId, 'ac', key) };
   }
 
   /** The run found, or the part that was out when a request needed it. */
   private async fillFrom(r: Remote, req: FillRequest): Promise<Filled | Part | undefined> {
-    const data = await this.record(r, req.buildId, pathSetsKey(req.weak));
-    if (data === DOWN) return this.partOf(r, pathSetsKey(req.weak));
-    if (data === undefined) return undefined;
-    let rec: PathSets;
-    let bundle: Bundle;
-    try {
-      bundle = decodeBundle(data);
-      rec = decodeRemotePathSets(bundle.pathSets);
-    } catch (err) {
-      this.corrupt(r, req.buildId, `path sets of ${req.weak.slice(0, 12)}`, err);
-      return undefined;
+    const settled = this.settling.get(req.weak);
+    let decoded = settled?.remote === r ? settled.decoded : undefined;
+    if (!decoded) {
+      const got = await this.record(r, req.buildId, pathSetsKey(req.weak));
+      if (got.data === DOWN) return this.partOf(r, pathSetsKey(req.weak));
+      if (got.data === undefined) return undefined;
+      try {
+        const bundle = got.decoded?.bundle ?? decodeBundle(got.data);
+        decoded = got.decoded ?? { bundle, rec: decodeRemotePathSets(bundle.pathSets), verified: new Set(), entries: new Map() };
+      } catch (err) {
+        this.corrupt(r, req.buildId, `path sets of ${req.weak.slice(0, 12)}`, err);
+        return undefined;
+      }
     }
+    const { bundle, rec } = decoded;
     for (const set of rec.sets.slice(0, MAX_REMOTE_SETS)) {
       // A set names its entry by the hash of the inputs it lists: one that does not is forged or damaged.
-      if (strongFingerprint(req.weak, set.entries) !== set.strong) {
+      if (!decoded.verified.has(set.strong) && strongFingerprint(req.weak, set.entries) !== set.strong) {
         this.corrupt(r, req.buildId, `path set ${set.strong.slice(0, 12)}`, new Error('its inputs do not hash to the fingerprint it names'));
         continue;
       }
       if (!req.holds(set.strong, set.entries)) continue;
-      const got = bundle.entries.get(set.strong) ?? (await this.record(r, req.buildId, entryKey(set.strong)));
-      if (got === DOWN) return this.partOf(r, entryKey(set.strong));
-      if (got === undefined) {
-        this.count(r, req.buildId, 'entry-missing');
-        continue;
-      }
-      let entry: Entry;
-      try {
-        entry = decodeRemoteEntry(got);
-      } catch (err) {
-        this.corrupt(r, req.buildId, `entry ${set.strong.slice(0, 12)}`, err);
-        continue;
+      let entry = decoded.entries.get(set.strong);
+      if (!entry) {
+        const got = bundle.entries.get(set.strong) ?? (await this.record(r, req.buildId, entryKey(set.strong))).data;
+        if (got === DOWN) return this.partOf(r, entryKey(set.strong));
+        if (got === undefined) {
+          this.count(r, req.buildId, 'entry-missing');
+          continue;
+        }
+        try {
+          entry = decodeRemoteEntry(got);
+        } catch (err) {
+          this.corrupt(r, req.buildId, `entry ${set.strong.slice(0, 12)}`, err);
+          continue;
+        }
       }
       if (entry.exit !== 0) continue;
       const why = req.refusal(entry);
@@ -321,9 +347,16 @@ export class RemoteStore {
       const blobs = await this.fetchBlobs(r, req.buildId, entry, bundle.blobs);
       if (blobs === false) continue;
       if (!(blobs instanceof Map)) return blobs;
-      this.local.putEntry(set.strong, entry);
-      req.install(rec, set);
-      return { strong: set.strong, entry, blobs };
+      decoded.verified.add(set.strong);
+      if (bundle.entries.has(set.strong)) decoded.entries.set(set.strong, entry);
+      const mine = { remote: r, decoded };
+      this.settling.set(req.weak, mine);
+      void this.fill
+        .entry(req.buildId, set.strong, entry, blobs, () =>
+          req.install(rec, set, rec.sets.every((s) => decoded.verified.has(s.strong)) ? bundle.pathSets : undefined),
+        )
+        .finally(() => this.settling.get(req.weak) === mine && this.settling.delete(req.weak));
+      return { strong: set.strong, set, entry, blobs };
     }
     return undefined;
   }
@@ -334,14 +367,19 @@ export class RemoteStore {
   }
 
   /**
-   * Copies the entry's blobs the local store lacks (verified); false if one is
-   * missing or does not verify, the part that was out if one was. The blobs
-   * it fetched, for the restore.
+   * The entry's blobs the local store lacks, verified (from the bundle, the
+   * blobs on their way to the local store, or fetched now); false if one is
+   * missing or does not verify, the part that was out if one was.
    */
   private async fetchBlobs(r: Remote, buildId: string, entry: Entry, inline: Map<string, Buffer>): Promise<Map<string, Buffer> | false | Part> {
     const got = new Map<string, Buffer>();
     const digests: string[] = [];
     for (const digest of entryBlobs(entry).keys()) {
+      const waiting = this.fill.pendingBlob(digest);
+      if (waiting) {
+        got.set(digest, waiting);
+        continue;
+      }
       if (this.local.hasBlob(digest)) continue;
       const data = inline.get(digest);
       if (!data) {
@@ -352,7 +390,6 @@ export class RemoteStore {
         this.corrupt(r, buildId, `blob ${digest.slice(0, 12)}`, new Error(`its ${data.length} bytes inline do not hash to its name`));
         return false;
       }
-      await this.local.putBlob(digest, data);
       got.set(digest, data);
     }
     let result: true | false | Part = true;
@@ -377,7 +414,7 @@ export class RemoteStore {
     return done === true ? got : done;
   }
 
-  /** One blob into the local store once it hashes to its name; a lookup and the read-ahead asking at once share the request. */
+  /** One blob, once it hashes to its name; a lookup and the read-ahead asking at once share the request. */
   private fetchBlob(r: Remote, buildId: string, digest: string): Promise<BlobFetch> {
     let p = this.blobFetches.get(digest);
     if (!p) {
@@ -386,7 +423,6 @@ export class RemoteStore {
         if (data === DOWN) return DOWN;
         if (data === undefined) return 'missing';
         if (sha256(data) !== digest) return { corrupt: data.length };
-        await this.local.putBlob(digest, data);
         return data;
       })().finally(() => this.blobFetches.delete(digest));
       this.blobFetches.set(digest, p);
@@ -437,10 +473,17 @@ export class RemoteStore {
           const got = await this.get(r, buildId, 'ac', key);
           return got === DOWN ? null : got;
         },
-        blob: async (digest) => ((await this.fetchBlob(r, buildId, digest)) === DOWN ? null : true),
+        // Into the local store before the next (the read-ahead goes no faster than the disk takes).
+        blob: async (digest) => {
+          await this.fill.roomForMore();
+          const data = await this.fetchBlob(r, buildId, digest);
+          if (data === DOWN) return null;
+          if (Buffer.isBuffer(data)) await this.fill.blob(buildId, digest, data);
+          return true;
+        },
         knownLocally: (weak) => this.local.hasPathSets(weak),
         out: () => out(r),
-        hasBlob: (digest) => this.local.hasBlob(digest),
+        hasBlob: (digest) => this.fill.has(digest),
       });
       b.ahead = { remote: r, reader };
       reader.start();
@@ -509,6 +552,7 @@ export class RemoteStore {
   async flush(): Promise<void> {
     if (this.running !== 0 || this.queue.length) await new Promise<void>((resolve) => this.idle.push(resolve));
     await Promise.all([...this.side]);
+    await this.fill.flush();
   }
 
   private async uploadAll(job: UploadJob): Promise<void> {
