@@ -8,21 +8,25 @@
 //   noop   `make` on the built tree
 //   touch  `touch fs/ioctl.c` in the source tree, then `make`
 //   header `touch include/linux/fs.h` (content unchanged), then `make`
+//   switch a branch switch and back (`git checkout other && git checkout -`):
+//          every file under fs/, include/linux/ and kernel/ of the source
+//          tree gets a new mtime, its bytes unchanged, then `make`
 // Measured: wall-clock seconds of the whole make (for kbx, the whole `kbx
 // make` process, daemon start-up included). Also: whether kbx's vmlinux and
 // bzImage equal plain's after each scenario, and the daemon's resident memory
 // after the warm build (`kbx daemon status`).
-import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { REPRODUCIBLE, cleanEnv, kbx, kbxSummary, must, readLog, timed, type KbxSummary } from './common.js';
 
-// kbx-noreplay: kbx with replay off (KBX_REPLAY=false), its own O= tree and
-// the kbx mode's store and daemon (so its cold build is served from the cache).
-export type Mode = 'plain' | 'ccache' | 'kbx' | 'kbx-noreplay';
-export type KernelScenario = 'cold' | 'warm' | 'noop' | 'touch' | 'header';
-export const MODES: Mode[] = ['plain', 'ccache', 'kbx', 'kbx-noreplay'];
-const isKbx = (m: Mode) => m === 'kbx' || m === 'kbx-noreplay';
-export const KERNEL_SCENARIOS: KernelScenario[] = ['cold', 'warm', 'noop', 'touch', 'header'];
+// kbx: kbx as configured by default. kbx-replay: kbx with replay before make
+// (KBX_REPLAY=true), its own O= tree and the kbx mode's store and daemon (so
+// its cold build is served from the cache).
+export type Mode = 'plain' | 'ccache' | 'kbx' | 'kbx-replay';
+export type KernelScenario = 'cold' | 'warm' | 'noop' | 'touch' | 'header' | 'switch';
+export const MODES: Mode[] = ['plain', 'ccache', 'kbx', 'kbx-replay'];
+const isKbx = (m: Mode) => m === 'kbx' || m === 'kbx-replay';
+export const KERNEL_SCENARIOS: KernelScenario[] = ['cold', 'warm', 'noop', 'touch', 'header', 'switch'];
 export type KernelConfig = 'tinyconfig' | 'modversions';
 
 /** Configures out (a new O= directory) with plain make: tinyconfig, and for modversions MODULES, MODVERSIONS and KALLSYMS on top. */
@@ -57,7 +61,7 @@ export interface Same {
 export interface KernelResult {
   runs: KernelRun[];
   /** kbx's (and ccache's) artifacts against plain's, after each scenario. */
-  same: Partial<Record<KernelScenario, { kbx?: Same; 'kbx-noreplay'?: Same; ccache?: Same }>>;
+  same: Partial<Record<KernelScenario, { kbx?: Same; 'kbx-replay'?: Same; ccache?: Same }>>;
   /** Daemon resident memory after the warm build, MiB, and the status line it came from. */
   rss?: { mib: number; line: string };
   /** Daemon pid after each kbx run: a change means the daemon was restarted. */
@@ -77,6 +81,19 @@ export interface KernelOptions {
 
 // The file each touch scenario touches in the source tree (its content stays).
 const TOUCHED: Partial<Record<KernelScenario, string>> = { touch: 'fs/ioctl.c', header: 'include/linux/fs.h' };
+// The branch switch: the 6.1 sources are not a git repository, so the switch is
+// modelled as git leaves it: every file it checked out has a new mtime and its
+// old bytes. The set is whole directories a stable update touches in part.
+const SWITCHED = ['fs', 'include/linux', 'kernel'];
+
+/** Files under the SWITCHED directories of tree, relative paths. */
+export function switchedFiles(tree: string): string[] {
+  return SWITCHED.flatMap((d) =>
+    readdirSync(join(tree, d), { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => relative(tree, join(e.parentPath ?? e.path, e.name))),
+  );
+}
 
 export function runKernel(o: KernelOptions): KernelResult {
   const res: KernelResult = { runs: [], same: {}, daemonPids: {} };
@@ -91,7 +108,7 @@ export function runKernel(o: KernelOptions): KernelResult {
       ...REPRODUCIBLE,
       ...(m === 'ccache' ? { CCACHE_DIR: ccacheDir } : {}),
       ...(isKbx(m) ? { KBX_DIR: kbxDir, KBX_IDLE_TIMEOUT: '7200' } : {}),
-      ...(m === 'kbx-noreplay' ? { KBX_REPLAY: 'false' } : {}),
+      ...(m === 'kbx-replay' ? { KBX_REPLAY: 'true' } : {}),
     });
   const ccArgs = (m: Mode) => (m === 'ccache' ? ['CC=ccache gcc'] : []);
   const kbxCli = (args: string[]) => must(process.execPath, [kbx.main, ...args], { env: env('kbx') });
@@ -107,16 +124,16 @@ export function runKernel(o: KernelOptions): KernelResult {
     configureKernel(o.tree, out(m), o.config, ccArgs(m), env(m));
   }
   o.say(`configured ${o.config} in ${o.modes.map(out).join(', ')}`);
+  const switched = o.scenarios.includes('switch') ? switchedFiles(o.tree) : [];
+  if (switched.length) o.say(`switch: ${switched.length} files under ${SWITCHED.join(', ')} get a new mtime before each mode's build`);
 
   const build = (s: KernelScenario, m: Mode): KernelRun => {
     const log = join(logs, `${s}-${m}.log`);
     const args = [`O=${out(m)}`, `-j${o.jobs}`, ...ccArgs(m)];
     if (m === 'ccache') must('ccache', ['-z'], { env: env(m) });
-    const touched = TOUCHED[s];
-    if (touched) {
-      const now = new Date();
-      utimesSync(join(o.tree, touched), now, now);
-    }
+    const touched = s === 'switch' ? switched : TOUCHED[s] ? [TOUCHED[s]!] : [];
+    const now = new Date();
+    for (const f of touched) utimesSync(join(o.tree, f), now, now);
     const t = isKbx(m)
       ? timed(process.execPath, [kbx.main, 'make', ...args], { cwd: o.tree, env: env(m), log })
       : timed('make', args, { cwd: o.tree, env: env(m), log });
@@ -148,8 +165,8 @@ export function runKernel(o: KernelOptions): KernelResult {
     }
     // Compare with plain's artifacts while both trees hold this scenario's build.
     if (o.modes.includes('plain')) {
-      const cmp: { kbx?: Same; 'kbx-noreplay'?: Same; ccache?: Same } = {};
-      for (const m of ['kbx', 'kbx-noreplay', 'ccache'] as const) if (o.modes.includes(m)) cmp[m] = compare(out('plain'), out(m));
+      const cmp: { kbx?: Same; 'kbx-replay'?: Same; ccache?: Same } = {};
+      for (const m of ['kbx', 'kbx-replay', 'ccache'] as const) if (o.modes.includes(m)) cmp[m] = compare(out('plain'), out(m));
       res.same[s] = cmp;
     }
   }

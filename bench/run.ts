@@ -4,7 +4,7 @@
 // printed as a markdown table (bench/table.ts). See bench/README.md.
 //
 //   npm run bench -- [--config tinyconfig|modversions] [--jobs 2]
-//                    [--only plain,ccache,kbx,kbx-noreplay] [--scenarios cold,warm,noop,touch,header,micro,remote]
+//                    [--only plain,ccache,kbx,kbx-replay] [--scenarios cold,warm,noop,touch,header,switch,micro,remote]
 //                    [--out FILE.md] [--work /var/tmp/kbx-bench] [--tree DIR]
 //                    [--trivial-runs 2000] [--hit-runs 200]
 import { execFileSync } from 'node:child_process';
@@ -42,8 +42,8 @@ function fail(msg: string): never {
 
 if (opt.help) {
   process.stdout.write(
-    'usage: node dist/bench/run.js [--config tinyconfig|modversions] [--jobs N] [--only plain,ccache,kbx]\n' +
-      '       [--scenarios cold,warm,noop,touch,header,micro,remote] [--out FILE.md] [--work DIR] [--tree LINUX-6.1-SRC] [--trivial-runs N] [--hit-runs N]\n',
+    'usage: node dist/bench/run.js [--config tinyconfig|modversions] [--jobs N] [--only plain,ccache,kbx,kbx-replay]\n' +
+      '       [--scenarios cold,warm,noop,touch,header,switch,micro,remote] [--out FILE.md] [--work DIR] [--tree LINUX-6.1-SRC] [--trivial-runs N] [--hit-runs N]\n',
   );
   process.exit(0);
 }
