@@ -97,7 +97,13 @@ export class Kbx {
   }
 
   make(cwd: string, args: string[] = [], env: Record<string, string> = {}, hangMs?: number): RunResult {
-    return this.run(['make', ...args], { cwd, env, hangMs });
+    const r = this.run(['make', ...args], { cwd, env, hangMs });
+    // A build's record is written after kbx make returns; a tree changed before
+    // it is (a test's next step, at once) leaves that build unreplayable
+    // (replay/unchanged.ts changedSince). A person's next command comes
+    // seconds later: wait for the record as `kbx builds` does.
+    if (this.env(env).KBX_REPLAY === 'true') this.run(['builds']);
+    return r;
   }
 
   /** Starts `kbx make` without waiting, for builds that run side by side or get disturbed. */
