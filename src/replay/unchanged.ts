@@ -51,13 +51,16 @@ export function statsDigest(paths: readonly string[]): string {
 /**
  * The file system's clock now: the ctime of a file written in `dir` (a change
  * is dated by the kernel's coarse clock, which lags the wall clock by up to a
- * tick, so Date.now() cannot be compared with ctimes). 0 if it cannot write.
+ * tick, so Date.now() cannot be compared with ctimes). 0 (every path counts as
+ * changed since) if it cannot write, or if the date is not this machine's
+ * (an NFS server dates files by its own clock).
  */
 export function fsNow(dir: string): bigint {
   const marker = join(dir, '.build-ended');
   try {
     writeFileSync(marker, '');
-    return lstatSync(marker, { bigint: true }).ctimeNs;
+    const ctime = lstatSync(marker, { bigint: true }).ctimeNs;
+    return Math.abs(Number(ctime / 1_000_000n) - Date.now()) < 1000 ? ctime : 0n;
   } catch {
     return 0n;
   }
