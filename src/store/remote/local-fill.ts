@@ -20,7 +20,7 @@ export interface LocalFillEvents {
 // Bytes waiting for the disk: a lookup's copy beyond this is dropped
 // (counted), and the read-ahead waits below half of it.
 const MAX_QUEUED_BYTES = 64 << 20;
-// Writes at once: each deflates in libuv's pool, then writes on the loop.
+// Writes at once: a blob deflates (on the loop up to 8 KiB, larger in libuv's pool: local-store.ts), then is written on the loop.
 const WRITERS = 2;
 
 interface PendingBlob {
