@@ -130,6 +130,36 @@ describe('a line that replaces its own output', { skip: unlessMissing(program('g
   });
 });
 
+describe('a stamp the line makes with touch (kbuild\'s CHKSHA1 and .checked files)', () => {
+  // touch opens its file O_WRONLY|O_CREAT: what was there stays. An empty
+  // stamp and none are alike to it; a stamp with bytes is not.
+  test('an entry made with the stamp absent hits over the empty stamp a build left, and never over one with bytes', () => {
+    const files = { Makefile: 'stamp: src.h\n\tgrep -q ok src.h && touch $@\n', 'src.h': '/* ok */\n' };
+    const kbx = new Kbx('own-stamp');
+    const proj = project('own-stamp', files);
+    const ref = project('own-stamp-ref', files);
+    const step = (change: (dir: string) => void, hits: number, misses: number) => {
+      for (const dir of [proj, ref]) change(dir);
+      const r = ok(kbx.make(proj));
+      const s = summary(r.stderr);
+      assert.deepEqual([s.hits, s.misses], [hits, misses], r.stderr);
+      ok(plainMake(ref));
+      assertSameTree(proj, ref);
+    };
+    step(() => {}, 0, 1); // created
+    step((d) => touch(join(d, 'src.h')), 1, 0); // rerun over the empty stamp: a branch switch, a touched header
+    step((d) => {
+      writeFileSync(join(d, 'stamp'), 'kept\n'); // touch keeps these bytes: no entry may write an empty stamp
+      touch(join(d, 'src.h'));
+    }, 0, 1);
+    step((d) => {
+      rmSync(join(d, 'stamp'));
+      touch(join(d, 'src.h'));
+    }, 1, 0);
+    kbx.stop();
+  });
+});
+
 /**
  * Runs the same steps in a kbx tree and a plain one and compares them after
  * each build: `step` changes a tree, then both are built.

@@ -218,6 +218,8 @@ test('read then removed or truncated: an input with the stat before; probes keep
     'w 4 40 400 /b/trunc\n' +
     'm 5 50 500 /b/appended\n' +
     'm 0 0 0 /b/new\n' +
+    'a /b/checked\n' +
+    'm 0 0 0 /b/checked\n' +
     's /b/probed\n' +
     'w 6 60 600 /b/probed\n' +
     'a /b/absent\n' +
@@ -231,13 +233,14 @@ test('read then removed or truncated: an input with the stat before; probes keep
     inputs: [
       { kind: 'e', path: '/b/absent', startAbsent: true },
       { kind: 'c', path: '/b/appended', pre: pre(5n, 50n, 500n) },
+      { kind: 'c', path: '/b/checked', pre: ZERO, startAbsent: true }, // looked before creating: absent only
       { kind: 'c', path: '/b/gone', pre: pre(3n, 30n, 300n) },
-      { kind: 'c', path: '/b/new', pre: ZERO },
+      { kind: 'c', path: '/b/new', pre: ZERO, createdEmpty: true }, // touch, >>: absent or empty
       { kind: 'e', path: '/b/probed' },
       { kind: 'c', path: '/b/trunc', pre: pre(4n, 40n, 400n) },
       { kind: 'c', path: '/b/twice', pre: pre(7n, 70n, 700n) }, // the first change decides
     ],
-    written: ['/b/trunc', '/b/appended', '/b/new', '/b/probed', '/b/absent', '/b/twice', '/b/moved'],
+    written: ['/b/trunc', '/b/appended', '/b/new', '/b/checked', '/b/probed', '/b/absent', '/b/twice', '/b/moved'],
     deleted: ['/b/gone', '/b/twice'],
     gone: ['/b/twice'],
     execed: [],

@@ -16,7 +16,7 @@
 //   strong = H(weak, path set)
 import { lstatSync } from 'node:fs';
 import { hashFields } from '../util/hash.js';
-import type { FileState } from './file-state.js';
+import { ABSENT, EMPTY_DIGEST, type FileState } from './file-state.js';
 import type { InputKind } from '../observe/accesses.js';
 import type { RootNames } from './root-names.js';
 import { isWrapperVariable, stripWrapperValue, stripWrappers, stripWrappersInMakeflags, wrapperName, type WrapperName } from './wrappers.js';
@@ -300,6 +300,14 @@ export function replaceableNow(path: string): boolean {
 }
 
 /**
+ * The value of a content entry for a file the line created by its first access
+ * to it (an open with O_CREAT and without O_TRUNC: accesses.ts): it holds while
+ * the path is absent or an empty regular file, which that open treats alike
+ * (kbuild's `touch $@` stamps, rerun over the stamp a build before left).
+ */
+export const ABSENT_OR_EMPTY = 'absent|empty';
+
+/**
  * The value a file entry (c or e) has now, for comparing with its stored
  * value; pseudo-inputs: time-inputs.ts. A stored `part:` value is matched by
  * the projection the line's rule names for the path (`parts`), never by one
@@ -307,6 +315,10 @@ export function replaceableNow(path: string): boolean {
  */
 export function currentValue(state: FileState, kind: InputKind, path: string, stored?: string, parts?: LineProjections): string {
   if (kind === 'e' && stored === ABSENT_OR_FILE && replaceableNow(path)) return ABSENT_OR_FILE;
+  if (kind === 'c' && stored === ABSENT_OR_EMPTY) {
+    const v = state.content(path);
+    return v === ABSENT || v === EMPTY_DIGEST ? ABSENT_OR_EMPTY : v;
+  }
   if (kind === 'c' && parts && stored?.startsWith(PART_PREFIX)) {
     const proj = parts.get(path);
     if (proj) return state.projected(path, proj);

@@ -25,6 +25,13 @@ export interface InputSpec {
    * for lines that replacers.ts judges blind to what was there.
    */
   replaced?: true;
+  /**
+   * The line's first access to the path created it: an open with O_CREAT and
+   * without O_TRUNC (`touch`, `>>`), the one `m` that succeeds on an absent
+   * path. Such an open finds an empty file as it finds none, so the input is
+   * keyed as "absent or empty" (key.ts), not as absent.
+   */
+  createdEmpty?: true;
 }
 
 export interface Accesses {
@@ -179,6 +186,7 @@ export function classifyAccesses(events: TraceEvent[], bad: string[], opts: Clas
       if (h.changedAfterRead) return { ...result, uncacheable: `modifies-input: ${p}` };
       const spec: InputSpec = { kind: h.readBeforeWrite ? 'c' : 'e', path: p };
       if (h.pre && h.readBeforeWrite) spec.pre = h.pre; // a probe's key is existence only
+      if (firstOp === 'm' && h.first.pre && absentBefore(h.first.pre)) spec.createdEmpty = true;
       if (firstOp === 'a') spec.startAbsent = true;
       if (!h.readBeforeWrite && replacedWhole(h) && h.firstChangeAt < (blind ??= opts.command === undefined ? -1 : blindUntil(events, opts.command))) {
         spec.replaced = true;
