@@ -106,6 +106,18 @@ describe('a line that replaces its own output', { skip: unlessMissing(program('g
     kbx.stop();
   });
 
+  test('an include directory named rm (Linux\'s arch/x86/realmode/rm) is no rm command: hits after a touch', () => {
+    const files = { Makefile: 'a.o: a.c rm/h.h\n\tgcc -I $(CURDIR)/rm -I ./rm -c -o $@ $<\n', 'a.c': '#include "h.h"\nint a(void) { return H; }\n', 'rm/h.h': '#define H 3\n' };
+    const kbx = new Kbx('own-rm-dir');
+    const proj = project('own-rm-dir', files);
+    ok(kbx.make(proj));
+    touch(join(proj, 'rm/h.h'));
+    const r = ok(kbx.make(proj));
+    const s = summary(r.stderr);
+    assert.deepEqual([s.hits, s.misses], [1, 0], r.stderr);
+    kbx.stop();
+  });
+
   test('mkdir -p before the compile: hits after a touch and after removing the directory', () => {
     const files = {
       Makefile: 'all: out/a.o out/b.o\nout/%.o: %.c\n\tmkdir -p out && gcc -c -o $@ $<\n',

@@ -342,6 +342,9 @@ test('conditional lines keep the probe: shell tests, other programs, a second sh
   keep(GCC_PROGRAMS + rm, '/bin/rm -v a.o; gcc -c -o a.o a.c');
   keep(GCC_PROGRAMS + 'e /usr/bin/mkdir\nx /usr/bin/mkdir\n', 'mkdir o; gcc -c -o a.o a.c'); // fails when o exists
   assert.equal(probeOf(GCC_PROGRAMS + rm + GCC_ABSENT, 'rm -rf a.o; mkdir -p o && gcc -c -o a.o a.c')?.replaced, true);
+  // A directory named rm in the text is an argument (Linux's arch/x86/realmode/rm); an rm run from elsewhere is no rm.
+  assert.equal(probeOf(GCC_PROGRAMS + GCC_ABSENT, 'gcc -I /src/arch/x86/realmode/rm -I ./rm -c -o a.o a.c')?.replaced, true);
+  keep(GCC_PROGRAMS + 'e /b/rm\nx /b/rm\n', './rm -f a.o; gcc -c -o a.o a.c');
   // A program not known to replace its output blindly: cp (test -e out || cp src out, cp -n, ...).
   keep(GCC_PROGRAMS + 'e /usr/bin/cp\nx /usr/bin/cp\n', 'gcc -c -o a.o a.c && cp a.o b.o');
   keep(GCC_PROGRAMS + 'e /usr/bin/ar\nx /usr/bin/x86_64-linux-gnu-ar\n', 'gcc -c -o a.o a.c && ar rcs a.a a.o');

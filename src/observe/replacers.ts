@@ -91,6 +91,11 @@ const NEEDS_FLAG = new Map([
   ['rm', 'f'],
   ['mkdir', 'p'],
 ]);
+// Where such a program counts as rm or mkdir: run by name, or from a system
+// bin directory. Any other path ending in /rm is an argument in the text (Linux's
+// `-I …/arch/x86/realmode/rm`), and a program run from one stops the blind
+// part of the line (blindUntil).
+const SYSTEM_BIN = /^\/(usr\/)?(local\/)?s?bin\/[^/]+$/;
 
 /**
  * Why the shell's own part of the line might depend on a file's existence, or
@@ -110,7 +115,8 @@ export function shellTextRisk(command: string): string | undefined {
     if (/[*?[\]]/.test(w)) return `glob ${w}`;
     // set -C (noclobber) makes `>` fail on a file that exists.
     if (w === 'set') for (let j = i + 1; j < words.length && /^[-+]/.test(words[j]!); j++) if (/[Co]/.test(words[j]!)) return `set ${words[j]}`;
-    const needs = NEEDS_FLAG.get(w.slice(w.lastIndexOf('/') + 1));
+    const base = w.slice(w.lastIndexOf('/') + 1);
+    const needs = w === base || SYSTEM_BIN.test(w) ? NEEDS_FLAG.get(base) : undefined;
     if (needs && !(words[i + 1] ?? '').match(/^-[a-zA-Z]+$/)?.[0].includes(needs)) return `${w} without -${needs}`;
   }
   return undefined;
@@ -139,7 +145,7 @@ export function blindUntil(events: readonly TraceEvent[], command: string): numb
       if (ev.op === 'e' || ++shells > 1) return i;
       continue;
     }
-    if (!NEEDS_FLAG.has(name) && !isTool(ev.path)) return i;
+    if (NEEDS_FLAG.has(name) ? !SYSTEM_BIN.test(ev.path) : !isTool(ev.path)) return i;
   }
   return events.length;
 }
