@@ -72,6 +72,8 @@ const kbxCodeId = () => tool(process.execPath, ['--input-type=module', '-e', `im
 const la = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 
 snapshotKbx(join(opt.work, 'kbx-code'));
+// The commit the snapshot was taken from, read now: HEAD may move during an hour's run.
+const measuredFrom = `${tool('git', ['-C', repoRoot, 'rev-parse', '--short', 'HEAD'])}${tool('git', ['-C', repoRoot, 'status', '--porcelain', '--untracked-files=no']) ? ' (modified)' : ''}`;
 const started = Date.now();
 const loadStart = la();
 let kernel: KernelResult | undefined;
@@ -99,9 +101,9 @@ const report = renderReport({
   header: [
     `## kbx benchmark: Linux ${tree ? treeVersion(tree) : '6.1'} ${config}, -j${jobs}`,
     '',
-    `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC · ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}) · ` +
+    `${new Date(started).toISOString().slice(0, 16).replace('T', ' ')} UTC · ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}) · ` +
       `${tool('gcc', ['--version'])} · ${tool('make', ['--version'])} · ${tool('ccache', ['--version'])} · node ${process.version} · ` +
-      `kbx ${kbxCodeId()} from ${tool('git', ['-C', repoRoot, 'rev-parse', '--short', 'HEAD'])}${tool('git', ['-C', repoRoot, 'status', '--porcelain', '--untracked-files=no']) ? ' (modified)' : ''}`,
+      `kbx ${kbxCodeId()} from ${measuredFrom}`,
     '',
     `Load average (1, 5, 15 min) at start: ${loadStart}; at end: ${la()}. Other work on the machine shows up as load above ${jobs}.`,
   ],
