@@ -5,7 +5,7 @@
 // test, a script) keep the probe: kbx equals plain make in each.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertSameTree, Kbx, ok, projectDir, plainMake, summary } from './support/kbx.js';
 import { program, unlessMissing } from './support/tools.js';
@@ -168,6 +168,26 @@ describe('a stamp the line makes with touch (kbuild\'s CHKSHA1 and .checked file
       rmSync(join(d, 'stamp'));
       touch(join(d, 'src.h'));
     }, 1, 0);
+    // Empty, but not as the line leaves it: other bits, or a symlink touch writes through.
+    step((d) => {
+      chmodSync(join(d, 'stamp'), 0o600);
+      touch(join(d, 'src.h'));
+    }, 0, 1);
+    assert.equal(lstatSync(join(proj, 'stamp')).mode & 0o777, 0o600);
+    kbx.stop();
+  });
+
+  test('an entry made with the stamp absent is not restored over a symlink to an empty file', () => {
+    const files = { Makefile: 'stamp: src.h\n\tgrep -q ok src.h && touch $@\n', 'src.h': '/* ok */\n', 'target': '' };
+    const kbx = new Kbx('own-stamp-link');
+    const proj = project('own-stamp-link', files);
+    ok(kbx.make(proj));
+    rmSync(join(proj, 'stamp'));
+    symlinkSync('target', join(proj, 'stamp'));
+    touch(join(proj, 'src.h'));
+    const r = ok(kbx.make(proj));
+    assert.deepEqual([summary(r.stderr).hits, summary(r.stderr).misses], [0, 1], r.stderr);
+    assert.ok(lstatSync(join(proj, 'stamp')).isSymbolicLink(), 'touch wrote through the link, as in plain make');
     kbx.stop();
   });
 });

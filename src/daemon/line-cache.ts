@@ -5,7 +5,7 @@ import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync,
 import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { FileState, listingDigest } from '../fingerprint/file-state.js';
-import { ABSENT_OR_EMPTY, ABSENT_OR_FILE, replaceableNow, strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
+import { absentOrEmpty, ABSENT_OR_FILE, replaceableNow, strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
 import { classifyAccesses, entriesChanged, renameDestinations, unkeyedFailure, type Accesses, type ClassifyOptions, type InputSpec } from '../observe/accesses.js';
 import { untraceableProgram } from '../observe/untraceable.js';
 import { shimPath } from '../native/build.js';
@@ -375,7 +375,11 @@ export class LineCache {
       const now = this.state.existence(spec.path);
       return now === 'absent' ? 'file' : now; // it existed when probed; the line removed it since
     }
-    if (spec.createdEmpty) return ABSENT_OR_EMPTY;
+    if (spec.createdEmpty) {
+      // Keyed with the bits the line left; a line that removed the file again keys its absence.
+      const st = lstatSync(spec.path, { throwIfNoEntry: false });
+      if (st?.isFile()) return absentOrEmpty(st.mode);
+    }
     if (spec.pre) return this.state.contentBefore(spec.path, spec.pre);
     // A file the line hard-linked (`ln big.bin alias`): the link changed its ctime, not its bytes.
     if (linked.size && isLinkedInode(spec.path, linked)) return this.state.contentAfterLink(spec.path);

@@ -16,7 +16,7 @@
 //   strong = H(weak, path set)
 import { lstatSync } from 'node:fs';
 import { hashFields } from '../util/hash.js';
-import { ABSENT, EMPTY_DIGEST, type FileState } from './file-state.js';
+import type { FileState } from './file-state.js';
 import type { InputKind } from '../observe/accesses.js';
 import type { RootNames } from './root-names.js';
 import { isWrapperVariable, stripWrapperValue, stripWrappers, stripWrappersInMakeflags, wrapperName, type WrapperName } from './wrappers.js';
@@ -301,11 +301,31 @@ export function replaceableNow(path: string): boolean {
 
 /**
  * The value of a content entry for a file the line created by its first access
- * to it (an open with O_CREAT and without O_TRUNC: accesses.ts): it holds while
- * the path is absent or an empty regular file, which that open treats alike
- * (kbuild's `touch $@` stamps, rerun over the stamp a build before left).
+ * to it (an open with O_CREAT and without O_TRUNC: accesses.ts), with the
+ * permission bits the line left on it: `absent|empty:644`. It holds while the
+ * path is absent, or an empty regular file of one link with those bits, which
+ * that open treats alike (kbuild's `touch $@` stamps, rerun over the stamp a
+ * build before left). Not a symlink or a hard link (the open writes through
+ * them, a restore would replace them), nor other bits (the open keeps the old
+ * file's, a restore would set the line's).
  */
-export const ABSENT_OR_EMPTY = 'absent|empty';
+export const ABSENT_OR_EMPTY = 'absent|empty:';
+
+/** The ABSENT_OR_EMPTY value for a file the line left with these permission bits. */
+export function absentOrEmpty(mode: number): string {
+  return `${ABSENT_OR_EMPTY}${(mode & 0o777).toString(8)}`;
+}
+
+/** Whether the path is absent, or an empty regular file of one link with the bits `stored` names: looked at now, never cached. */
+function absentOrEmptyNow(path: string, stored: string): boolean {
+  try {
+    const st = lstatSync(path);
+    return st.isFile() && st.size === 0 && st.nlink === 1 && absentOrEmpty(st.mode) === stored;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR';
+  }
+}
 
 /**
  * The value a file entry (c or e) has now, for comparing with its stored
@@ -315,10 +335,7 @@ export const ABSENT_OR_EMPTY = 'absent|empty';
  */
 export function currentValue(state: FileState, kind: InputKind, path: string, stored?: string, parts?: LineProjections): string {
   if (kind === 'e' && stored === ABSENT_OR_FILE && replaceableNow(path)) return ABSENT_OR_FILE;
-  if (kind === 'c' && stored === ABSENT_OR_EMPTY) {
-    const v = state.content(path);
-    return v === ABSENT || v === EMPTY_DIGEST ? ABSENT_OR_EMPTY : v;
-  }
+  if (kind === 'c' && stored?.startsWith(ABSENT_OR_EMPTY) && absentOrEmptyNow(path, stored)) return stored;
   if (kind === 'c' && parts && stored?.startsWith(PART_PREFIX)) {
     const proj = parts.get(path);
     if (proj) return state.projected(path, proj);

@@ -17,7 +17,7 @@ import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { dirname, basename, join, resolve } from 'node:path';
 import type { BuildRecord } from '../builds/record.js';
 import { EMPTY_DIGEST, listingDigest, type FileState } from '../fingerprint/file-state.js';
-import { ABSENT_OR_EMPTY, ABSENT_OR_FILE, currentValue } from '../fingerprint/key.js';
+import { ABSENT_OR_EMPTY, ABSENT_OR_FILE, absentOrEmpty, currentValue } from '../fingerprint/key.js';
 import type { CompactSet, PathSetCache } from '../daemon/path-set-cache.js';
 import type { Entry, Store } from '../store/store.js';
 import { refusal, underRoots } from '../daemon/restore.js';
@@ -242,7 +242,7 @@ function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>, s
   const resolved = new Map<string, string>();
   const treeValues = new Map<string, string>();
   const treeValue = (kind: 'c' | 'e', path: string, stored: string): string => {
-    const key = `${kind}${stored === ABSENT_OR_FILE || stored === ABSENT_OR_EMPTY ? '?' : ''}${path}`;
+    const key = `${kind}${stored === ABSENT_OR_FILE ? '?' : stored.startsWith(ABSENT_OR_EMPTY) ? stored : ''}${path}`;
     let v = treeValues.get(key);
     if (v === undefined) treeValues.set(key, (v = currentValue(ctx.state, kind, path, stored)));
     return v;
@@ -253,7 +253,7 @@ function walk(rec: BuildRecord, ctx: PlanContext, forced: ReadonlySet<number>, s
     if (blocked.has(p)) return '\0blocked';
     const o = overlay.get(p);
     if (o) {
-      if (kind === 'c' && stored === ABSENT_OR_EMPTY) return o.kind === 'absent' || (o.kind === 'file' && o.digest === EMPTY_DIGEST) ? ABSENT_OR_EMPTY : '\0';
+      if (kind === 'c' && stored.startsWith(ABSENT_OR_EMPTY)) return o.kind === 'absent' || (o.kind === 'file' && o.digest === EMPTY_DIGEST && absentOrEmpty(o.mode) === stored) ? stored : '\0';
       if (kind === 'c') return o.kind === 'file' ? o.digest : o.kind === 'absent' ? 'absent' : o.kind === 'dir' ? listing(p) : '\0link';
       if (stored === ABSENT_OR_FILE) return o.kind === 'file' || o.kind === 'absent' ? ABSENT_OR_FILE : '\0';
       return o.kind === 'link' ? '\0link' : o.kind === 'file' && o.digest === EMPTY_DIGEST ? 'empty' : o.kind;
