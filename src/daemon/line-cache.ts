@@ -5,7 +5,7 @@ import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync,
 import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../config/config.js';
 import { FileState, listingDigest } from '../fingerprint/file-state.js';
-import { absentOrEmpty, ABSENT_OR_FILE, replaceableNow, strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
+import { absentOrEmpty, ABSENT_OR_FILE, lstatNow, replaceableNow, strongFingerprint, weakFingerprint, type LineRequest, type Mismatch, type PathEntry } from '../fingerprint/key.js';
 import { classifyAccesses, entriesChanged, renameDestinations, unkeyedFailure, type Accesses, type ClassifyOptions, type InputSpec } from '../observe/accesses.js';
 import { untraceableProgram } from '../observe/untraceable.js';
 import { shimPath } from '../native/build.js';
@@ -377,8 +377,8 @@ export class LineCache {
     }
     if (spec.createdEmpty) {
       // Keyed with the bits the line left; a line that removed the file again keys its absence.
-      const st = lstatSync(spec.path, { throwIfNoEntry: false });
-      if (st?.isFile()) return absentOrEmpty(st.mode);
+      const st = lstatNow(spec.path);
+      if (st !== 'absent' && st?.isFile()) return absentOrEmpty(st.mode);
     }
     if (spec.pre) return this.state.contentBefore(spec.path, spec.pre);
     // A file the line hard-linked (`ln big.bin alias`): the link changed its ctime, not its bytes.

@@ -14,7 +14,7 @@
 //              identity for a line that prints it (identity-inputs.ts), and a
 //              `root` entry for each root the line's outputs hold (line-cache.ts)
 //   strong = H(weak, path set)
-import { lstatSync } from 'node:fs';
+import { lstatSync, type Stats } from 'node:fs';
 import { hashFields } from '../util/hash.js';
 import type { FileState } from './file-state.js';
 import type { InputKind } from '../observe/accesses.js';
@@ -288,15 +288,23 @@ export function strongFingerprint(weak: string, entries: readonly PathEntry[]): 
  */
 export const ABSENT_OR_FILE = 'absent|file';
 
-/** Whether the path is absent or a regular file with one link: looked at now, never cached. */
-export function replaceableNow(path: string): boolean {
+/**
+ * The path's lstat now, never cached: 'absent' when nothing is there (ENOENT,
+ * ENOTDIR), undefined when it cannot be looked at (neither value then holds).
+ */
+export function lstatNow(path: string): Stats | 'absent' | undefined {
   try {
-    const st = lstatSync(path);
-    return st.isFile() && st.nlink === 1;
+    return lstatSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' || code === 'ENOTDIR';
+    return code === 'ENOENT' || code === 'ENOTDIR' ? 'absent' : undefined;
   }
+}
+
+/** Whether the path is absent or a regular file with one link: looked at now, never cached. */
+export function replaceableNow(path: string): boolean {
+  const st = lstatNow(path);
+  return st === 'absent' || (st !== undefined && st.isFile() && st.nlink === 1);
 }
 
 /**
@@ -318,13 +326,8 @@ export function absentOrEmpty(mode: number): string {
 
 /** Whether the path is absent, or an empty regular file of one link with the bits `stored` names: looked at now, never cached. */
 function absentOrEmptyNow(path: string, stored: string): boolean {
-  try {
-    const st = lstatSync(path);
-    return st.isFile() && st.size === 0 && st.nlink === 1 && absentOrEmpty(st.mode) === stored;
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' || code === 'ENOTDIR';
-  }
+  const st = lstatNow(path);
+  return st === 'absent' || (st !== undefined && st.isFile() && st.size === 0 && st.nlink === 1 && absentOrEmpty(st.mode) === stored);
 }
 
 /**
