@@ -145,42 +145,40 @@ describe('a line that replaces its own output', { skip: unlessMissing(program('g
 describe('a stamp the line makes with touch (kbuild\'s CHKSHA1 and .checked files)', () => {
   // touch opens its file O_WRONLY|O_CREAT: what was there stays. An empty
   // stamp and none are alike to it; a stamp with bytes is not.
+  const STAMP = { Makefile: 'stamp: src.h\n\tgrep -q ok src.h && touch $@\n', 'src.h': '/* ok */\n' };
   test('an entry made with the stamp absent hits over the empty stamp a build left, and never over one with bytes', () => {
-    const files = { Makefile: 'stamp: src.h\n\tgrep -q ok src.h && touch $@\n', 'src.h': '/* ok */\n' };
-    const kbx = new Kbx('own-stamp');
-    const proj = project('own-stamp', files);
-    const ref = project('own-stamp-ref', files);
-    const step = (change: (dir: string) => void, hits: number, misses: number) => {
-      for (const dir of [proj, ref]) change(dir);
-      const r = ok(kbx.make(proj));
-      const s = summary(r.stderr);
-      assert.deepEqual([s.hits, s.misses], [hits, misses], r.stderr);
-      ok(plainMake(ref));
-      assertSameTree(proj, ref);
-    };
-    step(() => {}, 0, 1); // created
-    step((d) => touch(join(d, 'src.h')), 1, 0); // rerun over the empty stamp: a branch switch, a touched header
-    step((d) => {
-      writeFileSync(join(d, 'stamp'), 'kept\n'); // touch keeps these bytes: no entry may write an empty stamp
-      touch(join(d, 'src.h'));
-    }, 0, 1);
-    step((d) => {
-      rmSync(join(d, 'stamp'));
-      touch(join(d, 'src.h'));
-    }, 1, 0);
-    // Empty, but not as the line leaves it: other bits, or a symlink touch writes through.
-    step((d) => {
-      chmodSync(join(d, 'stamp'), 0o600);
-      touch(join(d, 'src.h'));
-    }, 0, 1);
+    const proj = sideBySide('own-stamp', STAMP, [
+      { change: () => {}, lines: [0, 1] }, // created
+      { change: (d) => touch(join(d, 'src.h')), lines: [1, 0] }, // rerun over the empty stamp: a branch switch, a touched header
+      {
+        change: (d) => {
+          writeFileSync(join(d, 'stamp'), 'kept\n'); // touch keeps these bytes: no entry may write an empty stamp
+          touch(join(d, 'src.h'));
+        },
+        lines: [0, 1],
+      },
+      {
+        change: (d) => {
+          rmSync(join(d, 'stamp'));
+          touch(join(d, 'src.h'));
+        },
+        lines: [1, 0],
+      },
+      // Empty, but not as the line leaves it: other bits, or a symlink touch writes through.
+      {
+        change: (d) => {
+          chmodSync(join(d, 'stamp'), 0o600);
+          touch(join(d, 'src.h'));
+        },
+        lines: [0, 1],
+      },
+    ]);
     assert.equal(lstatSync(join(proj, 'stamp')).mode & 0o777, 0o600);
-    kbx.stop();
   });
 
   test('an entry made with the stamp absent is not restored over a symlink to an empty file', () => {
-    const files = { Makefile: 'stamp: src.h\n\tgrep -q ok src.h && touch $@\n', 'src.h': '/* ok */\n', 'target': '' };
     const kbx = new Kbx('own-stamp-link');
-    const proj = project('own-stamp-link', files);
+    const proj = project('own-stamp-link', { ...STAMP, target: '' });
     ok(kbx.make(proj));
     rmSync(join(proj, 'stamp'));
     symlinkSync('target', join(proj, 'stamp'));
@@ -192,22 +190,31 @@ describe('a stamp the line makes with touch (kbuild\'s CHKSHA1 and .checked file
   });
 });
 
+/** A change to a tree before a build; with `lines`, the hits and misses kbx's build must report. */
+type Step = ((dir: string) => void) | { change: (dir: string) => void; lines: [hits: number, misses: number] };
+
 /**
  * Runs the same steps in a kbx tree and a plain one and compares them after
- * each build: `step` changes a tree, then both are built.
+ * each build: `step` changes a tree, then both are built. Returns the kbx tree.
  */
-function sideBySide(tag: string, files: Record<string, string>, steps: ((dir: string) => void)[]): void {
+function sideBySide(tag: string, files: Record<string, string>, steps: Step[]): string {
   const kbx = new Kbx(tag);
   const proj = project(tag, files);
   const ref = project(`${tag}-ref`, files);
   for (const step of steps) {
-    step(proj);
-    step(ref);
-    ok(kbx.make(proj));
+    const change = typeof step === 'function' ? step : step.change;
+    change(proj);
+    change(ref);
+    const r = ok(kbx.make(proj));
+    if (typeof step !== 'function') {
+      const s = summary(r.stderr);
+      assert.deepEqual([s.hits, s.misses], step.lines, r.stderr);
+    }
     ok(plainMake(ref));
     assertSameTree(proj, ref);
   }
   kbx.stop();
+  return proj;
 }
 
 describe('a line whose write depends on whether its output was there keeps the probe', { skip: unlessMissing(program('gcc', 'gcc')) }, () => {
